@@ -1,1 +1,24 @@
-fn main() {}
+//! `bulkhead`: one binary, several personalities.
+//!
+//! The personality is chosen before any thread exists: the sandbox init and helpers that must
+//! clone into namespaces run single-threaded, so `main` dispatches on argv first and only the
+//! subcommands that need one build a tokio runtime.
+
+mod cli;
+mod logging;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    logging::init(args.verbose);
+    match cli::dispatch(args.command) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("bulkhead: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}
