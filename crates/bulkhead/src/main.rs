@@ -12,6 +12,10 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Internal personalities run before argument parsing, logging or any thread.
+    if std::env::args_os().nth(1).is_some_and(|a| a == "__launch") {
+        return ExitCode::from(bulkhead_runtime::run_launcher() as u8);
+    }
     let args = cli::Cli::parse();
     logging::init(args.verbose);
     match cli::dispatch(args.command) {

@@ -1,6 +1,8 @@
 //! Command-line interface: one module per subcommand, each with an `Args` struct and a
 //! `run(args) -> anyhow::Result<u8>` that returns the process exit code.
 
+pub mod run;
+
 use clap::{Parser, Subcommand};
 
 /// Self-hosted sandboxes for AI agents.
@@ -16,9 +18,14 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Run one command in a fresh sandbox, then remove it (like `docker run --rm`).
+    Run(run::Args),
+}
 
 /// Runs one subcommand and returns its exit code.
 pub fn dispatch(command: Command) -> anyhow::Result<u8> {
-    match command {}
+    match command {
+        Command::Run(args) => run::run(args),
+    }
 }

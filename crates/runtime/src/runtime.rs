@@ -1,0 +1,265 @@
+//! The host-side entry point: configuration and sandbox creation.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cgroup::{CgroupLayout, SandboxCgroup, detect_layout};
+use crate::error::RuntimeError;
+use crate::launch::plan::{LaunchOutcome, LaunchPlan};
+use crate::sandbox::{Sandbox, SandboxState};
+use crate::spec::{SandboxSpec, valid_id};
+use crate::uids::{RANGE, UidSlot};
+
+/// Host-wide runtime settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RuntimeConfig {
+    /// Where sandbox directories (`sandboxes/<id>`) and uid claims (`uids/`) live.
+    pub state_dir: PathBuf,
+    /// The `bulkhead` binary; it is run as `<exe> __launch` to start each sandbox.
+    pub exe: PathBuf,
+    /// Name of Bulkhead's cgroup subtree under each hierarchy root.
+    pub cgroup_parent: String,
+    /// First host uid handed to sandboxes.
+    pub uid_base: u32,
+    /// Number of 65 536-id ranges available from `uid_base`.
+    pub uid_slots: u32,
+}
+
+impl RuntimeConfig {
+    /// Defaults: state under `state_dir`, the current executable as launcher.
+    pub fn new(state_dir: impl Into<PathBuf>, exe: impl Into<PathBuf>) -> Self {
+        Self {
+            state_dir: state_dir.into(),
+            exe: exe.into(),
+            cgroup_parent: "bulkhead".into(),
+            uid_base: 1 << 30,
+            uid_slots: 16_384,
+        }
+    }
+
+    /// Checks the values before anything is created.
+    pub fn validate(&self) -> Result<(), String> {
+        if !valid_cgroup_name(&self.cgroup_parent) {
+            return Err(format!("invalid cgroup parent {:?}", self.cgroup_parent));
+        }
+        let end = u64::from(self.uid_base) + u64::from(self.uid_slots) * u64::from(RANGE);
+        if self.uid_base == 0 || self.uid_slots == 0 || end > u64::from(u32::MAX) {
+            return Err(format!(
+                "uid range {}+{}×65536 does not fit in 32 bits",
+                self.uid_base, self.uid_slots
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn valid_cgroup_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && s != "."
+        && s != ".."
+}
+
+/// Creates sandboxes. Cheap to clone; safe to share between threads.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    config: RuntimeConfig,
+    layout: CgroupLayout,
+}
+
+impl Runtime {
+    /// Detects the cgroup layout, prepares the state directory and makes the calling process
+    /// a child subreaper, so that sandbox inits (whose launcher exits) are re-parented to it
+    /// and can be reaped. Call once per process.
+    pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
+        config.validate().map_err(|reason| RuntimeError::Launch {
+            id: String::new(),
+            message: reason,
+        })?;
+        let layout = detect_layout()?;
+        for sub in ["sandboxes", "uids"] {
+            let dir = config.state_dir.join(sub);
+            std::fs::create_dir_all(&dir).map_err(|source| RuntimeError::StateDir {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        let _ = std::fs::set_permissions(
+            &config.state_dir,
+            std::os::unix::fs::PermissionsExt::from_mode(0o711),
+        );
+        crate::sys::proc::set_child_subreaper().map_err(|source| RuntimeError::StateDir {
+            path: "prctl".into(),
+            source,
+        })?;
+        Ok(Self { config, layout })
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.config
+    }
+
+    /// The detected cgroup layout.
+    pub fn layout(&self) -> &CgroupLayout {
+        &self.layout
+    }
+
+    pub(crate) fn sandbox_dir(&self, id: &str) -> PathBuf {
+        self.config.state_dir.join("sandboxes").join(id)
+    }
+
+    /// Starts a sandbox and returns once its init accepts requests. Blocking (a few ms):
+    /// call it from a blocking thread in async code.
+    ///
+    /// On failure nothing is left behind (cgroup, directory, uid range).
+    pub fn create(&self, spec: SandboxSpec) -> Result<Sandbox, RuntimeError> {
+        validate_spec(&spec)?;
+        let dir = self.sandbox_dir(&spec.id);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(RuntimeError::Exists(spec.id));
+            }
+            Err(source) => return Err(RuntimeError::StateDir { path: dir, source }),
+        }
+        let _ = std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700));
+        let hint = rand::random::<u32>() % self.config.uid_slots;
+        let uids_dir = self.config.state_dir.join("uids");
+        let slot = match UidSlot::claim(
+            &uids_dir,
+            self.config.uid_base,
+            self.config.uid_slots,
+            hint,
+            &spec.id,
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        };
+        let cgroup = match SandboxCgroup::create(
+            &self.layout,
+            &self.config.cgroup_parent,
+            &spec.id,
+            &spec.limits,
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                slot.release();
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e.into());
+            }
+        };
+        let state = SandboxState {
+            id: spec.id.clone(),
+            dir: dir.clone(),
+            socket: dir.join("control.sock"),
+            init_pid: 0,
+            uid_slot: slot.slot,
+            root_host_id: slot.first,
+            cgroup: cgroup.clone(),
+        };
+        let plan = LaunchPlan {
+            spec,
+            dir: dir.clone(),
+            socket: state.socket.clone(),
+            root_host_id: slot.first,
+            id_count: RANGE,
+            cgroup_dirs: cgroup.dirs().into_iter().map(Path::to_path_buf).collect(),
+        };
+        match self.launch(&plan) {
+            Ok(init_pid) => {
+                let state = SandboxState { init_pid, ..state };
+                Sandbox::started(self.clone(), state, slot)
+            }
+            Err(e) => {
+                cgroup.kill();
+                let _ = cgroup.remove(Duration::from_secs(2));
+                slot.release();
+                let _ = std::fs::remove_dir_all(&dir);
+                Err(e)
+            }
+        }
+    }
+
+    fn launch(&self, plan: &LaunchPlan) -> Result<i32, RuntimeError> {
+        let exe = &self.config.exe;
+        let spawn_err = |source| RuntimeError::Spawn {
+            exe: exe.clone(),
+            source,
+        };
+        let mut child = Command::new(exe)
+            .arg("__launch")
+            .env_clear()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(spawn_err)?;
+        let input = serde_json::to_vec(plan).map_err(|e| RuntimeError::Launch {
+            id: plan.spec.id.clone(),
+            message: e.to_string(),
+        })?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(&input).map_err(spawn_err)?;
+        }
+        let mut output = String::new();
+        if let Some(mut stdout) = child.stdout.take() {
+            stdout.read_to_string(&mut output).map_err(spawn_err)?;
+        }
+        let _ = child.wait();
+        match serde_json::from_str::<LaunchOutcome>(&output) {
+            Ok(LaunchOutcome::Ready { init_pid }) => Ok(init_pid),
+            Ok(LaunchOutcome::Failed { message }) => Err(RuntimeError::Launch {
+                id: plan.spec.id.clone(),
+                message,
+            }),
+            Err(_) => Err(RuntimeError::Launch {
+                id: plan.spec.id.clone(),
+                message: format!(
+                    "the launcher gave no answer (is {} a bulkhead binary?)",
+                    exe.display()
+                ),
+            }),
+        }
+    }
+}
+
+fn validate_spec(spec: &SandboxSpec) -> Result<(), RuntimeError> {
+    if !valid_id(&spec.id) {
+        return Err(RuntimeError::InvalidId(spec.id.clone()));
+    }
+    if spec.layers.is_empty() {
+        return Err(RuntimeError::NoLayers);
+    }
+    for layer in &spec.layers {
+        if !layer.is_absolute() || !layer.is_dir() {
+            return Err(RuntimeError::Layer(layer.clone()));
+        }
+    }
+    for b in &spec.binds {
+        let refuse = |reason| RuntimeError::Bind {
+            source_path: b.source.clone(),
+            target: b.target.clone(),
+            reason,
+        };
+        if !b.target.is_absolute()
+            || b.target
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return Err(refuse("the target must be an absolute path without '..'"));
+        }
+        if !b.source.is_absolute() || !b.source.exists() {
+            return Err(refuse("the source must be an existing absolute host path"));
+        }
+    }
+    Ok(())
+}

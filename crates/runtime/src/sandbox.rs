@@ -1,0 +1,165 @@
+//! A running sandbox, seen from the host.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use serde::{Deserialize, Serialize};
+
+use crate::cgroup::{CgroupError, CgroupStats, SandboxCgroup};
+use crate::error::{ExecError, RuntimeError};
+use crate::process::Process;
+use crate::runtime::Runtime;
+use crate::spec::ExecSpec;
+use crate::sys;
+use crate::uids::UidSlot;
+
+/// What the host must remember about a sandbox; kept in `<dir>/state.json` so a restarted
+/// server can find it again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SandboxState {
+    /// Sandbox id.
+    pub id: String,
+    /// `<state>/sandboxes/<id>`.
+    pub dir: PathBuf,
+    /// Control socket of the init.
+    pub socket: PathBuf,
+    /// Host pid of the init.
+    pub init_pid: i32,
+    /// Claimed uid slot.
+    pub uid_slot: u32,
+    /// Host uid of root inside.
+    pub root_host_id: u32,
+    /// cgroup directories.
+    #[serde(skip)]
+    pub cgroup: SandboxCgroup,
+}
+
+/// A running sandbox. Dropping the handle leaves the sandbox running; call
+/// [`Sandbox::destroy`] to end it.
+#[derive(Debug)]
+pub struct Sandbox {
+    runtime: Runtime,
+    state: SandboxState,
+    slot: UidSlot,
+    pidfd: OwnedFd,
+}
+
+impl Sandbox {
+    pub(crate) fn started(
+        runtime: Runtime,
+        state: SandboxState,
+        slot: UidSlot,
+    ) -> Result<Self, RuntimeError> {
+        let pidfd =
+            sys::proc::pidfd_open(state.init_pid).map_err(|source| RuntimeError::StateDir {
+                path: "pidfd".into(),
+                source,
+            })?;
+        if let Ok(json) = serde_json::to_vec_pretty(&state) {
+            let _ = std::fs::write(state.dir.join("state.json"), json);
+        }
+        Ok(Self {
+            runtime,
+            state,
+            slot,
+            pidfd,
+        })
+    }
+
+    /// Finds a sandbox started earlier (by this or a previous process) from its state file.
+    /// Returns `None` when it is no longer running.
+    pub fn adopt(runtime: &Runtime, id: &str) -> Option<Self> {
+        let dir = runtime.sandbox_dir(id);
+        let text = std::fs::read(dir.join("state.json")).ok()?;
+        let mut state: SandboxState = serde_json::from_slice(&text).ok()?;
+        state.cgroup = SandboxCgroup::paths(runtime.layout(), &runtime.config().cgroup_parent, id);
+        // The pid must still be the init of this sandbox (pids are reused).
+        if !state.cgroup.procs().contains(&state.init_pid) {
+            return None;
+        }
+        let pidfd = sys::proc::pidfd_open(state.init_pid).ok()?;
+        let slot = UidSlot::existing(
+            &runtime.config().state_dir.join("uids"),
+            runtime.config().uid_base,
+            state.uid_slot,
+        );
+        Some(Self {
+            runtime: runtime.clone(),
+            state,
+            slot,
+            pidfd,
+        })
+    }
+
+    /// Sandbox id (also its hostname).
+    pub fn id(&self) -> &str {
+        &self.state.id
+    }
+
+    /// Host pid of the sandbox init.
+    pub fn init_pid(&self) -> i32 {
+        self.state.init_pid
+    }
+
+    /// Host uid (and gid) that root inside the sandbox maps to.
+    pub fn root_host_id(&self) -> u32 {
+        self.state.root_host_id
+    }
+
+    /// The sandbox's root directory as the host can reach it (`/proc/<init>/root`).
+    pub fn root_path(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/root", self.state.init_pid))
+    }
+
+    /// True while the init runs.
+    pub fn is_running(&self) -> bool {
+        let mut fds = [PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN)];
+        matches!(poll(&mut fds, PollTimeout::ZERO), Ok(0))
+    }
+
+    /// Starts a process. Blocking (one round trip to the init).
+    pub fn exec(&self, spec: ExecSpec) -> Result<Process, ExecError> {
+        Process::start(&self.state.socket, spec)
+    }
+
+    /// Resource usage from the sandbox's cgroup.
+    pub fn stats(&self) -> CgroupStats {
+        self.state.cgroup.stats()
+    }
+
+    /// Freezes every process of the sandbox (pause) or thaws them (resume).
+    pub fn set_frozen(&self, frozen: bool) -> Result<(), CgroupError> {
+        self.state.cgroup.set_frozen(frozen)
+    }
+
+    /// Kills every process in the sandbox at once. The sandbox stays registered until
+    /// [`Sandbox::destroy`].
+    pub fn kill(&self) {
+        // Thaw first: a frozen cgroup does not die on SIGKILL in cgroup v1.
+        let _ = self.state.cgroup.set_frozen(false);
+        self.state.cgroup.kill();
+        let _ = sys::proc::pidfd_send_signal(&self.pidfd, libc::SIGKILL);
+    }
+
+    /// Kills the sandbox and removes everything it had on the host: processes, cgroups, its
+    /// directory and uid range. Mounts need no unmount: they lived only in the sandbox's mount
+    /// namespace, which dies with its last process. Blocking; idempotent in effect.
+    pub fn destroy(self) -> Result<(), RuntimeError> {
+        self.kill();
+        // Reap the init when it is our child (it is when this process is the subreaper that
+        // created it); otherwise wait for the pidfd to report its exit.
+        let pid = nix::unistd::Pid::from_raw(self.state.init_pid);
+        if nix::sys::wait::waitpid(pid, None).is_err() {
+            let mut fds = [PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN)];
+            let _ = poll(&mut fds, PollTimeout::from(5000u16));
+        }
+        let result = self.state.cgroup.remove(Duration::from_secs(5));
+        self.slot.release();
+        let _ = std::fs::remove_dir_all(&self.state.dir);
+        let _ = self.runtime;
+        let _ = self.pidfd.as_raw_fd();
+        result.map_err(RuntimeError::from)
+    }
+}

@@ -1,0 +1,106 @@
+//! What to launch: the sandbox description the host hands to the launcher, and the process
+//! description it hands to the sandbox init.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::limits::Limits;
+
+/// One sandbox to start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SandboxSpec {
+    /// Sandbox id: `[a-z0-9]{1,32}`; also the hostname inside.
+    pub id: String,
+    /// Read-only layer directories, bottom (base image) first. Stacked as overlay lowerdirs,
+    /// never modified, shared by every sandbox that uses them.
+    pub layers: Vec<PathBuf>,
+    /// Resource limits.
+    pub limits: Limits,
+    /// Host paths bind-mounted into the sandbox before any user code runs.
+    pub binds: Vec<BindMount>,
+}
+
+/// A host path made visible inside a sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindMount {
+    /// Absolute host path (file or directory).
+    pub source: PathBuf,
+    /// Absolute path inside the sandbox; created if missing.
+    pub target: PathBuf,
+    /// Mount read-only.
+    pub read_only: bool,
+}
+
+/// How a process's standard streams are connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Stdio {
+    /// Separate pipes for stdout and stderr; stdin is a pipe when `stdin` is true, else /dev/null.
+    Pipes {
+        /// Give the caller a writable stdin pipe.
+        stdin: bool,
+    },
+    /// One pseudo-terminal for all three streams, as the process's controlling terminal.
+    Pty {
+        /// Terminal rows.
+        rows: u16,
+        /// Terminal columns.
+        cols: u16,
+    },
+}
+
+/// One process to start inside a sandbox.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExecSpec {
+    /// Program and arguments; `argv[0]` is looked up in `PATH` when it has no `/`.
+    pub argv: Vec<String>,
+    /// Environment. Nothing is inherited from the host; `PATH`, `HOME`, `USER`, `LOGNAME`,
+    /// `LANG` (and `TERM` on a PTY) get defaults when absent.
+    pub env: Vec<(String, String)>,
+    /// Working directory; defaults to the user's home, or `/`.
+    pub cwd: Option<String>,
+    /// User name or numeric uid (`"user"`, `"1000"`, `"1000:1000"`); defaults to root.
+    pub user: Option<String>,
+    /// Standard streams.
+    pub stdio: Stdio,
+    /// Keep the process running when the host closes its connection. By default, closing
+    /// the connection kills the process's group.
+    pub detach: bool,
+}
+
+impl ExecSpec {
+    /// A root process with piped output, no stdin and the default environment.
+    pub fn command<I, S>(argv: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self {
+            argv: argv.into_iter().map(Into::into).collect(),
+            env: Vec::new(),
+            cwd: None,
+            user: None,
+            stdio: Stdio::Pipes { stdin: false },
+            detach: false,
+        }
+    }
+}
+
+/// Checks that an id is safe as a hostname, a directory name and a cgroup name.
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+/// A fresh random sandbox id: 20 characters of `[a-z0-9]`.
+pub fn new_id() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..20)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
