@@ -128,7 +128,9 @@ impl Runtime {
             }
             Err(source) => return Err(RuntimeError::StateDir { path: dir, source }),
         }
-        let _ = std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700));
+        // 0711: the sandbox init, already running as its unprivileged host uid, must traverse
+        // this directory to reach its root before pivot_root; nothing here is listable.
+        let _ = std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o711));
         let hint = rand::random::<u32>() % self.config.uid_slots;
         let uids_dir = self.config.state_dir.join("uids");
         let slot = match UidSlot::claim(

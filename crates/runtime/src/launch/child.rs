@@ -55,6 +55,14 @@ fn intermediate(
     let mut go = [0u8; 1];
     l2c.read_exact(&mut go)
         .map_err(|_| "the launcher gave up preparing the root filesystem".to_string())?;
+    // The maps exist now. Until this point C still runs as host uid 0 (only its capabilities
+    // are confined to the new namespace); become the namespace's root, which is the sandbox's
+    // unprivileged host uid, and drop host root's supplementary groups.
+    nix::unistd::setgroups(&[]).map_err(|e| format!("dropping host groups: {e}"))?;
+    let root_gid = nix::unistd::Gid::from_raw(0);
+    let root_uid = nix::unistd::Uid::from_raw(0);
+    nix::unistd::setresgid(root_gid, root_gid, root_gid).map_err(|e| format!("setresgid: {e}"))?;
+    nix::unistd::setresuid(root_uid, root_uid, root_uid).map_err(|e| format!("setresuid: {e}"))?;
     // Now the other namespaces, owned by the new user namespace. The mount namespace is a copy
     // of L's, so it holds the overlay and /dev mounted there (locked together, which is fine).
     let flags = CloneFlags::CLONE_NEWNS

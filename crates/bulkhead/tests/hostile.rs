@@ -1,0 +1,318 @@
+//! Hostile code: every test runs an attack inside a real sandbox and asserts it fails.
+//! The attacks live in tests/probe/probe.py (bind-mounted read-only at /probe.py).
+
+mod common;
+
+use std::os::unix::fs::MetadataExt;
+use std::time::{Duration, Instant};
+
+use bulkhead_runtime::{ExecSpec, Limits, Sandbox, seccomp};
+use common::*;
+use nix::libc;
+
+fn debian(t: &TestRuntime, limits: Limits) -> Sandbox {
+    let mut spec = t.spec("debian");
+    spec.limits = limits;
+    spec.binds.push(probe());
+    t.create(spec)
+}
+
+#[test]
+fn fork_bomb_is_stopped_by_the_pids_limit() {
+    let t = TestRuntime::new();
+    let sb = debian(
+        &t,
+        Limits {
+            pids: Some(64),
+            ..Default::default()
+        },
+    );
+    let v = assert_refused(&sb, &["fork-bomb"]);
+    assert_eq!(v["errno"], libc::EAGAIN, "{v}");
+    assert!(sb.stats().pids <= 64);
+    // The host is fine: it can still start processes.
+    assert!(
+        std::process::Command::new("true")
+            .status()
+            .unwrap()
+            .success()
+    );
+    sb.destroy().unwrap();
+}
+
+#[test]
+fn memory_bomb_is_oom_killed_inside_its_own_cgroup() {
+    let t = TestRuntime::new();
+    let sb = debian(
+        &t,
+        Limits {
+            memory_bytes: Some(128 << 20),
+            ..Default::default()
+        },
+    );
+    let out = run_spec(
+        &sb,
+        ExecSpec::command(["python3", "/probe.py", "memory-bomb"]),
+    );
+    // Either the kernel's OOM killer ended it (SIGKILL) or allocation failed inside.
+    assert!(
+        out.code == 137 || out.stdout.contains("\"ok\": false"),
+        "{out:?}"
+    );
+    if out.code == 137 {
+        assert!(sb.stats().oom_kills >= 1, "{:?}", sb.stats());
+    }
+    // The sandbox itself (its init) survived, and so did the test process.
+    assert_eq!(sh(&sb, "echo alive").stdout, "alive\n");
+    sb.destroy().unwrap();
+}
+
+#[test]
+fn disk_fill_hits_enospc_inside() {
+    let t = TestRuntime::new();
+    let sb = debian(
+        &t,
+        Limits {
+            disk_bytes: Some(16 << 20),
+            ..Default::default()
+        },
+    );
+    let v = assert_refused(&sb, &["disk-fill", "/tmp/fill"]);
+    assert_eq!(v["errno"], libc::ENOSPC, "{v}");
+    let written: u64 = v["detail"]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        written <= 16 << 20,
+        "wrote {written} bytes past a 16 MiB disk"
+    );
+    sb.destroy().unwrap();
+}
+
+#[test]
+fn host_files_are_out_of_reach() {
+    let t = TestRuntime::new();
+    let secret = t.state.path().join("host-secret.txt");
+    std::fs::write(&secret, "TOP-SECRET").unwrap();
+    let sb = debian(&t, Limits::default());
+    let path = secret.to_str().unwrap();
+    for p in [
+        path.to_string(),
+        format!("/proc/1/root{path}"),
+        format!("/../../..{path}"),
+        "/proc/1/root/../../../etc/shadow".into(),
+    ] {
+        let v = probe_run(&sb, &["read", &p]);
+        assert!(
+            v["ok"] == false || !v["detail"].as_str().unwrap_or("").contains("TOP-SECRET"),
+            "{p}: {v}"
+        );
+    }
+    // Symlinks resolve inside the sandbox's root.
+    let out = sh(
+        &sb,
+        &format!(
+            "ln -s / /tmp/up && cat /tmp/up/../..{path} 2>&1; ls /proc/1/root/ | head -3; grep -rl TOP-SECRET /var /tmp /root 2>/dev/null | head -1"
+        ),
+    );
+    assert!(!out.stdout.contains("TOP-SECRET"), "{out:?}");
+    // /proc/1/root is the sandbox's own root (its /etc/hostname names the sandbox).
+    let v = probe_run(&sb, &["read", "/proc/1/root/etc/hostname"]);
+    assert!(
+        v["ok"] == false || v["detail"].as_str().unwrap().starts_with(sb.id()),
+        "{v}"
+    );
+    sb.destroy().unwrap();
+}
+
+#[test]
+fn kernel_interfaces_are_read_only() {
+    let t = TestRuntime::new();
+    let sb = debian(&t, Limits::default());
+    for p in [
+        "/proc/sys/vm/drop_caches",
+        "/proc/sys/kernel/core_pattern",
+        "/proc/sysrq-trigger",
+        "/sys/kernel/mm/transparent_hugepage/enabled",
+        "/sys/fs/cgroup/cgroup.procs",
+    ] {
+        assert_refused(&sb, &["write", p]);
+    }
+    sb.destroy().unwrap();
+}
+
+#[test]
+fn dangerous_syscalls_fail() {
+    let t = TestRuntime::new();
+    let sb = debian(&t, Limits::default());
+    for name in [
+        "mount",
+        "umount2",
+        "pivot_root",
+        "kexec_load",
+        "init_module",
+        "finit_module",
+        "delete_module",
+        "bpf",
+        "perf_event_open",
+        "keyctl",
+        "add_key",
+        "reboot",
+        "swapon",
+        "open_by_handle_at",
+        "userfaultfd",
+        "setns",
+        "unshare",
+        "ptrace",
+        "iopl",
+        "io_uring_setup",
+        "syslog",
+        "clock_settime",
+    ] {
+        let v = assert_refused(&sb, &["syscall", name]);
+        assert_eq!(v["errno"], libc::EPERM, "{name}: {v}");
+        if name != "iopl" {
+            assert!(
+                seccomp::DENIED.iter().any(|(n, _)| *n == name),
+                "{name} is not in the seccomp deny-list"
+            );
+        }
+    }
+    // New user namespaces (to regain capabilities) through every door.
+    assert_refused(&sb, &["unshare-user"]);
+    assert_refused(&sb, &["clone-newuser"]);
+    let out = sh(&sb, "unshare -U true 2>&1; echo rc=$?");
+    assert!(!out.stdout.contains("rc=0"), "{out:?}");
+    sb.destroy().unwrap();
+}
+
+#[test]
+fn no_raw_sockets_and_no_route_to_the_host() {
+    let t = TestRuntime::new();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let sb = debian(&t, Limits::default());
+    assert_refused(&sb, &["raw-socket"]);
+    assert_refused(&sb, &["connect", &port]);
+    // Loopback inside works.
+    let out = sh(
+        &sb,
+        "python3 -c 'import socket; s=socket.socket(); s.bind((\"127.0.0.1\",0)); s.listen(); c=socket.create_connection(s.getsockname()); print(\"ok\")'",
+    );
+    assert_eq!(out.stdout.trim(), "ok", "{out:?}");
+    sb.destroy().unwrap();
+}
+
+#[test]
+fn host_processes_are_invisible_and_unreachable() {
+    let t = TestRuntime::new();
+    let sb = debian(&t, Limits::default());
+    let me = std::process::id().to_string();
+    let out = sh(&sb, "ls /proc | grep -E '^[0-9]+$' | wc -l");
+    let visible: usize = out.stdout.trim().parse().unwrap();
+    assert!(visible <= 6, "sandbox sees {visible} processes: {out:?}");
+    assert_refused(&sb, &["kill", &me]);
+    assert_refused(&sb, &["ptrace", &me]);
+    assert_refused(&sb, &["ptrace", "1"]);
+    assert_refused(&sb, &["read", "/proc/1/environ"]);
+    sb.destroy().unwrap();
+}
+
+#[test]
+fn sandboxes_cannot_see_or_signal_each_other() {
+    let t = TestRuntime::new();
+    let a = debian(&t, Limits::default());
+    let b = debian(&t, Limits::default());
+    let victim = a
+        .exec(ExecSpec {
+            detach: true,
+            ..ExecSpec::command(["sleep", "1000"])
+        })
+        .unwrap();
+    assert_eq!(
+        sh(&a, "echo private > /tmp/a-only; echo done").stdout,
+        "done\n"
+    );
+    // b sees neither a's files nor its process; signalling the same pid number hits b's own
+    // namespace, never a's process.
+    assert_eq!(
+        sh(&b, "cat /tmp/a-only 2>/dev/null || echo absent").stdout,
+        "absent\n"
+    );
+    let out = sh(&b, "ps -eo args | grep -c '^sleep 1000' || true");
+    assert_eq!(out.stdout.trim(), "0");
+    let _ = probe_run(&b, &["kill", &victim.pid.to_string()]);
+    let a_host = a.root_path();
+    assert!(a_host.join("tmp/a-only").exists());
+    assert_eq!(
+        sh(&a, "ps -eo args | grep -c '^sleep 1000'").stdout.trim(),
+        "1",
+        "a's process was killed from b"
+    );
+    assert_ne!(
+        a.root_host_id(),
+        b.root_host_id(),
+        "sandboxes share a uid range"
+    );
+    a.destroy().unwrap();
+    b.destroy().unwrap();
+}
+
+#[test]
+fn root_inside_is_an_unprivileged_uid_outside() {
+    let t = TestRuntime::new();
+    let sb = debian(&t, Limits::default());
+    assert_eq!(
+        sh(&sb, "echo x > /root/made-by-root && id -u").stdout,
+        "0\n"
+    );
+    let meta = std::fs::metadata(sb.root_path().join("root/made-by-root")).unwrap();
+    assert_eq!(meta.uid(), sb.root_host_id());
+    assert_eq!(meta.gid(), sb.root_host_id());
+    assert!(sb.root_host_id() >= 65536);
+    // The init process itself runs as that uid on the host.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", sb.init_pid())).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(
+        uid_line.contains(&sb.root_host_id().to_string()),
+        "{uid_line}"
+    );
+    // The read-only bind (the probe) cannot be modified.
+    assert_refused(&sb, &["write", "/probe.py"]);
+    sb.destroy().unwrap();
+}
+
+#[test]
+fn host_stays_responsive_under_a_fork_bomb() {
+    let t = TestRuntime::new();
+    let sb = debian(
+        &t,
+        Limits {
+            pids: Some(32),
+            cpu_millis: Some(500),
+            ..Default::default()
+        },
+    );
+    let _bomb = sb
+        .exec(ExecSpec {
+            detach: true,
+            ..ExecSpec::command(["sh", "-c", ":(){ :|:& };:"])
+        })
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    assert!(
+        std::process::Command::new("true")
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(sb.stats().pids <= 32);
+    let _ = start.elapsed();
+    sb.destroy().unwrap();
+}

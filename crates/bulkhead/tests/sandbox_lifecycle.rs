@@ -1,0 +1,406 @@
+//! Sandbox lifecycle: create, exec, kill, destroy, pools, and that nothing is left behind.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use bulkhead_runtime::{ExecError, ExecFailure, ExecSpec, Pool, PoolKey, Stdio};
+use common::*;
+
+#[test]
+fn runs_a_command_with_a_clean_environment() {
+    let t = TestRuntime::new();
+    let sb = t.create(t.spec("busybox"));
+    let out = sh(&sb, "echo out; echo err >&2; hostname; env | sort; exit 7");
+    assert_eq!(out.code, 7);
+    assert!(out.stdout.starts_with("out\n"), "{out:?}");
+    assert_eq!(out.stderr, "err\n");
+    assert!(
+        out.stdout.contains(&format!("\n{}\n", sb.id())),
+        "hostname is the id: {out:?}"
+    );
+    assert!(out.stdout.contains("PATH=/usr/local/sbin:"), "{out:?}");
+    assert!(out.stdout.contains("HOME=/root"), "{out:?}");
+    assert!(out.stdout.contains("LANG=C.UTF-8"), "{out:?}");
+    // Nothing leaks in from the host environment (the test runner sets CARGO_* variables).
+    assert!(
+        !out.stdout.contains("CARGO"),
+        "host environment leaked: {out:?}"
+    );
+    sb.destroy().unwrap();
+}
+
+#[test]
+fn env_cwd_and_user_are_applied() {
+    let t = TestRuntime::new();
+    let sb = t.create(t.spec("busybox"));
+    let spec = ExecSpec {
+        env: vec![
+            ("GREETING".into(), "hi there".into()),
+            ("PATH".into(), "/bin".into()),
+        ],
+        cwd: Some("/tmp".into()),
+        user: Some("user".into()),
+        ..ExecSpec::command([
+            "sh",
+            "-c",
+            "echo $GREETING; pwd; id -u; id -g; echo $PATH $HOME; touch f; ls -ln f",
+        ])
+    };
+    let out = run_spec(&sb, spec);
+    assert_eq!(out.code, 0, "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        &lines[..5],
+        ["hi there", "/tmp", "1000", "1000", "/bin /home/user"]
+    );
+    assert!(
+        lines[5].contains(" 1000 ") && lines[5].contains(" 1000 "),
+        "{lines:?}"
+    );
+    sb.destroy().unwrap();
+}
+
+#[test]
+fn exec_failures_are_typed() {
+    let t = TestRuntime::new();
+    let sb = t.create(t.spec("busybox"));
+    let not_found = sb.exec(ExecSpec::command(["no-such-command"])).unwrap_err();
+    assert!(
+        matches!(
+            not_found,
+            ExecError::Failed {
+                kind: ExecFailure::NotFound,
+                ..
+            }
+        ),
+        "{not_found:?}"
+    );
+    assert_eq!(ExecFailure::NotFound.exit_code(), 127);
+    let user = sb
+        .exec(ExecSpec {
+            user: Some("mallory".into()),
+            ..ExecSpec::command(["true"])
+        })
+        .unwrap_err();
+    assert!(
+        matches!(&user, ExecError::Failed { kind: ExecFailure::UnknownUser, message } if message.contains("mallory")),
+        "{user:?}"
+    );
+    let cwd = sb
+        .exec(ExecSpec {
+            cwd: Some("/nope".into()),
+            ..ExecSpec::command(["true"])
+        })
+        .unwrap_err();
+    assert!(
+        matches!(
+            cwd,
+            ExecError::Failed {
+                kind: ExecFailure::BadCwd,
+                ..
+            }
+        ),
+        "{cwd:?}"
+    );
+    let not_exec = sb.exec(ExecSpec::command(["/etc/passwd"])).unwrap_err();
+    assert!(
+        matches!(
+            not_exec,
+            ExecError::Failed {
+                kind: ExecFailure::NotExecutable,
+                ..
+            }
+        ),
+        "{not_exec:?}"
+    );
+    let empty = sb
+        .exec(ExecSpec::command(Vec::<String>::new()))
+        .unwrap_err();
+    assert!(
+        matches!(
+            empty,
+            ExecError::Failed {
+                kind: ExecFailure::Invalid,
+                ..
+            }
+        ),
+        "{empty:?}"
+    );
+    // The sandbox still works after all of that.
+    assert_eq!(sh(&sb, "true").code, 0);
+    sb.destroy().unwrap();
+}
+
+#[test]
+fn stdin_signals_and_pty() {
+    let t = TestRuntime::new();
+    let sb = t.create(t.spec("busybox"));
+    // stdin
+    let mut p = sb
+        .exec(ExecSpec {
+            stdio: Stdio::Pipes { stdin: true },
+            ..ExecSpec::command(["tr", "a-z", "A-Z"])
+        })
+        .unwrap();
+    let mut stdin = p.stdin.take().unwrap();
+    stdin.write_all(b"hello sandbox\n").unwrap();
+    drop(stdin);
+    let mut out = String::new();
+    p.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    assert_eq!(out, "HELLO SANDBOX\n");
+    assert_eq!(p.wait().unwrap().code, Some(0));
+    // signal
+    let p = sb.exec(ExecSpec::command(["sleep", "100"])).unwrap();
+    p.signal(15, false).unwrap();
+    let st = p.wait().unwrap();
+    assert_eq!((st.code, st.signal), (None, Some(15)));
+    assert_eq!(st.shell_code(), 143);
+    // PTY: a terminal of the requested size, and it is the controlling terminal
+    let mut p = sb
+        .exec(ExecSpec {
+            stdio: Stdio::Pty {
+                rows: 33,
+                cols: 101,
+            },
+            ..ExecSpec::command(["sh", "-c", "stty size; tty"])
+        })
+        .unwrap();
+    let mut pty = p.pty.take().unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while let Ok(n) = pty.read(&mut chunk) {
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.contains("33 101"), "{text:?}");
+    assert!(text.contains("/dev/pts/0"), "{text:?}");
+    assert_eq!(p.wait().unwrap().code, Some(0));
+    sb.destroy().unwrap();
+}
+
+#[test]
+fn closing_the_connection_kills_the_process_unless_detached() {
+    let t = TestRuntime::new();
+    let sb = t.create(t.spec("busybox"));
+    drop(
+        sb.exec(ExecSpec::command(["sh", "-c", "sleep 1000"]))
+            .unwrap(),
+    );
+    let detached = sb
+        .exec(ExecSpec {
+            detach: true,
+            ..ExecSpec::command(["sh", "-c", "exec sleep 999"])
+        })
+        .unwrap();
+    drop(detached);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = sh(&sb, "ps -o args | grep -c '^sleep 1000' || true");
+        if out.stdout.trim() == "0" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "attached process survived its connection"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        sh(&sb, "ps -o args | grep -c '^sleep 999'").stdout.trim(),
+        "1"
+    );
+    sb.destroy().unwrap();
+}
+
+#[test]
+fn kill_and_destroy_end_everything() {
+    let t = TestRuntime::new();
+    let sb = t.create(t.spec("busybox"));
+    let _bg = sb
+        .exec(ExecSpec {
+            detach: true,
+            ..ExecSpec::command(["sh", "-c", "sleep 1000 & sleep 1000 & wait"])
+        })
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(sb.stats().pids >= 4, "{:?}", sb.stats());
+    assert!(sb.is_running());
+    sb.kill();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sb.is_running() {
+        assert!(Instant::now() < deadline, "sandbox survived kill");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(matches!(
+        sb.exec(ExecSpec::command(["true"])),
+        Err(ExecError::NotRunning(_))
+    ));
+    sb.destroy().unwrap();
+    assert_eq!(t.cgroup_children(), 0);
+}
+
+#[test]
+fn pool_hands_out_ready_sandboxes() {
+    let t = TestRuntime::new();
+    let key = PoolKey {
+        layers: vec![rootfs("busybox")],
+        limits: Default::default(),
+        binds: vec![],
+    };
+    let pool = Pool::new(t.runtime.clone(), key, 2);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pool.ready() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "pool did not fill: {:?}",
+            pool.last_error()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let a = pool.take().expect("a pooled sandbox");
+    let b = pool.create().expect("second");
+    assert_ne!(a.id(), b.id());
+    assert_eq!(sh(&a, "hostname").stdout.trim(), a.id());
+    a.destroy().unwrap();
+    b.destroy().unwrap();
+    pool.shutdown();
+    assert_eq!(t.cgroup_children(), 0);
+    assert_eq!(
+        std::fs::read_dir(t.state.path().join("sandboxes"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+fn host_mounts() -> usize {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .count()
+}
+
+fn children_of_self() -> usize {
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .chars()
+                .all(|c| c.is_ascii_digit())
+        })
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')
+                        .map(|(_, rest)| rest.split_whitespace().nth(1) == Some(me.as_str()))
+                })
+                .unwrap_or(false)
+        })
+        .count()
+}
+
+fn loop_devices() -> usize {
+    std::fs::read_dir("/sys/block")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().starts_with("loop"))
+                .filter(|e| {
+                    std::fs::read_to_string(e.path().join("size"))
+                        .map(|s| s.trim() != "0")
+                        .unwrap_or(false)
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// 100 create/destroy cycles leave no mount, cgroup, directory, process, uid claim or loop
+/// device behind.
+#[test]
+fn hundred_cycles_leave_nothing_behind() {
+    let t = TestRuntime::new();
+    let before = (host_mounts(), children_of_self(), loop_devices());
+    for i in 0..100 {
+        let sb = t.create(t.spec("busybox"));
+        if i % 10 == 0 {
+            assert_eq!(sh(&sb, "echo $((6*7))").stdout, "42\n");
+        }
+        sb.destroy().unwrap();
+    }
+    let after = (host_mounts(), children_of_self(), loop_devices());
+    assert_eq!(
+        before, after,
+        "(mounts, child processes, loop devices) changed"
+    );
+    assert_eq!(t.cgroup_children(), 0, "sandbox cgroups left");
+    assert_eq!(
+        std::fs::read_dir(t.state.path().join("sandboxes"))
+            .unwrap()
+            .count(),
+        0,
+        "sandbox dirs left"
+    );
+    assert_eq!(
+        std::fs::read_dir(t.state.path().join("uids"))
+            .unwrap()
+            .count(),
+        0,
+        "uid claims left"
+    );
+}
+
+#[test]
+fn bad_specs_are_refused_without_leftovers() {
+    let t = TestRuntime::new();
+    let mut spec = t.spec("busybox");
+    spec.id = "Not-Valid".into();
+    assert!(t.runtime.create(spec).is_err());
+    let mut spec = t.spec("busybox");
+    spec.layers = vec!["/nonexistent/rootfs".into()];
+    let err = t.runtime.create(spec).unwrap_err().to_string();
+    assert!(err.contains("/nonexistent/rootfs"), "{err}");
+    let mut spec = t.spec("busybox");
+    spec.binds = vec![bulkhead_runtime::BindMount {
+        source: "/etc".into(),
+        target: "relative".into(),
+        read_only: true,
+    }];
+    assert!(t.runtime.create(spec).is_err());
+    assert_eq!(t.cgroup_children(), 0);
+    assert_eq!(
+        std::fs::read_dir(t.state.path().join("sandboxes"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn debian_rootfs_runs_python() {
+    let t = TestRuntime::new();
+    let sb = t.create(t.spec("debian"));
+    let out = run_spec(
+        &sb,
+        ExecSpec::command([
+            "python3",
+            "-c",
+            "import os, socket; print(os.getuid(), socket.gethostname())",
+        ]),
+    );
+    assert_eq!(out.stdout.trim(), format!("0 {}", sb.id()), "{out:?}");
+    // Files from the image are owned by root inside, thanks to the idmapped layers.
+    assert_eq!(
+        sh(&sb, "stat -c '%U:%G' /usr/bin/python3 /etc/passwd").stdout,
+        "root:root\nroot:root\n"
+    );
+    sb.destroy().unwrap();
+}

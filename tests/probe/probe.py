@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""Hostile probe run inside Bulkhead sandboxes by the test suite.
+
+Each subcommand tries one thing sandboxed code must not be able to do and prints one JSON
+object: {"action": ..., "ok": <did the forbidden thing succeed>, "errno": ..., "detail": ...}.
+The tests assert "ok": false. Only the standard library is used (ctypes for raw syscalls).
+"""
+import ctypes
+import errno
+import json
+import os
+import socket
+import sys
+
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+
+# x86_64 syscall numbers.
+NR = {
+    "mount": 165, "umount2": 166, "pivot_root": 155, "kexec_load": 246, "init_module": 175,
+    "finit_module": 313, "delete_module": 176, "bpf": 321, "perf_event_open": 298,
+    "keyctl": 250, "add_key": 248, "reboot": 169, "swapon": 167, "open_by_handle_at": 304,
+    "userfaultfd": 323, "setns": 308, "unshare": 272, "ptrace": 101, "iopl": 172,
+    "io_uring_setup": 425, "syslog": 103, "clock_settime": 227,
+}
+
+
+def out(action, ok, err=0, detail=""):
+    print(json.dumps({"action": action, "ok": ok, "errno": err, "detail": detail}))
+
+
+def raw_syscall(name):
+    args = [0, 0, 0, 0, 0, 0]
+    if name == "unshare":
+        args[0] = 0x10000000  # CLONE_NEWUSER
+    if name == "mount":
+        src = ctypes.c_char_p(b"none")
+        tgt = ctypes.c_char_p(b"/tmp")
+        fst = ctypes.c_char_p(b"tmpfs")
+        rc = libc.syscall(NR[name], src, tgt, fst, 0, 0)
+    elif name == "reboot":
+        rc = libc.syscall(NR[name], 0xfee1dead, 672274793, 0x4321FEDC, 0)  # RESTART
+    else:
+        rc = libc.syscall(NR[name], *args)
+    e = ctypes.get_errno()
+    out("syscall:" + name, rc >= 0, e, os.strerror(e) if rc < 0 else "returned %d" % rc)
+
+
+def unshare_user():
+    CLONE_NEWUSER = 0x10000000
+    rc = libc.unshare(CLONE_NEWUSER)
+    e = ctypes.get_errno()
+    out("unshare-user", rc == 0, e, os.strerror(e))
+
+
+def clone_newuser():
+    # fork through the raw clone syscall with CLONE_NEWUSER|SIGCHLD.
+    rc = libc.syscall(56, 0x10000000 | 17, 0, 0, 0, 0)
+    e = ctypes.get_errno()
+    if rc == 0:
+        os._exit(0)
+    if rc > 0:
+        os.waitpid(rc, 0)
+    out("clone-newuser", rc >= 0, e, os.strerror(e))
+
+
+def write_file(path, data=b"1"):
+    try:
+        with open(path, "wb") as f:
+            f.write(data)
+        out("write:" + path, True)
+    except OSError as ex:
+        out("write:" + path, False, ex.errno, str(ex))
+
+
+def read_file(path):
+    try:
+        with open(path, "rb") as f:
+            data = f.read(64)
+        out("read:" + path, True, 0, data.decode(errors="replace"))
+    except OSError as ex:
+        out("read:" + path, False, ex.errno, str(ex))
+
+
+def raw_socket():
+    try:
+        socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+        out("raw-socket", True)
+    except OSError as ex:
+        out("raw-socket", False, ex.errno, str(ex))
+
+
+def connect(port):
+    s = socket.socket()
+    s.settimeout(2)
+    try:
+        s.connect(("127.0.0.1", int(port)))
+        out("connect:" + port, True)
+    except OSError as ex:
+        out("connect:" + port, False, ex.errno or errno.ETIMEDOUT, str(ex))
+
+
+def kill(pid):
+    try:
+        os.kill(int(pid), 9)
+        out("kill:" + pid, True)
+    except OSError as ex:
+        out("kill:" + pid, False, ex.errno, str(ex))
+
+
+def ptrace(pid):
+    PTRACE_ATTACH = 16
+    rc = libc.ptrace(PTRACE_ATTACH, int(pid), 0, 0)
+    e = ctypes.get_errno()
+    out("ptrace:" + pid, rc == 0, e, os.strerror(e))
+
+
+def memory_bomb():
+    blocks = []
+    try:
+        while True:
+            blocks.append(bytearray(64 << 20))
+    except MemoryError:
+        out("memory-bomb", False, errno.ENOMEM, "MemoryError")
+
+
+def disk_fill(path):
+    written = 0
+    try:
+        with open(path, "wb") as f:
+            chunk = b"x" * (1 << 20)
+            while True:
+                f.write(chunk)
+                f.flush()
+                written += len(chunk)
+    except OSError as ex:
+        out("disk-fill", False, ex.errno, "wrote %d bytes" % written)
+
+
+def fork_bomb():
+    children = 0
+    err = 0
+    for _ in range(100000):
+        try:
+            pid = os.fork()
+        except OSError as ex:
+            err = ex.errno
+            break
+        if pid == 0:
+            import time
+            os.closerange(0, 3)  # don't hold the caller's pipes open
+            time.sleep(30)
+            os._exit(0)
+        children += 1
+    out("fork-bomb", err == 0, err, "forked %d" % children)
+
+
+def main():
+    cmd, args = sys.argv[1], sys.argv[2:]
+    table = {
+        "syscall": lambda: raw_syscall(args[0]),
+        "unshare-user": unshare_user,
+        "clone-newuser": clone_newuser,
+        "write": lambda: write_file(args[0]),
+        "read": lambda: read_file(args[0]),
+        "raw-socket": raw_socket,
+        "connect": lambda: connect(args[0]),
+        "kill": lambda: kill(args[0]),
+        "ptrace": lambda: ptrace(args[0]),
+        "memory-bomb": memory_bomb,
+        "disk-fill": lambda: disk_fill(args[0]),
+        "fork-bomb": fork_bomb,
+    }
+    table[cmd]()
+
+
+if __name__ == "__main__":
+    main()
