@@ -1,6 +1,8 @@
 //! Hostile code: every test runs an attack inside a real sandbox and asserts it fails.
 //! The attacks live in tests/probe/probe.py (bind-mounted read-only at /probe.py).
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::os::unix::fs::MetadataExt;

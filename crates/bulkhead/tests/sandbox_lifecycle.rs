@@ -1,5 +1,7 @@
 //! Sandbox lifecycle: create, exec, kill, destroy, pools, and that nothing is left behind.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::io::{Read, Write};
