@@ -406,3 +406,43 @@ fn debian_rootfs_runs_python() {
     );
     sb.destroy().unwrap();
 }
+
+/// The host reaches a server listening on the sandbox's loopback (what the edge proxy does),
+/// although the sandbox cannot reach the host.
+#[test]
+fn host_connects_into_the_sandbox_network() {
+    let t = TestRuntime::new();
+    let sb = t.create(t.spec("debian"));
+    let server = sb
+        .exec(ExecSpec {
+            detach: true,
+            ..ExecSpec::command([
+                "python3",
+                "-c",
+                "import socket; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', 8123)); s.listen(); print('ready', flush=True); c,_=s.accept(); c.sendall(b'hello from inside ' + socket.gethostname().encode())",
+            ])
+        })
+        .unwrap();
+    let mut ready = [0u8; 6];
+    server
+        .stdout
+        .as_ref()
+        .unwrap()
+        .read_exact(&mut ready)
+        .unwrap();
+    let host_ns = std::fs::read_link("/proc/thread-self/ns/net").unwrap();
+    let mut stream = sb.connect_tcp(8123, Duration::from_secs(2)).unwrap();
+    let mut got = String::new();
+    stream.read_to_string(&mut got).unwrap();
+    assert_eq!(got, format!("hello from inside {}", sb.id()));
+    assert!(
+        sb.connect_tcp(8124, Duration::from_secs(2)).is_err(),
+        "nothing listens on 8124"
+    );
+    // Our own thread is still in the host's network namespace.
+    assert_eq!(
+        std::fs::read_link("/proc/thread-self/ns/net").unwrap(),
+        host_ns
+    );
+    sb.destroy().unwrap();
+}

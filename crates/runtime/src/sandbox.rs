@@ -124,6 +124,22 @@ impl Sandbox {
         Process::start(&self.state.socket, spec)
     }
 
+    /// Opens a TCP connection to `port` on the sandbox's loopback interface, for the edge
+    /// proxy: the sandbox has no network route to the host, so the host enters the sandbox's
+    /// network namespace for the connect (on a helper thread; see `sys::netns`).
+    pub fn connect_tcp(
+        &self,
+        port: u16,
+        timeout: Duration,
+    ) -> std::io::Result<std::net::TcpStream> {
+        let ns = PathBuf::from(format!("/proc/{}/ns/net", self.state.init_pid));
+        sys::netns::connect_tcp_in(
+            &ns,
+            std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            timeout,
+        )
+    }
+
     /// Resource usage from the sandbox's cgroup.
     pub fn stats(&self) -> CgroupStats {
         self.state.cgroup.stats()

@@ -5,4 +5,5 @@ pub mod caps;
 pub mod fdpass;
 pub mod idmap;
 pub mod net;
+pub mod netns;
 pub mod proc;
