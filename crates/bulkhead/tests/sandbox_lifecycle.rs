@@ -446,3 +446,66 @@ fn host_connects_into_the_sandbox_network() {
     );
     sb.destroy().unwrap();
 }
+
+/// Pause keeps state (processes frozen, files intact); resume continues where it stopped.
+#[test]
+fn freeze_and_thaw_keep_state() {
+    let t = TestRuntime::new();
+    let sb = t.create(t.spec("busybox"));
+    let counter = sb
+        .exec(ExecSpec {
+            detach: true,
+            ..ExecSpec::command([
+                "sh",
+                "-c",
+                "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.01; done",
+            ])
+        })
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    sb.set_frozen(true).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let frozen_at = std::fs::read_to_string(sb.root_path().join("tmp/count")).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        std::fs::read_to_string(sb.root_path().join("tmp/count")).unwrap(),
+        frozen_at,
+        "a frozen sandbox kept running"
+    );
+    let cpu_frozen = sb.stats().cpu_ns;
+    assert!(cpu_frozen > 0);
+    sb.set_frozen(false).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let after: u64 = std::fs::read_to_string(sb.root_path().join("tmp/count"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        after > frozen_at.trim().parse::<u64>().unwrap(),
+        "thawed sandbox did not continue"
+    );
+    assert!(sb.stats().memory_bytes > 0);
+    drop(counter);
+    sb.destroy().unwrap();
+}
+
+/// A new process (a restarted server) finds a running sandbox from its state file.
+#[test]
+fn a_sandbox_is_adopted_from_its_state_file() {
+    let t = TestRuntime::new();
+    let sb = t.create(t.spec("busybox"));
+    let id = sb.id().to_string();
+    let pid = sb.init_pid();
+    drop(sb);
+    let adopted =
+        bulkhead_runtime::Sandbox::adopt(&t.runtime, &id).expect("adopt a running sandbox");
+    assert_eq!(adopted.init_pid(), pid);
+    assert_eq!(sh(&adopted, "hostname").stdout.trim(), id);
+    adopted.destroy().unwrap();
+    assert!(
+        bulkhead_runtime::Sandbox::adopt(&t.runtime, &id).is_none(),
+        "a destroyed sandbox was adopted"
+    );
+    assert_eq!(t.cgroup_children(), 0);
+}
