@@ -59,6 +59,9 @@ pub enum RuntimeError {
         /// What the launcher reported.
         message: String,
     },
+    /// The runtime configuration is invalid.
+    #[error("invalid runtime configuration: {0}")]
+    Config(String),
     /// A sandbox with this id already exists.
     #[error("sandbox {0} already exists")]
     Exists(String),

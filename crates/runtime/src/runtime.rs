@@ -77,10 +77,7 @@ impl Runtime {
     /// a child subreaper, so that sandbox inits (whose launcher exits) are re-parented to it
     /// and can be reaped. Call once per process.
     pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
-        config.validate().map_err(|reason| RuntimeError::Launch {
-            id: String::new(),
-            message: reason,
-        })?;
+        config.validate().map_err(RuntimeError::Config)?;
         let layout = detect_layout()?;
         for sub in ["sandboxes", "uids"] {
             let dir = config.state_dir.join(sub);
