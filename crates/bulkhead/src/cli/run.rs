@@ -169,7 +169,16 @@ fn run_inner(args: Args) -> anyhow::Result<u8> {
         detach: false,
     };
     let result = match sandbox.exec(exec) {
-        Ok(process) => Ok(pump(process, signals, args.interactive)),
+        Ok(process) => {
+            // An interactive terminal session: our terminal goes raw so that keys reach the
+            // sandbox's terminal unchanged (and echo once), and is restored afterwards.
+            let raw = (args.tty && args.interactive)
+                .then(RawTerminal::enter)
+                .flatten();
+            let code = pump(process, signals, args.interactive);
+            drop(raw);
+            Ok(code)
+        }
         Err(ExecError::Failed { kind, message }) => {
             eprintln!("bulkhead: {message}");
             Ok(kind.exit_code() as u8)
@@ -257,5 +266,30 @@ fn terminal_size() -> (u16, u16) {
         (ws.ws_row, ws.ws_col)
     } else {
         (24, 80)
+    }
+}
+
+/// This terminal in raw mode until dropped.
+struct RawTerminal(nix::sys::termios::Termios);
+
+impl RawTerminal {
+    fn enter() -> Option<Self> {
+        use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
+        let stdin = std::io::stdin();
+        let saved = tcgetattr(&stdin).ok()?;
+        let mut raw = saved.clone();
+        cfmakeraw(&mut raw);
+        tcsetattr(&stdin, SetArg::TCSANOW, &raw).ok()?;
+        Some(Self(saved))
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        let _ = nix::sys::termios::tcsetattr(
+            std::io::stdin(),
+            nix::sys::termios::SetArg::TCSANOW,
+            &self.0,
+        );
     }
 }
