@@ -3,6 +3,8 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod envd;
+
 /// Self-hosted sandboxes for AI agents.
 #[derive(Debug, Parser)]
 #[command(name = "bulkhead", version, about, propagate_version = true)]
@@ -16,9 +18,15 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// In-sandbox daemon speaking the E2B envd protocol (started by the sandbox init).
+    #[command(hide = true)]
+    Envd(envd::Args),
+}
 
 /// Runs one subcommand and returns its exit code.
 pub fn dispatch(command: Command) -> anyhow::Result<u8> {
-    match command {}
+    match command {
+        Command::Envd(args) => envd::run(args),
+    }
 }
