@@ -11,6 +11,9 @@ use bulkhead_envd::{AccessToken, EnvdConfig};
 /// Exit code for a configuration that envd refuses (EX_USAGE).
 const EXIT_BAD_CONFIG: u8 = 64;
 
+/// How long open streams get after SIGTERM/SIGINT.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Options of `bulkhead envd`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -99,7 +102,28 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("binding {listen}"))?;
-        bulkhead_envd::serve(config, listener, shutdown_signal()).await?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+        let mut server = tokio::spawn(bulkhead_envd::serve(config, listener, stopped));
+        tokio::select! {
+            res = &mut server => {
+                res.context("envd server task")??;
+                return Ok(0);
+            }
+            () = shutdown_signal() => {}
+        }
+        tracing::info!("envd stopping");
+        let _ = stop_tx.send(true);
+        // Open process and watch streams would hold a graceful shutdown forever: give them
+        // a moment, then exit anyway. Processes envd started keep running.
+        if let Ok(res) = tokio::time::timeout(SHUTDOWN_GRACE, server).await {
+            res.context("envd server task")??;
+        }
         Ok(0)
     })
 }
