@@ -429,6 +429,47 @@ async fn init_sets_env_user_workdir_and_token() {
 }
 
 #[tokio::test]
+async fn a_missing_default_user_is_a_clear_error_not_a_panic() {
+    let envd = start_with(|c| c.default_user = "nosuchuser".into()).await;
+    let (msgs, end) = envd.run("true", json!({}), &[]).await.collect().await;
+    assert!(msgs.is_empty());
+    assert_eq!(
+        end["error"],
+        json!({ "code": "unauthenticated", "message": "invalid username: 'nosuchuser'" })
+    );
+    let (st, _, body) = envd
+        .unary("filesystem.Filesystem/ListDir", json!({ "path": "/" }))
+        .await;
+    assert_eq!(
+        (st, body["message"].as_str()),
+        (401, Some("invalid username: 'nosuchuser'"))
+    );
+    let res = envd
+        .http
+        .get(format!("{}/files?path=/etc/hostname", envd.base))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(res.status().as_u16(), 401);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(
+        body,
+        json!({ "code": 401, "message": "invalid username: 'nosuchuser'" })
+    );
+    // Naming an existing user still works.
+    let (msgs, _) = envd
+        .run(
+            "id -u",
+            json!({ "process": { "cwd": "/" } }),
+            &[("authorization", &basic("root"))],
+        )
+        .await
+        .collect()
+        .await;
+    assert_eq!(output(&msgs, "stdout"), "0\n");
+}
+
+#[tokio::test]
 async fn client_runs_commands_and_checks_health() {
     use bulkhead_envd::client::{EnvdClient, RunOptions};
     let envd = start_with(|c| c.access_token = token(TOKEN)).await;
