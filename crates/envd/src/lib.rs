@@ -3,7 +3,7 @@
 //!
 //! It owns: the Connect JSON services `process.Process` (start, attach, input, signals, PTY)
 //! and `filesystem.Filesystem` (stat, list, mkdir, move, remove, watch), the plain HTTP routes
-//! `/files` (upload/download, signed URLs), `/health`, `/envs` and `/init`, the access-token
+//! `/files` (upload/download, signed URLs), `/health`, `/envs`, `/metrics` and `/init`, the access-token
 //! check and user selection. It spawns user processes itself (uid/gid/groups from the
 //! sandbox's passwd and group files, one session per process, PTYs) and reaps them.
 //!
@@ -31,6 +31,7 @@ pub mod config;
 pub mod connect;
 pub mod files;
 pub mod filesystem;
+pub mod metrics;
 pub mod paths;
 pub mod process;
 pub mod routes;
@@ -99,6 +100,7 @@ pub fn router(config: EnvdConfig) -> Router {
         )
         .route("/health", get(routes::health))
         .route("/envs", get(routes::envs))
+        .route("/metrics", get(metrics::metrics))
         .route("/init", post(routes::init))
         .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn_with_state(

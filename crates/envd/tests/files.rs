@@ -470,6 +470,39 @@ async fn a_missing_default_user_is_a_clear_error_not_a_panic() {
 }
 
 #[tokio::test]
+async fn metrics_report_resources() {
+    let envd = start().await;
+    let res = envd
+        .http
+        .get(format!("{}/metrics", envd.base))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(res.status().as_u16(), 200);
+    let m: Value = res.json().await.expect("json");
+    for k in [
+        "ts",
+        "cpu_count",
+        "cpu_used_pct",
+        "mem_total",
+        "mem_used",
+        "mem_cache",
+        "mem_total_mib",
+        "mem_used_mib",
+        "disk_used",
+        "disk_total",
+    ] {
+        assert!(m[k].is_number(), "{k} missing in {m}");
+    }
+    assert!(
+        m["cpu_count"].as_u64() >= Some(1)
+            && m["mem_total"].as_u64() > Some(0)
+            && m["disk_total"].as_u64() > Some(0),
+        "{m}"
+    );
+}
+
+#[tokio::test]
 async fn client_runs_commands_and_checks_health() {
     use bulkhead_envd::client::{EnvdClient, RunOptions};
     let envd = start_with(|c| c.access_token = token(TOKEN)).await;
