@@ -115,6 +115,33 @@ async fn missing_cwd_is_invalid_argument_in_the_end_stream() {
 }
 
 #[tokio::test]
+async fn spawn_failure_is_invalid_argument_and_path_lookup_uses_the_process_path() {
+    let envd = start().await;
+    let msg = json!({ "process": { "cmd": "/no/such/binary" }, "stdin": false });
+    let (msgs, end) = envd
+        .stream("process.Process/Start", msg, &[])
+        .await
+        .collect()
+        .await;
+    assert!(msgs.is_empty());
+    assert_eq!(end["error"]["code"], "invalid_argument");
+    assert!(
+        end["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("error starting process '/no/such/binary'")),
+        "{end}"
+    );
+    let msg =
+        json!({ "process": { "cmd": "echo", "args": ["found", "on", "PATH"] }, "stdin": false });
+    let (msgs, _) = envd
+        .stream("process.Process/Start", msg, &[])
+        .await
+        .collect()
+        .await;
+    assert_eq!(output(&msgs, "stdout"), "found on PATH\n");
+}
+
+#[tokio::test]
 async fn stdin_send_input_then_close_stdin() {
     let envd = start().await;
     let mut s = envd

@@ -67,7 +67,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for StreamRequest<T> {
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
         let ct = content_type(req.headers());
-        if ct != "application/connect+json" {
+        if !ct.starts_with("application/connect+json") {
             return Ok(StreamRequest(Err(ConnectError::new(
                 Code::Unimplemented,
                 format!("unsupported content type {ct:?}: only application/connect+json is served"),
