@@ -1,11 +1,21 @@
 #!/usr/bin/env bash
-# The official Python SDK (pinned) for the SDK compatibility tests, in its own venv outside
-# the checkout so it cannot disturb other Python tools. Idempotent.
+# The official E2B SDKs (pinned) for the SDK compatibility tests, installed outside the
+# checkout so they cannot disturb other tools: Python e2b in its own venv, JS e2b in its own
+# npm prefix. Idempotent.
 set -euo pipefail
 venv="${BULKHEAD_SDK_VENV:-/opt/bulkhead-sdk-venv}"
-e2b_version="2.63.0"
-if "$venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('e2b') != '$e2b_version')" 2>/dev/null; then
-  exit 0
+js_dir="${BULKHEAD_SDK_JS:-/opt/bulkhead-sdk-js}"
+py_version="2.63.0"
+js_version="2.51.0"
+
+if ! "$venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('e2b') != '$py_version')" 2>/dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "e2b==$py_version"
 fi
-python3 -m venv "$venv"
-"$venv/bin/pip" install --quiet --disable-pip-version-check "e2b==$e2b_version"
+
+installed_js=$(node -p "require('$js_dir/node_modules/e2b/package.json').version" 2>/dev/null || true)
+if [ "$installed_js" != "$js_version" ]; then
+  mkdir -p "$js_dir"
+  [ -f "$js_dir/package.json" ] || echo '{"name":"bulkhead-sdk-js","private":true}' > "$js_dir/package.json"
+  npm install --prefix "$js_dir" --silent --no-audit --no-fund "e2b@$js_version"
+fi
