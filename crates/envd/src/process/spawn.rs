@@ -121,6 +121,18 @@ pub fn spawn(
         )));
     };
 
+    // Everything that can fail is done before the process is registered, so a registered
+    // process always has a waiter.
+    let pty_reader = match &pty {
+        Some((m, _)) => match m.try_clone() {
+            Ok(r) => Some(r),
+            Err(e) => {
+                let _ = child.start_kill();
+                return Err(ProcessError::Pty(e));
+            }
+        },
+        None => None,
+    };
     let master = pty.map(|(m, _slave)| Arc::new(m));
     let input = match (&master, child.stdin.take()) {
         (Some(m), _) => InputSink::Pty(m.clone()),
@@ -147,8 +159,8 @@ pub fn spawn(
             DataEvent::Stderr,
         )));
     }
-    if let Some(m) = &master {
-        readers.push(read_pty(m, handle.clone()).map_err(ProcessError::Pty)?);
+    if let Some(r) = pty_reader {
+        readers.push(read_pty(r, handle.clone()));
     }
     tracing::info!(pid, user = %spec.user.name, "process started");
 
@@ -229,12 +241,8 @@ async fn read_pipe<R: tokio::io::AsyncRead + Unpin>(
 }
 
 /// Reads the PTY master on a thread (blocking reads; EIO means every slave fd is closed).
-fn read_pty(
-    master: &File,
-    handle: Arc<ProcHandle>,
-) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    let mut file = master.try_clone()?;
-    Ok(tokio::task::spawn_blocking(move || {
+fn read_pty(mut file: File, handle: Arc<ProcHandle>) -> tokio::task::JoinHandle<()> {
+    tokio::task::spawn_blocking(move || {
         let mut buf = vec![0u8; 32 * 1024];
         loop {
             match file.read(&mut buf) {
@@ -244,7 +252,7 @@ fn read_pty(
                 Err(_) => return,
             }
         }
-    }))
+    })
 }
 
 /// The end event for an exit status, worded as Go's `ProcessState.String()`.
