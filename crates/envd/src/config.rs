@@ -56,6 +56,9 @@ pub struct EnvdConfig {
     pub default_keepalive: Duration,
     /// How long the exit status of a finished process stays available to `Connect`.
     pub finished_retention: Duration,
+    /// Most process output (bytes) one stream may have queued before it is detached with
+    /// `resource_exhausted`; the process itself is never slowed down by a slow client.
+    pub max_stream_buffer: usize,
 }
 
 impl Default for EnvdConfig {
@@ -71,6 +74,7 @@ impl Default for EnvdConfig {
             version: ENVD_VERSION.to_owned(),
             default_keepalive: Duration::from_secs(90),
             finished_retention: Duration::from_secs(60),
+            max_stream_buffer: 64 << 20,
         }
     }
 }
@@ -90,6 +94,9 @@ pub enum ConfigError {
     /// `version` is not a dotted version the SDKs can parse.
     #[error("version {0:?} is not a dotted numeric version")]
     BadVersion(String),
+    /// `max_stream_buffer` is zero.
+    #[error("max stream buffer must be greater than zero")]
+    ZeroBuffer,
     /// A keepalive or retention period is zero.
     #[error("{0} must be greater than zero")]
     ZeroDuration(&'static str),
@@ -123,6 +130,9 @@ impl EnvdConfig {
         }
         if self.default_keepalive.is_zero() {
             return Err(ConfigError::ZeroDuration("default keepalive"));
+        }
+        if self.max_stream_buffer == 0 {
+            return Err(ConfigError::ZeroBuffer);
         }
         if self.finished_retention.is_zero() {
             return Err(ConfigError::ZeroDuration("finished-process retention"));

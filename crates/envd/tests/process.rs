@@ -486,3 +486,27 @@ async fn keepalives_follow_the_requested_interval_and_disconnect_does_not_kill()
     }
     panic!("process was killed when its stream went away");
 }
+
+#[tokio::test]
+async fn a_stream_that_does_not_read_is_detached_and_the_process_finishes() {
+    let envd = start_with(|c| c.max_stream_buffer = 64 << 10).await;
+    let mut s = envd
+        .run(
+            "head -c 30000000 /dev/zero; echo finished > done.txt",
+            json!({}),
+            &[],
+        )
+        .await;
+    s.next().await.expect("start");
+    // Do not read: envd's queue for this stream fills up.
+    let done = envd.home.join("done.txt");
+    for _ in 0..100 {
+        if done.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(done.exists(), "a slow client must not block the process");
+    let (_, end) = s.collect().await;
+    assert_eq!(end["error"]["code"], "resource_exhausted", "{end}");
+}

@@ -168,6 +168,20 @@ pub enum DataEvent {
     Pty(#[serde(serialize_with = "ser_b64")] Vec<u8>),
 }
 
+impl DataEvent {
+    /// Number of output bytes.
+    pub fn len(&self) -> usize {
+        match self {
+            DataEvent::Stdout(d) | DataEvent::Stderr(d) | DataEvent::Pty(d) => d.len(),
+        }
+    }
+
+    /// Whether there are no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 fn ser_b64<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
     use base64::Engine as _;
     s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(v))

@@ -12,13 +12,12 @@ use futures_util::StreamExt;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::error::ProcessError;
 use super::messages::*;
 use super::spawn::{self, SpawnSpec};
-use super::table::{Ending, InputSink, Output, ProcHandle};
+use super::table::{Ending, InputSink, Output, ProcHandle, Subscription};
 use crate::auth::rpc_user;
 use crate::connect::envelope::{Decoder, FLAG_END_STREAM};
 use crate::connect::stream::{self, StreamSink};
@@ -92,7 +91,7 @@ pub async fn connect(
 async fn pump(
     sink: StreamSink,
     pid: u32,
-    mut rx: mpsc::UnboundedReceiver<Output>,
+    mut rx: Subscription,
     keepalive: Duration,
     deadline: Option<Instant>,
 ) {
@@ -122,6 +121,14 @@ async fn pump(
                     }
                     Some(Output::End(Ending::DeadlineExceeded)) => {
                         let e = ConnectError::new(Code::DeadlineExceeded, format!("process {pid} killed: deadline exceeded"));
+                        sink.finish(Err(e)).await;
+                        return;
+                    }
+                    Some(Output::Overflow) => {
+                        let e = ConnectError::new(
+                            Code::ResourceExhausted,
+                            format!("stream of process {pid} fell too far behind its output and was detached"),
+                        );
                         sink.finish(Err(e)).await;
                         return;
                     }

@@ -16,11 +16,10 @@ use nix::fcntl::OFlag;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::AsyncReadExt;
-use tokio::sync::mpsc;
 
 use super::error::ProcessError;
 use super::messages::{DataEvent, EndEvent, ProcessConfig, Size};
-use super::table::{Ending, InputSink, Output, ProcHandle};
+use super::table::{Ending, InputSink, ProcHandle, Subscription};
 use crate::state::SharedState;
 use crate::sys::{self, Identity};
 use crate::users::User;
@@ -70,7 +69,7 @@ pub fn environment(
 pub fn spawn(
     state: &SharedState,
     spec: SpawnSpec,
-) -> Result<(Arc<ProcHandle>, mpsc::UnboundedReceiver<Output>), ProcessError> {
+) -> Result<(Arc<ProcHandle>, Subscription), ProcessError> {
     if !spec.cwd.is_dir() {
         return Err(ProcessError::CwdMissing(spec.cwd));
     }
@@ -139,7 +138,13 @@ pub fn spawn(
         (None, Some(stdin)) => InputSink::Pipe(tokio::sync::Mutex::new(Some(stdin))),
         (None, None) => InputSink::None,
     };
-    let handle = Arc::new(ProcHandle::new(pid, spec.config, spec.tag, input));
+    let handle = Arc::new(ProcHandle::new(
+        pid,
+        spec.config,
+        spec.tag,
+        input,
+        state.config.max_stream_buffer,
+    ));
     // Subscribe before any reader starts: the caller must not miss the first bytes.
     let rx = handle.subscribe();
     state.processes.insert(handle.clone());

@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,8 @@ pub enum Output {
     Data(DataEvent),
     /// The process ended; nothing follows.
     End(Ending),
+    /// This subscriber fell too far behind and was detached; nothing follows.
+    Overflow,
 }
 
 /// How a process ended.
@@ -44,10 +47,35 @@ pub enum InputSink {
     Pty(Arc<File>),
 }
 
+#[derive(Debug)]
+struct Subscriber {
+    tx: mpsc::UnboundedSender<Output>,
+    /// Output bytes queued and not yet taken by the receiver.
+    queued: Arc<AtomicUsize>,
+}
+
 #[derive(Debug, Default)]
 struct Hub {
-    subscribers: Vec<mpsc::UnboundedSender<Output>>,
+    subscribers: Vec<Subscriber>,
     ending: Option<Ending>,
+}
+
+/// A subscriber's receiving end.
+#[derive(Debug)]
+pub struct Subscription {
+    rx: mpsc::UnboundedReceiver<Output>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl Subscription {
+    /// The next output; `None` only if the process handle is gone without an end.
+    pub async fn recv(&mut self) -> Option<Output> {
+        let out = self.rx.recv().await;
+        if let Some(Output::Data(d)) = &out {
+            self.queued.fetch_sub(d.len(), Ordering::Relaxed);
+        }
+        out
+    }
 }
 
 /// One process started by envd.
@@ -61,6 +89,8 @@ pub struct ProcHandle {
     pub tag: Option<String>,
     /// Where input goes.
     pub input: InputSink,
+    /// Most output bytes one subscriber may have queued before it is detached.
+    max_queued: usize,
     hub: Mutex<Hub>,
 }
 
@@ -69,42 +99,62 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl ProcHandle {
-    /// A handle with no subscribers.
-    pub fn new(pid: u32, config: ProcessConfig, tag: Option<String>, input: InputSink) -> Self {
+    /// A handle with no subscribers; a subscriber that lets more than `max_queued` output
+    /// bytes pile up is detached with [`Output::Overflow`] (memory stays bounded and the
+    /// process is never blocked by a slow client).
+    pub fn new(
+        pid: u32,
+        config: ProcessConfig,
+        tag: Option<String>,
+        input: InputSink,
+        max_queued: usize,
+    ) -> Self {
         Self {
             pid,
             config,
             tag,
             input,
+            max_queued,
             hub: Mutex::new(Hub::default()),
         }
     }
 
     /// Attaches a subscriber. If the process already ended, the receiver holds just the end.
-    pub fn subscribe(&self) -> mpsc::UnboundedReceiver<Output> {
+    pub fn subscribe(&self) -> Subscription {
         let (tx, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
         let mut hub = lock(&self.hub);
         match &hub.ending {
             Some(ending) => {
                 let _ = tx.send(Output::End(ending.clone()));
             }
-            None => hub.subscribers.push(tx),
+            None => hub.subscribers.push(Subscriber {
+                tx,
+                queued: queued.clone(),
+            }),
         }
-        rx
+        Subscription { rx, queued }
     }
 
     /// Sends output to every subscriber, forgetting those that went away.
     pub fn publish(&self, data: DataEvent) {
+        let len = data.len();
+        let max = self.max_queued;
         let mut hub = lock(&self.hub);
-        hub.subscribers
-            .retain(|s| s.send(Output::Data(data.clone())).is_ok());
+        hub.subscribers.retain(|s| {
+            if s.queued.fetch_add(len, Ordering::Relaxed) + len > max {
+                let _ = s.tx.send(Output::Overflow);
+                return false;
+            }
+            s.tx.send(Output::Data(data.clone())).is_ok()
+        });
     }
 
     /// Records the end and sends it to every subscriber.
     pub fn finish(&self, ending: Ending) {
         let mut hub = lock(&self.hub);
         for s in hub.subscribers.drain(..) {
-            let _ = s.send(Output::End(ending.clone()));
+            let _ = s.tx.send(Output::End(ending.clone()));
         }
         hub.ending = Some(ending);
     }
@@ -195,5 +245,49 @@ impl ProcessTable {
             .collect();
         out.sort_by_key(|p| p.pid);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handle(max: usize) -> ProcHandle {
+        ProcHandle::new(1, ProcessConfig::default(), None, InputSink::None, max)
+    }
+
+    #[tokio::test]
+    async fn output_then_end_in_order_and_late_subscribers_get_only_the_end() {
+        let h = handle(1024);
+        let mut sub = h.subscribe();
+        h.publish(DataEvent::Stdout(b"a".to_vec()));
+        h.publish(DataEvent::Stderr(b"b".to_vec()));
+        h.finish(Ending::DeadlineExceeded);
+        assert!(matches!(sub.recv().await, Some(Output::Data(DataEvent::Stdout(d))) if d == b"a"));
+        assert!(matches!(sub.recv().await, Some(Output::Data(DataEvent::Stderr(d))) if d == b"b"));
+        assert!(matches!(
+            sub.recv().await,
+            Some(Output::End(Ending::DeadlineExceeded))
+        ));
+        let mut late = h.subscribe();
+        assert!(matches!(late.recv().await, Some(Output::End(_))));
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_falls_behind_is_detached_others_are_not() {
+        let h = handle(10);
+        let mut slow = h.subscribe();
+        let mut fast = h.subscribe();
+        for _ in 0..3 {
+            h.publish(DataEvent::Stdout(vec![0; 4]));
+            assert!(matches!(fast.recv().await, Some(Output::Data(_))));
+        }
+        for _ in 0..2 {
+            assert!(matches!(slow.recv().await, Some(Output::Data(_))));
+        }
+        assert!(matches!(slow.recv().await, Some(Output::Overflow)));
+        h.finish(Ending::DeadlineExceeded);
+        assert!(matches!(fast.recv().await, Some(Output::End(_))));
+        assert!(slow.recv().await.is_none());
     }
 }
