@@ -259,3 +259,21 @@ async fn malformed_requests_are_invalid_argument() {
     let body: Value = res.json().await.expect("json");
     assert_eq!(body["code"], "invalid_argument");
 }
+
+#[tokio::test]
+async fn polling_watcher_backlog_is_bounded() {
+    let envd = start().await;
+    let dir = envd.home.join("many");
+    std::fs::create_dir(&dir).expect("mkdir");
+    let (_, body) = call(&envd, "CreateWatcher", json!({ "path": "many" })).await;
+    let id = body["watcherId"].as_str().expect("watcherId").to_owned();
+    let max = bulkhead_envd::filesystem::watch::MAX_PENDING_EVENTS;
+    for i in 0..max + 50 {
+        std::fs::File::create(dir.join(format!("f{i}"))).expect("create");
+    }
+    // Let inotify deliver everything to the watcher.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let (st, body) = call(&envd, "GetWatcherEvents", json!({ "watcherId": id })).await;
+    assert_eq!(st, 200);
+    assert_eq!(body["events"].as_array().map(Vec::len), Some(max));
+}

@@ -84,6 +84,10 @@ impl std::fmt::Debug for WatcherTable {
     }
 }
 
+/// Events a watcher holds for its reader (stream backlog, or events between two
+/// `GetWatcherEvents` calls); beyond it new events are dropped so memory stays bounded.
+pub const MAX_PENDING_EVENTS: usize = 10_000;
+
 /// Filesystem magic numbers treated as network mounts.
 const NETWORK_FS: &[i64] = &[
     0x6969,
@@ -188,11 +192,13 @@ pub async fn watch_dir(
     headers: HeaderMap,
     StreamRequest(req): StreamRequest<WatchRequest>,
 ) -> Response {
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = mpsc::channel(MAX_PENDING_EVENTS);
     let started = req.and_then(|req| {
         let dir = resolve_dir(&state, &headers, &req.path)?;
         let watcher = start_watcher(dir, &req, state.users.clone(), move |e| {
-            let _ = tx.send(e);
+            if tx.try_send(e).is_err() {
+                tracing::warn!("watch stream is not keeping up: event dropped");
+            }
         })?;
         Ok(watcher)
     });
@@ -212,7 +218,7 @@ pub async fn watch_dir(
 
 async fn forward(
     sink: StreamSink,
-    mut rx: mpsc::UnboundedReceiver<FsEvent>,
+    mut rx: mpsc::Receiver<FsEvent>,
     keepalive: Duration,
     deadline: Option<Instant>,
 ) {
@@ -278,7 +284,10 @@ pub async fn create_watcher(
         let events = Arc::new(Mutex::new(Vec::new()));
         let sink = events.clone();
         let watcher = start_watcher(dir, &req, state.users.clone(), move |e| {
-            sink.lock().unwrap_or_else(|p| p.into_inner()).push(e);
+            let mut events = sink.lock().unwrap_or_else(|p| p.into_inner());
+            if events.len() < MAX_PENDING_EVENTS {
+                events.push(e);
+            }
         })?;
         let id = new_watcher_id();
         state.watchers.lock().insert(
