@@ -24,20 +24,20 @@
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
-pub mod auth;
+mod auth;
 #[cfg(feature = "client")]
 pub mod client;
-pub mod config;
-pub mod connect;
-pub mod files;
-pub mod filesystem;
-pub mod metrics;
-pub mod paths;
-pub mod process;
-pub mod routes;
-pub mod state;
+mod config;
+mod connect;
+mod files;
+mod filesystem;
+mod metrics;
+mod paths;
+mod process;
+mod routes;
+mod state;
 mod sys;
-pub mod users;
+mod users;
 
 use std::future::Future;
 
@@ -46,7 +46,9 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 
+pub use auth::file_signature;
 pub use config::{AccessToken, ConfigError, EnvdConfig};
+pub use filesystem::watch::MAX_PENDING_EVENTS as MAX_PENDING_WATCH_EVENTS;
 
 /// The envd protocol version this implementation answers to, for the control plane's
 /// `envdVersion`: every feature gate of the SDKs up to reference envd 0.6.13 is implemented.

@@ -5,7 +5,7 @@ mod common;
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 
-use bulkhead_envd::auth::file_signature;
+use bulkhead_envd::file_signature;
 use common::*;
 use serde_json::{Value, json};
 

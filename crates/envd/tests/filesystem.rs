@@ -267,7 +267,7 @@ async fn polling_watcher_backlog_is_bounded() {
     std::fs::create_dir(&dir).expect("mkdir");
     let (_, body) = call(&envd, "CreateWatcher", json!({ "path": "many" })).await;
     let id = body["watcherId"].as_str().expect("watcherId").to_owned();
-    let max = bulkhead_envd::filesystem::watch::MAX_PENDING_EVENTS;
+    let max = bulkhead_envd::MAX_PENDING_WATCH_EVENTS;
     for i in 0..max + 50 {
         std::fs::File::create(dir.join(format!("f{i}"))).expect("create");
     }

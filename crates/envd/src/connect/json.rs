@@ -15,17 +15,10 @@ pub fn decode_b64(s: &str) -> Option<Vec<u8>> {
         .find_map(|e| e.decode(s).ok())
 }
 
-/// `bytes` fields: `#[serde(with = "b64")]`-style helpers for `Option<Vec<u8>>`.
+/// `bytes` request fields: `#[serde(deserialize_with = "b64_opt::deserialize")]` for
+/// `Option<Vec<u8>>`.
 pub mod b64_opt {
     use super::*;
-
-    /// Writes standard padded base64.
-    pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
-        match v {
-            Some(bytes) => s.serialize_str(&STANDARD.encode(bytes)),
-            None => s.serialize_none(),
-        }
-    }
 
     /// Reads any base64 flavour; `null` is absent.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {

@@ -19,8 +19,6 @@ use serde::Serialize;
 pub enum Code {
     /// The client went away or cancelled.
     Canceled,
-    /// Unknown error.
-    Unknown,
     /// The request is malformed or names something unusable.
     InvalidArgument,
     /// The deadline (`Connect-Timeout-Ms`) expired.
@@ -48,7 +46,6 @@ impl Code {
     pub fn as_str(self) -> &'static str {
         match self {
             Code::Canceled => "canceled",
-            Code::Unknown => "unknown",
             Code::InvalidArgument => "invalid_argument",
             Code::DeadlineExceeded => "deadline_exceeded",
             Code::NotFound => "not_found",
@@ -66,7 +63,7 @@ impl Code {
     pub fn http_status(self) -> StatusCode {
         match self {
             Code::Canceled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
-            Code::Unknown | Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Code::InvalidArgument | Code::FailedPrecondition => StatusCode::BAD_REQUEST,
             Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
             Code::NotFound => StatusCode::NOT_FOUND,
@@ -76,26 +73,6 @@ impl Code {
             Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
             Code::Unauthenticated => StatusCode::UNAUTHORIZED,
         }
-    }
-
-    /// Parses a wire name.
-    pub fn from_name(name: &str) -> Option<Code> {
-        [
-            Code::Canceled,
-            Code::Unknown,
-            Code::InvalidArgument,
-            Code::DeadlineExceeded,
-            Code::NotFound,
-            Code::AlreadyExists,
-            Code::PermissionDenied,
-            Code::ResourceExhausted,
-            Code::FailedPrecondition,
-            Code::Unimplemented,
-            Code::Internal,
-            Code::Unauthenticated,
-        ]
-        .into_iter()
-        .find(|c| c.as_str() == name)
     }
 }
 

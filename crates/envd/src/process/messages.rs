@@ -84,10 +84,10 @@ pub struct SelectRequest {
 #[serde(default)]
 pub struct ProcessInput {
     /// Bytes for the stdin pipe.
-    #[serde(with = "b64_opt")]
+    #[serde(deserialize_with = "b64_opt::deserialize")]
     pub stdin: Option<Vec<u8>>,
     /// Bytes for the PTY.
-    #[serde(with = "b64_opt")]
+    #[serde(deserialize_with = "b64_opt::deserialize")]
     pub pty: Option<Vec<u8>>,
 }
 
@@ -174,11 +174,6 @@ impl DataEvent {
         match self {
             DataEvent::Stdout(d) | DataEvent::Stderr(d) | DataEvent::Pty(d) => d.len(),
         }
-    }
-
-    /// Whether there are no bytes.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

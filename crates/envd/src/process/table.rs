@@ -159,11 +159,6 @@ impl ProcHandle {
         hub.ending = Some(ending);
     }
 
-    /// Whether the process has ended.
-    pub fn ended(&self) -> bool {
-        lock(&self.hub).ending.is_some()
-    }
-
     fn matches(&self, sel: &ProcessSelector) -> bool {
         match (&sel.pid, &sel.tag) {
             (Some(pid), _) if *pid != 0 => *pid == self.pid,
