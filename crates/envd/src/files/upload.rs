@@ -1,6 +1,7 @@
-//! `POST /files`: multipart (one part per file, field `file`) or a raw body (optionally
-//! gzip-encoded) to `path`. Parents are created for the user, existing files are truncated,
-//! written files are chowned to the user and their `X-Metadata-*` replace previous metadata.
+//! `POST /files`: multipart (one part per file, field `file`) or a raw body to `path`, either
+//! optionally gzip-encoded (`Content-Encoding: gzip`). Parents are created for the user,
+//! existing files are truncated, written files are chowned to the user and their
+//! `X-Metadata-*` headers replace previous metadata.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -12,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt;
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWriteExt, BufReader};
-use tokio_util::io::StreamReader;
+use tokio_util::io::{ReaderStream, StreamReader};
 
 use super::FilesQuery;
 use super::auth::{authorize, files_user};
@@ -70,6 +71,19 @@ async fn upload_inner(
     let user = files_user(state, &q)?;
     let metadata = parse_metadata(&headers)?;
     let workdir = state.settings().default_workdir;
+    // `Content-Encoding: gzip` applies to the whole body, multipart or raw.
+    let gzip = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"));
+    let req = if gzip {
+        let (parts, body) = req.into_parts();
+        let raw = StreamReader::new(body.into_data_stream().map_err(std::io::Error::other));
+        let decoded = async_compression::tokio::bufread::GzipDecoder::new(BufReader::new(raw));
+        Request::from_parts(parts, Body::from_stream(ReaderStream::new(decoded)))
+    } else {
+        req
+    };
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -124,19 +138,9 @@ async fn upload_inner(
         ));
     };
     let path = paths::resolve(&target, &user, workdir.as_deref());
-    let gzip = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"));
     let body =
         StreamReader::new(Body::into_data_stream(req.into_body()).map_err(std::io::Error::other));
-    let written = if gzip {
-        let dec = async_compression::tokio::bufread::GzipDecoder::new(BufReader::new(body));
-        write_file(&path, dec, &user, &metadata).await?
-    } else {
-        write_file(&path, body, &user, &metadata).await?
-    };
-    Ok(vec![written])
+    Ok(vec![write_file(&path, body, &user, &metadata).await?])
 }
 
 async fn write_file(
