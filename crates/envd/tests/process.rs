@@ -510,3 +510,89 @@ async fn a_stream_that_does_not_read_is_detached_and_the_process_finishes() {
     let (_, end) = s.collect().await;
     assert_eq!(end["error"]["code"], "resource_exhausted", "{end}");
 }
+
+#[tokio::test]
+async fn connect_timeout_on_connect_ends_the_stream_but_not_the_process() {
+    let envd = start().await;
+    let msg = json!({ "process": { "cmd": "/bin/sleep", "args": ["30"] }, "stdin": false });
+    let mut s = envd.stream("process.Process/Start", msg, &[]).await;
+    let pid = s.next().await.expect("start").json["event"]["start"]["pid"]
+        .as_u64()
+        .expect("pid");
+    let sel = json!({ "process": { "pid": pid } });
+    let (msgs, end) = envd
+        .stream(
+            "process.Process/Connect",
+            sel.clone(),
+            &[("connect-timeout-ms", "300")],
+        )
+        .await
+        .collect()
+        .await;
+    assert_eq!(msgs.len(), 1, "only start: {msgs:?}");
+    assert_eq!(end["error"]["code"], "deadline_exceeded");
+    let (_, _, list) = envd.unary("process.Process/List", json!({})).await;
+    assert!(
+        list["processes"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["pid"] == pid)),
+        "still running"
+    );
+    let (st, _, body) = envd
+        .unary(
+            "process.Process/Update",
+            json!({ "process": { "pid": pid }, "pty": { "size": { "cols": 1, "rows": 1 } } }),
+        )
+        .await;
+    assert_eq!(
+        (st, body["code"].as_str()),
+        (400, Some("failed_precondition")),
+        "no pty to resize"
+    );
+    envd.unary(
+        "process.Process/SendSignal",
+        json!({ "process": { "pid": pid }, "signal": "SIGNAL_SIGTERM" }),
+    )
+    .await;
+    let (msgs, _) = s.collect().await;
+    assert_eq!(
+        msgs.last().map(|m| m["event"]["end"]["status"].clone()),
+        Some(json!("signal: terminated"))
+    );
+}
+
+#[tokio::test]
+async fn unknown_processes_are_not_found_everywhere() {
+    let envd = start().await;
+    let sel = json!({ "pid": 999_999 });
+    for (method, msg) in [
+        (
+            "SendInput",
+            json!({ "process": sel, "input": { "stdin": b64(b"x") } }),
+        ),
+        ("CloseStdin", json!({ "process": sel })),
+        (
+            "Update",
+            json!({ "process": sel, "pty": { "size": { "cols": 1, "rows": 1 } } }),
+        ),
+        (
+            "SendSignal",
+            json!({ "process": { "tag": "nope" }, "signal": "SIGNAL_SIGKILL" }),
+        ),
+    ] {
+        let (st, _, body) = envd.unary(&format!("process.Process/{method}"), msg).await;
+        assert_eq!(
+            (st, body["code"].as_str()),
+            (404, Some("not_found")),
+            "{method}: {body}"
+        );
+    }
+    let (st, _, body) = envd
+        .unary("process.Process/CloseStdin", json!({ "process": {} }))
+        .await;
+    assert_eq!(
+        (st, body["code"].as_str()),
+        (400, Some("invalid_argument")),
+        "empty selector"
+    );
+}
