@@ -8,6 +8,15 @@ js_dir="${BULKHEAD_SDK_JS:-/opt/bulkhead-sdk-js}"
 py_version="2.63.0"
 js_version="2.51.0"
 
+# Interpreters: use what the machine has, else Debian's packages.
+need=()
+python3 -c "import venv, ensurepip" 2>/dev/null || need+=(python3-venv)
+command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends python3 "${need[@]}"
+fi
+
 if ! "$venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('e2b') != '$py_version')" 2>/dev/null; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "e2b==$py_version"
