@@ -305,9 +305,13 @@ pub async fn send_signal(
         // hold its output pipes go too, and fall back to the process alone.
         killpg(pid, signal)
             .or_else(|_| kill(pid, signal))
-            .map_err(|source| ProcessError::Signal {
-                pid: handle.pid,
-                source,
+            .map_err(|source| match source {
+                // Exited between the lookup and the signal.
+                nix::errno::Errno::ESRCH => ProcessError::NotFound(format!("pid {}", handle.pid)),
+                source => ProcessError::Signal {
+                    pid: handle.pid,
+                    source,
+                },
             })
     })();
     match result {
