@@ -27,7 +27,7 @@ use crate::connect::unary::{StreamRequest, Unary};
 use crate::connect::{Code, ConnectError, unary_ok};
 use crate::paths;
 use crate::state::SharedState;
-use crate::users::UserDb;
+use crate::users::{Names, UserDb};
 
 /// `WatchDirRequest` / `CreateWatcherRequest`.
 #[derive(Debug, Default, Deserialize)]
@@ -118,6 +118,12 @@ fn start_watcher(
         }
     }
     let include_entry = req.include_entry;
+    // Owner names are read once per watcher, not once per event.
+    let names = if include_entry {
+        users.names()
+    } else {
+        Names::default()
+    };
     let root = dir.clone();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         let Ok(ev) = res else { return };
@@ -128,7 +134,7 @@ fn start_watcher(
                 .display()
                 .to_string();
             let entry = if include_entry {
-                entry_info(path, &users.names()).ok()
+                entry_info(path, &names).ok()
             } else {
                 None
             };
