@@ -1,6 +1,7 @@
 //! Command-line interface: one module per subcommand, each with an `Args` struct and a
 //! `run(args) -> anyhow::Result<u8>` that returns the process exit code.
 
+pub mod envd;
 pub mod run;
 
 use clap::{Parser, Subcommand};
@@ -21,11 +22,15 @@ pub struct Cli {
 pub enum Command {
     /// Run one command in a fresh sandbox, then remove it (like `docker run --rm`).
     Run(run::Args),
+    /// In-sandbox daemon speaking the E2B envd protocol (started by the sandbox init).
+    #[command(hide = true)]
+    Envd(envd::Args),
 }
 
 /// Runs one subcommand and returns its exit code.
 pub fn dispatch(command: Command) -> anyhow::Result<u8> {
     match command {
         Command::Run(args) => run::run(args),
+        Command::Envd(args) => envd::run(args),
     }
 }

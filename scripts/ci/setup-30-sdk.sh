@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The official E2B SDKs (pinned) for the SDK compatibility tests, installed outside the
+# checkout so they cannot disturb other tools: Python e2b in its own venv, JS e2b in its own
+# npm prefix. Idempotent.
+set -euo pipefail
+venv="${BULKHEAD_SDK_VENV:-/opt/bulkhead-sdk-venv}"
+js_dir="${BULKHEAD_SDK_JS:-/opt/bulkhead-sdk-js}"
+py_version="2.63.0"
+js_version="2.51.0"
+
+# Interpreters: use what the machine has, else Debian's packages.
+need=()
+python3 -c "import venv, ensurepip" 2>/dev/null || need+=(python3-venv)
+command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends python3 "${need[@]}"
+fi
+
+if ! "$venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('e2b') != '$py_version')" 2>/dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "e2b==$py_version"
+fi
+
+installed_js=$(node -p "require('$js_dir/node_modules/e2b/package.json').version" 2>/dev/null || true)
+if [ "$installed_js" != "$js_version" ]; then
+  mkdir -p "$js_dir"
+  [ -f "$js_dir/package.json" ] || echo '{"name":"bulkhead-sdk-js","private":true}' > "$js_dir/package.json"
+  npm install --prefix "$js_dir" --silent --no-audit --no-fund "e2b@$js_version"
+fi
