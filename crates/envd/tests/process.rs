@@ -598,7 +598,7 @@ async fn unknown_processes_are_not_found_everywhere() {
 }
 
 #[tokio::test]
-async fn children_inherit_no_envd_file_descriptors() {
+async fn children_inherit_no_envd_file_descriptors_or_signal_state() {
     let envd = start().await;
     // Open what envd keeps open: a watcher (inotify), a PTY master, a stdin pipe, sockets.
     std::fs::create_dir(envd.home.join("w")).expect("mkdir");
@@ -625,6 +625,16 @@ async fn children_inherit_no_envd_file_descriptors() {
         .collect();
     // 0-2 are stdio; 3 is the directory ls itself is reading.
     assert_eq!(fds, vec!["0", "1", "2", "3"]);
+    // No signal is blocked or ignored (Rust ignores SIGPIPE in envd itself).
+    let (msgs, _) = envd
+        .run("grep -E '^Sig(Blk|Ign)' /proc/self/status", json!({}), &[])
+        .await
+        .collect()
+        .await;
+    assert_eq!(
+        output(&msgs, "stdout"),
+        "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"
+    );
     for pid in [pty_pid, held_pid] {
         envd.unary(
             "process.Process/SendSignal",
