@@ -46,8 +46,18 @@ fn serves_health_and_requires_the_token_from_a_file() {
         .and_then(|l| l.local_addr())
         .expect("port")
         .port();
+    let passwd = dir.path().join("passwd");
+    std::fs::write(&passwd, "root:x:0:0:root:/root:/bin/sh\n").expect("write passwd");
     let mut child = bulkhead()
-        .args(["envd", "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "envd",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--default-user",
+            "root",
+        ])
+        .arg("--passwd")
+        .arg(&passwd)
         .arg("--access-token-file")
         .arg(&token_file)
         .env_remove("BULKHEAD_ENVD_ACCESS_TOKEN")
@@ -76,6 +86,29 @@ fn serves_health_and_requires_the_token_from_a_file() {
     assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
     let allowed = request(&format!("{list}X-Access-Token: file-token\r\n\r\n{{}}")).expect("list");
     assert!(allowed.starts_with("HTTP/1.1 200"), "{allowed}");
+    // An open PTY stream must not hold the shutdown: its reader blocks on a thread.
+    let msg =
+        br#"{"process":{"cmd":"/bin/sleep","args":["30"]},"pty":{"size":{"cols":80,"rows":24}}}"#;
+    let mut body = vec![0u8];
+    body.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+    body.extend_from_slice(msg);
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let head = format!(
+        "POST /process.Process/Start HTTP/1.1\r\nHost: x\r\nContent-Type: application/connect+json\r\nX-Access-Token: file-token\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("write");
+    stream.write_all(&body).expect("write");
+    let mut first = [0u8; 512];
+    let n = stream.read(&mut first).expect("read start");
+    let start = String::from_utf8_lossy(&first[..n]).into_owned();
+    assert!(start.starts_with("HTTP/1.1 200"), "{start}");
+    if !start.contains("start") {
+        let n = stream.read(&mut first).expect("read start event");
+        let event = String::from_utf8_lossy(&first[..n]).into_owned();
+        assert!(event.contains("{\"event\":{\"start\""), "{event}");
+    }
+    let stopping = Instant::now();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
@@ -83,4 +116,6 @@ fn serves_health_and_requires_the_token_from_a_file() {
     .expect("sigterm");
     let status = child.wait().expect("wait");
     assert_eq!(status.code(), Some(0));
+    let took = stopping.elapsed();
+    assert!(took < Duration::from_secs(8), "shutdown took {took:?}");
 }

@@ -596,3 +596,50 @@ async fn unknown_processes_are_not_found_everywhere() {
         "empty selector"
     );
 }
+
+#[tokio::test]
+async fn children_inherit_no_envd_file_descriptors_or_signal_state() {
+    let envd = start().await;
+    // Open what envd keeps open: a watcher (inotify), a PTY master, a stdin pipe, sockets.
+    std::fs::create_dir(envd.home.join("w")).expect("mkdir");
+    let (st, _, _) = envd
+        .unary(
+            "filesystem.Filesystem/CreateWatcher",
+            json!({ "path": "w" }),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let pty = json!({ "process": { "cmd": "/bin/sleep", "args": ["5"] }, "pty": { "size": { "cols": 80, "rows": 24 } } });
+    let mut p = envd.stream("process.Process/Start", pty, &[]).await;
+    let pty_pid = p.next().await.expect("start").json["event"]["start"]["pid"].clone();
+    let mut held = envd.run("sleep 5", json!({ "stdin": true }), &[]).await;
+    let held_pid = held.next().await.expect("start").json["event"]["start"]["pid"].clone();
+    let (msgs, _) = envd
+        .run("ls /proc/self/fd", json!({}), &[])
+        .await
+        .collect()
+        .await;
+    let fds: Vec<String> = output(&msgs, "stdout")
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    // 0-2 are stdio; 3 is the directory ls itself is reading.
+    assert_eq!(fds, vec!["0", "1", "2", "3"]);
+    // No signal is blocked or ignored (Rust ignores SIGPIPE in envd itself).
+    let (msgs, _) = envd
+        .run("grep -E '^Sig(Blk|Ign)' /proc/self/status", json!({}), &[])
+        .await
+        .collect()
+        .await;
+    assert_eq!(
+        output(&msgs, "stdout"),
+        "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"
+    );
+    for pid in [pty_pid, held_pid] {
+        envd.unary(
+            "process.Process/SendSignal",
+            json!({ "process": { "pid": pid }, "signal": "SIGNAL_SIGKILL" }),
+        )
+        .await;
+    }
+}

@@ -98,7 +98,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         .enable_all()
         .build()
         .context("building the tokio runtime")?;
-    rt.block_on(async move {
+    let result = rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("binding {listen}"))?;
@@ -125,7 +125,10 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             res.context("envd server task")??;
         }
         Ok(0)
-    })
+    });
+    // PTY readers block on threads until their terminal closes; do not wait for them.
+    rt.shutdown_background();
+    result
 }
 
 async fn shutdown_signal() {
