@@ -34,7 +34,7 @@ mod uids;
 pub use error::{ExecError, RuntimeError};
 pub use launch::run_launcher;
 pub use limits::Limits;
-pub use pool::{Pool, PoolKey};
+pub use pool::{Pool, PoolKey, Prepare};
 pub use process::{ExitStatus, Process};
 pub use protocol::ExecFailure;
 pub use runtime::{Runtime, RuntimeConfig};

@@ -58,12 +58,18 @@ impl Shared {
     }
 }
 
+/// Work done on every sandbox before it counts as ready (e.g. starting a daemon in it), so
+/// that a hand-over includes it. Runs on the filler thread, or on the caller's thread for a
+/// cold [`Pool::create`].
+pub type Prepare = Arc<dyn Fn(&Sandbox) -> Result<(), String> + Send + Sync>;
+
 /// A warm pool for one key.
 pub struct Pool {
     runtime: Runtime,
     key: PoolKey,
     shared: Arc<Shared>,
     filler: Option<JoinHandle<()>>,
+    prepare: Option<Prepare>,
 }
 
 impl std::fmt::Debug for Pool {
@@ -78,6 +84,17 @@ impl std::fmt::Debug for Pool {
 impl Pool {
     /// Starts a pool that keeps `size` sandboxes ready (0 = no pre-warming).
     pub fn new(runtime: Runtime, key: PoolKey, size: usize) -> Self {
+        Self::with_prepare(runtime, key, size, None)
+    }
+
+    /// Like [`Pool::new`], running `prepare` on each sandbox before it is ready. A sandbox
+    /// whose preparation fails is destroyed.
+    pub fn with_prepare(
+        runtime: Runtime,
+        key: PoolKey,
+        size: usize,
+        prepare: Option<Prepare>,
+    ) -> Self {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 ready: VecDeque::new(),
@@ -88,10 +105,15 @@ impl Pool {
             wake: Condvar::new(),
         });
         let filler = {
-            let (runtime, key, shared) = (runtime.clone(), key.clone(), shared.clone());
+            let (runtime, key, shared, prepare) = (
+                runtime.clone(),
+                key.clone(),
+                shared.clone(),
+                prepare.clone(),
+            );
             std::thread::Builder::new()
                 .name("bulkhead-pool".into())
-                .spawn(move || fill(runtime, key, shared))
+                .spawn(move || fill(runtime, key, shared, prepare))
                 .ok()
         };
         Self {
@@ -99,6 +121,7 @@ impl Pool {
             key,
             shared,
             filler,
+            prepare,
         }
     }
 
@@ -135,11 +158,11 @@ impl Pool {
         None
     }
 
-    /// A sandbox from the pool, or a fresh one when the pool is empty.
+    /// A sandbox from the pool, or a fresh (prepared) one when the pool is empty.
     pub fn create(&self) -> Result<Sandbox, RuntimeError> {
         match self.take() {
             Some(s) => Ok(s),
-            None => self.runtime.create(self.key.spec()),
+            None => create_prepared(&self.runtime, &self.key, self.prepare.as_ref()),
         }
     }
 
@@ -167,7 +190,23 @@ impl Drop for Pool {
     }
 }
 
-fn fill(runtime: Runtime, key: PoolKey, shared: Arc<Shared>) {
+fn create_prepared(
+    runtime: &Runtime,
+    key: &PoolKey,
+    prepare: Option<&Prepare>,
+) -> Result<Sandbox, RuntimeError> {
+    let sandbox = runtime.create(key.spec())?;
+    if let Some(prepare) = prepare
+        && let Err(message) = prepare(&sandbox)
+    {
+        let id = sandbox.id().to_string();
+        let _ = sandbox.destroy();
+        return Err(RuntimeError::Launch { id, message });
+    }
+    Ok(sandbox)
+}
+
+fn fill(runtime: Runtime, key: PoolKey, shared: Arc<Shared>, prepare: Option<Prepare>) {
     let mut backoff = Duration::from_millis(50);
     loop {
         {
@@ -179,7 +218,7 @@ fn fill(runtime: Runtime, key: PoolKey, shared: Arc<Shared>) {
                 return;
             }
         }
-        match runtime.create(key.spec()) {
+        match create_prepared(&runtime, &key, prepare.as_ref()) {
             Ok(s) => {
                 backoff = Duration::from_millis(50);
                 let mut st = shared.lock();

@@ -176,7 +176,7 @@ impl Runtime {
         match self.launch(&plan) {
             Ok(init_pid) => {
                 let state = SandboxState { init_pid, ..state };
-                Sandbox::started(self.clone(), state, slot)
+                Sandbox::started(state, slot)
             }
             Err(e) => {
                 cgroup.kill();

@@ -1,6 +1,6 @@
 //! A running sandbox, seen from the host.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -40,18 +40,13 @@ pub struct SandboxState {
 /// [`Sandbox::destroy`] to end it.
 #[derive(Debug)]
 pub struct Sandbox {
-    runtime: Runtime,
     state: SandboxState,
     slot: UidSlot,
     pidfd: OwnedFd,
 }
 
 impl Sandbox {
-    pub(crate) fn started(
-        runtime: Runtime,
-        state: SandboxState,
-        slot: UidSlot,
-    ) -> Result<Self, RuntimeError> {
+    pub(crate) fn started(state: SandboxState, slot: UidSlot) -> Result<Self, RuntimeError> {
         let pidfd =
             sys::proc::pidfd_open(state.init_pid).map_err(|source| RuntimeError::StateDir {
                 path: "pidfd".into(),
@@ -60,12 +55,7 @@ impl Sandbox {
         if let Ok(json) = serde_json::to_vec_pretty(&state) {
             let _ = std::fs::write(state.dir.join("state.json"), json);
         }
-        Ok(Self {
-            runtime,
-            state,
-            slot,
-            pidfd,
-        })
+        Ok(Self { state, slot, pidfd })
     }
 
     /// Finds a sandbox started earlier (by this or a previous process) from its state file.
@@ -85,12 +75,7 @@ impl Sandbox {
             runtime.config().uid_base,
             state.uid_slot,
         );
-        Some(Self {
-            runtime: runtime.clone(),
-            state,
-            slot,
-            pidfd,
-        })
+        Some(Self { state, slot, pidfd })
     }
 
     /// Sandbox id (also its hostname).
@@ -161,8 +146,9 @@ impl Sandbox {
 
     /// Kills the sandbox and removes everything it had on the host: processes, cgroups, its
     /// directory and uid range. Mounts need no unmount: they lived only in the sandbox's mount
-    /// namespace, which dies with its last process. Blocking; idempotent in effect.
-    pub fn destroy(self) -> Result<(), RuntimeError> {
+    /// namespace, which dies with its last process. Blocking; idempotent (a second call
+    /// finds nothing left to remove).
+    pub fn destroy(&self) -> Result<(), RuntimeError> {
         self.kill();
         // Reap the init when it is our child (it is when this process is the subreaper that
         // created it); otherwise wait for the pidfd to report its exit.
@@ -174,8 +160,6 @@ impl Sandbox {
         let result = self.state.cgroup.remove(Duration::from_secs(5));
         self.slot.release();
         let _ = std::fs::remove_dir_all(&self.state.dir);
-        let _ = self.runtime;
-        let _ = self.pidfd.as_raw_fd();
         result.map_err(RuntimeError::from)
     }
 }

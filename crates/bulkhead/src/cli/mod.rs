@@ -3,6 +3,7 @@
 
 pub mod envd;
 pub mod run;
+pub mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -22,6 +23,8 @@ pub struct Cli {
 pub enum Command {
     /// Run one command in a fresh sandbox, then remove it (like `docker run --rm`).
     Run(run::Args),
+    /// Serve the E2B-compatible API and sandbox proxy.
+    Serve(serve::Args),
     /// In-sandbox daemon speaking the E2B envd protocol (started by the sandbox init).
     #[command(hide = true)]
     Envd(envd::Args),
@@ -31,6 +34,7 @@ pub enum Command {
 pub fn dispatch(command: Command) -> anyhow::Result<u8> {
     match command {
         Command::Run(args) => run::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Envd(args) => envd::run(args),
     }
 }

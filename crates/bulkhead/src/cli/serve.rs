@@ -1,0 +1,238 @@
+//! `bulkhead serve`: the E2B-compatible control plane and edge proxy on one port.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use bulkhead_runtime::{Limits, Runtime, RuntimeConfig, limits};
+use bulkhead_server::{AppState, Manager, ManagerConfig, TemplateConfig};
+use clap::Args as ClapArgs;
+
+/// Exit code for invalid configuration (EX_USAGE).
+const EXIT_BAD_CONFIG: u8 = 64;
+
+/// Serve the E2B-compatible API and sandbox proxy.
+///
+/// Point the official SDKs at it with the `export` lines it prints on start.
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "BULKHEAD_LISTEN", default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    /// State directory: database, API key file, sandbox state.
+    #[arg(
+        long,
+        env = "BULKHEAD_DATA_DIR",
+        default_value = "/var/lib/bulkhead",
+        value_name = "DIR"
+    )]
+    data_dir: PathBuf,
+    /// Domain for host routing (`<port>-<sandboxid>.<domain>`).
+    #[arg(long, env = "BULKHEAD_DOMAIN", default_value = "localhost")]
+    domain: String,
+    /// Root filesystem of the built-in `base` template.
+    #[arg(
+        long,
+        env = "BULKHEAD_BASE_ROOTFS",
+        default_value = "/var/cache/bulkhead/rootfs/debian",
+        value_name = "DIR"
+    )]
+    base_rootfs: PathBuf,
+    /// Sandboxes kept warm per template.
+    #[arg(long, env = "BULKHEAD_POOL_SIZE", default_value_t = 2)]
+    pool_size: usize,
+    /// Memory limit of each sandbox.
+    #[arg(
+        long,
+        env = "BULKHEAD_SANDBOX_MEMORY",
+        default_value = "1G",
+        value_name = "SIZE"
+    )]
+    sandbox_memory: String,
+    /// Writable disk of each sandbox.
+    #[arg(
+        long,
+        env = "BULKHEAD_SANDBOX_DISK",
+        default_value = "2G",
+        value_name = "SIZE"
+    )]
+    sandbox_disk: String,
+    /// CPU quota of each sandbox, in cores.
+    #[arg(
+        long,
+        env = "BULKHEAD_SANDBOX_CPUS",
+        default_value = "2",
+        value_name = "CPUS"
+    )]
+    sandbox_cpus: String,
+    /// Process limit of each sandbox.
+    #[arg(
+        long,
+        env = "BULKHEAD_SANDBOX_PIDS",
+        default_value = "1024",
+        value_name = "N"
+    )]
+    sandbox_pids: String,
+    /// Timeout of a sandbox whose create names none, in seconds.
+    #[arg(long, env = "BULKHEAD_DEFAULT_TIMEOUT", default_value_t = 300)]
+    default_timeout: u64,
+    /// Longest any sandbox may live, in seconds.
+    #[arg(long, env = "BULKHEAD_MAX_LIFETIME", default_value_t = 86_400)]
+    max_lifetime: u64,
+    /// Environment variable removed from every create's envVars (repeatable), e.g.
+    /// AWS_SECRET_ACCESS_KEY, so that clients forwarding credentials cannot put them into a
+    /// sandbox.
+    #[arg(
+        long = "strip-env",
+        env = "BULKHEAD_STRIP_ENV",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    strip_env: Vec<String>,
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub fn run(args: Args) -> anyhow::Result<u8> {
+    let limits = match sandbox_limits(&args) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("bulkhead: {e:#}");
+            return Ok(EXIT_BAD_CONFIG);
+        }
+    };
+    if !args.base_rootfs.join("bin").exists() {
+        eprintln!(
+            "bulkhead: the base template's root filesystem {} is missing: run scripts/build-rootfs.sh",
+            args.base_rootfs.display()
+        );
+        return Ok(EXIT_BAD_CONFIG);
+    }
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let exe = std::env::current_exe().context("locating the bulkhead binary")?;
+    let runtime = Runtime::new(RuntimeConfig::new(&args.data_dir, &exe))
+        .context("starting the sandbox runtime")?;
+    let api_key = ensure_api_key(&args.data_dir)?;
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting tokio")?;
+    tokio.block_on(async move {
+        let manager = Manager::new(
+            runtime,
+            ManagerConfig {
+                templates: vec![TemplateConfig {
+                    id: "base".into(),
+                    aliases: vec![],
+                    layers: vec![
+                        args.base_rootfs
+                            .canonicalize()
+                            .context("resolving the base rootfs")?,
+                    ],
+                    limits,
+                    pool_size: args.pool_size,
+                }],
+                envd_binary: exe,
+                default_timeout: Duration::from_secs(args.default_timeout),
+                max_lifetime: Duration::from_secs(args.max_lifetime),
+                strip_env_vars: args.strip_env.clone(),
+            },
+        );
+        let keys: HashMap<String, String> = [(api_key.key.clone(), "default".to_string())].into();
+        let state = AppState {
+            manager: manager.clone(),
+            auth: Arc::new(keys),
+            domain: args.domain.clone(),
+        };
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("binding {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        println!("Bulkhead is listening on http://{addr}. Point the E2B SDKs at it:");
+        println!("export E2B_API_URL=http://{addr}");
+        println!("export E2B_SANDBOX_URL=http://{addr}");
+        if api_key.new {
+            println!("export E2B_API_KEY={}", api_key.key);
+            println!(
+                "# this key is shown once; it is also in {} (mode 0600)",
+                api_key.path.display()
+            );
+        } else {
+            println!("export E2B_API_KEY=$(cat {})", api_key.path.display());
+        }
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        tracing::info!(%addr, "serving");
+        bulkhead_server::serve(state, listener, shutdown_signal())
+            .await
+            .context("serving")?;
+        tracing::info!("shutting down: removing sandboxes");
+        manager.kill_all().await;
+        Ok::<u8, anyhow::Error>(0)
+    })
+}
+
+fn sandbox_limits(args: &Args) -> anyhow::Result<Limits> {
+    Ok(Limits {
+        memory_bytes: Some(limits::parse_size("memory", &args.sandbox_memory)?),
+        pids: Some(limits::parse_count("pids", &args.sandbox_pids)?),
+        cpu_millis: Some(limits::parse_cpus(&args.sandbox_cpus)?),
+        disk_bytes: Some(limits::parse_size("disk", &args.sandbox_disk)?),
+    })
+}
+
+struct ApiKey {
+    key: String,
+    path: PathBuf,
+    new: bool,
+}
+
+/// The server's API key: created on the first start, kept in `<data-dir>/api-key` (0600).
+fn ensure_api_key(data_dir: &Path) -> anyhow::Result<ApiKey> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = data_dir.join("api-key");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let key = text.trim().to_string();
+        anyhow::ensure!(
+            !key.is_empty(),
+            "the API key file {} is empty",
+            path.display()
+        );
+        return Ok(ApiKey {
+            key,
+            path,
+            new: false,
+        });
+    }
+    let key = format!("bk_{}", bulkhead_runtime::spec::new_id());
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    writeln!(f, "{key}")?;
+    Ok(ApiKey {
+        key,
+        path,
+        new: true,
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,0 +1,47 @@
+//! API-key authentication: `X-API-KEY` → team.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Checks API keys. Implemented over the metadata store by the binary; tests use a map.
+pub trait Authenticator: Send + Sync + 'static {
+    /// The team a key belongs to, or `None` for an unknown or revoked key.
+    fn team_for(&self, key: &str) -> Option<String>;
+}
+
+impl Authenticator for std::collections::HashMap<String, String> {
+    fn team_for(&self, key: &str) -> Option<String> {
+        self.get(key).cloned()
+    }
+}
+
+/// The authenticated team of a request.
+#[derive(Debug, Clone)]
+pub struct Team(pub String);
+
+impl FromRequestParts<AppState> for Team {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let key = parts
+            .headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or(ApiError::Unauthorized("missing X-API-KEY header"))?;
+        let auth = state.auth.clone();
+        let key = key.to_string();
+        let team = tokio::task::spawn_blocking(move || auth.team_for(&key))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        team.map(Team)
+            .ok_or(ApiError::Unauthorized("invalid API key"))
+    }
+}

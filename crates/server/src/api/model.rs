@@ -1,0 +1,127 @@
+//! JSON bodies of the E2B control-plane API, field names exactly as on the wire
+//! (`spec/e2b-protocol.md` section 2.2). Fields carry the spec's meaning and are not
+//! documented one by one.
+#![allow(missing_docs)]
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The constant `clientID` the reference server returns (deprecated, still required by the
+/// Python parser).
+pub const CLIENT_ID: &str = "6532622b";
+
+/// `POST /v2/sandboxes` and legacy `POST /sandboxes`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewSandbox {
+    /// Template name or id.
+    #[serde(rename = "templateID")]
+    pub template_id: String,
+    /// Seconds until the sandbox is killed.
+    pub timeout: Option<i64>,
+    /// User metadata.
+    #[serde(default)]
+    pub metadata: Option<BTreeMap<String, String>>,
+    /// Sandbox-wide environment variables.
+    #[serde(default)]
+    pub env_vars: Option<BTreeMap<String, String>>,
+    /// Legacy v1 flag; every sandbox gets an access token anyway.
+    #[serde(default)]
+    pub secure: Option<bool>,
+    /// Outbound internet (snake_case on the wire). Only `false`/absent is supported.
+    #[serde(default, rename = "allow_internet_access")]
+    pub allow_internet_access: Option<bool>,
+    /// Pause instead of kill on timeout.
+    #[serde(default)]
+    pub auto_pause: Option<bool>,
+}
+
+/// Response of create/connect/resume.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SandboxCreated {
+    #[serde(rename = "templateID")]
+    pub template_id: String,
+    #[serde(rename = "sandboxID")]
+    pub sandbox_id: String,
+    #[serde(rename = "clientID")]
+    pub client_id: &'static str,
+    pub envd_version: &'static str,
+    pub envd_access_token: String,
+    pub traffic_access_token: Option<String>,
+    pub domain: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
+}
+
+/// Items of the sandbox list, and (with extra fields) the detail.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListedSandbox {
+    #[serde(rename = "templateID")]
+    pub template_id: String,
+    #[serde(rename = "sandboxID")]
+    pub sandbox_id: String,
+    #[serde(rename = "clientID")]
+    pub client_id: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
+    pub started_at: String,
+    pub end_at: String,
+    pub cpu_count: u32,
+    #[serde(rename = "memoryMB")]
+    pub memory_mb: u64,
+    #[serde(rename = "diskSizeMB")]
+    pub disk_size_mb: u64,
+    pub state: &'static str,
+    pub envd_version: &'static str,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// `GET /sandboxes/{id}`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SandboxDetail {
+    #[serde(flatten)]
+    pub listed: ListedSandbox,
+    pub envd_access_token: String,
+    pub allow_internet_access: Option<bool>,
+    pub domain: Option<String>,
+}
+
+/// `POST /sandboxes/{id}/timeout`.
+#[derive(Debug, Deserialize)]
+pub struct TimeoutRequest {
+    /// Seconds from now.
+    pub timeout: i64,
+}
+
+/// `POST /v2/sandboxes/{id}/connect` and legacy `/connect`, `/resume`.
+#[derive(Debug, Default, Deserialize)]
+pub struct ConnectRequest {
+    /// Seconds from now; only ever extends a running sandbox's end.
+    pub timeout: Option<i64>,
+}
+
+/// `POST /sandboxes/{id}/refreshes`.
+#[derive(Debug, Default, Deserialize)]
+pub struct RefreshRequest {
+    /// Seconds to extend by (0..=3600).
+    pub duration: Option<i64>,
+}
+
+/// One metrics sample.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SandboxMetric {
+    pub timestamp: String,
+    pub timestamp_unix: i64,
+    pub cpu_count: u32,
+    pub cpu_used_pct: f64,
+    pub mem_used: u64,
+    pub mem_total: u64,
+    pub mem_cache: u64,
+    pub disk_used: u64,
+    pub disk_total: u64,
+}

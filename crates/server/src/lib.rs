@@ -1,0 +1,56 @@
+//! Bulkhead's server: the E2B-compatible control plane and the edge proxy on one port.
+//!
+//! Owns the registry of live sandboxes (per team), their timeouts, pause/resume, and the
+//! routing of sandbox traffic into each sandbox's network namespace. Does not own isolation
+//! (`bulkhead-runtime`), the in-sandbox protocol (`bulkhead-envd`) or key storage (behind
+//! [`api::auth::Authenticator`]).
+//!
+//! Threads: runs on the caller's tokio runtime; launches, destroys and cgroup reads go to the
+//! blocking pool.
+
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod error;
+pub mod manager;
+pub mod proxy;
+pub mod sandbox_http;
+pub mod state;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::serve::ListenerExt;
+
+pub use manager::{Manager, ManagerConfig, TemplateConfig};
+pub use state::AppState;
+
+/// The whole HTTP application: proxy middleware in front of the API routes.
+pub fn app(state: AppState) -> Router {
+    api::router()
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            proxy::route,
+        ))
+        .with_state(state)
+}
+
+/// Serves `state` on `listener` until `shutdown` resolves, with TCP_NODELAY on every
+/// accepted connection (without it, small requests on reused connections wait ~40 ms for
+/// delayed ACKs). Starts the timeout reaper.
+pub async fn serve(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let reaper = tokio::spawn(Arc::clone(&state.manager).reap_expired());
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let result = axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    reaper.abort();
+    result
+}

@@ -1,0 +1,81 @@
+//! envd inside each sandbox: started while the sandbox is pooled, configured (token, env
+//! vars, default user) at hand-over through `POST /init`.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use bulkhead_envd::ENVD_PORT;
+use bulkhead_runtime::{ExecSpec, Sandbox};
+use serde::Serialize;
+
+use super::ENVD_PATH;
+
+/// How long envd may take to listen after it was started.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Starts envd (detached, as root inside) and waits until it accepts connections. Blocking.
+pub(crate) fn start(sandbox: &Sandbox) -> Result<(), String> {
+    let listen = format!("0.0.0.0:{ENVD_PORT}");
+    let spec = ExecSpec {
+        detach: true,
+        ..ExecSpec::command([ENVD_PATH, "envd", "--listen", listen.as_str()])
+    };
+    let process = sandbox
+        .exec(spec)
+        .map_err(|e| format!("starting envd: {e}"))?;
+    // envd's stdio pipes are dropped: it must never block on them (it logs to stderr and
+    // ignores write errors).
+    drop(process);
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if sandbox
+            .connect_tcp(ENVD_PORT, Duration::from_millis(500))
+            .is_ok()
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline || !sandbox.is_running() {
+            return Err("envd did not start listening".into());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Settings pushed to envd at hand-over.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct InitRequest {
+    pub env_vars: BTreeMap<String, String>,
+    pub access_token: String,
+    pub default_user: String,
+}
+
+/// Sends `POST /init`. Blocking; one short HTTP/1.1 exchange.
+pub(crate) fn init(sandbox: &Sandbox, req: &InitRequest) -> Result<(), String> {
+    let body = serde_json::to_vec(req).map_err(|e| e.to_string())?;
+    let mut stream = sandbox
+        .connect_tcp(ENVD_PORT, Duration::from_secs(2))
+        .map_err(|e| format!("connecting to envd: {e}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    let head = format!(
+        "POST /init HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream
+        .write_all(head.as_bytes())
+        .and_then(|()| stream.write_all(&body))
+        .map_err(|e| format!("sending /init: {e}"))?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .map_err(|e| format!("reading /init: {e}"))?;
+    let status = response.split_whitespace().nth(1).unwrap_or("");
+    if status.starts_with('2') {
+        Ok(())
+    } else {
+        Err(format!("envd answered /init with {status}"))
+    }
+}
