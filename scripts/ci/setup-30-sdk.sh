@@ -6,6 +6,16 @@ set -euo pipefail
 venv="${BULKHEAD_SDK_VENV:-/opt/bulkhead-sdk-venv}"
 js_dir="${BULKHEAD_SDK_JS:-/opt/bulkhead-sdk-js}"
 py_version="2.63.0"
+# The test-suite tooling of tests/sdk and bench/sdk, pinned like the SDK itself.
+py_test_pins=(
+  "e2b==2.63.0"
+  "e2b-code-interpreter==2.11.5"
+  "httpx==0.28.1"
+  "pytest==9.2.0"
+  "pytest-asyncio==1.5.0"
+  "pytest-timeout==2.4.0"
+  "hypothesis==6.170.15"
+)
 js_version="2.51.0"
 
 # Interpreters: use what the machine has, else Debian's packages.
@@ -20,6 +30,13 @@ fi
 if ! "$venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('e2b') != '$py_version')" 2>/dev/null; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "e2b==$py_version"
+fi
+# pip's own check: every pin installed at exactly its version, else (re)install them all.
+if ! "$venv/bin/python" - "${py_test_pins[@]}" <<'PY' 2>/dev/null; then
+import importlib.metadata as m, sys
+sys.exit(any(m.version(p.split("==")[0]) != p.split("==")[1] for p in sys.argv[1:]))
+PY
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "${py_test_pins[@]}"
 fi
 
 installed_js=$(node -p "require('$js_dir/node_modules/e2b/package.json').version" 2>/dev/null || true)

@@ -1,0 +1,174 @@
+"""One real `bulkhead serve` per test session, and sandboxes from it.
+
+The server is the debug (or `$BULKHEAD_BIN`) binary on port 0 with a temporary data dir; the
+SDKs find it through the `export` lines it prints, exactly as a user would. At the end the
+server gets SIGTERM and the session fails if any sandbox it ran is left behind (a cgroup
+named for it, or an entry under the data dir's sandboxes/).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from e2b import AsyncSandbox, Sandbox
+
+ROOT = Path(__file__).resolve().parents[2]
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+EXPORT = re.compile(r"^export (E2B_[A-Z_]+)=(\S+)$")
+
+
+def _binary() -> Path:
+    explicit = os.environ.get("BULKHEAD_BIN")
+    if explicit:
+        return Path(explicit)
+    target = os.environ.get("CARGO_TARGET_DIR", "/var/cache/bulkhead/target")
+    return Path(target) / "debug" / "bulkhead"
+
+
+@dataclass
+class Server:
+    """A running `bulkhead serve` and what the SDKs need to reach it."""
+
+    proc: subprocess.Popen
+    data_dir: Path
+    api_url: str
+    sandbox_url: str
+    api_key: str
+    log: Path
+    sandbox_ids: set[str] = field(default_factory=set)
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "(no server log)"
+
+
+def _sandbox_cgroups(ids: set[str]) -> list[str]:
+    """Cgroup directories still present for any of `ids`, in any v1 or v2 hierarchy."""
+    left = []
+    for hierarchy in [CGROUP_ROOT, *CGROUP_ROOT.iterdir()] if CGROUP_ROOT.is_dir() else []:
+        parent = hierarchy / "bulkhead"
+        for sid in ids:
+            if (parent / sid).exists():
+                left.append(str(parent / sid))
+    return left
+
+
+@pytest.fixture(scope="session")
+def server() -> Server:
+    binary = _binary()
+    if not binary.exists():
+        pytest.fail(
+            f"{binary} is missing: build it with `cargo build --locked -p bulkhead` "
+            "(same CARGO_TARGET_DIR) or set BULKHEAD_BIN",
+            pytrace=False,
+        )
+    if os.geteuid() != 0:
+        pytest.fail("bulkhead serve needs root (namespaces, cgroups): run as root", pytrace=False)
+    tmp = Path(tempfile.mkdtemp(prefix="bulkhead-sdk-"))
+    # mkdtemp makes 0700, which the sandboxes' mapped ids cannot traverse to their root.
+    tmp.chmod(0o755)
+    data_dir = tmp / "data"
+    log = tmp / "server.log"
+    # stderr (tracing) goes to the log file; stdout is read for the export lines.
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(
+            [str(binary), "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir),
+             "--pool-size", "2"],
+            stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL,
+            env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "info")},
+        )
+    exports: dict[str, str] = {}
+    deadline = time.monotonic() + 60
+    assert proc.stdout is not None
+    while len(exports) < 3 and time.monotonic() < deadline:
+        line = proc.stdout.readline().decode(errors="replace")
+        if not line:
+            break
+        m = EXPORT.match(line.strip())
+        if m:
+            exports[m.group(1)] = m.group(2)
+    if len(exports) < 3:
+        proc.kill()
+        proc.wait()
+        pytest.fail(
+            f"bulkhead serve printed no E2B_API_URL/E2B_SANDBOX_URL/E2B_API_KEY lines "
+            f"(got {exports}); log:\n{log.read_text(errors='replace')[-4000:]}",
+            pytrace=False,
+        )
+    # Keep draining stdout so the server never blocks on a full pipe.
+    threading.Thread(target=lambda: proc.stdout.read(), daemon=True).start()
+    srv = Server(proc, data_dir, exports["E2B_API_URL"], exports["E2B_SANDBOX_URL"],
+                 exports["E2B_API_KEY"], log)
+    saved = {k: os.environ.get(k) for k in exports}
+    os.environ.update(exports)
+    try:
+        yield srv
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        _stop_and_check(srv)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _stop_and_check(srv: Server) -> None:
+    sandboxes_dir = srv.data_dir / "sandboxes"
+    # Pooled sandboxes never reach a test, so learn their ids from the data dir too.
+    if sandboxes_dir.is_dir():
+        srv.sandbox_ids.update(p.name for p in sandboxes_dir.iterdir())
+    srv.proc.send_signal(signal.SIGTERM)
+    try:
+        code = srv.proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        srv.proc.kill()
+        srv.proc.wait()
+        pytest.fail(f"bulkhead serve ignored SIGTERM for 60 s; log:\n{srv.log_tail()}")
+    problems = []
+    if code != 0:
+        problems.append(f"bulkhead serve exited with {code} after SIGTERM")
+    left_dirs = sorted(p.name for p in sandboxes_dir.iterdir()) if sandboxes_dir.is_dir() else []
+    if left_dirs:
+        problems.append(f"sandbox state left in {sandboxes_dir}: {left_dirs}")
+    left_cgroups = _sandbox_cgroups(srv.sandbox_ids)
+    if left_cgroups:
+        problems.append(f"sandbox cgroups left: {left_cgroups}")
+    if not srv.sandbox_ids:
+        problems.append("no sandbox id was recorded: the leak check checked nothing")
+    if problems:
+        pytest.fail("; ".join(problems) + f"\nserver log:\n{srv.log_tail()}")
+
+
+@pytest.fixture
+def sandbox(server: Server):
+    """A fresh `base` sandbox, killed afterwards."""
+    sbx = Sandbox.create("base", timeout=120)
+    server.sandbox_ids.add(sbx.sandbox_id)
+    try:
+        yield sbx
+    finally:
+        sbx.kill()
+
+
+@pytest.fixture
+async def async_sandbox(server: Server):
+    """A fresh `base` AsyncSandbox, killed afterwards."""
+    sbx = await AsyncSandbox.create("base", timeout=120)
+    server.sandbox_ids.add(sbx.sandbox_id)
+    try:
+        yield sbx
+    finally:
+        await sbx.kill()

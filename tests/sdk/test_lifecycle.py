@@ -1,0 +1,176 @@
+"""Sandbox lifecycle through the control plane (spec 2.3): info, timeout, list, pause and
+resume, metrics, kill."""
+
+import time
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+from e2b import (
+    Sandbox,
+    SandboxNotFoundException,
+    SandboxNotRunningException,
+    SandboxQuery,
+    SandboxState,
+)
+
+
+def _create(server, **kw) -> Sandbox:
+    sbx = Sandbox.create("base", **{"timeout": 120, **kw})
+    server.sandbox_ids.add(sbx.sandbox_id)
+    return sbx
+
+
+def test_is_running_and_get_info(server):
+    tag = uuid.uuid4().hex
+    before = datetime.now(timezone.utc).replace(microsecond=0)
+    sbx = _create(server, metadata={"suite": tag}, timeout=90)
+    try:
+        assert sbx.is_running() is True
+        info = sbx.get_info()
+        assert info.sandbox_id == sbx.sandbox_id
+        assert info.template_id == "base"
+        assert info.metadata == {"suite": tag}
+        assert info.state == SandboxState.RUNNING
+        assert info.started_at >= before
+        assert 80 <= (info.end_at - info.started_at).total_seconds() <= 100
+        assert info.cpu_count >= 1 and info.memory_mb > 0
+        assert Sandbox.get_info(sbx.sandbox_id).sandbox_id == sbx.sandbox_id
+    finally:
+        sbx.kill()
+
+
+def test_kill_twice_returns_true_then_false(server):
+    sbx = _create(server)
+    assert sbx.kill() is True
+    assert sbx.kill() is False
+    assert Sandbox.kill(sbx.sandbox_id) is False
+    assert sbx.is_running() is False
+    with pytest.raises(SandboxNotFoundException):
+        Sandbox.get_info(sbx.sandbox_id)
+
+
+def test_operations_on_a_killed_sandbox_raise_not_running(server):
+    sbx = _create(server)
+    sbx.kill()
+    with pytest.raises(SandboxNotRunningException):
+        sbx.commands.run("true")
+    with pytest.raises(SandboxNotRunningException):
+        sbx.files.read("/home/user/.profile")
+
+
+def test_set_timeout_extends_and_a_short_timeout_ends_the_sandbox(server):
+    sbx = _create(server)
+    sbx.set_timeout(600)
+    info = sbx.get_info()
+    assert 590 <= (info.end_at - datetime.now(timezone.utc)).total_seconds() <= 610
+    sbx.set_timeout(2)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and sbx.is_running():
+        time.sleep(0.25)
+    assert sbx.is_running() is False, "the sandbox outlived its 2 s timeout by 20 s"
+    with pytest.raises(SandboxNotFoundException):
+        sbx.get_info()
+    assert sbx.kill() is False
+
+
+def test_create_timeout_ends_the_sandbox(server):
+    sbx = _create(server, timeout=2)
+    assert sbx.commands.run("echo alive").stdout == "alive\n"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and sbx.is_running():
+        time.sleep(0.25)
+    assert sbx.is_running() is False
+
+
+def test_get_metrics(server):
+    sbx = _create(server)
+    try:
+        sbx.commands.run("python3 -c 'x = bytearray(32 << 20); print(len(x))'")
+        metrics = sbx.get_metrics()
+        assert metrics, "no metric sample"
+        m = metrics[-1]
+        assert m.cpu_count >= 1
+        assert m.mem_total > 0 and 0 < m.mem_used <= m.mem_total
+        assert 0.0 <= m.cpu_used_pct <= 100.0
+        assert m.disk_total > 0
+    finally:
+        sbx.kill()
+
+
+def test_list_filters_by_metadata_and_state_and_paginates(server):
+    tag = uuid.uuid4().hex
+    sbxs = [_create(server, metadata={"suite": tag, "n": str(i), "odd": "a b/c&d=e"})
+            for i in range(3)]
+    ids = {s.sandbox_id for s in sbxs}
+    try:
+        q = SandboxQuery(metadata={"suite": tag})
+        listed = Sandbox.list(query=q).next_items()
+        assert {s.sandbox_id for s in listed} == ids
+        assert all(s.metadata["odd"] == "a b/c&d=e" for s in listed)
+        one = Sandbox.list(query=SandboxQuery(metadata={"suite": tag, "n": "1"})).next_items()
+        assert [s.sandbox_id for s in one] == [sbxs[1].sandbox_id]
+        assert Sandbox.list(query=SandboxQuery(metadata={"suite": "no-" + tag})).next_items() == []
+
+        pager = Sandbox.list(query=q, limit=2)
+        first = pager.next_items()
+        assert len(first) == 2 and pager.has_next and pager.next_token
+        second = pager.next_items()
+        assert len(second) == 1 and not pager.has_next
+        assert {s.sandbox_id for s in first + second} == ids
+
+        sbxs[0].pause()
+        paused = Sandbox.list(query=SandboxQuery(metadata={"suite": tag},
+                                                 state=[SandboxState.PAUSED])).next_items()
+        assert [s.sandbox_id for s in paused] == [sbxs[0].sandbox_id]
+        assert paused[0].state == SandboxState.PAUSED
+        running = Sandbox.list(query=SandboxQuery(metadata={"suite": tag},
+                                                  state=[SandboxState.RUNNING])).next_items()
+        assert {s.sandbox_id for s in running} == ids - {sbxs[0].sandbox_id}
+    finally:
+        for s in sbxs:
+            s.kill()
+
+
+def test_pause_and_resume_via_connect_keep_files_and_processes(server):
+    sbx = _create(server)
+    try:
+        sbx.files.write("/home/user/kept.txt", "still here")
+        counter = sbx.commands.run(
+            "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done",
+            background=True)
+        time.sleep(0.5)
+        assert sbx.pause() is True
+        assert sbx.pause() is False  # already paused
+        assert sbx.get_info().state == SandboxState.PAUSED
+        resumed = Sandbox.connect(sbx.sandbox_id, timeout=120)
+        assert resumed.sandbox_id == sbx.sandbox_id
+        assert resumed.get_info().state == SandboxState.RUNNING
+        assert resumed.files.read("/home/user/kept.txt") == "still here"
+        assert counter.pid in [p.pid for p in resumed.commands.list()]
+        frozen_at = int(resumed.files.read("/tmp/count"))
+        time.sleep(0.5)
+        assert int(resumed.files.read("/tmp/count")) > frozen_at, "the loop did not resume"
+    finally:
+        sbx.kill()
+
+
+def test_paused_sandbox_does_not_run(server):
+    sbx = _create(server)
+    try:
+        sbx.commands.run(
+            "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.05; done",
+            background=True)
+        time.sleep(0.3)
+        sbx.pause()
+        time.sleep(0.2)
+        Sandbox.connect(sbx.sandbox_id)
+        a = int(sbx.files.read("/tmp/count"))
+        sbx.pause()
+        time.sleep(1.0)
+        Sandbox.connect(sbx.sandbox_id)
+        b = int(sbx.files.read("/tmp/count"))
+        # 1 s paused at 20 increments/s: a running loop would have added about 20.
+        assert b - a < 10, f"the counter moved {b - a} while paused"
+    finally:
+        sbx.kill()
