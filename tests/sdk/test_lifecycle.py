@@ -174,3 +174,19 @@ def test_paused_sandbox_does_not_run(server):
         assert b - a < 10, f"the counter moved {b - a} while paused"
     finally:
         sbx.kill()
+
+
+def test_kill_removes_the_cgroup_and_state_dir(server):
+    """Also proves the session's leak check can see a sandbox: it looks at the same places."""
+    from conftest import _sandbox_cgroups
+
+    sbx = _create(server)
+    state = server.data_dir / "sandboxes" / sbx.sandbox_id
+    assert _sandbox_cgroups({sbx.sandbox_id}), "no cgroup found for a live sandbox"
+    assert state.exists(), f"no state dir {state} for a live sandbox"
+    assert sbx.kill() is True
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (_sandbox_cgroups({sbx.sandbox_id}) or state.exists()):
+        time.sleep(0.1)
+    assert _sandbox_cgroups({sbx.sandbox_id}) == []
+    assert not state.exists()
