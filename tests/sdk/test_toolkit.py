@@ -77,8 +77,8 @@ async def test_dead_sandbox_is_detected_before_a_call(server):
 
 @pytest.mark.xfail(strict=True, raises=TimeoutException, reason=(
     "the base template runs no code-interpreter service on port 49999, so run_code gets the "
-    "proxy's 502 'The sandbox is running but port is not open' (which the SDK maps to
-    TimeoutException); the toolkit's run_code (seed-system.md) needs a "
+    "proxy's 502 'The sandbox is running but port is not open' (which the SDK maps to "
+    "TimeoutException); the toolkit's run_code (seed-system.md) needs a "
     "code-interpreter template"))
 async def test_run_code_in_the_default_context(toolkit_sandbox):
     execution = await toolkit_sandbox.run_code("x = 21\nprint(x * 2)\nx")
