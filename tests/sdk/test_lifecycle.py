@@ -2,6 +2,7 @@
 resume, metrics, kill."""
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 import uuid
 from datetime import datetime, timezone
 
@@ -9,6 +10,7 @@ import pytest
 from e2b import (
     Sandbox,
     SandboxNotFoundException,
+    SandboxException,
     SandboxNotRunningException,
     SandboxQuery,
     SandboxState,
@@ -190,3 +192,61 @@ def test_kill_removes_the_cgroup_and_state_dir(server):
         time.sleep(0.1)
     assert _sandbox_cgroups({sbx.sandbox_id}) == []
     assert not state.exists()
+
+
+def test_idempotency_key_returns_the_same_sandbox(server):
+    """Spec 1.6: the SDK resends a create on 502/503/504 with the same Idempotency-Key."""
+    key = "suite-" + uuid.uuid4().hex
+    a = _create(server, idempotency_key=key)
+    try:
+        b = _create(server, idempotency_key=key)
+        assert b.sandbox_id == a.sandbox_id
+        c = _create(server, idempotency_key=key + "-other")
+        assert c.sandbox_id != a.sandbox_id
+        c.kill()
+    finally:
+        a.kill()
+    # Once the sandbox is gone the key may start a new one.
+    d = _create(server, idempotency_key=key)
+    assert d.sandbox_id != a.sandbox_id
+    d.kill()
+
+
+def test_timeout_of_zero_is_refused(server):
+    with pytest.raises(SandboxException) as ei:
+        Sandbox.create("base", timeout=0)
+    assert "400" in str(ei.value), str(ei.value)
+
+
+def test_on_timeout_pause_pauses_instead_of_killing(server):
+    sbx = _create(server, timeout=2, lifecycle={"on_timeout": "pause"})
+    try:
+        sbx.files.write("/home/user/survives.txt", "yes")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and sbx.get_info().state != SandboxState.PAUSED:
+            time.sleep(0.25)
+        assert sbx.get_info().state == SandboxState.PAUSED
+        resumed = Sandbox.connect(sbx.sandbox_id, timeout=60)
+        assert resumed.files.read("/home/user/survives.txt") == "yes"
+    finally:
+        sbx.kill()
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "Idempotency-Key is check-then-act: Manager::create (crates/server/src/manager/mod.rs) "
+    "looks the key up, releases the lock, starts a sandbox and only then records the key, so "
+    "concurrent creates with one key start several sandboxes (observed: 3 to 6 distinct ids "
+    "from 6 concurrent creates in most rounds); reserve the key before starting, e.g. a "
+    "per-key async mutex or a pending entry that later requests wait on"))
+def test_concurrent_creates_with_one_idempotency_key_start_one_sandbox(server):
+    distinct = []
+    for _ in range(8):
+        key = "race-" + uuid.uuid4().hex
+        with ThreadPoolExecutor(6) as ex:
+            sbxs = list(ex.map(lambda _: _create(server, timeout=60, idempotency_key=key),
+                               range(6)))
+        ids = {s.sandbox_id: s for s in sbxs}
+        distinct.append(len(ids))
+        for s in ids.values():
+            s.kill()
+    assert distinct == [1] * 8, f"distinct sandboxes per round of 6 creates: {distinct}"
