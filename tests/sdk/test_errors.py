@@ -63,7 +63,7 @@ def test_proxy_answers_the_reference_502_for_a_gone_sandbox(server):
     assert body["sandboxId"] == "gonesandbox"
 
 
-@pytest.mark.xfail(strict=True, reason=(
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
     "bulkhead serve has exactly one team and one API key (crates/bulkhead/src/cli/serve.rs "
     "builds the key map from <data-dir>/api-key alone), so a second team cannot exist and "
     "team isolation cannot be exercised end to end"))

@@ -232,7 +232,7 @@ def test_on_timeout_pause_pauses_instead_of_killing(server):
         sbx.kill()
 
 
-@pytest.mark.xfail(strict=True, reason=(
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
     "Idempotency-Key is check-then-act: Manager::create (crates/server/src/manager/mod.rs) "
     "looks the key up, releases the lock, starts a sandbox and only then records the key, so "
     "concurrent creates with one key start several sandboxes (observed: 3 to 6 distinct ids "
