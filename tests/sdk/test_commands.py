@@ -79,3 +79,26 @@ def test_timeout_ends_the_command(sandbox):
             break
         time.sleep(0.2)
     assert not procs, f"the timed-out command is still running: {procs}"
+
+
+def test_stream_input_then_close_stdin_gives_eof(sandbox):
+    handle = sandbox.commands.run("wc -l", background=True, stdin=True)
+    sandbox.commands.stream_input(handle.pid, (f"line {i}\n" for i in range(100)))
+    sandbox.commands.close_stdin(handle.pid)
+    assert handle.wait().stdout.strip() == "100"
+
+
+def test_run_as_root_and_as_the_default_user(sandbox):
+    assert sandbox.commands.run("id -u; echo $HOME", user="root").stdout == "0\n/root\n"
+    assert sandbox.commands.run("id -u; echo $HOME").stdout == "1000\n/home/user\n"
+
+
+def test_list_shows_command_config(sandbox):
+    handle = sandbox.commands.run("sleep 30", background=True, envs={"MARK": "m1"},
+                                  cwd="/tmp")
+    try:
+        [info] = [p for p in sandbox.commands.list() if p.pid == handle.pid]
+        assert info.cmd == "/bin/bash" and info.args[-1] == "sleep 30"
+        assert info.envs.get("MARK") == "m1" and info.cwd == "/tmp"
+    finally:
+        handle.kill()

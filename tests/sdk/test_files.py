@@ -157,3 +157,30 @@ def test_host_routed_download_url(sandbox, server):
     r = httpx.get(url, headers={"Host": f"49983-{sandbox.sandbox_id}.localhost"})
     assert r.status_code == 200, r.text
     assert r.content == b"by host"
+
+
+def test_octet_stream_gzip_and_metadata_uploads(sandbox):
+    data = b"compressible " * 10_000
+    sandbox.files.write("/home/user/gz.bin", data, gzip=True)
+    assert sandbox.files.read("/home/user/gz.bin", format="bytes", gzip=True) == data
+    sandbox.files.write("/home/user/oct.bin", iter([b"part1-", b"part2"]))
+    assert sandbox.files.read("/home/user/oct.bin") == "part1-part2"
+    info = sandbox.files.write("/home/user/meta.txt", "m", metadata={"Owner": "agent-7"})
+    assert info.metadata == {"owner": "agent-7"}
+    assert sandbox.files.get_info("/home/user/meta.txt").metadata == {"owner": "agent-7"}
+
+
+def test_watch_dir_recursive(sandbox):
+    sandbox.files.make_dir("/home/user/rw/a/b")
+    handle = sandbox.files.watch_dir("/home/user/rw", recursive=True)
+    try:
+        sandbox.files.write("/home/user/rw/a/b/deep.txt", "x")
+        events = []
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(
+                e.name.endswith("deep.txt") for e in events):
+            events += handle.get_new_events()
+            time.sleep(0.1)
+        assert any(e.name == "a/b/deep.txt" for e in events), [e.name for e in events]
+    finally:
+        handle.stop()
