@@ -1,6 +1,7 @@
 """Sandbox lifecycle through the control plane (spec 2.3): info, timeout, list, pause and
 resume, metrics, kill."""
 
+import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
 import uuid
@@ -250,3 +251,61 @@ def test_concurrent_creates_with_one_idempotency_key_start_one_sandbox(server):
         for s in ids.values():
             s.kill()
     assert distinct == [1] * 8, f"distinct sandboxes per round of 6 creates: {distinct}"
+
+
+def test_list_orders_and_filters_by_start_time_and_template(server):
+    tag = uuid.uuid4().hex
+    first = _create(server, metadata={"suite": tag})
+    time.sleep(1.1)  # startedAt has second resolution on the wire
+    cut = datetime.now(timezone.utc)
+    second = _create(server, metadata={"suite": tag})
+    try:
+        q = SandboxQuery(metadata={"suite": tag})
+        asc = [s.sandbox_id for s in Sandbox.list(query=q, order="asc").next_items()]
+        desc = [s.sandbox_id for s in Sandbox.list(query=q, order="desc").next_items()]
+        assert asc == [first.sandbox_id, second.sandbox_id]
+        assert desc == [second.sandbox_id, first.sandbox_id]
+        after = Sandbox.list(query=SandboxQuery(metadata={"suite": tag}, started_after=cut))
+        assert [s.sandbox_id for s in after.next_items()] == [second.sandbox_id]
+        by_template = Sandbox.list(query=SandboxQuery(metadata={"suite": tag}, template="base"))
+        assert len(by_template.next_items()) == 2
+        other = Sandbox.list(query=SandboxQuery(metadata={"suite": tag}, template="nope"))
+        assert other.next_items() == []
+    finally:
+        first.kill()
+        second.kill()
+
+
+def test_connect_never_shortens_a_running_sandboxs_timeout(server):
+    sbx = _create(server, timeout=300)
+    try:
+        end = sbx.get_info().end_at
+        Sandbox.connect(sbx.sandbox_id, timeout=10)
+        assert sbx.get_info().end_at >= end
+        Sandbox.connect(sbx.sandbox_id, timeout=900)
+        assert (sbx.get_info().end_at - end).total_seconds() >= 500
+    finally:
+        sbx.kill()
+
+
+def test_killing_a_sandbox_ends_its_open_command_streams(server):
+    sbx = _create(server)
+    handle = sbx.commands.run("sleep 300", background=True, timeout=0)
+    started = time.monotonic()
+    sbx.kill()
+    with pytest.raises(SandboxNotRunningException):
+        handle.wait()
+    assert time.monotonic() - started < 15, "the stream outlived its sandbox"
+
+
+async def test_ten_async_sandboxes_at_once(server):
+    from e2b import AsyncSandbox
+
+    sbxs = await asyncio.gather(*[AsyncSandbox.create("base", timeout=60) for _ in range(10)])
+    server.sandbox_ids.update(s.sandbox_id for s in sbxs)
+    try:
+        assert len({s.sandbox_id for s in sbxs}) == 10
+        outs = await asyncio.gather(*[s.commands.run("hostname") for s in sbxs])
+        assert [o.stdout.strip() for o in outs] == [s.sandbox_id for s in sbxs]
+    finally:
+        assert await asyncio.gather(*[s.kill() for s in sbxs]) == [True] * 10
