@@ -114,6 +114,11 @@ def test_list_filters_by_metadata_and_state_and_paginates(server):
         one = Sandbox.list(query=SandboxQuery(metadata={"suite": tag, "n": "1"})).next_items()
         assert [s.sandbox_id for s in one] == [sbxs[1].sandbox_id]
         assert Sandbox.list(query=SandboxQuery(metadata={"suite": "no-" + tag})).next_items() == []
+        # Keys and values are percent-encoded twice on the wire (spec 2.4).
+        odd = Sandbox.list(query=SandboxQuery(metadata={"suite": tag, "odd": "a b/c&d=e"}))
+        assert {s.sandbox_id for s in odd.next_items()} == ids
+        not_odd = Sandbox.list(query=SandboxQuery(metadata={"suite": tag, "odd": "a b/c"}))
+        assert not_odd.next_items() == []
 
         pager = Sandbox.list(query=q, limit=2)
         first = pager.next_items()

@@ -7,9 +7,15 @@ const jsDir = process.env.BULKHEAD_SDK_JS || '/opt/bulkhead-sdk-js'
 const { Sandbox, CommandExitError } = require(path.join(jsDir, 'node_modules', 'e2b'))
 
 async function main() {
-  const sbx = await Sandbox.create('base', { timeoutMs: 120_000, envs: { FROM_JS: 'yes' } })
+  const tag = `js-${process.pid}-${Date.now()}`
+  const sbx = await Sandbox.create('base', {
+    timeoutMs: 120_000, envs: { FROM_JS: 'yes' }, metadata: { suite: tag, odd: 'a b/c&d=e' },
+  })
   const report = { sandboxId: sbx.sandboxId }
   try {
+    // JS encodes the metadata filter differently from Python (spec 2.4).
+    const listed = await Sandbox.list({ query: { metadata: { suite: tag, odd: 'a b/c&d=e' } } }).nextItems()
+    assert.deepEqual(listed.map((s) => s.sandboxId), [sbx.sandboxId])
     const r = await sbx.commands.run('echo "$FROM_JS"; whoami')
     assert.equal(r.exitCode, 0)
     assert.equal(r.stdout, 'yes\nuser\n')
