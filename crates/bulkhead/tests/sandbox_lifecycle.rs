@@ -509,3 +509,44 @@ fn a_sandbox_is_adopted_from_its_state_file() {
     );
     assert_eq!(t.cgroup_children(), 0);
 }
+
+/// After a crash of the host process (its sandboxes' handles lost, some inits dead), a new
+/// process removes every leftover completely.
+#[test]
+fn leftovers_of_a_crashed_host_are_removed() {
+    let t = TestRuntime::new();
+    let alive = t.create(t.spec("busybox"));
+    let dead = t.create(t.spec("busybox"));
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(dead.init_pid()),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(dead.init_pid()), None);
+    let (alive_pid, ids) = (
+        alive.init_pid(),
+        [alive.id().to_string(), dead.id().to_string()],
+    );
+    drop(alive);
+    drop(dead);
+    let mut on_disk = t.runtime.sandbox_ids_on_disk();
+    on_disk.sort();
+    let mut expected = ids.to_vec();
+    expected.sort();
+    assert_eq!(on_disk, expected);
+    for id in &on_disk {
+        t.runtime.remove_leftover(id).unwrap();
+    }
+    assert!(t.runtime.sandbox_ids_on_disk().is_empty());
+    assert_eq!(t.cgroup_children(), 0);
+    assert_eq!(
+        std::fs::read_dir(t.state.path().join("uids"))
+            .unwrap()
+            .count(),
+        0
+    );
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(alive_pid), None);
+    assert!(
+        !std::path::Path::new(&format!("/proc/{alive_pid}")).exists(),
+        "the live sandbox survived"
+    );
+}

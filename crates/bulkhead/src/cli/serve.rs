@@ -115,6 +115,16 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let exe = std::env::current_exe().context("locating the bulkhead binary")?;
     let runtime = Runtime::new(RuntimeConfig::new(&args.data_dir, &exe))
         .context("starting the sandbox runtime")?;
+    // Sandboxes of a previous run that ended without cleaning up (a crash, SIGKILL): nothing
+    // references them any more, so remove them completely before serving.
+    for id in runtime.sandbox_ids_on_disk() {
+        match runtime.remove_leftover(&id) {
+            Ok(()) => tracing::info!(sandbox_id = %id, "removed a sandbox left by a previous run"),
+            Err(e) => {
+                tracing::warn!(sandbox_id = %id, error = %e, "could not fully remove a leftover sandbox")
+            }
+        }
+    }
     let api_key = ensure_api_key(&args.data_dir)?;
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
