@@ -155,15 +155,27 @@ impl Store {
     /// [`StoreError::Sqlite`] only.
     pub fn ensure_team(&self, name: &str) -> Result<TeamId, StoreError> {
         let conn = self.conn();
+        let find = || {
+            conn.query_row("SELECT id FROM teams WHERE name = ?1", [name], |r| r.get(0))
+                .optional()
+                .op("look up a team")
+        };
+        // Read first: the common case (the team exists) then takes no write lock.
+        if let Some(id) = find()? {
+            return Ok(TeamId(id));
+        }
         conn.execute(
             "INSERT INTO teams (id, name, created_at) VALUES (?1, ?2, ?3) \
              ON CONFLICT (name) DO NOTHING",
             params![random_uuid(), name, to_micros(&now())],
         )
         .op("create a team")?;
-        conn.query_row("SELECT id FROM teams WHERE name = ?1", [name], |r| r.get(0))
-            .op("look up a team")
-            .map(TeamId)
+        // Another process may have created it meanwhile; either way the row exists now.
+        find()?.map(TeamId).ok_or_else(|| StoreError::Corrupt {
+            table: "teams",
+            key: name.to_owned(),
+            reason: "missing right after insertion".into(),
+        })
     }
 
     /// The name of team `team`, or `None` if it does not exist.

@@ -2,6 +2,7 @@
 //! `run(args) -> anyhow::Result<u8>` that returns the process exit code.
 
 pub mod envd;
+pub mod key;
 pub mod run;
 
 use clap::{Parser, Subcommand};
@@ -22,6 +23,8 @@ pub struct Cli {
 pub enum Command {
     /// Run one command in a fresh sandbox, then remove it (like `docker run --rm`).
     Run(run::Args),
+    /// Create, list and revoke API keys.
+    Key(key::Args),
     /// In-sandbox daemon speaking the E2B envd protocol (started by the sandbox init).
     #[command(hide = true)]
     Envd(envd::Args),
@@ -31,6 +34,7 @@ pub enum Command {
 pub fn dispatch(command: Command) -> anyhow::Result<u8> {
     match command {
         Command::Run(args) => run::run(args),
+        Command::Key(args) => key::run(args),
         Command::Envd(args) => envd::run(args),
     }
 }
