@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod envd;
+pub mod key;
 pub mod run;
 pub mod sandbox;
 pub mod serve;
@@ -29,6 +30,8 @@ pub enum Command {
     Serve(serve::Args),
     /// Manage sandboxes on a running server.
     Sandbox(sandbox::Args),
+    /// Create, list and revoke API keys.
+    Key(key::Args),
     /// In-sandbox daemon speaking the E2B envd protocol (started by the sandbox init).
     #[command(hide = true)]
     Envd(envd::Args),
@@ -40,6 +43,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<u8> {
         Command::Run(args) => run::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Sandbox(args) => sandbox::run(args),
+        Command::Key(args) => key::run(args),
         Command::Envd(args) => envd::run(args),
     }
 }
