@@ -280,10 +280,13 @@ fn pool_hands_out_ready_sandboxes() {
     );
 }
 
-fn host_mounts() -> usize {
+/// Host mounts under `dir` (other tests and services may mount elsewhere concurrently).
+fn host_mounts(dir: &std::path::Path) -> usize {
+    let dir = dir.to_string_lossy().to_string();
     std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .lines()
+        .filter(|l| l.contains(&dir))
         .count()
 }
 
@@ -330,7 +333,11 @@ fn loop_devices() -> usize {
 #[test]
 fn hundred_cycles_leave_nothing_behind() {
     let t = TestRuntime::new();
-    let before = (host_mounts(), children_of_self(), loop_devices());
+    let before = (
+        host_mounts(t.state.path()),
+        children_of_self(),
+        loop_devices(),
+    );
     for i in 0..100 {
         let sb = t.create(t.spec("busybox"));
         if i % 10 == 0 {
@@ -338,7 +345,11 @@ fn hundred_cycles_leave_nothing_behind() {
         }
         sb.destroy().unwrap();
     }
-    let after = (host_mounts(), children_of_self(), loop_devices());
+    let after = (
+        host_mounts(t.state.path()),
+        children_of_self(),
+        loop_devices(),
+    );
     assert_eq!(
         before, after,
         "(mounts, child processes, loop devices) changed"

@@ -406,33 +406,115 @@ fn list_filters_and_paginates() {
     srv.stop();
 }
 
-/// A server killed with SIGKILL leaves sandboxes behind; the next start removes them.
+/// A server killed with SIGKILL leaves its sandboxes running; the next start adopts the
+/// handed-out ones (same id, token, files and processes) and removes the rest (its pool's).
 #[test]
-fn restart_after_a_crash_removes_leftovers() {
+fn restart_after_a_crash_adopts_running_sandboxes() {
     let data = data_dir();
     let mut srv = Server::start(data.path());
+    let v = srv.create(r#"{"templateID":"base","metadata":{"who":"me"}}"#);
+    let id = v["sandboxID"].as_str().unwrap().to_string();
+    let token = v["envdAccessToken"].as_str().unwrap().to_string();
+    let route = [
+        ("E2b-Sandbox-Id", id.as_str()),
+        ("E2b-Sandbox-Port", "49983"),
+        ("X-Access-Token", token.as_str()),
+    ];
+    let (s, _, _) = srv.request(
+        "POST",
+        "/files?path=/tmp/kept.txt&username=root",
+        &[
+            route[0],
+            route[1],
+            route[2],
+            ("Content-Type", "application/octet-stream"),
+        ],
+        b"still here",
+    );
+    assert_eq!(s, 200);
+    let pooled_before: Vec<String> = std::fs::read_dir(data.path().join("sandboxes"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| *n != id)
+        .collect();
+    assert!(!pooled_before.is_empty(), "the pool should hold a sandbox");
+    srv.child.kill().unwrap();
+    let _ = srv.child.wait();
+    let srv = Server::start(data.path());
+    let (s, detail) = srv.api("GET", &format!("/sandboxes/{id}"), "");
+    assert_eq!(s, 200, "the running sandbox was not adopted: {detail}");
+    assert_eq!(detail["metadata"]["who"], "me");
+    let (s, _, body) = srv.request(
+        "GET",
+        "/files?path=/tmp/kept.txt&username=root",
+        &route,
+        b"",
+    );
+    assert_eq!(
+        (s, String::from_utf8_lossy(&body).to_string()),
+        (200, "still here".to_string())
+    );
+    for old in &pooled_before {
+        assert!(
+            !data.path().join("sandboxes").join(old).exists(),
+            "the old pool's sandbox {old} was left behind"
+        );
+    }
+    assert_eq!(srv.api("DELETE", &format!("/sandboxes/{id}"), "").0, 204);
+    srv.stop();
+    // A clean stop removes every sandbox, pooled ones included.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left: Vec<_> = std::fs::read_dir(data.path().join("sandboxes"))
+            .unwrap()
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{left:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Another team's key sees none of this team's sandboxes: 404, never its data.
+#[test]
+fn teams_are_isolated() {
+    let data = data_dir();
+    let srv = Server::start(data.path());
+    let out = Command::new(env!("CARGO_BIN_EXE_bulkhead"))
+        .args(["key", "create", "--team", "other", "--data-dir"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let other = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .find(|w| w.starts_with("bk_"))
+        .expect("a key")
+        .to_string();
     let id = srv.create(r#"{"templateID":"base"}"#)["sandboxID"]
         .as_str()
         .unwrap()
         .to_string();
-    let pid_of = |id: &str| {
-        std::fs::read_to_string(data.path().join("sandboxes").join(id).join("state.json")).ok()
+    let as_other = |method: &str, path: &str| {
+        let (s, _, b) = srv.request(method, path, &[("X-API-KEY", &other)], b"{}");
+        (s, String::from_utf8_lossy(&b).to_string())
     };
-    assert!(pid_of(&id).is_some());
-    srv.child.kill().unwrap();
-    let _ = srv.child.wait();
-    let srv = Server::start(data.path());
-    assert!(
-        !srv.data.join("sandboxes").join(&id).exists(),
-        "leftover sandbox directory"
+    assert_eq!(as_other("GET", &format!("/sandboxes/{id}")).0, 404);
+    assert_eq!(as_other("DELETE", &format!("/sandboxes/{id}")).0, 404);
+    assert_eq!(as_other("POST", &format!("/sandboxes/{id}/pause")).0, 404);
+    assert_eq!(
+        as_other("POST", &format!("/v2/sandboxes/{id}/connect")).0,
+        404
     );
-    assert_eq!(srv.api("GET", &format!("/sandboxes/{id}"), "").0, 404);
+    let (s, list) = as_other("GET", "/v2/sandboxes");
+    assert_eq!((s, list.as_str()), (200, "[]"));
+    assert_eq!(
+        srv.api("GET", &format!("/sandboxes/{id}"), "").0,
+        200,
+        "the owner lost its sandbox"
+    );
     srv.stop();
-    // A clean stop removes every sandbox, pooled ones included.
-    let left: Vec<_> = std::fs::read_dir(data.path().join("sandboxes"))
-        .unwrap()
-        .collect();
-    assert!(left.is_empty(), "{left:?}");
 }
 
 /// Random bodies and query strings never produce a 5xx or a non-JSON error.
