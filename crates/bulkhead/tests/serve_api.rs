@@ -17,7 +17,6 @@ struct Server {
     child: Child,
     addr: String,
     key: String,
-    data: std::path::PathBuf,
 }
 
 impl Server {
