@@ -51,12 +51,7 @@ impl Server {
             .unwrap()
             .trim()
             .to_string();
-        Self {
-            child,
-            addr,
-            key,
-            data: data.to_path_buf(),
-        }
+        Self { child, addr, key }
     }
 
     /// One HTTP/1.1 request; returns (status, headers text, body).
