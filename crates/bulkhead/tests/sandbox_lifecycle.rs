@@ -561,3 +561,48 @@ fn leftovers_of_a_crashed_host_are_removed() {
         "the live sandbox survived"
     );
 }
+
+/// A host directory attached to a running sandbox (what storage mounts with a per-sandbox
+/// prefix use): visible at the target, writable or read-only as asked, and a planted symlink
+/// on the target path is refused.
+#[test]
+fn host_directories_attach_to_running_sandboxes() {
+    let t = TestRuntime::new();
+    let shared = t.state.path().join("shared");
+    std::fs::create_dir_all(shared.join("sub")).unwrap();
+    std::fs::write(shared.join("sub/hello.txt"), "from the host").unwrap();
+    std::fs::set_permissions(&shared, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(
+        shared.join("sub"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let sb = t.create(t.spec("busybox"));
+    sb.attach(
+        &shared.join("sub"),
+        std::path::Path::new("/opt/data"),
+        false,
+    )
+    .unwrap();
+    assert_eq!(sh(&sb, "cat /opt/data/hello.txt").stdout, "from the host");
+    assert_eq!(
+        sh(&sb, "echo back > /opt/data/reply.txt && echo ok").stdout,
+        "ok\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(shared.join("sub/reply.txt")).unwrap(),
+        "back\n"
+    );
+    sb.attach(&shared, std::path::Path::new("/mnt/ro"), true)
+        .unwrap();
+    assert_eq!(sh(&sb, "cat /mnt/ro/sub/hello.txt").stdout, "from the host");
+    let out = sh(&sb, "touch /mnt/ro/nope 2>&1; echo rc=$?");
+    assert!(out.stdout.contains("Read-only file system"), "{out:?}");
+    // Sandboxed code plants a symlink pointing at a host path: the attach must not follow it.
+    assert_eq!(sh(&sb, "ln -s /etc /tmp/evil && echo ok").stdout, "ok\n");
+    assert!(
+        sb.attach(&shared, std::path::Path::new("/tmp/evil/x"), false)
+            .is_err()
+    );
+    sb.destroy().unwrap();
+}
