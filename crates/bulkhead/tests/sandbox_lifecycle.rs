@@ -280,10 +280,13 @@ fn pool_hands_out_ready_sandboxes() {
     );
 }
 
-fn host_mounts() -> usize {
+/// Host mounts under `dir` (other tests and services may mount elsewhere concurrently).
+fn host_mounts(dir: &std::path::Path) -> usize {
+    let dir = dir.to_string_lossy().to_string();
     std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .lines()
+        .filter(|l| l.contains(&dir))
         .count()
 }
 
@@ -330,7 +333,11 @@ fn loop_devices() -> usize {
 #[test]
 fn hundred_cycles_leave_nothing_behind() {
     let t = TestRuntime::new();
-    let before = (host_mounts(), children_of_self(), loop_devices());
+    let before = (
+        host_mounts(t.state.path()),
+        children_of_self(),
+        loop_devices(),
+    );
     for i in 0..100 {
         let sb = t.create(t.spec("busybox"));
         if i % 10 == 0 {
@@ -338,7 +345,11 @@ fn hundred_cycles_leave_nothing_behind() {
         }
         sb.destroy().unwrap();
     }
-    let after = (host_mounts(), children_of_self(), loop_devices());
+    let after = (
+        host_mounts(t.state.path()),
+        children_of_self(),
+        loop_devices(),
+    );
     assert_eq!(
         before, after,
         "(mounts, child processes, loop devices) changed"
@@ -508,4 +519,90 @@ fn a_sandbox_is_adopted_from_its_state_file() {
         "a destroyed sandbox was adopted"
     );
     assert_eq!(t.cgroup_children(), 0);
+}
+
+/// After a crash of the host process (its sandboxes' handles lost, some inits dead), a new
+/// process removes every leftover completely.
+#[test]
+fn leftovers_of_a_crashed_host_are_removed() {
+    let t = TestRuntime::new();
+    let alive = t.create(t.spec("busybox"));
+    let dead = t.create(t.spec("busybox"));
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(dead.init_pid()),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(dead.init_pid()), None);
+    let (alive_pid, ids) = (
+        alive.init_pid(),
+        [alive.id().to_string(), dead.id().to_string()],
+    );
+    drop(alive);
+    drop(dead);
+    let mut on_disk = t.runtime.sandbox_ids_on_disk();
+    on_disk.sort();
+    let mut expected = ids.to_vec();
+    expected.sort();
+    assert_eq!(on_disk, expected);
+    for id in &on_disk {
+        t.runtime.remove_leftover(id).unwrap();
+    }
+    assert!(t.runtime.sandbox_ids_on_disk().is_empty());
+    assert_eq!(t.cgroup_children(), 0);
+    assert_eq!(
+        std::fs::read_dir(t.state.path().join("uids"))
+            .unwrap()
+            .count(),
+        0
+    );
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(alive_pid), None);
+    assert!(
+        !std::path::Path::new(&format!("/proc/{alive_pid}")).exists(),
+        "the live sandbox survived"
+    );
+}
+
+/// A host directory attached to a running sandbox (what storage mounts with a per-sandbox
+/// prefix use): visible at the target, writable or read-only as asked, and a planted symlink
+/// on the target path is refused.
+#[test]
+fn host_directories_attach_to_running_sandboxes() {
+    let t = TestRuntime::new();
+    let shared = t.state.path().join("shared");
+    std::fs::create_dir_all(shared.join("sub")).unwrap();
+    std::fs::write(shared.join("sub/hello.txt"), "from the host").unwrap();
+    std::fs::set_permissions(&shared, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(
+        shared.join("sub"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let sb = t.create(t.spec("busybox"));
+    sb.attach(
+        &shared.join("sub"),
+        std::path::Path::new("/opt/data"),
+        false,
+    )
+    .unwrap();
+    assert_eq!(sh(&sb, "cat /opt/data/hello.txt").stdout, "from the host");
+    assert_eq!(
+        sh(&sb, "echo back > /opt/data/reply.txt && echo ok").stdout,
+        "ok\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(shared.join("sub/reply.txt")).unwrap(),
+        "back\n"
+    );
+    sb.attach(&shared, std::path::Path::new("/mnt/ro"), true)
+        .unwrap();
+    assert_eq!(sh(&sb, "cat /mnt/ro/sub/hello.txt").stdout, "from the host");
+    let out = sh(&sb, "touch /mnt/ro/nope 2>&1; echo rc=$?");
+    assert!(out.stdout.contains("Read-only file system"), "{out:?}");
+    // Sandboxed code plants a symlink pointing at a host path: the attach must not follow it.
+    assert_eq!(sh(&sb, "ln -s /etc /tmp/evil && echo ok").stdout, "ok\n");
+    assert!(
+        sb.attach(&shared, std::path::Path::new("/tmp/evil/x"), false)
+            .is_err()
+    );
+    sb.destroy().unwrap();
 }

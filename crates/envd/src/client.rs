@@ -72,6 +72,7 @@ pub struct EnvdClient {
     base: String,
     http: reqwest::Client,
     token: Option<AccessToken>,
+    headers: Vec<(String, String)>,
 }
 
 #[derive(Deserialize)]
@@ -94,11 +95,25 @@ impl EnvdClient {
             base: base_url.trim_end_matches('/').to_owned(),
             http: reqwest::Client::new(),
             token,
+            headers: Vec::new(),
         }
+    }
+
+    /// Routes every request to `sandbox_id`'s envd through an edge proxy shared by many
+    /// sandboxes (`E2b-Sandbox-Id` / `E2b-Sandbox-Port` headers), as the SDKs do.
+    pub fn via_proxy(mut self, sandbox_id: &str) -> Self {
+        self.headers
+            .push(("e2b-sandbox-id".into(), sandbox_id.into()));
+        self.headers
+            .push(("e2b-sandbox-port".into(), crate::ENVD_PORT.to_string()));
+        self
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         let mut rb = self.http.request(method, format!("{}{path}", self.base));
+        for (k, v) in &self.headers {
+            rb = rb.header(k.as_str(), v.as_str());
+        }
         if let Some(t) = &self.token {
             rb = rb.header("x-access-token", t.expose());
         }

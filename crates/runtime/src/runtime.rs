@@ -188,6 +188,44 @@ impl Runtime {
         }
     }
 
+    /// Ids of the sandboxes that have a directory in the state directory: running ones and
+    /// leftovers of a process that died without destroying them.
+    pub fn sandbox_ids_on_disk(&self) -> Vec<String> {
+        std::fs::read_dir(self.config.state_dir.join("sandboxes"))
+            .map(|d| {
+                d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                    .filter(|id| valid_id(id))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Removes whatever is left of sandbox `id`: its processes (through its cgroup), cgroups,
+    /// uid claim and directory. For sandboxes that cannot be adopted; a running sandbox
+    /// that can be adopted is destroyed through [`Sandbox::destroy`] instead. Blocking.
+    pub fn remove_leftover(&self, id: &str) -> Result<(), RuntimeError> {
+        if !valid_id(id) {
+            return Err(RuntimeError::InvalidId(id.to_string()));
+        }
+        if let Some(sandbox) = Sandbox::adopt(self, id) {
+            return sandbox.destroy();
+        }
+        let dir = self.sandbox_dir(id);
+        let cgroup = SandboxCgroup::paths(&self.layout, &self.config.cgroup_parent, id);
+        cgroup.kill();
+        let result = cgroup.remove(Duration::from_secs(5));
+        // Uid claims name their owner; a sandbox that died during launch has no state file.
+        if let Ok(claims) = std::fs::read_dir(self.config.state_dir.join("uids")) {
+            for claim in claims.filter_map(|e| e.ok()) {
+                if std::fs::read_to_string(claim.path()).is_ok_and(|owner| owner == id) {
+                    let _ = std::fs::remove_file(claim.path());
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        result.map_err(RuntimeError::from)
+    }
+
     fn launch(&self, plan: &LaunchPlan) -> Result<i32, RuntimeError> {
         let exe = &self.config.exe;
         let spawn_err = |source| RuntimeError::Spawn {

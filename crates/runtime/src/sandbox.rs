@@ -125,6 +125,24 @@ impl Sandbox {
         )
     }
 
+    /// Mounts the host path `source` at `target` inside the running sandbox (e.g. a storage
+    /// mount whose sub-path depends on the sandbox id, which a pooled sandbox cannot know in
+    /// advance). Blocking; a few system calls.
+    pub fn attach(
+        &self,
+        source: &std::path::Path,
+        target: &std::path::Path,
+        read_only: bool,
+    ) -> std::io::Result<()> {
+        sys::idmap::attach_into(
+            self.state.init_pid,
+            source,
+            target,
+            read_only,
+            self.state.root_host_id,
+        )
+    }
+
     /// Resource usage from the sandbox's cgroup.
     pub fn stats(&self) -> CgroupStats {
         self.state.cgroup.stats()

@@ -93,8 +93,10 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             return Ok(EXIT_BAD_CONFIG);
         }
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One event-loop thread: envd waits on I/O and child processes, never computes, and an
+    // idle sandbox should cost as little memory as possible (blocking work still gets its
+    // own threads from tokio's blocking pool).
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("building the tokio runtime")?;

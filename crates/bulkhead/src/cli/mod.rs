@@ -1,8 +1,11 @@
 //! Command-line interface: one module per subcommand, each with an `Args` struct and a
 //! `run(args) -> anyhow::Result<u8>` that returns the process exit code.
 
+pub mod client;
 pub mod envd;
+pub mod key;
 pub mod run;
+pub mod sandbox;
 pub mod serve;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +28,10 @@ pub enum Command {
     Run(run::Args),
     /// Serve the E2B-compatible API and sandbox proxy.
     Serve(serve::Args),
+    /// Manage sandboxes on a running server.
+    Sandbox(sandbox::Args),
+    /// Create, list and revoke API keys.
+    Key(key::Args),
     /// In-sandbox daemon speaking the E2B envd protocol (started by the sandbox init).
     #[command(hide = true)]
     Envd(envd::Args),
@@ -35,6 +42,8 @@ pub fn dispatch(command: Command) -> anyhow::Result<u8> {
     match command {
         Command::Run(args) => run::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Sandbox(args) => sandbox::run(args),
+        Command::Key(args) => key::run(args),
         Command::Envd(args) => envd::run(args),
     }
 }

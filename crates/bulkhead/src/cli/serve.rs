@@ -1,14 +1,14 @@
 //! `bulkhead serve`: the E2B-compatible control plane and edge proxy on one port.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use bulkhead_runtime::{Limits, Runtime, RuntimeConfig, limits};
 use bulkhead_server::{AppState, Manager, ManagerConfig, TemplateConfig};
+use bulkhead_store::{DataDir, Store};
 use clap::Args as ClapArgs;
 
 /// Exit code for invalid configuration (EX_USAGE).
@@ -92,6 +92,10 @@ pub struct Args {
         value_name = "NAME"
     )]
     strip_env: Vec<String>,
+    /// Leave sandboxes running when the server stops; the next start adopts them. By
+    /// default a stop removes every sandbox.
+    #[arg(long, env = "BULKHEAD_KEEP_SANDBOXES")]
+    keep_sandboxes: bool,
 }
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -115,7 +119,9 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let exe = std::env::current_exe().context("locating the bulkhead binary")?;
     let runtime = Runtime::new(RuntimeConfig::new(&args.data_dir, &exe))
         .context("starting the sandbox runtime")?;
-    let api_key = ensure_api_key(&args.data_dir)?;
+    let layout = DataDir::new(&args.data_dir);
+    let store = Store::open(&layout.db()).context("opening the metadata database")?;
+    let api_key = ensure_api_key(&store, &layout)?;
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -123,6 +129,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     tokio.block_on(async move {
         let manager = Manager::new(
             runtime,
+            store.clone(),
             ManagerConfig {
                 templates: vec![TemplateConfig {
                     id: "base".into(),
@@ -141,10 +148,18 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                 strip_env_vars: args.strip_env.clone(),
             },
         );
-        let keys: HashMap<String, String> = [(api_key.key.clone(), "default".to_string())].into();
+        // Sandboxes of the previous run: running ones are taken back, everything else that is
+        // left on disk (a crash, SIGKILL) is removed completely before serving.
+        let (adopted, removed) = manager
+            .restore()
+            .await
+            .map_err(|e| anyhow::anyhow!("restoring sandboxes: {e}"))?;
+        if adopted + removed > 0 {
+            tracing::info!(adopted, removed, "sandboxes of the previous run restored");
+        }
         let state = AppState {
             manager: manager.clone(),
-            auth: Arc::new(keys),
+            auth: Arc::new(store),
             domain: args.domain.clone(),
         };
         let listener = tokio::net::TcpListener::bind(args.listen)
@@ -154,14 +169,21 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         println!("Bulkhead is listening on http://{addr}. Point the E2B SDKs at it:");
         println!("export E2B_API_URL=http://{addr}");
         println!("export E2B_SANDBOX_URL=http://{addr}");
-        if api_key.new {
-            println!("export E2B_API_KEY={}", api_key.key);
-            println!(
-                "# this key is shown once; it is also in {} (mode 0600)",
-                api_key.path.display()
-            );
-        } else {
-            println!("export E2B_API_KEY=$(cat {})", api_key.path.display());
+        match &api_key {
+            Some(key) => {
+                println!("export E2B_API_KEY={}", key.expose());
+                println!(
+                    "# this key is shown once; it is also in {} (mode 0600)",
+                    layout.api_key_file().display()
+                );
+            }
+            None if layout.api_key_file().exists() => {
+                println!(
+                    "export E2B_API_KEY=$(cat {})",
+                    layout.api_key_file().display()
+                )
+            }
+            None => println!("# create an API key with: bulkhead key create"),
         }
         use std::io::Write;
         let _ = std::io::stdout().flush();
@@ -169,8 +191,15 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         bulkhead_server::serve(state, listener, shutdown_signal())
             .await
             .context("serving")?;
-        tracing::info!("shutting down: removing sandboxes");
-        manager.kill_all().await;
+        if args.keep_sandboxes {
+            tracing::info!(
+                sandboxes = manager.count(),
+                "shutting down; sandboxes keep running for the next start"
+            );
+        } else {
+            tracing::info!("shutting down: removing sandboxes");
+            manager.kill_all().await;
+        }
         Ok::<u8, anyhow::Error>(0)
     })
 }
@@ -184,43 +213,29 @@ fn sandbox_limits(args: &Args) -> anyhow::Result<Limits> {
     })
 }
 
-struct ApiKey {
-    key: String,
-    path: PathBuf,
-    new: bool,
-}
-
-/// The server's API key: created on the first start, kept in `<data-dir>/api-key` (0600).
-fn ensure_api_key(data_dir: &Path) -> anyhow::Result<ApiKey> {
+/// On the first start (no key in the database), creates the `default` team and its first
+/// key, writes the key to `<data-dir>/api-key` (0600) and returns it to be shown once.
+fn ensure_api_key(
+    store: &Store,
+    layout: &DataDir,
+) -> anyhow::Result<Option<bulkhead_store::Secret>> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let path = data_dir.join("api-key");
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        let key = text.trim().to_string();
-        anyhow::ensure!(
-            !key.is_empty(),
-            "the API key file {} is empty",
-            path.display()
-        );
-        return Ok(ApiKey {
-            key,
-            path,
-            new: false,
-        });
+    if store.has_api_keys()? {
+        return Ok(None);
     }
-    let key = format!("bk_{}", bulkhead_runtime::spec::new_id());
+    let team = store.ensure_team("default")?;
+    let key = store.create_api_key(&team, "first key")?;
+    let path = layout.api_key_file();
+    let _ = std::fs::remove_file(&path);
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(&path)
         .with_context(|| format!("creating {}", path.display()))?;
-    writeln!(f, "{key}")?;
-    Ok(ApiKey {
-        key,
-        path,
-        new: true,
-    })
+    writeln!(f, "{}", key.secret.expose())?;
+    Ok(Some(key.secret))
 }
 
 async fn shutdown_signal() {

@@ -95,3 +95,124 @@ pub fn bind_idmapped_readonly(source: &Path, target: &Path, userns: &OwnedFd) ->
     }
     Ok(())
 }
+
+/// Attaches a clone of the host tree at `source` to `target` inside the mount namespace of
+/// process `pid` (a running sandbox's init), read-only if asked. `target` is an absolute path
+/// as the sandbox sees it; it is created (owned by `owner`) when missing, and refused when
+/// any component of it is a symlink (sandboxed code may have planted one).
+///
+/// Runs on a short-lived thread of its own: `setns` into another mount namespace changes the
+/// thread's root, so the caller's threads are never affected.
+pub fn attach_into(
+    pid: i32,
+    source: &Path,
+    target: &Path,
+    read_only: bool,
+    owner: u32,
+) -> io::Result<()> {
+    let src = cpath(source)?;
+    // SAFETY: valid C string; flags as documented; the result is checked.
+    let tree = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            src.as_ptr(),
+            OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE,
+        )
+    };
+    if tree < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor only we own.
+    let tree = unsafe { OwnedFd::from_raw_fd(tree as libc::c_int) };
+    if read_only {
+        let attr = MountAttr {
+            attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+            attr_clr: 0,
+            propagation: 0,
+            userns_fd: 0,
+        };
+        let empty = c"";
+        // SAFETY: `attr` lives across the call and its size is passed; AT_EMPTY_PATH on a valid fd.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_mount_setattr,
+                tree.as_raw_fd(),
+                empty.as_ptr(),
+                libc::AT_EMPTY_PATH as libc::c_uint | AT_RECURSIVE,
+                &attr as *const MountAttr,
+                std::mem::size_of::<MountAttr>(),
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    let ns = std::fs::File::open(format!("/proc/{pid}/ns/mnt"))?;
+    let target = target.to_path_buf();
+    std::thread::Builder::new()
+        .name("bulkhead-attach".into())
+        .spawn(move || -> io::Result<()> {
+            // A thread sharing its filesystem context with others may not change mount
+            // namespace: give this thread its own first.
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS)?;
+            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNS)?;
+            let dst = prepare_target(&target, owner)?;
+            let dst = cpath(&dst)?;
+            let empty = c"";
+            // SAFETY: valid strings; `tree` is a detached mount descriptor.
+            let rc = unsafe {
+                libc::syscall(
+                    libc::SYS_move_mount,
+                    tree.as_raw_fd(),
+                    empty.as_ptr(),
+                    libc::AT_FDCWD,
+                    dst.as_ptr(),
+                    MOVE_MOUNT_F_EMPTY_PATH,
+                )
+            };
+            if rc < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(())
+            }
+        })?
+        .join()
+        .map_err(|_| io::Error::other("attach thread panicked"))?
+}
+
+/// Walks `target` from the (sandbox) root, refusing symlinks, creating missing directories.
+fn prepare_target(target: &Path, owner: u32) -> io::Result<std::path::PathBuf> {
+    let mut path = std::path::PathBuf::from("/");
+    for comp in target.components() {
+        match comp {
+            std::path::Component::RootDir | std::path::Component::CurDir => continue,
+            std::path::Component::Normal(name) => path.push(name),
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "mount target must be absolute and normalised",
+                ));
+            }
+        }
+        match path.symlink_metadata() {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{} is a symlink", path.display()),
+                ));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                std::fs::create_dir(&path)?;
+                nix::unistd::chown(
+                    &path,
+                    Some(nix::unistd::Uid::from_raw(owner)),
+                    Some(nix::unistd::Gid::from_raw(owner)),
+                )?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(path)
+}

@@ -18,6 +18,18 @@ impl Authenticator for std::collections::HashMap<String, String> {
     }
 }
 
+impl Authenticator for bulkhead_store::Store {
+    fn team_for(&self, key: &str) -> Option<String> {
+        match self.authenticate(key) {
+            Ok(info) => info.map(|i| i.team_id.as_str().to_string()),
+            Err(e) => {
+                tracing::error!(error = %e, "API key lookup failed");
+                None
+            }
+        }
+    }
+}
+
 /// The authenticated team of a request.
 #[derive(Debug, Clone)]
 pub struct Team(pub String);

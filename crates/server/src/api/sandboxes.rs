@@ -7,8 +7,6 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::auth::Team;
 use super::body::JsonBody;
@@ -23,11 +21,8 @@ use crate::state::AppState;
 /// The envd version every sandbox runs.
 const ENVD_VERSION: &str = bulkhead_envd::ENVD_VERSION;
 
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.replace_nanosecond(0)
-        .unwrap_or(t)
-        .format(&Rfc3339)
-        .unwrap_or_default()
+fn rfc3339(t: crate::clock::Timestamp) -> String {
+    crate::clock::rfc3339(t)
 }
 
 fn created(e: &Entry) -> SandboxCreated {
@@ -133,7 +128,7 @@ pub async fn set_timeout(
     Path(id): Path<String>,
     JsonBody(req): JsonBody<TimeoutRequest>,
 ) -> Result<StatusCode, ApiError> {
-    st.manager.set_timeout(&team, &id, req.timeout)?;
+    st.manager.set_timeout(&team, &id, req.timeout).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -202,7 +197,7 @@ pub async fn refresh(
             "duration must be between 0 and 3600".into(),
         ));
     }
-    st.manager.set_timeout(&team, &id, secs)?;
+    st.manager.set_timeout(&team, &id, secs).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -314,10 +309,10 @@ pub async fn metrics(
         m.last_cpu = Some((now, stats.cpu_ns));
         pct
     };
-    let t = OffsetDateTime::now_utc();
+    let t = crate::clock::now();
     Ok(Json(vec![SandboxMetric {
         timestamp: rfc3339(t),
-        timestamp_unix: t.unix_timestamp(),
+        timestamp_unix: t.timestamp(),
         cpu_count: e.cpu_count,
         cpu_used_pct,
         mem_used: stats.memory_bytes,

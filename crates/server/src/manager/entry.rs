@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use crate::clock::Timestamp;
 use bulkhead_runtime::Sandbox;
-use time::OffsetDateTime;
 
 /// Running or paused (frozen).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +37,7 @@ pub struct Entry {
     /// Template alias used at creation, if any.
     pub alias: Option<String>,
     /// Creation time.
-    pub started_at: OffsetDateTime,
+    pub started_at: Timestamp,
     /// User metadata.
     pub metadata: BTreeMap<String, String>,
     /// Token envd requires (`X-Access-Token`).
@@ -57,7 +57,7 @@ pub struct Entry {
 
 #[derive(Debug)]
 pub(crate) struct Mutable {
-    pub end_at: OffsetDateTime,
+    pub end_at: Timestamp,
     pub status: SandboxStatus,
     pub last_cpu: Option<(std::time::Instant, u64)>,
 }
@@ -68,7 +68,7 @@ impl Entry {
     }
 
     /// When the sandbox will be killed (or paused).
-    pub fn end_at(&self) -> OffsetDateTime {
+    pub fn end_at(&self) -> Timestamp {
         self.lock().end_at
     }
 

@@ -3,10 +3,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::clock::{self, Timestamp};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::{Entry, SandboxStatus};
 use crate::error::ApiError;
@@ -21,7 +20,7 @@ pub struct ListQuery {
     /// Template id or alias.
     pub template: Option<String>,
     /// Only sandboxes started after this instant.
-    pub started_after: Option<OffsetDateTime>,
+    pub started_after: Option<Timestamp>,
     /// Oldest first instead of newest first.
     pub ascending: bool,
     /// Page size, 1..=100.
@@ -40,7 +39,7 @@ pub struct ListPage {
 }
 
 fn cursor_key(e: &Entry) -> (i128, String) {
-    (e.started_at.unix_timestamp_nanos(), e.id.clone())
+    (clock::nanos(e.started_at), e.id.clone())
 }
 
 fn encode(key: &(i128, String)) -> String {
@@ -126,8 +125,9 @@ pub fn parse_states(raw: &str) -> Result<Vec<SandboxStatus>, ApiError> {
 }
 
 /// Parses an RFC 3339 timestamp.
-pub fn parse_time(raw: &str) -> Result<OffsetDateTime, ApiError> {
-    OffsetDateTime::parse(raw, &Rfc3339)
+pub fn parse_time(raw: &str) -> Result<Timestamp, ApiError> {
+    clock::parse(raw)
+        .ok_or(())
         .map_err(|_| ApiError::BadRequest(format!("invalid timestamp {raw:?}: use RFC 3339")))
 }
 

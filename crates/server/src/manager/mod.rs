@@ -5,6 +5,7 @@
 mod entry;
 mod envd;
 mod list;
+mod persist;
 
 pub use entry::{Entry, SandboxStatus};
 pub use list::{ListPage, ListQuery, parse_metadata_filter, parse_states, parse_time};
@@ -14,9 +15,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use bulkhead_runtime::{BindMount, Limits, Pool, PoolKey, Runtime};
+use crate::clock;
+use bulkhead_runtime::{BindMount, Limits, Pool, PoolKey, Runtime, Sandbox};
+use bulkhead_store::{Store, StoreError, TeamId};
 use rand::Rng;
-use time::OffsetDateTime;
 
 use crate::error::ApiError;
 
@@ -59,9 +61,10 @@ struct Template {
 /// The registry and everything that changes it.
 pub struct Manager {
     config: ManagerConfig,
+    runtime: Runtime,
+    store: Store,
     templates: HashMap<String, Arc<Template>>,
     sandboxes: RwLock<HashMap<String, Arc<Entry>>>,
-    idempotency: Mutex<HashMap<(String, String), String>>,
 }
 
 /// A create request after parsing.
@@ -93,8 +96,8 @@ fn token() -> String {
 }
 
 impl Manager {
-    /// Starts the pools of every template.
-    pub fn new(runtime: Runtime, config: ManagerConfig) -> Arc<Self> {
+    /// Starts the pools of every template. Call [`Manager::restore`] before serving.
+    pub fn new(runtime: Runtime, store: Store, config: ManagerConfig) -> Arc<Self> {
         let mut templates = HashMap::new();
         for t in &config.templates {
             let key = PoolKey {
@@ -119,9 +122,10 @@ impl Manager {
         }
         Arc::new(Self {
             config,
+            runtime,
+            store,
             templates,
             sandboxes: RwLock::new(HashMap::new()),
-            idempotency: Mutex::new(HashMap::new()),
         })
     }
 
@@ -151,15 +155,7 @@ impl Manager {
                     "Idempotency-Key must be 1-255 characters of [a-z0-9-]".into(),
                 ));
             }
-            let known = self
-                .idempotency
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&(team.to_string(), key.clone()))
-                .cloned();
-            if let Some(id) = known
-                && let Some(entry) = self.get(team, &id)
-            {
+            if let Some(entry) = self.by_idempotency_key(team, key).await? {
                 return Ok(entry);
             }
         }
@@ -198,7 +194,7 @@ impl Manager {
         })
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))??;
-        let now = OffsetDateTime::now_utc();
+        let now = clock::now();
         let limits = &template.config.limits;
         let entry = Arc::new(Entry {
             id: sandbox.id().to_string(),
@@ -217,20 +213,40 @@ impl Manager {
             auto_pause: req.auto_pause,
             sandbox: Arc::new(sandbox),
             mutable: Mutex::new(entry::Mutable {
-                end_at: now + timeout,
+                end_at: clock::plus(now, timeout),
                 status: SandboxStatus::Running,
                 last_cpu: None,
             }),
         });
-        self.write().insert(entry.id.clone(), entry.clone());
-        if let Some(key) = req.idempotency_key {
-            self.idempotency
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert((team.to_string(), key), entry.id.clone());
+        let rec = persist::record(&entry, req.idempotency_key.clone());
+        match persist::db(&self.store, move |s| Ok(s.insert_sandbox(&rec))).await? {
+            Ok(()) => {}
+            // Two creates with one Idempotency-Key raced: keep the first, drop this one.
+            Err(StoreError::Conflict { .. }) if req.idempotency_key.is_some() => {
+                destroy(entry).await;
+                let key = req.idempotency_key.unwrap_or_default();
+                return self.by_idempotency_key(team, &key).await?.ok_or_else(|| {
+                    ApiError::Conflict("a create with this Idempotency-Key failed".into())
+                });
+            }
+            Err(e) => {
+                destroy(entry).await;
+                return Err(ApiError::Internal(format!("recording the sandbox: {e}")));
+            }
         }
+        self.write().insert(entry.id.clone(), entry.clone());
         tracing::info!(sandbox_id = %entry.id, template_id = %entry.template_id, "sandbox created");
         Ok(entry)
+    }
+
+    async fn by_idempotency_key(
+        &self,
+        team: &str,
+        key: &str,
+    ) -> Result<Option<Arc<Entry>>, ApiError> {
+        let (t, k) = (TeamId::new(team), key.to_string());
+        let rec = persist::db(&self.store, move |s| s.find_by_idempotency_key(&t, &k)).await?;
+        Ok(rec.and_then(|r| self.get(team, &r.sandbox_id)))
     }
 
     /// The sandbox, if it exists and belongs to `team` (another team's sandbox is "not found").
@@ -254,7 +270,7 @@ impl Manager {
         };
         match entry {
             Some(e) => {
-                self.forget_idempotency(id);
+                self.forget(&e.id).await;
                 destroy(e).await;
                 true
             }
@@ -262,22 +278,38 @@ impl Manager {
         }
     }
 
-    fn forget_idempotency(&self, id: &str) {
-        self.idempotency
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, v| v != id);
+    /// Deletes the sandbox's row; a failure is logged (the row is removed at next start).
+    async fn forget(&self, id: &str) {
+        let id2 = id.to_string();
+        if let Err(e) = persist::db(&self.store, move |s| s.delete_sandbox(&id2)).await {
+            tracing::warn!(sandbox_id = %id, error = %e, "could not delete the sandbox record");
+        }
+    }
+
+    async fn save_end(&self, entry: &Arc<Entry>) {
+        let (id, end) = (entry.id.clone(), entry.end_at());
+        if let Err(e) = persist::db(&self.store, move |s| s.set_sandbox_end(&id, end)).await {
+            tracing::warn!(sandbox_id = %entry.id, error = %e, "could not record the new timeout");
+        }
+    }
+
+    async fn save_status(&self, entry: &Arc<Entry>) {
+        let (id, st) = (entry.id.clone(), persist::status_to_store(entry.status()));
+        if let Err(e) = persist::db(&self.store, move |s| s.set_sandbox_state(&id, st)).await {
+            tracing::warn!(sandbox_id = %entry.id, error = %e, "could not record the sandbox state");
+        }
     }
 
     /// Sets the end to now + `seconds` (bounded by the maximum lifetime).
-    pub fn set_timeout(&self, team: &str, id: &str, seconds: i64) -> Result<(), ApiError> {
+    pub async fn set_timeout(&self, team: &str, id: &str, seconds: i64) -> Result<(), ApiError> {
         let entry = self.get(team, id).ok_or_else(|| not_found(id))?;
         if seconds < 0 {
             return Err(ApiError::BadRequest("timeout must not be negative".into()));
         }
-        let limit = entry.started_at + self.config.max_lifetime;
-        let end = (OffsetDateTime::now_utc() + Duration::from_secs(seconds as u64)).min(limit);
+        let limit = clock::plus(entry.started_at, self.config.max_lifetime);
+        let end = (clock::plus(clock::now(), Duration::from_secs(seconds as u64))).min(limit);
         entry.lock().end_at = end;
+        self.save_end(&entry).await;
         Ok(())
     }
 
@@ -298,26 +330,30 @@ impl Manager {
                 .map_err(|e| ApiError::Internal(e.to_string()))?
                 .map_err(|e| ApiError::Internal(format!("resume: {e}")))?;
             entry.lock().status = SandboxStatus::Running;
+            self.save_status(&entry).await;
         }
         let secs = timeout
             .filter(|t| *t > 0)
             .map(|t| t as u64)
             .unwrap_or(self.config.default_timeout.as_secs());
-        let wanted = (OffsetDateTime::now_utc() + Duration::from_secs(secs))
-            .min(entry.started_at + self.config.max_lifetime);
+        let wanted = (clock::plus(clock::now(), Duration::from_secs(secs)))
+            .min(clock::plus(entry.started_at, self.config.max_lifetime));
         {
             let mut m = entry.lock();
             if resumed || wanted > m.end_at {
                 m.end_at = wanted;
             }
         }
+        self.save_end(&entry).await;
         Ok((entry, resumed))
     }
 
     /// Freezes a sandbox. `Ok(false)` when it was already paused.
     pub async fn pause(&self, team: &str, id: &str) -> Result<bool, ApiError> {
         let entry = self.get(team, id).ok_or_else(|| not_found(id))?;
-        pause_entry(&entry).await
+        let paused = pause_entry(&entry).await?;
+        self.save_status(&entry).await;
+        Ok(paused)
     }
 
     /// Sandboxes of `team`, filtered and paginated.
@@ -336,7 +372,7 @@ impl Manager {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         loop {
             tick.tick().await;
-            let now = OffsetDateTime::now_utc();
+            let now = clock::now();
             let expired: Vec<Arc<Entry>> = self
                 .read()
                 .values()
@@ -348,25 +384,95 @@ impl Manager {
                     if pause_entry(&e).await.is_ok() {
                         tracing::info!(sandbox_id = %e.id, "sandbox paused at its timeout");
                         // Paused sandboxes are kept until the maximum lifetime.
-                        e.lock().end_at = e.started_at + self.config.max_lifetime;
+                        e.lock().end_at = clock::plus(e.started_at, self.config.max_lifetime);
+                        self.save_status(&e).await;
+                        self.save_end(&e).await;
                     }
                     continue;
                 }
                 if self.write().remove(&e.id).is_some() {
                     tracing::info!(sandbox_id = %e.id, "sandbox timed out");
-                    self.forget_idempotency(&e.id);
+                    self.forget(&e.id).await;
                     destroy(e).await;
                 }
             }
         }
     }
 
-    /// Kills every sandbox (server shutdown without persistence).
+    /// Kills every sandbox and forgets it (a clean server stop).
     pub async fn kill_all(&self) {
         let all: Vec<Arc<Entry>> = self.write().drain().map(|(_, e)| e).collect();
         for e in all {
+            self.forget(&e.id).await;
             destroy(e).await;
         }
+    }
+
+    /// After a restart: takes back every recorded sandbox that still runs (its processes,
+    /// files and paused state intact), forgets the records of those that died, and removes
+    /// every other sandbox left on disk (a pool's, or one whose record was lost). Returns
+    /// (adopted, removed). Blocking work runs on the blocking pool.
+    pub async fn restore(self: &Arc<Self>) -> Result<(usize, usize), ApiError> {
+        let records = persist::db(&self.store, |s| s.all_sandboxes()).await?;
+        let runtime = self.runtime.clone();
+        let (adopted, dead): (Vec<_>, Vec<_>) = tokio::task::spawn_blocking(move || {
+            let mut adopted = Vec::new();
+            let mut dead = Vec::new();
+            for rec in records {
+                match Sandbox::adopt(&runtime, &rec.sandbox_id) {
+                    Some(sb) => adopted.push((rec, sb)),
+                    None => dead.push(rec.sandbox_id),
+                }
+            }
+            (adopted, dead)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        for id in &dead {
+            self.forget(id).await;
+        }
+        let count = adopted.len();
+        for (rec, sb) in adopted {
+            let entry = Arc::new(Entry {
+                id: rec.sandbox_id.clone(),
+                team: rec.team_id.as_str().to_string(),
+                template_id: rec.template_id,
+                alias: rec.alias,
+                started_at: rec.started_at,
+                metadata: rec.metadata,
+                envd_token: rec.envd_access_token.expose().to_string(),
+                cpu_count: rec.cpu_count,
+                memory_mb: u64::from(rec.memory_mb),
+                disk_mb: u64::from(rec.disk_mb),
+                auto_pause: false,
+                sandbox: Arc::new(sb),
+                mutable: Mutex::new(entry::Mutable {
+                    end_at: rec.end_at,
+                    status: persist::status_from_store(rec.status),
+                    last_cpu: None,
+                }),
+            });
+            tracing::info!(sandbox_id = %entry.id, "sandbox adopted after a restart");
+            self.write().insert(entry.id.clone(), entry);
+        }
+        let known: Vec<String> = self.read().keys().cloned().collect();
+        let runtime = self.runtime.clone();
+        let removed = tokio::task::spawn_blocking(move || {
+            let mut removed = 0;
+            for id in runtime.sandbox_ids_on_disk() {
+                if known.contains(&id) {
+                    continue;
+                }
+                if let Err(e) = runtime.remove_leftover(&id) {
+                    tracing::warn!(sandbox_id = %id, error = %e, "could not fully remove a leftover sandbox");
+                }
+                removed += 1;
+            }
+            removed
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        Ok((count, removed))
     }
 
     /// Number of live sandboxes.

@@ -1,0 +1,577 @@
+//! The control plane and edge proxy of a real `bulkhead serve`, over raw HTTP: status codes,
+//! error bodies, routing, timeouts, restart cleanup, and a fuzz of bad input.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use serde_json::Value;
+
+struct Server {
+    child: Child,
+    addr: String,
+    key: String,
+}
+
+impl Server {
+    fn start(data: &std::path::Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bulkhead"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--pool-size",
+                "1",
+                "--base-rootfs",
+            ])
+            .arg(common::rootfs("debian"))
+            .arg("--data-dir")
+            .arg(data)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut addr = String::new();
+        while let Some(Ok(line)) = lines.next() {
+            if let Some(url) = line.strip_prefix("export E2B_API_URL=http://") {
+                addr = url.to_string();
+                break;
+            }
+        }
+        assert!(!addr.is_empty(), "serve printed no address");
+        std::thread::spawn(move || for _ in lines {});
+        let key = std::fs::read_to_string(data.join("api-key"))
+            .unwrap()
+            .trim()
+            .to_string();
+        Self { child, addr, key }
+    }
+
+    /// One HTTP/1.1 request; returns (status, headers text, body).
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, String, Vec<u8>) {
+        let mut s = TcpStream::connect(&self.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            self.addr,
+            body.len()
+        );
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(body).unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).unwrap();
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&raw[..split]).to_string();
+        let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let mut body = raw[split + 4..].to_vec();
+        if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            body = dechunk(&body);
+        }
+        (status, head, body)
+    }
+
+    fn api(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
+        let (status, _, body) = self.request(
+            method,
+            path,
+            &[
+                ("X-API-KEY", &self.key),
+                ("Content-Type", "application/json"),
+            ],
+            body.as_bytes(),
+        );
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    fn create(&self, body: &str) -> Value {
+        let (status, v) = self.api("POST", "/v2/sandboxes", body);
+        assert_eq!(status, 201, "{v}");
+        v
+    }
+
+    fn stop(mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.child.wait();
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(pos) = data.windows(2).position(|w| w == b"\r\n") {
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&data[..pos]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&data[pos + 2..pos + 2 + size]);
+        data = &data[pos + 4 + size..];
+    }
+    out
+}
+
+fn assert_error_body(status: u16, v: &Value, expect: u16) {
+    assert_eq!(status, expect, "{v}");
+    assert_eq!(
+        v["code"].as_u64(),
+        Some(u64::from(expect)),
+        "error body must carry the status: {v}"
+    );
+    assert!(
+        v["message"].is_string(),
+        "error body must carry a message: {v}"
+    );
+}
+
+fn data_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("bulkhead-serve-")
+        .tempdir_in("/var/tmp")
+        .unwrap()
+}
+
+#[test]
+fn errors_are_json_with_the_right_status() {
+    let data = data_dir();
+    let srv = Server::start(data.path());
+    assert_eq!(srv.request("GET", "/health", &[], b"").0, 204);
+    let (s, _, b) = srv.request("GET", "/v2/sandboxes", &[], b"");
+    assert_error_body(s, &serde_json::from_slice(&b).unwrap(), 401);
+    let (s, _, b) = srv.request("GET", "/v2/sandboxes", &[("X-API-KEY", "wrong")], b"");
+    assert_error_body(s, &serde_json::from_slice(&b).unwrap(), 401);
+    let (s, v) = srv.api("POST", "/v2/sandboxes", "{not json");
+    assert_error_body(s, &v, 400);
+    let (s, v) = srv.api(
+        "POST",
+        "/v2/sandboxes",
+        r#"{"templateID":"no-such-template"}"#,
+    );
+    assert_error_body(s, &v, 404);
+    assert!(v["message"].as_str().unwrap().contains("no-such-template"));
+    let (s, v) = srv.api(
+        "POST",
+        "/v2/sandboxes",
+        r#"{"templateID":"base","timeout":0}"#,
+    );
+    assert_error_body(s, &v, 400);
+    let (s, v) = srv.api("GET", "/sandboxes/doesnotexist", "");
+    assert_error_body(s, &v, 404);
+    let (s, v) = srv.api("GET", "/v2/sandboxes?limit=0", "");
+    assert_error_body(s, &v, 400);
+    let (s, v) = srv.api("GET", "/v2/sandboxes?nextToken=%%%", "");
+    assert_error_body(s, &v, 400);
+    srv.stop();
+}
+
+#[test]
+fn sandbox_lifecycle_through_api_and_proxy() {
+    let data = data_dir();
+    let srv = Server::start(data.path());
+    let v = srv.create(r#"{"templateID":"base","metadata":{"k":"v"},"envVars":{"A":"1"}}"#);
+    let id = v["sandboxID"].as_str().unwrap().to_string();
+    for field in ["templateID", "clientID", "envdVersion", "envdAccessToken"] {
+        assert!(v[field].is_string(), "{field} missing: {v}");
+    }
+    let token = v["envdAccessToken"].as_str().unwrap().to_string();
+    let (s, detail) = srv.api("GET", &format!("/sandboxes/{id}"), "");
+    assert_eq!(s, 200);
+    assert_eq!(detail["state"], "running");
+    assert_eq!(detail["metadata"]["k"], "v");
+    // envd through the proxy, routed by headers; the token is required.
+    let route = [
+        ("E2b-Sandbox-Id", id.as_str()),
+        ("E2b-Sandbox-Port", "49983"),
+    ];
+    assert_eq!(srv.request("GET", "/health", &route, b"").0, 204);
+    let (s, _, _) = srv.request("GET", "/files?path=/etc/hostname", &route, b"");
+    assert_eq!(s, 401, "envd must require the access token");
+    let with_token = [route[0], route[1], ("X-Access-Token", token.as_str())];
+    let (s, _, body) = srv.request(
+        "GET",
+        "/files?path=/etc/hostname&username=root",
+        &with_token,
+        b"",
+    );
+    assert_eq!(
+        (s, String::from_utf8_lossy(&body).trim().to_string()),
+        (200, id.clone())
+    );
+    // envd's internal paths are refused from outside.
+    assert_eq!(srv.request("POST", "/init", &with_token, b"{}").0, 403);
+    // A closed port and an unknown sandbox give the reference proxy's 502 bodies.
+    let (s, _, body) = srv.request(
+        "GET",
+        "/",
+        &[("E2b-Sandbox-Id", &id), ("E2b-Sandbox-Port", "8080")],
+        b"",
+    );
+    assert_eq!(s, 502);
+    assert!(String::from_utf8_lossy(&body).contains("port is not open"));
+    // Host routing: <port>-<id>.<domain>.
+    let (s, _, _) = {
+        let mut st = TcpStream::connect(&srv.addr).unwrap();
+        write!(
+            st,
+            "GET /health HTTP/1.1\r\nHost: 49983-{id}.localhost\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut raw = String::new();
+        st.read_to_string(&mut raw).unwrap();
+        (
+            raw.split_whitespace()
+                .nth(1)
+                .unwrap()
+                .parse::<u16>()
+                .unwrap(),
+            (),
+            (),
+        )
+    };
+    assert_eq!(s, 204);
+    // Pause (409 the second time), connect resumes with 201, then 200.
+    assert_eq!(
+        srv.api("POST", &format!("/sandboxes/{id}/pause"), "{}").0,
+        204
+    );
+    assert_eq!(
+        srv.api("POST", &format!("/sandboxes/{id}/pause"), "{}").0,
+        409
+    );
+    assert_eq!(
+        srv.api("GET", &format!("/sandboxes/{id}"), "").1["state"],
+        "paused"
+    );
+    assert_eq!(
+        srv.api("POST", &format!("/v2/sandboxes/{id}/connect"), "{}")
+            .0,
+        201
+    );
+    assert_eq!(
+        srv.api("POST", &format!("/v2/sandboxes/{id}/connect"), "{}")
+            .0,
+        200
+    );
+    let (s, m) = srv.api("GET", &format!("/sandboxes/{id}/metrics"), "");
+    assert_eq!(s, 200);
+    assert!(m[0]["memUsed"].as_u64().unwrap() > 0, "{m}");
+    assert_eq!(
+        srv.api(
+            "POST",
+            &format!("/sandboxes/{id}/timeout"),
+            r#"{"timeout":600}"#
+        )
+        .0,
+        204
+    );
+    assert_eq!(srv.api("DELETE", &format!("/sandboxes/{id}"), "").0, 204);
+    assert_eq!(srv.api("DELETE", &format!("/sandboxes/{id}"), "").0, 404);
+    let (s, _, body) = srv.request("GET", "/health", &route, b"");
+    assert_eq!(s, 502);
+    assert!(String::from_utf8_lossy(&body).contains("was not found"));
+    srv.stop();
+}
+
+#[test]
+fn idempotency_key_returns_the_same_sandbox() {
+    let data = data_dir();
+    let srv = Server::start(data.path());
+    let send = || {
+        let (s, _, b) = srv.request(
+            "POST",
+            "/v2/sandboxes",
+            &[("X-API-KEY", &srv.key), ("Idempotency-Key", "retry-1")],
+            br#"{"templateID":"base"}"#,
+        );
+        assert_eq!(s, 201);
+        serde_json::from_slice::<Value>(&b).unwrap()["sandboxID"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(send(), send());
+    let (s, _, _) = srv.request(
+        "POST",
+        "/v2/sandboxes",
+        &[("X-API-KEY", &srv.key), ("Idempotency-Key", "Bad Key!")],
+        br#"{"templateID":"base"}"#,
+    );
+    assert_eq!(s, 400);
+    srv.stop();
+}
+
+#[test]
+fn timeouts_kill_sandboxes() {
+    let data = data_dir();
+    let srv = Server::start(data.path());
+    let id = srv.create(r#"{"templateID":"base","timeout":1}"#)["sandboxID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // Destroying is asynchronous: the sandbox leaves the registry first, its directory a
+    // moment later; both must happen.
+    while srv.api("GET", &format!("/sandboxes/{id}"), "").0 == 200
+        || data.path().join("sandboxes").join(&id).exists()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "sandbox outlived its timeout, or left its directory"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    srv.stop();
+}
+
+#[test]
+fn list_filters_and_paginates() {
+    let data = data_dir();
+    let srv = Server::start(data.path());
+    for i in 0..3 {
+        srv.create(&format!(
+            r#"{{"templateID":"base","metadata":{{"n":"{i}","app":"x/y z"}}}}"#
+        ));
+    }
+    let (_, head, body) = srv.request(
+        "GET",
+        "/v2/sandboxes?limit=2",
+        &[("X-API-KEY", &srv.key)],
+        b"",
+    );
+    let page: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(page.as_array().unwrap().len(), 2);
+    let token = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("x-next-token: ")
+                .map(|_| l[14..].trim().to_string())
+        })
+        .expect("x-next-token");
+    let (_, head2, body2) = srv.request(
+        "GET",
+        &format!("/v2/sandboxes?limit=2&nextToken={token}"),
+        &[("X-API-KEY", &srv.key)],
+        b"",
+    );
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body2)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(!head2.to_ascii_lowercase().contains("x-next-token"));
+    // metadata=n%3D1%26app%3Dx%252Fy%2520z, the way the SDKs encode {"n":"1","app":"x/y z"}.
+    let (s, v) = srv.api(
+        "GET",
+        "/v2/sandboxes?metadata=n%3D1%26app%3Dx%252Fy%2520z",
+        "",
+    );
+    assert_eq!(s, 200);
+    assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(
+        srv.api("GET", "/v2/sandboxes?state=paused", "")
+            .1
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    srv.stop();
+}
+
+/// A server killed with SIGKILL leaves its sandboxes running; the next start adopts the
+/// handed-out ones (same id, token, files and processes) and removes the rest (its pool's).
+#[test]
+fn restart_after_a_crash_adopts_running_sandboxes() {
+    let data = data_dir();
+    let mut srv = Server::start(data.path());
+    let v = srv.create(r#"{"templateID":"base","metadata":{"who":"me"}}"#);
+    let id = v["sandboxID"].as_str().unwrap().to_string();
+    let token = v["envdAccessToken"].as_str().unwrap().to_string();
+    let route = [
+        ("E2b-Sandbox-Id", id.as_str()),
+        ("E2b-Sandbox-Port", "49983"),
+        ("X-Access-Token", token.as_str()),
+    ];
+    let (s, _, _) = srv.request(
+        "POST",
+        "/files?path=/tmp/kept.txt&username=root",
+        &[
+            route[0],
+            route[1],
+            route[2],
+            ("Content-Type", "application/octet-stream"),
+        ],
+        b"still here",
+    );
+    assert_eq!(s, 200);
+    let pooled_before: Vec<String> = std::fs::read_dir(data.path().join("sandboxes"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| *n != id)
+        .collect();
+    assert!(!pooled_before.is_empty(), "the pool should hold a sandbox");
+    srv.child.kill().unwrap();
+    let _ = srv.child.wait();
+    let srv = Server::start(data.path());
+    let (s, detail) = srv.api("GET", &format!("/sandboxes/{id}"), "");
+    assert_eq!(s, 200, "the running sandbox was not adopted: {detail}");
+    assert_eq!(detail["metadata"]["who"], "me");
+    let (s, _, body) = srv.request(
+        "GET",
+        "/files?path=/tmp/kept.txt&username=root",
+        &route,
+        b"",
+    );
+    assert_eq!(
+        (s, String::from_utf8_lossy(&body).to_string()),
+        (200, "still here".to_string())
+    );
+    for old in &pooled_before {
+        assert!(
+            !data.path().join("sandboxes").join(old).exists(),
+            "the old pool's sandbox {old} was left behind"
+        );
+    }
+    assert_eq!(srv.api("DELETE", &format!("/sandboxes/{id}"), "").0, 204);
+    srv.stop();
+    // A clean stop removes every sandbox, pooled ones included.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left: Vec<_> = std::fs::read_dir(data.path().join("sandboxes"))
+            .unwrap()
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{left:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Another team's key sees none of this team's sandboxes: 404, never its data.
+#[test]
+fn teams_are_isolated() {
+    let data = data_dir();
+    let srv = Server::start(data.path());
+    let out = Command::new(env!("CARGO_BIN_EXE_bulkhead"))
+        .args(["key", "create", "--team", "other", "--data-dir"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let other = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .find(|w| w.starts_with("bk_"))
+        .expect("a key")
+        .to_string();
+    let id = srv.create(r#"{"templateID":"base"}"#)["sandboxID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let as_other = |method: &str, path: &str| {
+        let (s, _, b) = srv.request(method, path, &[("X-API-KEY", &other)], b"{}");
+        (s, String::from_utf8_lossy(&b).to_string())
+    };
+    assert_eq!(as_other("GET", &format!("/sandboxes/{id}")).0, 404);
+    assert_eq!(as_other("DELETE", &format!("/sandboxes/{id}")).0, 404);
+    assert_eq!(as_other("POST", &format!("/sandboxes/{id}/pause")).0, 404);
+    assert_eq!(
+        as_other("POST", &format!("/v2/sandboxes/{id}/connect")).0,
+        404
+    );
+    let (s, list) = as_other("GET", "/v2/sandboxes");
+    assert_eq!((s, list.as_str()), (200, "[]"));
+    assert_eq!(
+        srv.api("GET", &format!("/sandboxes/{id}"), "").0,
+        200,
+        "the owner lost its sandbox"
+    );
+    srv.stop();
+}
+
+/// Random bodies and query strings never produce a 5xx or a non-JSON error.
+#[test]
+fn fuzzed_input_never_yields_a_server_error() {
+    let data = data_dir();
+    let srv = Server::start(data.path());
+    let mut rng = rand::rng();
+    let pieces = [
+        "{",
+        "}",
+        "[",
+        "]",
+        "\"templateID\"",
+        ":",
+        ",",
+        "\"base\"",
+        "null",
+        "-1",
+        "1e999",
+        "\"timeout\"",
+        "\"metadata\"",
+        "{\"a\":1}",
+        "\"envVars\"",
+        "true",
+        "\"\\u0000\"",
+        "\"x\"",
+        "99999999999999999999",
+        "\"autoPause\"",
+    ];
+    for _ in 0..150 {
+        let body: String = (0..rng.random_range(0..12))
+            .map(|_| pieces[rng.random_range(0..pieces.len())])
+            .collect();
+        let (s, v) = srv.api("POST", "/v2/sandboxes", &body);
+        assert!(s < 500, "5xx for body {body:?}: {v}");
+        if s >= 400 {
+            assert_error_body(s, &v, s);
+        } else if let Some(id) = v["sandboxID"].as_str() {
+            srv.api("DELETE", &format!("/sandboxes/{id}"), "");
+        }
+    }
+    let queries = [
+        "limit=abc",
+        "limit=-5",
+        "state=,,,",
+        "state=zombie",
+        "metadata=%",
+        "metadata=a",
+        "order=sideways",
+        "startedAfter=yesterday",
+        "nextToken=AAAA",
+        "metadata=%25%25%25",
+    ];
+    for q in queries {
+        let (s, v) = srv.api("GET", &format!("/v2/sandboxes?{q}"), "");
+        assert!(s < 500, "5xx for query {q}: {v}");
+        if s >= 400 {
+            assert_error_body(s, &v, s);
+        }
+    }
+    srv.stop();
+}

@@ -1,0 +1,84 @@
+//! The schema, as an append-only list of migrations numbered by `PRAGMA user_version`.
+//!
+//! Never edit a migration that has shipped: append a new one. Timestamps are INTEGER
+//! microseconds since the epoch (UTC); ids are TEXT. The SQL sticks to what PostgreSQL also
+//! accepts, except `WITHOUT ROWID` and the partial index syntax, which both have equivalents.
+
+use rusqlite::Connection;
+
+use crate::StoreError;
+use crate::error::SqliteOp;
+
+/// Migration `i` moves the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: teams, API keys, sandboxes and their metadata.
+    "CREATE TABLE teams (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        team_id TEXT NOT NULL REFERENCES teams(id),
+        name TEXT NOT NULL,
+        prefix TEXT NOT NULL,
+        secret_sha256 BLOB NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL,
+        last_used_at INTEGER,
+        revoked_at INTEGER
+    );
+    CREATE TABLE sandboxes (
+        sandbox_id TEXT PRIMARY KEY,
+        team_id TEXT NOT NULL REFERENCES teams(id),
+        template_id TEXT NOT NULL,
+        alias TEXT,
+        started_at INTEGER NOT NULL,
+        end_at INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        envd_access_token TEXT NOT NULL,
+        cpu_count INTEGER NOT NULL,
+        memory_mb INTEGER NOT NULL,
+        disk_mb INTEGER NOT NULL,
+        idempotency_key TEXT
+    );
+    CREATE UNIQUE INDEX sandboxes_idempotency ON sandboxes(team_id, idempotency_key)
+        WHERE idempotency_key IS NOT NULL;
+    CREATE INDEX sandboxes_team_started ON sandboxes(team_id, started_at, sandbox_id);
+    CREATE TABLE sandbox_metadata (
+        sandbox_id TEXT NOT NULL REFERENCES sandboxes(sandbox_id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (sandbox_id, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX sandbox_metadata_kv ON sandbox_metadata(key, value);",
+];
+
+/// The schema version this build writes.
+pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the schema up to [`LATEST`], one transaction per migration.
+///
+/// # Errors
+/// [`StoreError::SchemaTooNew`] when a newer build wrote the file; nothing is changed then.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let found: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .op("read the schema version")?;
+    if found > LATEST {
+        return Err(StoreError::SchemaTooNew {
+            found,
+            supported: LATEST,
+        });
+    }
+    for (version, sql) in (1..)
+        .zip(MIGRATIONS)
+        .skip(usize::try_from(found).unwrap_or(0))
+    {
+        let tx = conn.transaction().op("begin a migration")?;
+        tx.execute_batch(sql).op("apply a migration")?;
+        tx.pragma_update(None, "user_version", version)
+            .op("record the schema version")?;
+        tx.commit().op("commit a migration")?;
+    }
+    Ok(())
+}
