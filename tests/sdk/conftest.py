@@ -45,7 +45,17 @@ class Server:
     sandbox_url: str
     api_key: str
     log: Path
+    binary: Path
     sandbox_ids: set[str] = field(default_factory=set)
+
+    def create_key(self, team: str) -> str:
+        """A new API key of `team` (created if missing), made with `bulkhead key create`."""
+        out = subprocess.run(
+            [str(self.binary), "key", "create", "--team", team, "--name", "sdk-tests",
+             "--data-dir", str(self.data_dir)],
+            capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+        assert out.returncode == 0, f"bulkhead key create failed: {out.stderr}"
+        return out.stdout.strip().splitlines()[-1]
 
     def log_tail(self, n: int = 40) -> str:
         try:
@@ -110,7 +120,7 @@ def server() -> Server:
     # Keep draining stdout so the server never blocks on a full pipe.
     threading.Thread(target=lambda: proc.stdout.read(), daemon=True).start()
     srv = Server(proc, data_dir, exports["E2B_API_URL"], exports["E2B_SANDBOX_URL"],
-                 exports["E2B_API_KEY"], log)
+                 exports["E2B_API_KEY"], log, binary)
     saved = {k: os.environ.get(k) for k in exports}
     os.environ.update(exports)
     try:

@@ -1,8 +1,10 @@
 """Refusals: what the SDKs raise, and the error bodies on the wire (spec 2.1, 1.3)."""
 
+import subprocess
+
 import httpx
 import pytest
-from e2b import AuthenticationException, Sandbox, SandboxException
+from e2b import AuthenticationException, Sandbox, SandboxException, SandboxNotFoundException
 
 
 def _api(server, method, path, key=None, **kw):
@@ -63,23 +65,37 @@ def test_proxy_answers_the_reference_502_for_a_gone_sandbox(server):
     assert body["sandboxId"] == "gonesandbox"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "bulkhead serve has exactly one team and one API key (crates/bulkhead/src/cli/serve.rs "
-    "builds the key map from <data-dir>/api-key alone), so a second team cannot exist and "
-    "team isolation cannot be exercised end to end"))
 def test_another_teams_sandbox_is_not_found(server, sandbox):
-    second_key = _second_team_key(server)
-    r = _api(server, "GET", f"/sandboxes/{sandbox.sandbox_id}", key=second_key)
+    other = server.create_key("sdk-other-team")
+    assert other != server.api_key
+    # The other team's key works, but sees none of this team's sandboxes.
+    r = _api(server, "GET", "/v2/sandboxes", key=other)
+    assert r.status_code == 200 and sandbox.sandbox_id not in {s["sandboxID"] for s in r.json()}
+    for method, path in [("GET", f"/sandboxes/{sandbox.sandbox_id}"),
+                         ("DELETE", f"/sandboxes/{sandbox.sandbox_id}"),
+                         ("POST", f"/sandboxes/{sandbox.sandbox_id}/pause"),
+                         ("POST", f"/v2/sandboxes/{sandbox.sandbox_id}/connect"),
+                         ("GET", f"/sandboxes/{sandbox.sandbox_id}/metrics")]:
+        _assert_error_body(_api(server, method, path, key=other), 404)
+    r = _api(server, "POST", f"/sandboxes/{sandbox.sandbox_id}/timeout", key=other,
+             json={"timeout": 1})
     _assert_error_body(r, 404)
-    r = _api(server, "DELETE", f"/sandboxes/{sandbox.sandbox_id}", key=second_key)
-    _assert_error_body(r, 404)
+    # Through the SDK: the not-found answers, and the sandbox is untouched.
+    assert Sandbox.kill(sandbox.sandbox_id, api_key=other) is False
+    with pytest.raises(SandboxNotFoundException):
+        Sandbox.get_info(sandbox.sandbox_id, api_key=other)
     assert sandbox.is_running()
+    assert sandbox.get_info().state.value == "running"
+    assert sandbox.commands.run("echo still").stdout == "still\n"
 
 
-def _second_team_key(server) -> str:
-    """A key of another team. The server has no way to make one: its only key is the one in
-    <data-dir>/api-key. Update this once a second team can be created."""
-    keys = (server.data_dir / "api-key").read_text().split()
-    others = [k for k in keys if k != server.api_key]
-    assert others, "the server knows no second API key"
-    return others[0]
+def test_a_revoked_key_is_refused(server):
+    key = server.create_key("sdk-revoked-team")
+    assert _api(server, "GET", "/v2/sandboxes", key=key).status_code == 200
+    prefix = key[:11]
+    out = subprocess.run([str(server.binary), "key", "revoke", prefix, "--data-dir",
+                          str(server.data_dir)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    _assert_error_body(_api(server, "GET", "/v2/sandboxes", key=key), 401)
+    with pytest.raises(AuthenticationException):
+        Sandbox.create("base", api_key=key)

@@ -238,12 +238,6 @@ def test_on_timeout_pause_pauses_instead_of_killing(server):
         sbx.kill()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "Idempotency-Key is check-then-act: Manager::create (crates/server/src/manager/mod.rs) "
-    "looks the key up, releases the lock, starts a sandbox and only then records the key, so "
-    "concurrent creates with one key start several sandboxes (observed: 3 to 6 distinct ids "
-    "from 6 concurrent creates in most rounds); reserve the key before starting, e.g. a "
-    "per-key async mutex or a pending entry that later requests wait on"))
 def test_concurrent_creates_with_one_idempotency_key_start_one_sandbox(server):
     distinct = []
     for _ in range(8):
