@@ -121,3 +121,23 @@ def test_invalid_utf8_path_segment_gets_an_error_body(server, api):
 def test_invalid_utf8_query_gets_an_error_body(server, api):
     check(server, api.get("/v2/sandboxes?metadata=%FF%FE&state=%C3"))
     check(server, api.get("/v2/sandboxes?nextToken=%FF&limit=%00"))
+
+
+# What an HTTP client will send: visible bytes (obs-text included), no edge whitespace.
+header_text = st.binary(max_size=40).map(
+    lambda b: bytes(c for c in b if c == 0x20 or 0x21 <= c <= 0x7E or c >= 0x80).strip())
+
+
+@settings(FUZZ, max_examples=60)
+@given(api_key=header_text, idem=header_text, content_type=header_text)
+def test_headers_never_5xx(server, api_key, idem, content_type):
+    """Odd X-API-KEY, Idempotency-Key and Content-Type values on a create that would
+    otherwise be valid."""
+    r = httpx.post(server.api_url + "/v2/sandboxes", json={"templateID": "no-such-template"},
+                   headers={"X-API-KEY": api_key, "Idempotency-Key": idem,
+                            "Content-Type": content_type}, timeout=30)
+    check(server, r)
+    r = httpx.post(server.api_url + "/v2/sandboxes", json={"templateID": "no-such-template"},
+                   headers={"X-API-KEY": server.api_key, "Idempotency-Key": idem,
+                            "Content-Type": content_type}, timeout=30)
+    check(server, r)
