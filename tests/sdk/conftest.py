@@ -131,11 +131,31 @@ def server() -> Server:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-        _stop_and_check(srv)
+        try:
+            _stop_and_check(srv)
+        except BaseException:
+            print(f"\nbulkhead serve's data dir and log are kept in {tmp}")
+            raise
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+@pytest.fixture(autouse=True)
+def _server_alive(request):
+    """Fails a test at once, with the server's exit code and log, when the server is gone."""
+    if "server" not in request.fixturenames:
+        yield
+        return
+    srv = request.getfixturevalue("server")
+    if srv.proc.poll() is not None:
+        pytest.fail(f"bulkhead serve is gone (exit code {srv.proc.returncode}); log:\n"
+                    f"{srv.log_tail()}", pytrace=False)
+    yield
+
+
 def _stop_and_check(srv: Server) -> None:
+    if srv.proc.poll() is not None:
+        pytest.fail(f"bulkhead serve exited by itself during the session with code "
+                    f"{srv.proc.returncode}; log:\n{srv.log_tail()}")
     sandboxes_dir = srv.data_dir / "sandboxes"
     # Pooled sandboxes never reach a test, so learn their ids from the data dir too.
     if sandboxes_dir.is_dir():
