@@ -300,6 +300,27 @@ impl Store {
         query_sandboxes(&conn, "ORDER BY s.started_at, s.sandbox_id", &[])
     }
 
+    /// How many of the team's sandboxes are in `state`, or in any state for `None`
+    /// (e.g. the optional `X-Total-Running` header).
+    ///
+    /// # Errors
+    /// [`StoreError::Sqlite`] only.
+    pub fn count_sandboxes(
+        &self,
+        team: &TeamId,
+        state: Option<SandboxStatus>,
+    ) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn()
+            .query_row(
+                "SELECT count(*) FROM sandboxes WHERE team_id = ?1 AND (?2 IS NULL OR state = ?2)",
+                params![team.as_str(), state.map(SandboxStatus::as_str)],
+                |r| r.get(0),
+            )
+            .op("count sandboxes")?;
+        Ok(n.unsigned_abs())
+    }
+
     /// Whether sandbox `id` is registered (cheaper than [`get_sandbox`](Self::get_sandbox)).
     ///
     /// # Errors
@@ -367,6 +388,19 @@ pub(crate) mod tests {
         assert!(!s.set_sandbox_end("nope", end).unwrap());
 
         assert_eq!(s.all_sandboxes().unwrap().len(), 1);
+        assert_eq!(s.count_sandboxes(&team, None).unwrap(), 1);
+        assert_eq!(
+            s.count_sandboxes(&team, Some(SandboxStatus::Paused))
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            s.count_sandboxes(&team, Some(SandboxStatus::Running))
+                .unwrap(),
+            0
+        );
+        let other = s.ensure_team("other").unwrap();
+        assert_eq!(s.count_sandboxes(&other, None).unwrap(), 0);
         assert!(s.delete_sandbox("sbx1").unwrap());
         assert!(!s.delete_sandbox("sbx1").unwrap());
         assert_eq!(s.get_sandbox("sbx1").unwrap(), None);
