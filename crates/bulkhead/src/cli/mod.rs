@@ -7,6 +7,7 @@ pub mod key;
 pub mod run;
 pub mod sandbox;
 pub mod serve;
+mod serve_config;
 
 use clap::{Parser, Subcommand};
 
@@ -38,10 +39,12 @@ pub enum Command {
 }
 
 /// Runs one subcommand and returns its exit code.
-pub fn dispatch(command: Command) -> anyhow::Result<u8> {
+/// `matches` are the parsed arguments behind `command`, for subcommands that must know
+/// whether a value came from a flag, a variable or a default (configuration layering).
+pub fn dispatch(command: Command, matches: &clap::ArgMatches) -> anyhow::Result<u8> {
     match command {
         Command::Run(args) => run::run(args),
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(args, matches.subcommand_matches("serve")),
         Command::Sandbox(args) => sandbox::run(args),
         Command::Key(args) => key::run(args),
         Command::Envd(args) => envd::run(args),

@@ -18,10 +18,16 @@ const EXIT_BAD_CONFIG: u8 = 64;
 ///
 /// Point the official SDKs at it with the `export` lines it prints on start.
 #[derive(Debug, ClapArgs)]
+#[command(
+    after_help = "Configuration is layered: built-in defaults < the config file < BULKHEAD_* variables < flags.\nThe file is TOML with the flags' names as keys (underscores for dashes), e.g.\n  listen = \"0.0.0.0:3000\"\n  pool_size = 4\n  strip_env = [\"AWS_SECRET_ACCESS_KEY\"]"
+)]
 pub struct Args {
+    /// Configuration file (TOML); default /etc/bulkhead/bulkhead.toml when it exists.
+    #[arg(long, env = "BULKHEAD_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "BULKHEAD_LISTEN", default_value = "127.0.0.1:3000")]
-    listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     /// State directory: database, API key file, sandbox state.
     #[arg(
         long,
@@ -29,10 +35,10 @@ pub struct Args {
         default_value = "/var/lib/bulkhead",
         value_name = "DIR"
     )]
-    data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     /// Domain for host routing (`<port>-<sandboxid>.<domain>`).
     #[arg(long, env = "BULKHEAD_DOMAIN", default_value = "localhost")]
-    domain: String,
+    pub(crate) domain: String,
     /// Root filesystem of the built-in `base` template.
     #[arg(
         long,
@@ -40,10 +46,10 @@ pub struct Args {
         default_value = "/var/cache/bulkhead/rootfs/debian",
         value_name = "DIR"
     )]
-    base_rootfs: PathBuf,
+    pub(crate) base_rootfs: PathBuf,
     /// Sandboxes kept warm per template.
     #[arg(long, env = "BULKHEAD_POOL_SIZE", default_value_t = 2)]
-    pool_size: usize,
+    pub(crate) pool_size: usize,
     /// Memory limit of each sandbox.
     #[arg(
         long,
@@ -51,7 +57,7 @@ pub struct Args {
         default_value = "1G",
         value_name = "SIZE"
     )]
-    sandbox_memory: String,
+    pub(crate) sandbox_memory: String,
     /// Writable disk of each sandbox.
     #[arg(
         long,
@@ -59,7 +65,7 @@ pub struct Args {
         default_value = "2G",
         value_name = "SIZE"
     )]
-    sandbox_disk: String,
+    pub(crate) sandbox_disk: String,
     /// CPU quota of each sandbox, in cores.
     #[arg(
         long,
@@ -67,7 +73,7 @@ pub struct Args {
         default_value = "2",
         value_name = "CPUS"
     )]
-    sandbox_cpus: String,
+    pub(crate) sandbox_cpus: String,
     /// Process limit of each sandbox.
     #[arg(
         long,
@@ -75,13 +81,13 @@ pub struct Args {
         default_value = "1024",
         value_name = "N"
     )]
-    sandbox_pids: String,
+    pub(crate) sandbox_pids: String,
     /// Timeout of a sandbox whose create names none, in seconds.
     #[arg(long, env = "BULKHEAD_DEFAULT_TIMEOUT", default_value_t = 300)]
-    default_timeout: u64,
+    pub(crate) default_timeout: u64,
     /// Longest any sandbox may live, in seconds.
     #[arg(long, env = "BULKHEAD_MAX_LIFETIME", default_value_t = 86_400)]
-    max_lifetime: u64,
+    pub(crate) max_lifetime: u64,
     /// Environment variable removed from every create's envVars (repeatable), e.g.
     /// AWS_SECRET_ACCESS_KEY, so that clients forwarding credentials cannot put them into a
     /// sandbox.
@@ -91,15 +97,19 @@ pub struct Args {
         value_delimiter = ',',
         value_name = "NAME"
     )]
-    strip_env: Vec<String>,
+    pub(crate) strip_env: Vec<String>,
     /// Leave sandboxes running when the server stops; the next start adopts them. By
     /// default a stop removes every sandbox.
     #[arg(long, env = "BULKHEAD_KEEP_SANDBOXES")]
-    keep_sandboxes: bool,
+    pub(crate) keep_sandboxes: bool,
 }
 
 /// Runs the server until SIGINT or SIGTERM.
-pub fn run(args: Args) -> anyhow::Result<u8> {
+pub fn run(mut args: Args, matches: Option<&clap::ArgMatches>) -> anyhow::Result<u8> {
+    if let Err(e) = super::serve_config::apply_file(&mut args, matches) {
+        eprintln!("bulkhead: {e:#}");
+        return Ok(EXIT_BAD_CONFIG);
+    }
     let limits = match sandbox_limits(&args) {
         Ok(l) => l,
         Err(e) => {
