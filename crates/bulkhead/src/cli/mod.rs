@@ -1,6 +1,8 @@
 //! Command-line interface: one module per subcommand, each with an `Args` struct and a
 //! `run(args) -> anyhow::Result<u8>` that returns the process exit code.
 
+pub mod mount;
+
 use clap::{Parser, Subcommand};
 
 /// Self-hosted sandboxes for AI agents.
@@ -16,9 +18,14 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Mount an S3 bucket as a filesystem (goofys-like).
+    Mount(mount::Args),
+}
 
 /// Runs one subcommand and returns its exit code.
 pub fn dispatch(command: Command) -> anyhow::Result<u8> {
-    match command {}
+    match command {
+        Command::Mount(args) => mount::run(args),
+    }
 }
