@@ -8,6 +8,8 @@ mod multipart;
 mod objects;
 pub(crate) mod sigv4;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -23,8 +25,14 @@ use crate::error::S3Error;
 const RETRIES: u32 = 3;
 
 /// An S3 endpoint + bucket + credentials. Cheap to clone (shares one connection pool).
+///
+/// Server quirk handled here: some S3-compatible servers (moto among them) canonicalize a
+/// `/` in query values unencoded, unlike AWS. When a signed request with a `/` in its query
+/// is refused with `SignatureDoesNotMatch`, it is retried once the other way, and the way
+/// that worked is kept for later requests.
 #[derive(Clone, Debug)]
 pub struct S3Client {
+    raw_slash: Arc<AtomicBool>,
     http: reqwest::Client,
     endpoint: String,
     host: String,
@@ -84,6 +92,7 @@ impl S3Client {
             .unwrap_or_default()
             .to_string();
         Ok(Self {
+            raw_slash: Arc::new(AtomicBool::new(false)),
             http,
             endpoint,
             host,
@@ -101,8 +110,22 @@ impl S3Client {
     /// Sends a request, retrying transient failures, and returns a successful response.
     pub(crate) async fn send(&self, req: Req<'_>) -> Result<reqwest::Response, S3Error> {
         let mut attempt = 0;
+        let mut flipped = false;
         loop {
             match self.send_once(&req).await {
+                Err(S3Error::AccessDenied { code })
+                    if code == "SignatureDoesNotMatch"
+                        && !flipped
+                        && self.credentials.is_some()
+                        && req.query.iter().any(|(_, v)| v.contains('/')) =>
+                {
+                    flipped = true;
+                    let was = self.raw_slash.fetch_xor(true, Ordering::Relaxed);
+                    tracing::debug!(
+                        raw_slash = !was,
+                        "retrying with the other query canonicalization"
+                    );
+                }
                 Err(e) if e.is_transient() && attempt < RETRIES => {
                     attempt += 1;
                     tracing::debug!(attempt, error = %e, "retrying s3 request");
@@ -118,7 +141,7 @@ impl S3Client {
             Some(key) => format!("/{}/{}", self.bucket, sigv4::encode_key(key)),
             None => format!("/{}", self.bucket),
         };
-        let query = sigv4::canonical_query(&req.query);
+        let query = sigv4::canonical_query(&req.query, self.raw_slash.load(Ordering::Relaxed));
         let url = if query.is_empty() {
             format!("{}{path}", self.endpoint)
         } else {
@@ -135,7 +158,7 @@ impl S3Client {
             let input = sigv4::SignInput {
                 method: req.method.as_str(),
                 path: &path,
-                query: &req.query,
+                query: &query,
                 host: &self.host,
                 amz_headers: &req.amz_headers,
                 region: &self.region,

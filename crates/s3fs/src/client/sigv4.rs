@@ -15,6 +15,9 @@ const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'~');
 
+/// [`UNRESERVED`] plus `/`, for servers that canonicalize `/` in query values unencoded.
+const UNRESERVED_SLASH: &AsciiSet = &UNRESERVED.remove(b'/');
+
 /// Payload hash value telling S3 the body is not part of the signature.
 pub(crate) const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 
@@ -76,8 +79,8 @@ pub(crate) struct SignInput<'a> {
     pub method: &'a str,
     /// Already-encoded absolute path, e.g. `/bucket/a%20b`.
     pub path: &'a str,
-    /// Query pairs, unencoded.
-    pub query: &'a [(String, String)],
+    /// Canonical query string, as sent.
+    pub query: &'a str,
     /// `host[:port]` as sent.
     pub host: &'a str,
     /// Extra `x-amz-*` headers to sign (lowercase names).
@@ -86,10 +89,23 @@ pub(crate) struct SignInput<'a> {
     pub now: SystemTime,
 }
 
-/// Canonical query string: pairs encoded, sorted by name then value.
-pub(crate) fn canonical_query(query: &[(String, String)]) -> String {
-    let mut pairs: Vec<(String, String)> =
-        query.iter().map(|(k, v)| (encode(k), encode(v))).collect();
+/// Canonical query string: pairs encoded, sorted by name then value. `raw_slash` leaves
+/// `/` unencoded (see [`crate::client::S3Client`] on server quirks).
+pub(crate) fn canonical_query(query: &[(String, String)], raw_slash: bool) -> String {
+    let set = if raw_slash {
+        UNRESERVED_SLASH
+    } else {
+        UNRESERVED
+    };
+    let mut pairs: Vec<(String, String)> = query
+        .iter()
+        .map(|(k, v)| {
+            (
+                utf8_percent_encode(k, set).to_string(),
+                utf8_percent_encode(v, set).to_string(),
+            )
+        })
+        .collect();
     pairs.sort();
     pairs
         .iter()
@@ -124,12 +140,7 @@ pub(crate) fn sign(input: &SignInput<'_>, creds: &Credentials) -> Vec<(String, S
         .join(";");
     let canonical_request = format!(
         "{}\n{}\n{}\n{}\n{}\n{}",
-        input.method,
-        input.path,
-        canonical_query(input.query),
-        canonical_headers,
-        signed_headers,
-        UNSIGNED_PAYLOAD
+        input.method, input.path, input.query, canonical_headers, signed_headers, UNSIGNED_PAYLOAD
     );
     let scope = format!("{date}/{}/s3/aws4_request", input.region);
     let string_to_sign = format!(
@@ -171,7 +182,10 @@ mod tests {
     fn keys_keep_slashes_and_encode_the_rest() {
         assert_eq!(encode_key("a b/c+d~e"), "a%20b/c%2Bd~e");
         assert_eq!(
-            canonical_query(&[("b".into(), "x/y".into()), ("a".into(), String::new())]),
+            canonical_query(
+                &[("b".into(), "x/y".into()), ("a".into(), String::new())],
+                false
+            ),
             "a=&b=x%2Fy"
         );
     }
@@ -188,7 +202,7 @@ mod tests {
         let input = SignInput {
             method: "GET",
             path: "/examplebucket/test.txt",
-            query: &[],
+            query: "",
             host: "s3.amazonaws.com",
             amz_headers: &[],
             region: "us-east-1",
