@@ -107,7 +107,8 @@ impl Moto {
 
     /// Runs the boto3 helper and returns its stdout.
     pub fn py_bytes(&self, args: &[&str]) -> Vec<u8> {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/common/s3.py");
+        // Valid from both crates that include this module (crates/s3fs and crates/bulkhead).
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../s3fs/tests/common/s3.py");
         let out = Command::new(python_path())
             .arg(script)
             .arg(&self.endpoint)
