@@ -70,7 +70,7 @@ impl Default for MountConfig {
             allow_other: false,
             read_only: false,
             part_size: 8 * 1024 * 1024,
-            upload_concurrency: 4,
+            upload_concurrency: 8,
             readahead: 8 * 1024 * 1024,
             request_timeout: Duration::from_secs(60),
             fuse_threads: 8,

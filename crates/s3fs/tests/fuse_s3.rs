@@ -373,3 +373,21 @@ fn chmod_is_accepted_and_modes_come_from_the_mount() {
     assert!(st.blocks() > 0);
     let _ = Path::new("/");
 }
+
+/// SEMANTICS "Operations" (read): random and backwards reads get exactly the right bytes,
+/// also after a sequential stream started.
+#[test]
+fn random_and_sequential_reads_return_the_right_bytes() {
+    let fx = setup();
+    let data = pattern(20 * MIB + 12_345, 21);
+    fx.moto.py(&["put", &fx.bucket, "seed", "x"]);
+    fs::write(fx.path("r.bin"), &data).unwrap();
+    let f = File::open(fx.path("r.bin")).unwrap();
+    let mut buf = vec![0u8; 300_000];
+    for &off in &[0usize, 131_072, 19 * MIB, 5, 7 * MIB + 3, 20 * MIB, 1 << 20] {
+        let n = f.read_at(&mut buf, off as u64).unwrap();
+        let want = &data[off..(off + buf.len()).min(data.len())];
+        assert_eq!(&buf[..n], want, "at offset {off}");
+    }
+    assert_eq!(f.read_at(&mut buf, data.len() as u64).unwrap(), 0);
+}

@@ -78,7 +78,8 @@ impl S3Client {
     ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
-            .timeout(request_timeout)
+            // A per-read timeout, not a total one: streamed GETs of large objects may take long.
+            .read_timeout(request_timeout)
             .tcp_nodelay(true)
             .pool_max_idle_per_host(32)
             .no_proxy()

@@ -67,6 +67,18 @@ impl S3Client {
         Ok(body)
     }
 
+    /// GET `key` from byte `start` to the end, as a response whose body is read as a stream.
+    ///
+    /// # Errors
+    /// [`S3Error::NotFound`] when the object is gone; network and service errors.
+    pub async fn get_from(&self, key: &str, start: u64) -> Result<reqwest::Response, S3Error> {
+        let mut req = Req::new(Method::GET, Some(key));
+        if start > 0 {
+            req.headers.push(("range", format!("bytes={start}-")));
+        }
+        self.send(req).await
+    }
+
     /// PUT `key` with `body` in one request.
     ///
     /// # Errors
