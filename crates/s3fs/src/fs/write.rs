@@ -11,7 +11,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::time::SystemTime;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::task::JoinHandle;
 
 use super::cache::Known;
@@ -36,7 +36,7 @@ enum Mode {
     Clean,
     /// Sequential writes from 0: the tail in memory, full parts uploaded or in flight.
     Stream {
-        buf: BytesMut,
+        buf: Vec<u8>,
         upload: Option<Upload>,
     },
     /// The whole content in a local (already unlinked) file.
@@ -82,7 +82,7 @@ impl WriteState {
             dirty: true,
             failed: false,
             mode: Mode::Stream {
-                buf: BytesMut::new(),
+                buf: Vec::new(),
                 upload: None,
             },
         }
@@ -170,7 +170,7 @@ impl WriteState {
         let len = u32::try_from(data.len()).map_err(|_| FsError::Invalid)?;
         if matches!(self.mode, Mode::Clean) && self.size == 0 && offset == 0 {
             self.mode = Mode::Stream {
-                buf: BytesMut::new(),
+                buf: Vec::new(),
                 upload: None,
             };
         }
@@ -179,34 +179,39 @@ impl WriteState {
             self.stage_locally(fs).await?;
         }
         self.dirty = true;
-        match &mut self.mode {
-            Mode::Staged(f) => {
-                f.write_all_at(data, offset)?;
-                self.size = self.size.max(end);
-            }
-            Mode::Stream { buf, .. } => {
-                buf.extend_from_slice(data);
-                self.size = end;
-            }
-            Mode::Clean => {}
+        if let Mode::Staged(f) = &self.mode {
+            f.write_all_at(data, offset)?;
+            self.size = self.size.max(end);
+            return Ok(len);
         }
-        while let Some(part) = self.full_part(fs.cfg.part_size) {
-            if let Err(e) = self.send_part(fs, part).await {
-                self.fail(fs).await;
-                return Err(e);
+        // Stream: fill the part buffer up to exactly one part, send it, go on with the rest.
+        // Each part is its own allocation of exactly `part_size` bytes, so memory is
+        // `part_size` × (parts in flight + 1) and nothing more.
+        let part_size = fs.cfg.part_size;
+        let mut rest = data;
+        while !rest.is_empty() {
+            let Mode::Stream { buf, .. } = &mut self.mode else {
+                break;
+            };
+            let take = (part_size - buf.len()).min(rest.len());
+            let need = buf.len() + take;
+            if buf.capacity() < need {
+                // Doubling, capped at exactly one part.
+                let target = (buf.capacity() * 2).max(need).max(64 * 1024).min(part_size);
+                buf.reserve_exact(target - buf.len());
+            }
+            buf.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            self.size += take as u64;
+            if buf.len() == part_size {
+                let part = Bytes::from(std::mem::take(buf));
+                if let Err(e) = self.send_part(fs, part).await {
+                    self.fail(fs).await;
+                    return Err(e);
+                }
             }
         }
         Ok(len)
-    }
-
-    /// Takes one full part off the front of the stream buffer, if there is one.
-    fn full_part(&mut self, part_size: usize) -> Option<Bytes> {
-        match &mut self.mode {
-            Mode::Stream { buf, .. } if buf.len() >= part_size => {
-                Some(buf.split_to(part_size).freeze())
-            }
-            _ => None,
-        }
     }
 
     /// Uploads one part, starting the multipart upload if needed; waits while
@@ -321,7 +326,7 @@ impl WriteState {
             self.fail(fs).await; // aborts any upload in flight
             self.failed = false;
             self.mode = Mode::Stream {
-                buf: BytesMut::new(),
+                buf: Vec::new(),
                 upload: None,
             };
         } else {
@@ -354,14 +359,14 @@ impl WriteState {
             Mode::Clean => Ok(()),
             Mode::Stream { buf, upload: None } => fs
                 .client
-                .put_object(&key, buf.clone().freeze())
+                .put_object(&key, Bytes::copy_from_slice(buf))
                 .await
                 .map_err(FsError::s3("PutObject", &key)),
             Mode::Stream {
                 buf,
                 upload: Some(_),
             } => {
-                let tail = buf.split().freeze();
+                let tail = Bytes::from(std::mem::take(buf));
                 let mut r = Ok(());
                 if !tail.is_empty() {
                     r = self.send_part(fs, tail).await;
