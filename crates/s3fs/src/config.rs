@@ -43,7 +43,7 @@ pub struct MountConfig {
     pub part_size: usize,
     /// Parts uploaded concurrently per open file (memory: `part_size` × this, per file).
     pub upload_concurrency: usize,
-    /// Bytes fetched ahead of a sequential reader (per request; two are kept in flight).
+    /// How far a sequential reader's streamed GET may run ahead of it, in bytes.
     pub readahead: usize,
     /// Per-request timeout.
     pub request_timeout: Duration,

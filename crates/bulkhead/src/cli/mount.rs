@@ -179,7 +179,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     // of letting glibc's dynamic threshold park them in per-thread arenas (peak RSS).
     // SAFETY: mallopt only tunes the allocator; no other thread exists yet.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
     }
     if !args.mountpoint.is_dir() {
         bail!(

@@ -187,6 +187,7 @@ impl ReadState {
         let sequential = self.last_end.map_or(offset == 0, |l| l == offset);
         self.last_end = Some(end);
         if sequential {
+            tracing::debug!(key = %self.key, offset, "streamed GET started");
             let mut s = Stream::start(client, &self.key, offset, self.readahead);
             let r = s.fill_to(end, max_ahead).await;
             if let Err(e) = r {
@@ -196,6 +197,7 @@ impl ReadState {
             self.stream = Some(s);
             return Ok(b);
         }
+        tracing::debug!(key = %self.key, offset, len = end - offset, "ranged GET");
         client
             .get_range(&self.key, offset, end - offset)
             .await
