@@ -25,9 +25,20 @@ use clap::Args as ClapArgs;
 /// the upload is complete, and return its error if it failed. Unmount with `umount
 /// MOUNTPOINT` (or Ctrl-C / SIGTERM when running with -f).
 #[derive(Debug, ClapArgs)]
-#[command(after_help = "EXAMPLES:\n  bulkhead mount my-bucket /mnt/bucket\n  \
-    bulkhead mount my-bucket:team/a /mnt/a --endpoint http://127.0.0.1:9000 -o allow_other \
-    --dir-mode 0777 --file-mode 0666 -f")]
+#[command(after_help = "\
+Wrong credentials, a missing bucket or an unreachable endpoint fail here, before anything is
+mounted. Files are uploaded when closed: close() and fsync() return only once the upload is
+complete, and return its error if it failed. Unmount with `umount MOUNTPOINT` (or Ctrl-C /
+SIGTERM with -f).
+
+CREDENTIALS, first found: --credentials-file (profile --profile or default); --profile in
+$AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials; AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY
+(+ AWS_SESSION_TOKEN); the default profile of the shared file; else anonymous requests.
+
+EXAMPLES:
+  bulkhead mount my-bucket /mnt/bucket
+  bulkhead mount my-bucket:team/a /mnt/a --endpoint http://127.0.0.1:9000 \\
+      -o allow_other --dir-mode 0777 --file-mode 0666 -f")]
 pub struct Args {
     /// The bucket, optionally with a key prefix that becomes the mount's root.
     #[arg(value_name = "BUCKET[:PREFIX]")]
