@@ -391,3 +391,17 @@ fn random_and_sequential_reads_return_the_right_bytes() {
     }
     assert_eq!(f.read_at(&mut buf, data.len() as u64).unwrap(), 0);
 }
+
+/// SEMANTICS "Operations" (rename of a file): renaming a file that is still open for
+/// writing commits what was written, and later writes go to the new name.
+#[test]
+fn rename_while_open_for_writing_keeps_writing_to_the_new_name() {
+    let fx = setup();
+    let mut f = File::create(fx.path("draft.tmp")).unwrap();
+    f.write_all(b"part one;").unwrap();
+    fs::rename(fx.path("draft.tmp"), fx.path("final.txt")).unwrap();
+    f.write_all(b"part two").unwrap();
+    close(f).unwrap();
+    assert_eq!(fx.moto.get(&fx.bucket, "final.txt"), b"part one;part two");
+    assert!(fx.moto.stat(&fx.bucket, "draft.tmp").is_null());
+}

@@ -56,11 +56,17 @@ impl S3Fs {
             (Known::Dir, Known::File { .. }) => Err(FsError::NotDir),
             (Known::File { size, mtime }, _) => {
                 // Data still being written is committed first, so the copy has all of it.
-                let ino = self.inodes().ino_of(&from);
-                if let Some(w) = ino.and_then(|ino| self.writer_of(ino)) {
-                    w.lock().await.commit(self).await?;
-                }
                 let (fk, tk) = (self.file_key(&from), self.file_key(&to));
+                let ino = self.inodes().ino_of(&from);
+                let writer = ino.and_then(|ino| self.writer_of(ino));
+                // Held across the copy so no write lands between the commit and the retarget.
+                let mut writer = match &writer {
+                    Some(w) => Some(w.lock().await),
+                    None => None,
+                };
+                if let Some(w) = writer.as_mut() {
+                    w.commit(self).await?;
+                }
                 self.client
                     .copy_object(&fk, &tk)
                     .await
@@ -69,6 +75,11 @@ impl S3Fs {
                     .delete_object(&fk)
                     .await
                     .map_err(FsError::s3("DeleteObject", &fk))?;
+                // Writes after the rename (the file is still open) go to the new name.
+                if let Some(w) = writer.as_mut() {
+                    w.retarget(tk.clone(), to.clone());
+                }
+                drop(writer);
                 self.cache_put(&from, Known::Absent);
                 self.cache_put(&to, Known::File { size, mtime });
                 self.inodes().rename(&from, &to);

@@ -417,6 +417,12 @@ impl WriteState {
             .map_err(FsError::s3("CompleteMultipartUpload", &key))
     }
 
+    /// Points the state at a new name after a rename, so later commits go there.
+    pub(crate) fn retarget(&mut self, key: String, path: String) {
+        self.key = key;
+        self.path = path;
+    }
+
     /// Whether the content differs from S3.
     pub(crate) fn is_dirty(&self) -> bool {
         self.dirty && !self.failed
