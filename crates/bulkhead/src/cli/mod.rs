@@ -4,6 +4,7 @@
 pub mod client;
 pub mod envd;
 pub mod key;
+pub mod mount;
 pub mod run;
 pub mod sandbox;
 pub mod serve;
@@ -33,6 +34,8 @@ pub enum Command {
     Sandbox(sandbox::Args),
     /// Create, list and revoke API keys.
     Key(key::Args),
+    /// Mount an S3 bucket as a filesystem (goofys-like).
+    Mount(mount::Args),
     /// In-sandbox daemon speaking the E2B envd protocol (started by the sandbox init).
     #[command(hide = true)]
     Envd(envd::Args),
@@ -47,6 +50,7 @@ pub fn dispatch(command: Command, matches: &clap::ArgMatches) -> anyhow::Result<
         Command::Serve(args) => serve::run(args, matches.subcommand_matches("serve")),
         Command::Sandbox(args) => sandbox::run(args),
         Command::Key(args) => key::run(args),
+        Command::Mount(args) => mount::run(args),
         Command::Envd(args) => envd::run(args),
     }
 }
