@@ -231,3 +231,72 @@ fn help_explains_the_command() {
         assert!(text.contains(needle), "missing {needle} in:\n{text}");
     }
 }
+
+/// SEMANTICS "Mounting": with `-o allow_other` and open modes, another user (as in a
+/// sandbox) can write and read; without it, the kernel keeps other users out.
+#[test]
+fn allow_other_lets_other_users_in() {
+    let moto = Moto::start();
+    let bucket = bucket_name("other");
+    moto.mkbucket(&bucket);
+    let as_nobody = |dir: &Path| {
+        Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "sh",
+                "-c",
+            ])
+            .arg(format!(
+                "echo from-nobody > {0}/n.txt && cat {0}/n.txt",
+                dir.display()
+            ))
+            .output()
+            .unwrap()
+    };
+    for allow in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let _guard = UnmountGuard(dir.path().to_path_buf());
+        let mut cmd = bulkhead();
+        cmd.args(["mount", &bucket])
+            .arg(dir.path())
+            .args([
+                "--endpoint",
+                &moto.endpoint,
+                "--dir-mode",
+                "0777",
+                "--file-mode",
+                "0666",
+            ])
+            .env("AWS_ACCESS_KEY_ID", "a")
+            .env("AWS_SECRET_ACCESS_KEY", "b");
+        if allow {
+            cmd.args(["-o", "allow_other"]);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = as_nobody(dir.path());
+        assert_eq!(
+            out.status.success(),
+            allow,
+            "allow_other={allow}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if allow {
+            assert_eq!(String::from_utf8_lossy(&out.stdout), "from-nobody\n");
+            assert_eq!(moto.get(&bucket, "n.txt"), b"from-nobody\n");
+        }
+        assert!(
+            Command::new("umount")
+                .arg(dir.path())
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+}

@@ -6,9 +6,11 @@
 
 mod cache;
 mod dir;
+mod file_ops;
 pub(crate) mod inodes;
 mod namespace;
 mod read;
+mod upload;
 mod write;
 
 use std::collections::HashMap;

@@ -14,15 +14,14 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use tokio::task::JoinHandle;
 
+use super::S3Fs;
 use super::cache::Known;
-use super::inodes::Kind;
-use super::{Attr, Handle, S3Fs};
 use crate::error::{FsError, S3Error};
 
 /// S3's limit on parts per upload.
 const MAX_PARTS: u64 = 10_000;
 
-type PartResult = Result<(u32, String), S3Error>;
+pub(super) type PartResult = Result<(u32, String), S3Error>;
 
 struct Upload {
     id: String,
@@ -53,7 +52,7 @@ pub(crate) struct WriteState {
     mode: Mode,
 }
 
-fn join_err(key: &str) -> FsError {
+pub(super) fn join_err(key: &str) -> FsError {
     FsError::s3("UploadPart", key)(S3Error::Malformed {
         what: "upload task ended",
     })
@@ -379,7 +378,7 @@ impl WriteState {
                 }
                 r
             }
-            Mode::Staged(f) => upload_file(fs, &key, f, self.size).await,
+            Mode::Staged(f) => super::upload::upload_file(fs, &key, f, self.size).await,
         };
         result?;
         if let Mode::Stream { .. } = self.mode {
@@ -417,6 +416,11 @@ impl WriteState {
             .map_err(FsError::s3("CompleteMultipartUpload", &key))
     }
 
+    /// The object key this state commits to.
+    pub(crate) fn key(&self) -> &str {
+        &self.key
+    }
+
     /// Points the state at a new name after a rename, so later commits go there.
     pub(crate) fn retarget(&mut self, key: String, path: String) {
         self.key = key;
@@ -426,188 +430,5 @@ impl WriteState {
     /// Whether the content differs from S3.
     pub(crate) fn is_dirty(&self) -> bool {
         self.dirty && !self.failed
-    }
-}
-
-/// Uploads a staging file: one PUT up to a part, else a multipart upload with at most
-/// `upload_concurrency` parts in memory.
-async fn upload_file(fs: &S3Fs, key: &str, f: &File, size: u64) -> Result<(), FsError> {
-    let part = fs.cfg.part_size as u64;
-    let read = |off: u64, len: u64| -> Result<Bytes, FsError> {
-        let mut b = vec![0u8; usize::try_from(len).map_err(|_| FsError::Invalid)?];
-        f.read_exact_at(&mut b, off)?;
-        Ok(Bytes::from(b))
-    };
-    if size <= part {
-        let body = read(0, size)?;
-        return fs
-            .client
-            .put_object(key, body)
-            .await
-            .map_err(FsError::s3("PutObject", key));
-    }
-    let id = fs
-        .client
-        .create_multipart(key)
-        .await
-        .map_err(FsError::s3("CreateMultipartUpload", key))?;
-    let result: Result<(), FsError> = async {
-        let mut inflight: VecDeque<JoinHandle<PartResult>> = VecDeque::new();
-        let mut parts = Vec::new();
-        let mut off = 0;
-        let mut n = 1u32;
-        while off < size {
-            if inflight.len() >= fs.cfg.upload_concurrency
-                && let Some(h) = inflight.pop_front()
-            {
-                let done = h.await.map_err(|_| join_err(key))?;
-                parts.push(done.map_err(FsError::s3("UploadPart", key))?);
-            }
-            let len = part.min(size - off);
-            let body = read(off, len)?;
-            let (client, k, i) = (fs.client.clone(), key.to_string(), id.clone());
-            inflight.push_back(tokio::spawn(async move {
-                client.upload_part(&k, &i, n, body).await.map(|e| (n, e))
-            }));
-            off += len;
-            n += 1;
-        }
-        while let Some(h) = inflight.pop_front() {
-            let done = h.await.map_err(|_| join_err(key))?;
-            parts.push(done.map_err(FsError::s3("UploadPart", key))?);
-        }
-        fs.client
-            .complete_multipart(key, &id, &parts)
-            .await
-            .map_err(FsError::s3("CompleteMultipartUpload", key))
-    }
-    .await;
-    if result.is_err()
-        && let Err(e) = fs.client.abort_multipart(key, &id).await
-    {
-        tracing::warn!(%key, error = %e, "abort of a failed multipart upload failed");
-    }
-    result
-}
-
-impl S3Fs {
-    /// `create(parent, name)`: a new empty file, open for writing.
-    pub(crate) async fn create(
-        &self,
-        parent: u64,
-        name: &std::ffi::OsStr,
-    ) -> Result<(Attr, u64), FsError> {
-        self.check_writable()?;
-        let path = self.child_path(parent, name)?;
-        if let Known::Dir = self.resolve(&path).await? {
-            return Err(FsError::IsDir);
-        }
-        let ino = self.ino_for(&path, Kind::File);
-        let key = self.file_key(&path);
-        let state = self.attach_writer(ino, || WriteState::empty(key, path.clone()));
-        let size = {
-            let mut s = state.lock().await;
-            s.truncate(self, 0).await?;
-            s.size()
-        };
-        let fh = self.new_fh(Handle::Write { ino, state });
-        Ok((
-            Attr {
-                ino,
-                kind: Kind::File,
-                size,
-                mtime: SystemTime::now(),
-            },
-            fh,
-        ))
-    }
-
-    /// `open(ino, flags)`.
-    pub(crate) async fn open(&self, ino: u64, flags: i32) -> Result<u64, FsError> {
-        let (path, kind) = self.path_of(ino)?;
-        if kind == Kind::Dir {
-            return Err(FsError::IsDir);
-        }
-        let writable = flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
-        let existing = self.writer_of(ino);
-        let size = match &existing {
-            Some(w) => w.lock().await.size(),
-            None => match self.resolve(&path).await? {
-                Known::File { size, .. } => size,
-                Known::Dir => return Err(FsError::IsDir),
-                Known::Absent => return Err(FsError::NotFound),
-            },
-        };
-        let key = self.file_key(&path);
-        if !writable {
-            let state = super::read::ReadState::new(key, size, self.cfg.readahead);
-            return Ok(self.new_fh(Handle::Read(tokio::sync::Mutex::new(state))));
-        }
-        self.check_writable()?;
-        let state = self.attach_writer(ino, || WriteState::clean(key, path, size));
-        if flags & libc::O_TRUNC != 0 {
-            let r = state.lock().await.truncate(self, 0).await;
-            if let Err(e) = r {
-                self.detach_writer(ino);
-                return Err(e);
-            }
-        }
-        Ok(self.new_fh(Handle::Write { ino, state }))
-    }
-
-    /// `write(fh, offset, data)`.
-    pub(crate) async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<u32, FsError> {
-        match &*self.handle(fh)? {
-            Handle::Write { state, .. } => state.lock().await.write(self, offset, data).await,
-            _ => Err(FsError::BadHandle),
-        }
-    }
-
-    /// `flush(fh)` (every `close`) and `fsync(fh)`: commits the file and returns the upload's
-    /// error if it failed.
-    pub(crate) async fn flush(&self, fh: u64) -> Result<(), FsError> {
-        match &*self.handle(fh)? {
-            Handle::Write { state, .. } => state.lock().await.commit(self).await,
-            _ => Ok(()),
-        }
-    }
-
-    /// `release(fh)`: the last writer commits whatever is still pending. Its error cannot
-    /// reach the caller any more (close already returned), so it is logged.
-    pub(crate) async fn release(&self, fh: u64) {
-        let Some(handle) = self.take_handle(fh) else {
-            return;
-        };
-        if let Handle::Write { ino, state } = &*handle {
-            let mut s = state.lock().await;
-            if s.is_dirty()
-                && let Err(e) = s.commit(self).await
-            {
-                tracing::error!(key = %s.key, error = %crate::fuse::chain(&e), "data written to this file could not be uploaded");
-            }
-            drop(s);
-            self.detach_writer(*ino);
-        }
-    }
-
-    /// `setattr(ino, size)`: truncation through an open writer, or at once (and committed)
-    /// when none is open. Mode, owner and times are accepted and not stored.
-    pub(crate) async fn set_size(&self, ino: u64, size: u64) -> Result<(), FsError> {
-        self.check_writable()?;
-        let (path, kind) = self.path_of(ino)?;
-        if kind == Kind::Dir {
-            return Err(FsError::IsDir);
-        }
-        if let Some(w) = self.writer_of(ino) {
-            return w.lock().await.truncate(self, size).await;
-        }
-        let cur = match self.resolve(&path).await? {
-            Known::File { size, .. } => size,
-            Known::Dir => return Err(FsError::IsDir),
-            Known::Absent => return Err(FsError::NotFound),
-        };
-        let mut state = WriteState::clean(self.file_key(&path), path, cur);
-        state.truncate(self, size).await?;
-        state.commit(self).await
     }
 }
