@@ -123,14 +123,24 @@ fn env(name: &str) -> Option<String> {
 
 /// Picks the credentials (see the module docs for the order).
 fn credentials(args: &Args) -> anyhow::Result<Option<Credentials>> {
-    let profile = args.profile.clone().unwrap_or_else(|| "default".into());
-    if let Some(file) = &args.credentials_file {
+    resolve_credentials(args.profile.as_deref(), args.credentials_file.as_deref())
+}
+
+/// The credential search shared with `bulkhead serve --storage-*`: a file given by flag,
+/// else a named profile, else `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, else the default
+/// profile of the shared credentials file; `None` means anonymous requests.
+pub(crate) fn resolve_credentials(
+    profile_flag: Option<&str>,
+    credentials_file: Option<&Path>,
+) -> anyhow::Result<Option<Credentials>> {
+    let profile = profile_flag.unwrap_or("default").to_string();
+    if let Some(file) = credentials_file {
         return Ok(Some(Credentials::from_shared_file(file, &profile)?));
     }
     let shared = env("AWS_SHARED_CREDENTIALS_FILE")
         .map(PathBuf::from)
         .or_else(|| env("HOME").map(|h| Path::new(&h).join(".aws/credentials")));
-    if args.profile.is_some() {
+    if profile_flag.is_some() {
         let file = shared.context(
             "--profile given but no credentials file: set HOME or AWS_SHARED_CREDENTIALS_FILE",
         )?;

@@ -31,6 +31,15 @@ struct FileConfig {
     max_lifetime: Option<u64>,
     strip_env: Option<Vec<String>>,
     keep_sandboxes: Option<bool>,
+    storage_bucket: Option<String>,
+    storage_prefix: Option<String>,
+    storage_endpoint: Option<String>,
+    storage_region: Option<String>,
+    storage_path: Option<PathBuf>,
+    storage_read_only: Option<bool>,
+    storage_sandbox_prefix: Option<String>,
+    storage_profile: Option<String>,
+    storage_credentials_file: Option<PathBuf>,
 }
 
 /// Reads the file (if any) and fills every option that still has its built-in default.
@@ -71,6 +80,23 @@ pub fn apply_file(args: &mut Args, matches: Option<&clap::ArgMatches>) -> anyhow
     fill!(max_lifetime);
     fill!(strip_env);
     fill!(keep_sandboxes);
+    fill!(storage_prefix);
+    fill!(storage_region);
+    fill!(storage_path);
+    fill!(storage_read_only);
+    // Options without a default: the file fills them only when neither flag nor variable did.
+    macro_rules! fill_opt {
+        ($field:ident) => {
+            if file.$field.is_some() && args.$field.is_none() {
+                args.$field = file.$field;
+            }
+        };
+    }
+    fill_opt!(storage_bucket);
+    fill_opt!(storage_endpoint);
+    fill_opt!(storage_sandbox_prefix);
+    fill_opt!(storage_profile);
+    fill_opt!(storage_credentials_file);
     tracing::info!(path = %path.display(), "configuration file applied");
     Ok(())
 }
