@@ -29,7 +29,7 @@ pub enum Command {
     /// Run one command in a fresh sandbox, then remove it (like `docker run --rm`).
     Run(run::Args),
     /// Serve the E2B-compatible API and sandbox proxy.
-    Serve(serve::Args),
+    Serve(Box<serve::Args>),
     /// Manage sandboxes on a running server.
     Sandbox(sandbox::Args),
     /// Create, list and revoke API keys.
@@ -47,7 +47,7 @@ pub enum Command {
 pub fn dispatch(command: Command, matches: &clap::ArgMatches) -> anyhow::Result<u8> {
     match command {
         Command::Run(args) => run::run(args),
-        Command::Serve(args) => serve::run(args, matches.subcommand_matches("serve")),
+        Command::Serve(args) => serve::run(*args, matches.subcommand_matches("serve")),
         Command::Sandbox(args) => sandbox::run(args),
         Command::Key(args) => key::run(args),
         Command::Mount(args) => mount::run(args),

@@ -287,10 +287,10 @@ pub fn run(mut args: Args, matches: Option<&clap::ArgMatches>) -> anyhow::Result
         }
         Ok::<u8, anyhow::Error>(0)
     });
-    if let Some(m) = storage_mount {
-        if let Err(e) = m.unmount() {
-            tracing::warn!(error = %e, "unmounting the storage bucket failed");
-        }
+    if let Some(m) = storage_mount
+        && let Err(e) = m.unmount()
+    {
+        tracing::warn!(error = %e, "unmounting the storage bucket failed");
     }
     result
 }
