@@ -627,3 +627,17 @@ fn config_file_layering_and_typos() {
         "{out:?}"
     );
 }
+
+/// The answers name the server's domain (the SDK's `get_host` builds `<port>-<id>.<domain>`
+/// from it), and a malformed path segment is an E2B error body too.
+#[test]
+fn domain_and_malformed_ids() {
+    let data = data_dir();
+    let srv = Server::start(data.path());
+    let v = srv.create(r#"{"templateID":"base"}"#);
+    assert_eq!(v["domain"], "localhost");
+    let (s, _, body) = srv.request("GET", "/sandboxes/%FF%FE", &[("X-API-KEY", &srv.key)], b"");
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    assert_error_body(s, &v, 400);
+    srv.stop();
+}
