@@ -9,16 +9,20 @@ mod logging;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> ExitCode {
     // Internal personalities run before argument parsing, logging or any thread.
     if std::env::args_os().nth(1).is_some_and(|a| a == "__launch") {
         return ExitCode::from(bulkhead_runtime::run_launcher() as u8);
     }
-    let args = cli::Cli::parse();
+    let matches = cli::Cli::command().get_matches();
+    let args = match cli::Cli::from_arg_matches(&matches) {
+        Ok(a) => a,
+        Err(e) => e.exit(),
+    };
     logging::init(args.verbose);
-    match cli::dispatch(args.command) {
+    match cli::dispatch(args.command, &matches) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             eprintln!("bulkhead: {err:#}");

@@ -139,3 +139,25 @@ fn an_unusable_data_dir_is_an_error_not_a_panic() {
     assert_eq!(out.status.code(), Some(1));
     assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_secret_that_cannot_be_printed_leaves_no_usable_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bulkhead"))
+        .args(["key", "create", "--data-dir"])
+        .arg(dir.path())
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("revoked"), "{}", stderr(&out));
+    let store = Store::open(&DataDir::new(dir.path()).db()).unwrap();
+    let keys = store.list_api_keys().unwrap();
+    assert_eq!(keys.len(), 1);
+    assert!(keys[0].revoked_at.is_some());
+    assert!(!store.has_api_keys().unwrap());
+}

@@ -575,3 +575,69 @@ fn fuzzed_input_never_yields_a_server_error() {
     }
     srv.stop();
 }
+
+/// The configuration file fills what flags and variables leave unset, and a typo in it is an
+/// error (exit 64) that names the key, not a silently ignored setting.
+#[test]
+fn config_file_layering_and_typos() {
+    let dir = data_dir();
+    let data = dir.path().join("from-file");
+    let cfg = dir.path().join("bulkhead.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen = \"127.0.0.1:0\"\npool_size = 0\ndata_dir = \"{}\"\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bulkhead"))
+        .args(["serve", "--base-rootfs"])
+        .arg(common::rootfs("debian"))
+        .arg("--config")
+        .arg(&cfg)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("listening on http://127.0.0.1:"), "{first}");
+    assert!(
+        data.join("api-key").exists(),
+        "data_dir from the file was not used"
+    );
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = child.wait();
+    std::fs::write(&cfg, "pool_sise = 3\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bulkhead"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("pool_sise"),
+        "{out:?}"
+    );
+}
+
+/// The answers name the server's domain (the SDK's `get_host` builds `<port>-<id>.<domain>`
+/// from it), and a malformed path segment is an E2B error body too.
+#[test]
+fn domain_and_malformed_ids() {
+    let data = data_dir();
+    let srv = Server::start(data.path());
+    let v = srv.create(r#"{"templateID":"base"}"#);
+    assert_eq!(v["domain"], "localhost");
+    let (s, _, body) = srv.request("GET", "/sandboxes/%FF%FE", &[("X-API-KEY", &srv.key)], b"");
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    assert_error_body(s, &v, 400);
+    srv.stop();
+}

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::serve::ListenerExt;
 
-pub use manager::{Manager, ManagerConfig, TemplateConfig};
+pub use manager::{Manager, ManagerConfig, StorageConfig, TemplateConfig};
 pub use state::AppState;
 
 /// The whole HTTP application: proxy middleware in front of the API routes.

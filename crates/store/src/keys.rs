@@ -115,36 +115,51 @@ const KEY_COLUMNS: &str = "k.id, k.team_id, t.name, k.name, k.prefix, k.created_
      k.last_used_at, k.revoked_at";
 const KEY_FROM: &str = "FROM api_keys k JOIN teams t ON t.id = k.team_id";
 
-fn key_from_row(row: &Row<'_>) -> rusqlite::Result<Result<ApiKeyInfo, StoreError>> {
-    let id: String = row.get(0)?;
-    let time = |micros: Option<i64>| match micros {
-        None => Ok(None),
-        Some(m) => from_micros(m).map(Some).ok_or_else(|| StoreError::Corrupt {
-            table: "api_keys",
-            key: id.clone(),
-            reason: format!("timestamp {m} out of range"),
-        }),
-    };
-    let created_at = time(Some(row.get(5)?));
-    let last_used_at = time(row.get(6)?);
-    let revoked_at = time(row.get(7)?);
-    let (team_id, team_name, name, prefix) = (row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?);
-    Ok((|| {
-        Ok(ApiKeyInfo {
-            created_at: created_at?.ok_or_else(|| StoreError::Corrupt {
+/// One `api_keys` row as SQLite returns it, before its timestamps are checked.
+struct RawKey {
+    id: String,
+    team_id: String,
+    team_name: String,
+    name: String,
+    prefix: String,
+    created_at: i64,
+    last_used_at: Option<i64>,
+    revoked_at: Option<i64>,
+}
+
+fn key_from_row(row: &Row<'_>) -> rusqlite::Result<RawKey> {
+    Ok(RawKey {
+        id: row.get(0)?,
+        team_id: row.get(1)?,
+        team_name: row.get(2)?,
+        name: row.get(3)?,
+        prefix: row.get(4)?,
+        created_at: row.get(5)?,
+        last_used_at: row.get(6)?,
+        revoked_at: row.get(7)?,
+    })
+}
+
+impl RawKey {
+    fn decode(self) -> Result<ApiKeyInfo, StoreError> {
+        let time = |m: i64| {
+            from_micros(m).ok_or_else(|| StoreError::Corrupt {
                 table: "api_keys",
-                key: id.clone(),
-                reason: "no creation time".into(),
-            })?,
-            last_used_at: last_used_at?,
-            revoked_at: revoked_at?,
-            team_id: TeamId(team_id),
-            team_name,
-            name,
-            prefix,
-            id: id.clone(),
+                key: self.id.clone(),
+                reason: format!("timestamp {m} out of range"),
+            })
+        };
+        Ok(ApiKeyInfo {
+            created_at: time(self.created_at)?,
+            last_used_at: self.last_used_at.map(time).transpose()?,
+            revoked_at: self.revoked_at.map(time).transpose()?,
+            team_id: TeamId(self.team_id),
+            team_name: self.team_name,
+            name: self.name,
+            prefix: self.prefix,
+            id: self.id,
         })
-    })())
+    }
 }
 
 impl Store {
@@ -269,7 +284,7 @@ impl Store {
         let Some((info, stored)) = found else {
             return Ok(None);
         };
-        let mut info = info?;
+        let mut info = info.decode()?;
         if !constant_time_eq(&stored, &hash) || info.revoked_at.is_some() {
             return Ok(None);
         }
@@ -301,7 +316,7 @@ impl Store {
         let rows = stmt.query_map([], key_from_row).op("list API keys")?;
         let mut keys = Vec::new();
         for row in rows {
-            keys.push(row.op("list API keys")??);
+            keys.push(row.op("list API keys")?.decode()?);
         }
         Ok(keys)
     }

@@ -345,6 +345,66 @@ mod tests {
         assert_eq!(list(&|q| q.started_after = Some(after)), ["c"]);
     }
 
+    /// Random registries and queries: every page walk equals filtering and sorting a plain
+    /// vector (the model), for both orders and several page sizes.
+    #[test]
+    fn pagination_matches_a_model() {
+        use rand::rngs::StdRng;
+        use rand::{Rng, SeedableRng};
+
+        let mut rng = StdRng::seed_from_u64(7);
+        for round in 0..20 {
+            let s = Store::open_in_memory().unwrap();
+            let team = s.ensure_team("default").unwrap();
+            let other = s.ensure_team("other").unwrap();
+            let mut all = Vec::new();
+            for i in 0..rng.random_range(0..40) {
+                let owner = if rng.random_bool(0.2) { &other } else { &team };
+                // Few distinct start times, so ties are common.
+                let t = format!("2026-01-01T00:00:0{}Z", rng.random_range(0..4));
+                let mut r = record(owner, &format!("s{:02}{}", rng.random_range(0..100), i), &t);
+                if rng.random_bool(0.5) {
+                    r.status = SandboxStatus::Paused;
+                }
+                if rng.random_bool(0.5) {
+                    r.metadata
+                        .insert("k".into(), format!("{}", rng.random_range(0..2)));
+                }
+                s.insert_sandbox(&r).unwrap();
+                all.push(r);
+            }
+            let mut q = SandboxQuery::new(team.clone());
+            q.limit = rng.random_range(1..6);
+            q.order = if rng.random_bool(0.5) {
+                Order::Asc
+            } else {
+                Order::Desc
+            };
+            if rng.random_bool(0.5) {
+                q.states.insert(SandboxStatus::Paused);
+            }
+            if rng.random_bool(0.5) {
+                q.metadata.insert("k".into(), "1".into());
+            }
+            if rng.random_bool(0.3) {
+                q.started_after = Some(parse_rfc3339("2026-01-01T00:00:01Z").unwrap());
+            }
+            let mut want: Vec<&SandboxRecord> = all
+                .iter()
+                .filter(|r| r.team_id == team)
+                .filter(|r| q.states.is_empty() || q.states.contains(&r.status))
+                .filter(|r| q.metadata.iter().all(|(k, v)| r.metadata.get(k) == Some(v)))
+                .filter(|r| q.started_after.is_none_or(|t| r.started_at > t))
+                .collect();
+            want.sort_by(|a, b| (a.started_at, &a.sandbox_id).cmp(&(b.started_at, &b.sandbox_id)));
+            if q.order == Order::Desc {
+                want.reverse();
+            }
+            let want: Vec<String> = want.iter().map(|r| r.sandbox_id.clone()).collect();
+            assert_eq!(walk(&s, q.clone()), want, "round {round}: {q:?}");
+        }
+    }
+
     #[test]
     fn bad_cursors_and_limits_are_refused() {
         let s = Store::open_in_memory().unwrap();

@@ -74,56 +74,68 @@ pub(crate) const SANDBOX_COLUMNS: &str = "s.sandbox_id, s.team_id, s.template_id
      s.started_at, s.end_at, s.state, s.envd_access_token, s.cpu_count, s.memory_mb, \
      s.disk_mb, s.idempotency_key";
 
-type RawRow = (String, String, String, Option<String>, i64, i64, String);
-type RawRest = (String, i64, i64, i64, Option<String>);
-
-fn raw_from_row(row: &Row<'_>) -> rusqlite::Result<(RawRow, RawRest)> {
-    Ok((
-        (
-            row.get(0)?,
-            row.get(1)?,
-            row.get(2)?,
-            row.get(3)?,
-            row.get(4)?,
-            row.get(5)?,
-            row.get(6)?,
-        ),
-        (
-            row.get(7)?,
-            row.get(8)?,
-            row.get(9)?,
-            row.get(10)?,
-            row.get(11)?,
-        ),
-    ))
+/// One `sandboxes` row as SQLite returns it, before its values are checked.
+struct RawSandbox {
+    sandbox_id: String,
+    team_id: String,
+    template_id: String,
+    alias: Option<String>,
+    started_at: i64,
+    end_at: i64,
+    state: String,
+    envd_access_token: String,
+    cpu_count: i64,
+    memory_mb: i64,
+    disk_mb: i64,
+    idempotency_key: Option<String>,
 }
 
-fn decode((head, rest): (RawRow, RawRest)) -> Result<SandboxRecord, StoreError> {
-    let (sandbox_id, team_id, template_id, alias, started, end, state) = head;
-    let (token, cpu, mem, disk, idempotency_key) = rest;
-    let corrupt = |reason: String| StoreError::Corrupt {
-        table: "sandboxes",
-        key: sandbox_id.clone(),
-        reason,
-    };
-    let time =
-        |m: i64| from_micros(m).ok_or_else(|| corrupt(format!("timestamp {m} out of range")));
-    let size = |v: i64, what: &str| u32::try_from(v).map_err(|_| corrupt(format!("{what} {v}")));
-    Ok(SandboxRecord {
-        started_at: time(started)?,
-        end_at: time(end)?,
-        status: SandboxStatus::parse(&state).ok_or_else(|| corrupt(format!("state {state:?}")))?,
-        cpu_count: size(cpu, "cpu_count")?,
-        memory_mb: size(mem, "memory_mb")?,
-        disk_mb: size(disk, "disk_mb")?,
-        team_id: TeamId::new(team_id),
-        template_id,
-        alias,
-        metadata: BTreeMap::new(),
-        envd_access_token: Secret::new(token),
-        idempotency_key,
-        sandbox_id,
+fn raw_from_row(row: &Row<'_>) -> rusqlite::Result<RawSandbox> {
+    Ok(RawSandbox {
+        sandbox_id: row.get(0)?,
+        team_id: row.get(1)?,
+        template_id: row.get(2)?,
+        alias: row.get(3)?,
+        started_at: row.get(4)?,
+        end_at: row.get(5)?,
+        state: row.get(6)?,
+        envd_access_token: row.get(7)?,
+        cpu_count: row.get(8)?,
+        memory_mb: row.get(9)?,
+        disk_mb: row.get(10)?,
+        idempotency_key: row.get(11)?,
     })
+}
+
+impl RawSandbox {
+    /// The record, without metadata; [`StoreError::Corrupt`] for values out of range.
+    fn decode(self) -> Result<SandboxRecord, StoreError> {
+        let corrupt = |reason: String| StoreError::Corrupt {
+            table: "sandboxes",
+            key: self.sandbox_id.clone(),
+            reason,
+        };
+        let time =
+            |m: i64| from_micros(m).ok_or_else(|| corrupt(format!("timestamp {m} out of range")));
+        let size =
+            |v: i64, what: &str| u32::try_from(v).map_err(|_| corrupt(format!("{what} {v}")));
+        Ok(SandboxRecord {
+            started_at: time(self.started_at)?,
+            end_at: time(self.end_at)?,
+            status: SandboxStatus::parse(&self.state)
+                .ok_or_else(|| corrupt(format!("state {:?}", self.state)))?,
+            cpu_count: size(self.cpu_count, "cpu_count")?,
+            memory_mb: size(self.memory_mb, "memory_mb")?,
+            disk_mb: size(self.disk_mb, "disk_mb")?,
+            team_id: TeamId::new(self.team_id),
+            template_id: self.template_id,
+            alias: self.alias,
+            metadata: BTreeMap::new(),
+            envd_access_token: Secret::new(self.envd_access_token),
+            idempotency_key: self.idempotency_key,
+            sandbox_id: self.sandbox_id,
+        })
+    }
 }
 
 /// Runs `SELECT {SANDBOX_COLUMNS} FROM sandboxes s {tail}` and fills in each row's metadata.
@@ -144,7 +156,7 @@ pub(crate) fn query_sandboxes(
         .op("query sandbox metadata")?;
     let mut out = Vec::with_capacity(raws.len());
     for raw in raws {
-        let mut rec = decode(raw)?;
+        let mut rec = raw.decode()?;
         rec.metadata = meta
             .query_map([&rec.sandbox_id], |r| Ok((r.get(0)?, r.get(1)?)))
             .op("query sandbox metadata")?
@@ -300,6 +312,27 @@ impl Store {
         query_sandboxes(&conn, "ORDER BY s.started_at, s.sandbox_id", &[])
     }
 
+    /// How many of the team's sandboxes are in `state`, or in any state for `None`
+    /// (e.g. the optional `X-Total-Running` header).
+    ///
+    /// # Errors
+    /// [`StoreError::Sqlite`] only.
+    pub fn count_sandboxes(
+        &self,
+        team: &TeamId,
+        state: Option<SandboxStatus>,
+    ) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn()
+            .query_row(
+                "SELECT count(*) FROM sandboxes WHERE team_id = ?1 AND (?2 IS NULL OR state = ?2)",
+                params![team.as_str(), state.map(SandboxStatus::as_str)],
+                |r| r.get(0),
+            )
+            .op("count sandboxes")?;
+        Ok(n.unsigned_abs())
+    }
+
     /// Whether sandbox `id` is registered (cheaper than [`get_sandbox`](Self::get_sandbox)).
     ///
     /// # Errors
@@ -367,6 +400,19 @@ pub(crate) mod tests {
         assert!(!s.set_sandbox_end("nope", end).unwrap());
 
         assert_eq!(s.all_sandboxes().unwrap().len(), 1);
+        assert_eq!(s.count_sandboxes(&team, None).unwrap(), 1);
+        assert_eq!(
+            s.count_sandboxes(&team, Some(SandboxStatus::Paused))
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            s.count_sandboxes(&team, Some(SandboxStatus::Running))
+                .unwrap(),
+            0
+        );
+        let other = s.ensure_team("other").unwrap();
+        assert_eq!(s.count_sandboxes(&other, None).unwrap(), 0);
         assert!(s.delete_sandbox("sbx1").unwrap());
         assert!(!s.delete_sandbox("sbx1").unwrap());
         assert_eq!(s.get_sandbox("sbx1").unwrap(), None);

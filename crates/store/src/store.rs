@@ -152,6 +152,25 @@ mod tests {
     }
 
     #[test]
+    fn a_write_waits_for_another_connection_holding_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let store = Store::open(&path).unwrap();
+        // Stand-in for another process (the CLI) in the middle of a write transaction.
+        let holder = Connection::open(&path).unwrap();
+        holder
+            .execute_batch("BEGIN IMMEDIATE; CREATE TABLE other_process (x);")
+            .unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            holder.execute_batch("COMMIT").unwrap();
+        });
+        // Waits for the commit instead of failing with SQLITE_BUSY.
+        store.ensure_team("late").unwrap();
+        release.join().unwrap();
+    }
+
+    #[test]
     fn store_is_send_sync_clone() {
         fn check<T: Send + Sync + Clone + 'static>() {}
         check::<Store>();

@@ -2,6 +2,7 @@
 //! Works while the server runs (SQLite WAL; the server sees changes on its next request).
 
 use std::fs::DirBuilder;
+use std::io::Write as _;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 
@@ -59,7 +60,13 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             let store = open(&layout)?;
             let team_id = store.ensure_team(&team)?;
             let key = store.create_api_key(&team_id, &name)?;
-            println!("{}", key.secret.expose());
+            // A secret that cannot be delivered must not stay valid.
+            let printed = writeln!(std::io::stdout(), "{}", key.secret.expose())
+                .and_then(|()| std::io::stdout().flush());
+            if let Err(err) = printed {
+                store.revoke_api_key(&key.info.id)?;
+                return Err(err).context("printing the secret (the key was revoked)");
+            }
             eprintln!(
                 "created API key {} ({}) for team {}; the secret above is not shown again",
                 key.info.id,

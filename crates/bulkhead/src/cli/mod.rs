@@ -4,9 +4,11 @@
 pub mod client;
 pub mod envd;
 pub mod key;
+pub mod mount;
 pub mod run;
 pub mod sandbox;
 pub mod serve;
+mod serve_config;
 
 use clap::{Parser, Subcommand};
 
@@ -27,23 +29,28 @@ pub enum Command {
     /// Run one command in a fresh sandbox, then remove it (like `docker run --rm`).
     Run(run::Args),
     /// Serve the E2B-compatible API and sandbox proxy.
-    Serve(serve::Args),
+    Serve(Box<serve::Args>),
     /// Manage sandboxes on a running server.
     Sandbox(sandbox::Args),
     /// Create, list and revoke API keys.
     Key(key::Args),
+    /// Mount an S3 bucket as a filesystem (goofys-like).
+    Mount(mount::Args),
     /// In-sandbox daemon speaking the E2B envd protocol (started by the sandbox init).
     #[command(hide = true)]
     Envd(envd::Args),
 }
 
 /// Runs one subcommand and returns its exit code.
-pub fn dispatch(command: Command) -> anyhow::Result<u8> {
+/// `matches` are the parsed arguments behind `command`, for subcommands that must know
+/// whether a value came from a flag, a variable or a default (configuration layering).
+pub fn dispatch(command: Command, matches: &clap::ArgMatches) -> anyhow::Result<u8> {
     match command {
         Command::Run(args) => run::run(args),
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args, matches.subcommand_matches("serve")),
         Command::Sandbox(args) => sandbox::run(args),
         Command::Key(args) => key::run(args),
+        Command::Mount(args) => mount::run(args),
         Command::Envd(args) => envd::run(args),
     }
 }

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bulkhead_runtime::{Limits, Runtime, RuntimeConfig, limits};
-use bulkhead_server::{AppState, Manager, ManagerConfig, TemplateConfig};
+use bulkhead_s3fs::{MountConfig, MountHandle, S3Mount};
+use bulkhead_server::{AppState, Manager, ManagerConfig, StorageConfig, TemplateConfig};
 use bulkhead_store::{DataDir, Store};
 use clap::Args as ClapArgs;
 
@@ -18,10 +19,16 @@ const EXIT_BAD_CONFIG: u8 = 64;
 ///
 /// Point the official SDKs at it with the `export` lines it prints on start.
 #[derive(Debug, ClapArgs)]
+#[command(
+    after_help = "Configuration is layered: built-in defaults < the config file < BULKHEAD_* variables < flags.\nThe file is TOML with the flags' names as keys (underscores for dashes), e.g.\n  listen = \"0.0.0.0:3000\"\n  pool_size = 4\n  strip_env = [\"AWS_SECRET_ACCESS_KEY\"]"
+)]
 pub struct Args {
+    /// Configuration file (TOML); default /etc/bulkhead/bulkhead.toml when it exists.
+    #[arg(long, env = "BULKHEAD_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "BULKHEAD_LISTEN", default_value = "127.0.0.1:3000")]
-    listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     /// State directory: database, API key file, sandbox state.
     #[arg(
         long,
@@ -29,10 +36,10 @@ pub struct Args {
         default_value = "/var/lib/bulkhead",
         value_name = "DIR"
     )]
-    data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     /// Domain for host routing (`<port>-<sandboxid>.<domain>`).
     #[arg(long, env = "BULKHEAD_DOMAIN", default_value = "localhost")]
-    domain: String,
+    pub(crate) domain: String,
     /// Root filesystem of the built-in `base` template.
     #[arg(
         long,
@@ -40,10 +47,10 @@ pub struct Args {
         default_value = "/var/cache/bulkhead/rootfs/debian",
         value_name = "DIR"
     )]
-    base_rootfs: PathBuf,
+    pub(crate) base_rootfs: PathBuf,
     /// Sandboxes kept warm per template.
     #[arg(long, env = "BULKHEAD_POOL_SIZE", default_value_t = 2)]
-    pool_size: usize,
+    pub(crate) pool_size: usize,
     /// Memory limit of each sandbox.
     #[arg(
         long,
@@ -51,7 +58,7 @@ pub struct Args {
         default_value = "1G",
         value_name = "SIZE"
     )]
-    sandbox_memory: String,
+    pub(crate) sandbox_memory: String,
     /// Writable disk of each sandbox.
     #[arg(
         long,
@@ -59,7 +66,7 @@ pub struct Args {
         default_value = "2G",
         value_name = "SIZE"
     )]
-    sandbox_disk: String,
+    pub(crate) sandbox_disk: String,
     /// CPU quota of each sandbox, in cores.
     #[arg(
         long,
@@ -67,7 +74,7 @@ pub struct Args {
         default_value = "2",
         value_name = "CPUS"
     )]
-    sandbox_cpus: String,
+    pub(crate) sandbox_cpus: String,
     /// Process limit of each sandbox.
     #[arg(
         long,
@@ -75,13 +82,13 @@ pub struct Args {
         default_value = "1024",
         value_name = "N"
     )]
-    sandbox_pids: String,
+    pub(crate) sandbox_pids: String,
     /// Timeout of a sandbox whose create names none, in seconds.
     #[arg(long, env = "BULKHEAD_DEFAULT_TIMEOUT", default_value_t = 300)]
-    default_timeout: u64,
+    pub(crate) default_timeout: u64,
     /// Longest any sandbox may live, in seconds.
     #[arg(long, env = "BULKHEAD_MAX_LIFETIME", default_value_t = 86_400)]
-    max_lifetime: u64,
+    pub(crate) max_lifetime: u64,
     /// Environment variable removed from every create's envVars (repeatable), e.g.
     /// AWS_SECRET_ACCESS_KEY, so that clients forwarding credentials cannot put them into a
     /// sandbox.
@@ -91,15 +98,85 @@ pub struct Args {
         value_delimiter = ',',
         value_name = "NAME"
     )]
-    strip_env: Vec<String>,
+    pub(crate) strip_env: Vec<String>,
     /// Leave sandboxes running when the server stops; the next start adopts them. By
     /// default a stop removes every sandbox.
     #[arg(long, env = "BULKHEAD_KEEP_SANDBOXES")]
-    keep_sandboxes: bool,
+    pub(crate) keep_sandboxes: bool,
+    /// S3 bucket mounted in every sandbox (at --storage-path). Without it, sandboxes share a
+    /// local directory, <data-dir>/storage, at the same path. The bucket's credentials stay
+    /// in this process (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile or a file).
+    #[arg(
+        long,
+        env = "BULKHEAD_STORAGE_BUCKET",
+        help_heading = "Storage",
+        value_name = "BUCKET"
+    )]
+    pub(crate) storage_bucket: Option<String>,
+    /// Key prefix inside the bucket.
+    #[arg(
+        long,
+        env = "BULKHEAD_STORAGE_PREFIX",
+        help_heading = "Storage",
+        default_value = "",
+        value_name = "PREFIX"
+    )]
+    pub(crate) storage_prefix: String,
+    /// S3 endpoint URL (default: AWS for the region).
+    #[arg(
+        long,
+        env = "BULKHEAD_STORAGE_ENDPOINT",
+        help_heading = "Storage",
+        value_name = "URL"
+    )]
+    pub(crate) storage_endpoint: Option<String>,
+    /// Bucket region.
+    #[arg(
+        long,
+        env = "BULKHEAD_STORAGE_REGION",
+        help_heading = "Storage",
+        default_value = "us-east-1"
+    )]
+    pub(crate) storage_region: String,
+    /// Where the storage appears inside sandboxes.
+    #[arg(
+        long,
+        env = "BULKHEAD_STORAGE_PATH",
+        help_heading = "Storage",
+        default_value = "/opt/sentient",
+        value_name = "PATH"
+    )]
+    pub(crate) storage_path: PathBuf,
+    /// Mount the storage read-only inside sandboxes.
+    #[arg(long, env = "BULKHEAD_STORAGE_READ_ONLY", help_heading = "Storage")]
+    pub(crate) storage_read_only: bool,
+    /// Give each sandbox only this sub-path of the storage, e.g. 'executions/{sandbox_id}'.
+    #[arg(
+        long,
+        env = "BULKHEAD_STORAGE_SANDBOX_PREFIX",
+        help_heading = "Storage",
+        value_name = "TEMPLATE"
+    )]
+    pub(crate) storage_sandbox_prefix: Option<String>,
+    /// AWS profile for the bucket's credentials.
+    #[arg(long, env = "BULKHEAD_STORAGE_PROFILE", help_heading = "Storage")]
+    pub(crate) storage_profile: Option<String>,
+    /// Shared-credentials file for the bucket.
+    #[arg(
+        long,
+        env = "BULKHEAD_STORAGE_CREDENTIALS_FILE",
+        help_heading = "Storage",
+        value_name = "FILE"
+    )]
+    pub(crate) storage_credentials_file: Option<PathBuf>,
 }
 
 /// Runs the server until SIGINT or SIGTERM.
-pub fn run(args: Args) -> anyhow::Result<u8> {
+pub fn run(mut args: Args, matches: Option<&clap::ArgMatches>) -> anyhow::Result<u8> {
+    if let Err(e) = super::serve_config::apply_file(&mut args, matches) {
+        eprintln!("bulkhead: {e:#}");
+        return Ok(EXIT_BAD_CONFIG);
+    }
     let limits = match sandbox_limits(&args) {
         Ok(l) => l,
         Err(e) => {
@@ -122,11 +199,18 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let layout = DataDir::new(&args.data_dir);
     let store = Store::open(&layout.db()).context("opening the metadata database")?;
     let api_key = ensure_api_key(&store, &layout)?;
+    let (storage, storage_mount) = match setup_storage(&args, &layout) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("bulkhead: storage: {e:#}");
+            return Ok(EXIT_BAD_CONFIG);
+        }
+    };
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting tokio")?;
-    tokio.block_on(async move {
+    let result = tokio.block_on(async move {
         let manager = Manager::new(
             runtime,
             store.clone(),
@@ -146,6 +230,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                 default_timeout: Duration::from_secs(args.default_timeout),
                 max_lifetime: Duration::from_secs(args.max_lifetime),
                 strip_env_vars: args.strip_env.clone(),
+                storage: Some(storage),
             },
         );
         // Sandboxes of the previous run: running ones are taken back, everything else that is
@@ -201,7 +286,78 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             manager.kill_all().await;
         }
         Ok::<u8, anyhow::Error>(0)
-    })
+    });
+    if let Some(m) = storage_mount
+        && let Err(e) = m.unmount()
+    {
+        tracing::warn!(error = %e, "unmounting the storage bucket failed");
+    }
+    result
+}
+
+/// Mounts the bucket on the host (or prepares the local directory) that every sandbox sees.
+fn setup_storage(
+    args: &Args,
+    layout: &DataDir,
+) -> anyhow::Result<(StorageConfig, Option<MountHandle>)> {
+    if let Some(p) = &args.storage_sandbox_prefix {
+        anyhow::ensure!(
+            !p.split('/').any(|c| c == ".."),
+            "--storage-sandbox-prefix {p:?} must not contain '..'"
+        );
+    }
+    anyhow::ensure!(
+        args.storage_path.is_absolute(),
+        "--storage-path {} must be absolute",
+        args.storage_path.display()
+    );
+    let (host_root, handle) = match &args.storage_bucket {
+        Some(bucket) => {
+            let mountpoint = layout.mounts().join(bucket);
+            std::fs::create_dir_all(&mountpoint)
+                .with_context(|| format!("creating {}", mountpoint.display()))?;
+            // A previous run killed without unmounting leaves a dead FUSE mount behind.
+            let _ = nix::mount::umount2(&mountpoint, nix::mount::MntFlags::MNT_DETACH);
+            let config = MountConfig {
+                bucket: bucket.clone(),
+                prefix: args.storage_prefix.clone(),
+                endpoint: args.storage_endpoint.clone(),
+                region: args.storage_region.clone(),
+                credentials: super::mount::resolve_credentials(
+                    args.storage_profile.as_deref(),
+                    args.storage_credentials_file.as_deref(),
+                )?,
+                // Sandboxes run as their own host uids: like the seed's goofys mount, every
+                // file is open to them (the bucket holds nothing but their shared files).
+                dir_mode: 0o777,
+                file_mode: 0o666,
+                uid: 0,
+                gid: 0,
+                allow_other: true,
+                read_only: args.storage_read_only,
+                ..MountConfig::default()
+            };
+            let handle = S3Mount::mount(config, &mountpoint)
+                .with_context(|| format!("mounting bucket {bucket}"))?;
+            tracing::info!(bucket = %bucket, mountpoint = %mountpoint.display(), "storage bucket mounted");
+            (mountpoint, Some(handle))
+        }
+        None => {
+            let dir = layout.root().join("storage");
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777))?;
+            (dir, None)
+        }
+    };
+    Ok((
+        StorageConfig {
+            host_root,
+            target: args.storage_path.clone(),
+            read_only: args.storage_read_only,
+            sandbox_prefix: args.storage_sandbox_prefix.clone(),
+        },
+        handle,
+    ))
 }
 
 fn sandbox_limits(args: &Args) -> anyhow::Result<Limits> {

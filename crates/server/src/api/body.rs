@@ -26,3 +26,21 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
     }
 }
+
+/// The `{id}` path segment; a malformed one (not UTF-8) is an E2B error body, not axum's
+/// plain-text rejection.
+pub struct SandboxId(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for SandboxId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(id)| SandboxId(id))
+            .map_err(|e| ApiError::BadRequest(format!("invalid sandbox id in the path: {e}")))
+    }
+}

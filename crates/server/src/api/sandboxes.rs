@@ -4,12 +4,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::auth::Team;
-use super::body::JsonBody;
+use super::body::{JsonBody, SandboxId};
 use super::model::{
     CLIENT_ID, ConnectRequest, ListedSandbox, NewSandbox, RefreshRequest, SandboxCreated,
     SandboxDetail, SandboxMetric, TimeoutRequest,
@@ -25,7 +25,7 @@ fn rfc3339(t: crate::clock::Timestamp) -> String {
     crate::clock::rfc3339(t)
 }
 
-fn created(e: &Entry) -> SandboxCreated {
+fn created(e: &Entry, domain: &str) -> SandboxCreated {
     SandboxCreated {
         template_id: e.template_id.clone(),
         sandbox_id: e.id.clone(),
@@ -33,7 +33,8 @@ fn created(e: &Entry) -> SandboxCreated {
         envd_version: ENVD_VERSION,
         envd_access_token: e.envd_token.clone(),
         traffic_access_token: None,
-        domain: None,
+        // The SDK builds `get_host(port)` = `<port>-<id>.<domain>` from this.
+        domain: Some(domain.to_string()),
         alias: e.alias.clone(),
     }
 }
@@ -87,14 +88,14 @@ pub async fn create(
             },
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(created(&entry))).into_response())
+    Ok((StatusCode::CREATED, Json(created(&entry, &st.domain))).into_response())
 }
 
 /// `GET /sandboxes/{id}`.
 pub async fn get(
     State(st): State<AppState>,
     Team(team): Team,
-    Path(id): Path<String>,
+    SandboxId(id): SandboxId,
 ) -> Result<Json<SandboxDetail>, ApiError> {
     let e = st
         .manager
@@ -104,7 +105,7 @@ pub async fn get(
         listed: listed(&e),
         envd_access_token: e.envd_token.clone(),
         allow_internet_access: Some(false),
-        domain: None,
+        domain: Some(st.domain.clone()),
     }))
 }
 
@@ -112,7 +113,7 @@ pub async fn get(
 pub async fn kill(
     State(st): State<AppState>,
     Team(team): Team,
-    Path(id): Path<String>,
+    SandboxId(id): SandboxId,
 ) -> Result<StatusCode, ApiError> {
     if st.manager.kill(&team, &id).await {
         Ok(StatusCode::NO_CONTENT)
@@ -125,7 +126,7 @@ pub async fn kill(
 pub async fn set_timeout(
     State(st): State<AppState>,
     Team(team): Team,
-    Path(id): Path<String>,
+    SandboxId(id): SandboxId,
     JsonBody(req): JsonBody<TimeoutRequest>,
 ) -> Result<StatusCode, ApiError> {
     st.manager.set_timeout(&team, &id, req.timeout).await?;
@@ -137,7 +138,7 @@ pub async fn set_timeout(
 pub async fn connect(
     State(st): State<AppState>,
     Team(team): Team,
-    Path(id): Path<String>,
+    SandboxId(id): SandboxId,
     JsonBody(req): JsonBody<ConnectRequest>,
 ) -> Result<Response, ApiError> {
     let (entry, resumed) = st.manager.connect(&team, &id, req.timeout).await?;
@@ -146,14 +147,14 @@ pub async fn connect(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(created(&entry))).into_response())
+    Ok((status, Json(created(&entry, &st.domain))).into_response())
 }
 
 /// Legacy `POST /sandboxes/{id}/resume`: 201, or 409 when it is running.
 pub async fn resume(
     State(st): State<AppState>,
     Team(team): Team,
-    Path(id): Path<String>,
+    SandboxId(id): SandboxId,
     JsonBody(req): JsonBody<ConnectRequest>,
 ) -> Result<Response, ApiError> {
     let entry = st
@@ -166,14 +167,14 @@ pub async fn resume(
         )));
     }
     let (entry, _) = st.manager.connect(&team, &id, req.timeout).await?;
-    Ok((StatusCode::CREATED, Json(created(&entry))).into_response())
+    Ok((StatusCode::CREATED, Json(created(&entry, &st.domain))).into_response())
 }
 
 /// `POST /sandboxes/{id}/pause`: 204, or 409 when already paused.
 pub async fn pause(
     State(st): State<AppState>,
     Team(team): Team,
-    Path(id): Path<String>,
+    SandboxId(id): SandboxId,
 ) -> Result<StatusCode, ApiError> {
     if st.manager.pause(&team, &id).await? {
         Ok(StatusCode::NO_CONTENT)
@@ -188,7 +189,7 @@ pub async fn pause(
 pub async fn refresh(
     State(st): State<AppState>,
     Team(team): Team,
-    Path(id): Path<String>,
+    SandboxId(id): SandboxId,
     JsonBody(req): JsonBody<RefreshRequest>,
 ) -> Result<StatusCode, ApiError> {
     let secs = req.duration.unwrap_or(60);
@@ -286,7 +287,7 @@ pub async fn list_legacy(
 pub async fn metrics(
     State(st): State<AppState>,
     Team(team): Team,
-    Path(id): Path<String>,
+    SandboxId(id): SandboxId,
 ) -> Result<Json<Vec<SandboxMetric>>, ApiError> {
     let e: Arc<Entry> = st
         .manager

@@ -37,6 +37,33 @@ pub struct TemplateConfig {
     pub pool_size: usize,
 }
 
+/// The storage every sandbox sees (a bucket mounted on the host, or a local directory).
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    /// The host directory (a FUSE mount of the bucket, or a plain directory).
+    pub host_root: PathBuf,
+    /// Where it appears inside sandboxes, e.g. `/opt/sentient`.
+    pub target: PathBuf,
+    /// Mount read-only inside sandboxes.
+    pub read_only: bool,
+    /// A per-sandbox sub-path such as `executions/{sandbox_id}`: each sandbox then sees only
+    /// its own part of the storage. `None` = every sandbox sees all of it.
+    pub sandbox_prefix: Option<String>,
+}
+
+impl StorageConfig {
+    /// The host directory a given sandbox gets.
+    pub fn host_dir_for(&self, sandbox_id: &str) -> PathBuf {
+        match &self.sandbox_prefix {
+            Some(p) => self.host_root.join(
+                p.replace("{sandbox_id}", sandbox_id)
+                    .trim_start_matches('/'),
+            ),
+            None => self.host_root.clone(),
+        }
+    }
+}
+
 /// Settings of the manager.
 #[derive(Debug, Clone)]
 pub struct ManagerConfig {
@@ -51,6 +78,8 @@ pub struct ManagerConfig {
     /// Environment variable names removed from `envVars` before they reach a sandbox
     /// (e.g. cloud credentials that a client forwards but the sandbox must not hold).
     pub strip_env_vars: Vec<String>,
+    /// Storage attached to every sandbox before any user code runs.
+    pub storage: Option<StorageConfig>,
 }
 
 struct Template {
@@ -100,17 +129,33 @@ impl Manager {
     pub fn new(runtime: Runtime, store: Store, config: ManagerConfig) -> Arc<Self> {
         let mut templates = HashMap::new();
         for t in &config.templates {
+            let mut binds = vec![BindMount {
+                source: config.envd_binary.clone(),
+                target: ENVD_PATH.into(),
+                read_only: true,
+            }];
+            // Shared storage is part of the pooled sandboxes' mounts; a per-sandbox prefix
+            // can only be attached at hand-over, once the sandbox id is known.
+            if let Some(st) = config
+                .storage
+                .as_ref()
+                .filter(|st| st.sandbox_prefix.is_none())
+            {
+                binds.push(BindMount {
+                    source: st.host_root.clone(),
+                    target: st.target.clone(),
+                    read_only: st.read_only,
+                });
+            }
             let key = PoolKey {
                 layers: t.layers.clone(),
                 limits: t.limits.clone(),
-                binds: vec![BindMount {
-                    source: config.envd_binary.clone(),
-                    target: ENVD_PATH.into(),
-                    read_only: true,
-                }],
+                binds,
             };
             let prepare: bulkhead_runtime::Prepare = Arc::new(envd::start);
-            let pool = Pool::with_prepare(runtime.clone(), key, t.pool_size, Some(prepare));
+            // Pools stay empty until `restore` has dealt with what a previous run left on disk
+            // (it would otherwise take a filling pool's sandboxes for leftovers).
+            let pool = Pool::with_prepare(runtime.clone(), key, 0, Some(prepare));
             let template = Arc::new(Template {
                 config: t.clone(),
                 pool,
@@ -181,11 +226,29 @@ impl Manager {
             default_user: "user".into(),
         };
         let t = template.clone();
+        let storage = self
+            .config
+            .storage
+            .clone()
+            .filter(|st| st.sandbox_prefix.is_some());
         let sandbox = tokio::task::spawn_blocking(move || {
             let sb = t
                 .pool
                 .create()
                 .map_err(|e| ApiError::Busy(format!("could not start a sandbox: {e}")))?;
+            // The sandbox's own part of the storage, before any user code can run.
+            if let Some(st) = storage {
+                let dir = st.host_dir_for(sb.id());
+                let attached = create_shared_dirs(&st.host_root, &dir)
+                    .and_then(|()| sb.attach(&dir, &st.target, st.read_only));
+                if let Err(e) = attached {
+                    let _ = sb.destroy();
+                    return Err(ApiError::Internal(format!(
+                        "attaching storage {}: {e}",
+                        dir.display()
+                    )));
+                }
+            }
             if let Err(e) = envd::init(&sb, &init) {
                 let _ = sb.destroy();
                 return Err(ApiError::Internal(format!("envd setup failed: {e}")));
@@ -472,6 +535,9 @@ impl Manager {
         })
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
+        for t in self.templates.values() {
+            t.pool.resize(t.config.pool_size);
+        }
         Ok((count, removed))
     }
 
@@ -479,6 +545,25 @@ impl Manager {
     pub fn count(&self) -> usize {
         self.read().len()
     }
+}
+
+/// Creates `dir` below `root`, every new component open to all sandbox uids (0777), as the
+/// storage root itself is: sandboxes run as their own unprivileged host uids.
+fn create_shared_dirs(root: &std::path::Path, dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let rel = dir
+        .strip_prefix(root)
+        .map_err(|_| std::io::Error::other("storage path outside its root"))?;
+    let mut path = root.to_path_buf();
+    for comp in rel.components() {
+        path.push(comp);
+        match std::fs::create_dir(&path) {
+            Ok(()) => std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777))?,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 fn not_found(id: &str) -> ApiError {

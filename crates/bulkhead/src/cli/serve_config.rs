@@ -1,0 +1,102 @@
+//! The `bulkhead serve` configuration file: values for every option whose flag and
+//! `BULKHEAD_*` variable were not given.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::parser::ValueSource;
+use serde::Deserialize;
+
+use super::serve::Args;
+
+/// Default location, used when it exists and no `--config` is given.
+const DEFAULT_CONFIG: &str = "/etc/bulkhead/bulkhead.toml";
+
+/// The file's keys: the flags' names with underscores. Unknown keys are refused, so a typo
+/// never silently does nothing.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    domain: Option<String>,
+    base_rootfs: Option<PathBuf>,
+    pool_size: Option<usize>,
+    sandbox_memory: Option<String>,
+    sandbox_disk: Option<String>,
+    sandbox_cpus: Option<String>,
+    sandbox_pids: Option<String>,
+    default_timeout: Option<u64>,
+    max_lifetime: Option<u64>,
+    strip_env: Option<Vec<String>>,
+    keep_sandboxes: Option<bool>,
+    storage_bucket: Option<String>,
+    storage_prefix: Option<String>,
+    storage_endpoint: Option<String>,
+    storage_region: Option<String>,
+    storage_path: Option<PathBuf>,
+    storage_read_only: Option<bool>,
+    storage_sandbox_prefix: Option<String>,
+    storage_profile: Option<String>,
+    storage_credentials_file: Option<PathBuf>,
+}
+
+/// Reads the file (if any) and fills every option that still has its built-in default.
+pub fn apply_file(args: &mut Args, matches: Option<&clap::ArgMatches>) -> anyhow::Result<()> {
+    let path = match &args.config {
+        Some(p) => p.clone(),
+        None if Path::new(DEFAULT_CONFIG).exists() => PathBuf::from(DEFAULT_CONFIG),
+        None => return Ok(()),
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading the configuration file {}", path.display()))?;
+    let file: FileConfig = toml::from_str(&text)
+        .with_context(|| format!("invalid configuration file {}", path.display()))?;
+    // A value counts as unset when it came from the built-in default (or no matches are
+    // available, as in tests that build Args directly).
+    let unset = |id: &str| {
+        matches.is_none_or(|m| matches!(m.value_source(id), Some(ValueSource::DefaultValue) | None))
+    };
+    macro_rules! fill {
+        ($field:ident) => {
+            if let Some(v) = file.$field
+                && unset(stringify!($field))
+            {
+                args.$field = v;
+            }
+        };
+    }
+    fill!(listen);
+    fill!(data_dir);
+    fill!(domain);
+    fill!(base_rootfs);
+    fill!(pool_size);
+    fill!(sandbox_memory);
+    fill!(sandbox_disk);
+    fill!(sandbox_cpus);
+    fill!(sandbox_pids);
+    fill!(default_timeout);
+    fill!(max_lifetime);
+    fill!(strip_env);
+    fill!(keep_sandboxes);
+    fill!(storage_prefix);
+    fill!(storage_region);
+    fill!(storage_path);
+    fill!(storage_read_only);
+    // Options without a default: the file fills them only when neither flag nor variable did.
+    macro_rules! fill_opt {
+        ($field:ident) => {
+            if file.$field.is_some() && args.$field.is_none() {
+                args.$field = file.$field;
+            }
+        };
+    }
+    fill_opt!(storage_bucket);
+    fill_opt!(storage_endpoint);
+    fill_opt!(storage_sandbox_prefix);
+    fill_opt!(storage_profile);
+    fill_opt!(storage_credentials_file);
+    tracing::info!(path = %path.display(), "configuration file applied");
+    Ok(())
+}

@@ -1,0 +1,267 @@
+//! Storage in sandboxes: a bucket (moto_server with authentication on) mounted by the host
+//! and attached at /opt/sentient in every sandbox, read and written through it, checked in
+//! the bucket with boto3; and the bucket's keys nowhere in the sandbox, which also has no
+//! route to the S3 endpoint.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+#[path = "../../s3fs/tests/common/mod.rs"]
+mod s3;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use s3::{Moto, bucket_name};
+
+struct Serve {
+    child: Child,
+    url: String,
+    key: String,
+}
+
+impl Serve {
+    fn start(data: &std::path::Path, moto: &Moto, bucket: &str, extra: &[&str]) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bulkhead"));
+        cmd.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--pool-size",
+            "1",
+            "--base-rootfs",
+        ])
+        .arg(common::rootfs("debian"))
+        .arg("--data-dir")
+        .arg(data)
+        .args([
+            "--storage-bucket",
+            bucket,
+            "--storage-endpoint",
+            &moto.endpoint,
+        ])
+        .args(extra)
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SHARED_CREDENTIALS_FILE")
+        .env("HOME", "/nonexistent")
+        // The keys live only in the server's environment.
+        .env("AWS_ACCESS_KEY_ID", &moto.key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &moto.secret)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut url = String::new();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if let Some(u) = line.strip_prefix("export E2B_API_URL=") {
+                url = u.to_string();
+                break;
+            }
+        }
+        assert!(!url.is_empty(), "serve did not start");
+        std::thread::spawn(move || for _ in lines {});
+        let key = std::fs::read_to_string(data.join("api-key"))
+            .unwrap()
+            .trim()
+            .to_string();
+        Self { child, url, key }
+    }
+
+    fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_bulkhead"))
+            .arg("sandbox")
+            .args(["--server", &self.url, "--api-key", &self.key])
+            .args(args)
+            .env_remove("E2B_API_URL")
+            .env_remove("E2B_API_KEY")
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into(),
+            String::from_utf8_lossy(&out.stderr).into(),
+        )
+    }
+
+    fn create(&self, extra: &[&str]) -> String {
+        let mut args = vec!["create"];
+        args.extend_from_slice(extra);
+        let (code, out, err) = self.cli(&args);
+        assert_eq!(code, 0, "{err}");
+        out.trim().to_string()
+    }
+
+    fn sh(&self, id: &str, script: &str) -> (i32, String, String) {
+        self.cli(&["exec", id, "--", "bash", "-c", script])
+    }
+
+    fn stop(mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.child.wait();
+    }
+}
+
+fn data_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("bulkhead-storage-")
+        .tempdir_in("/var/tmp")
+        .unwrap()
+}
+
+#[test]
+fn bucket_in_every_sandbox_and_keys_in_none() {
+    let bucket = bucket_name("sentient");
+    let moto = Moto::start_with_auth(&bucket);
+    let data = data_dir();
+    let srv = Serve::start(
+        data.path(),
+        &moto,
+        &bucket,
+        &[
+            "--storage-sandbox-prefix",
+            "executions/{sandbox_id}",
+            "--strip-env",
+            "AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY",
+        ],
+    );
+    // The toolkit forwards the keys as envVars; the server strips them.
+    let id = srv.create(&[
+        "-e",
+        &format!("AWS_ACCESS_KEY_ID={}", moto.key_id),
+        "-e",
+        &format!("AWS_SECRET_ACCESS_KEY={}", moto.secret),
+        "-e",
+        "STORAGE_BASE_PATH=/opt/sentient",
+    ]);
+    // Write, rename into place (the toolkit's pattern), read back.
+    let (code, out, err) = srv.sh(&id, "set -e; cd /opt/sentient; mkdir -p results/reports; echo 'report body' > results/reports/.tmp; mv results/reports/.tmp results/reports/final.txt; cat results/reports/final.txt; echo $STORAGE_BASE_PATH; mountpoint -q /opt/sentient && echo mounted");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "report body\n/opt/sentient\nmounted\n");
+    // The object is in the bucket, under this sandbox's prefix, byte for byte.
+    assert_eq!(
+        moto.get(
+            &bucket,
+            &format!("executions/{id}/results/reports/final.txt")
+        ),
+        b"report body\n"
+    );
+    // The host writes an object; the sandbox reads it (after the stat cache TTL).
+    moto.py(&[
+        "put",
+        &bucket,
+        &format!("executions/{id}/from-host.txt"),
+        "hello sandbox",
+    ]);
+    let mut seen = String::new();
+    for _ in 0..50 {
+        let (_, out, _) = srv.sh(&id, "cat /opt/sentient/from-host.txt 2>/dev/null");
+        if out == "hello sandbox" {
+            seen = out;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(seen, "hello sandbox");
+    // No key anywhere: files, every process's environment and command line, the mount table.
+    // The needle reaches the sandbox in two halves, so that no command line of the scan
+    // itself holds it; the joined needle lives in /dev/shm, which the file scan skips.
+    for secret in [&moto.key_id, &moto.secret] {
+        let (left, right) = secret.split_at(secret.len() / 2);
+        let scan = format!(
+            "printf '%s%s' '{left}' '{right}' > /dev/shm/needle; \
+             grep -rlsF -f /dev/shm/needle --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev --exclude-dir=sentient / ; \
+             for f in /proc/[0-9]*/environ /proc/[0-9]*/cmdline /proc/self/mountinfo; do tr '\\0' '\\n' < $f | grep -qF -f /dev/shm/needle && echo $f; done; \
+             env | grep -F -f /dev/shm/needle; rm /dev/shm/needle; echo scanned"
+        );
+        let (_, out, err) = srv.cli(&["exec", "-u", "root", &id, "--", "bash", "-c", &scan]);
+        assert_eq!(
+            out, "scanned\n",
+            "the sandbox holds a storage credential: {out} {err}"
+        );
+        // Only the init (non-dumpable by design) is closed to root inside; it is checked
+        // from the host below, with every other process of the sandbox.
+        let denied: Vec<&str> = err
+            .lines()
+            .filter(|l| l.contains("Permission denied"))
+            .collect();
+        assert!(
+            denied.iter().all(|l| l.contains("/proc/1/")),
+            "the scan could not read everything: {err}"
+        );
+        let procs =
+            std::fs::read_to_string(format!("/sys/fs/cgroup/pids/bulkhead/{id}/cgroup.procs"))
+                .or_else(|_| {
+                    std::fs::read_to_string(format!("/sys/fs/cgroup/bulkhead/{id}/cgroup.procs"))
+                })
+                .unwrap();
+        assert!(procs.lines().count() >= 2, "{procs}");
+        for pid in procs.lines() {
+            for file in ["environ", "cmdline"] {
+                let bytes = std::fs::read(format!("/proc/{pid}/{file}")).unwrap_or_default();
+                let text = String::from_utf8_lossy(&bytes);
+                assert!(
+                    !text.contains(secret.as_str()),
+                    "process {pid} of the sandbox holds a credential in its {file}"
+                );
+            }
+        }
+    }
+    // And no route to the S3 endpoint from inside.
+    let (_, out, _) = srv.sh(&id, &format!("python3 -c \"import socket; socket.create_connection(('127.0.0.1', {}), timeout=2)\" 2>/dev/null && echo reached || echo unreachable", moto.port));
+    assert_eq!(out, "unreachable\n");
+    // Another sandbox sees only its own prefix.
+    let other = srv.create(&[]);
+    let (_, out, _) = srv.sh(&other, "ls -A /opt/sentient | wc -l");
+    assert_eq!(out.trim(), "0", "a sandbox saw another sandbox's files");
+    srv.stop();
+}
+
+/// Without a bucket, sandboxes share a local directory at the same path.
+#[test]
+fn local_storage_without_a_bucket() {
+    let data = data_dir();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bulkhead"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--pool-size",
+            "0",
+            "--base-rootfs",
+        ])
+        .arg(common::rootfs("debian"))
+        .arg("--data-dir")
+        .arg(data.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("export E2B_API_URL=").map(str::to_string))
+        .unwrap();
+    std::thread::spawn(move || for _ in lines {});
+    let key = std::fs::read_to_string(data.path().join("api-key"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let srv = Serve { child, url, key };
+    let a = srv.create(&[]);
+    let b = srv.create(&[]);
+    assert_eq!(
+        srv.sh(&a, "echo shared > /opt/sentient/note.txt && echo ok")
+            .1,
+        "ok\n"
+    );
+    assert_eq!(srv.sh(&b, "cat /opt/sentient/note.txt").1, "shared\n");
+    assert_eq!(
+        std::fs::read_to_string(data.path().join("storage/note.txt")).unwrap(),
+        "shared\n"
+    );
+    srv.stop();
+}

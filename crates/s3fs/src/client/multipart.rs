@@ -1,0 +1,100 @@
+//! Multipart upload: create, upload parts, complete, abort.
+
+use bytes::Bytes;
+use reqwest::Method;
+
+use super::{Req, S3Client, xml_text};
+use crate::error::S3Error;
+
+impl S3Client {
+    /// Starts a multipart upload of `key` and returns its upload id.
+    ///
+    /// # Errors
+    /// Network, access and service errors.
+    pub async fn create_multipart(&self, key: &str) -> Result<String, S3Error> {
+        let mut req = Req::new(Method::POST, Some(key));
+        req.query.push(("uploads".into(), String::new()));
+        let body = self
+            .send(req)
+            .await?
+            .bytes()
+            .await
+            .map_err(S3Error::Network)?;
+        xml_text(&body, "UploadId").ok_or(S3Error::Malformed {
+            what: "CreateMultipartUpload without UploadId",
+        })
+    }
+
+    /// Uploads part `number` (1-based) and returns its ETag.
+    ///
+    /// # Errors
+    /// Network, access and service errors.
+    pub async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        body: Bytes,
+    ) -> Result<String, S3Error> {
+        let mut req = Req::new(Method::PUT, Some(key));
+        req.query.push(("partNumber".into(), number.to_string()));
+        req.query.push(("uploadId".into(), upload_id.into()));
+        req.body = Some(body);
+        let resp = self.send(req).await?;
+        resp.headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .ok_or(S3Error::Malformed {
+                what: "UploadPart without ETag",
+            })
+    }
+
+    /// Completes the upload from `(number, etag)` pairs in order; only then does the object
+    /// exist (or get replaced).
+    ///
+    /// # Errors
+    /// Network, access and service errors, including an error reported in a 200 body.
+    pub async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[(u32, String)],
+    ) -> Result<(), S3Error> {
+        let mut xml = String::from("<CompleteMultipartUpload>");
+        for (n, etag) in parts {
+            let etag = etag.replace('&', "&amp;").replace('"', "&quot;");
+            xml.push_str(&format!(
+                "<Part><PartNumber>{n}</PartNumber><ETag>{etag}</ETag></Part>"
+            ));
+        }
+        xml.push_str("</CompleteMultipartUpload>");
+        let mut req = Req::new(Method::POST, Some(key));
+        req.query.push(("uploadId".into(), upload_id.into()));
+        req.body = Some(Bytes::from(xml));
+        let body = self
+            .send(req)
+            .await?
+            .bytes()
+            .await
+            .map_err(S3Error::Network)?;
+        if let Some(code) = xml_text(&body, "Code") {
+            return Err(S3Error::Service { status: 200, code });
+        }
+        Ok(())
+    }
+
+    /// Aborts the upload, discarding its parts. Best effort: errors are only logged by the
+    /// caller.
+    ///
+    /// # Errors
+    /// Network and service errors.
+    pub async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), S3Error> {
+        let mut req = Req::new(Method::DELETE, Some(key));
+        req.query.push(("uploadId".into(), upload_id.into()));
+        match self.send(req).await {
+            Ok(_) | Err(S3Error::NotFound) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! Single-object requests: HEAD, ranged GET, PUT, DELETE, server-side copy.
+
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use reqwest::Method;
+
+use super::{Req, S3Client, sigv4};
+use crate::error::S3Error;
+
+/// What HEAD tells about an object.
+#[derive(Clone, Debug)]
+pub struct ObjectMeta {
+    /// Size in bytes.
+    pub size: u64,
+    /// Last-Modified.
+    pub mtime: SystemTime,
+}
+
+impl S3Client {
+    /// HEAD `key`. `Ok(None)` when it does not exist.
+    ///
+    /// # Errors
+    /// Anything but a 404.
+    pub async fn head_object(&self, key: &str) -> Result<Option<ObjectMeta>, S3Error> {
+        match self.send(Req::new(Method::HEAD, Some(key))).await {
+            Ok(resp) => {
+                let size = resp
+                    .headers()
+                    .get("content-length")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok())
+                    .ok_or(S3Error::Malformed {
+                        what: "HEAD without content-length",
+                    })?;
+                let mtime = resp
+                    .headers()
+                    .get("last-modified")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| httpdate::parse_http_date(v).ok())
+                    .unwrap_or_else(SystemTime::now);
+                Ok(Some(ObjectMeta { size, mtime }))
+            }
+            Err(S3Error::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// GET bytes `[start, start + len)` of `key` (fewer at the end of the object).
+    ///
+    /// # Errors
+    /// [`S3Error::NotFound`] when the object is gone; network and service errors.
+    pub async fn get_range(&self, key: &str, start: u64, len: u64) -> Result<Bytes, S3Error> {
+        if len == 0 {
+            return Ok(Bytes::new());
+        }
+        let mut req = Req::new(Method::GET, Some(key));
+        req.headers
+            .push(("range", format!("bytes={start}-{}", start + len - 1)));
+        let resp = match self.send(req).await {
+            Ok(r) => r,
+            // 416: the range starts at or past the end of the object.
+            Err(S3Error::Service { status: 416, .. }) => return Ok(Bytes::new()),
+            Err(e) => return Err(e),
+        };
+        let body = resp.bytes().await.map_err(S3Error::Network)?;
+        Ok(body)
+    }
+
+    /// GET `key` from byte `start` to the end, as a response whose body is read as a stream.
+    ///
+    /// # Errors
+    /// [`S3Error::NotFound`] when the object is gone; network and service errors.
+    pub async fn get_from(&self, key: &str, start: u64) -> Result<reqwest::Response, S3Error> {
+        let mut req = Req::new(Method::GET, Some(key));
+        if start > 0 {
+            req.headers.push(("range", format!("bytes={start}-")));
+        }
+        self.send(req).await
+    }
+
+    /// PUT `key` with `body` in one request.
+    ///
+    /// # Errors
+    /// Network and service errors; on error the object is unchanged or absent.
+    pub async fn put_object(&self, key: &str, body: Bytes) -> Result<(), S3Error> {
+        let mut req = Req::new(Method::PUT, Some(key));
+        req.body = Some(body);
+        self.send(req).await.map(drop)
+    }
+
+    /// DELETE `key`; succeeds when it did not exist.
+    ///
+    /// # Errors
+    /// Network and service errors.
+    pub async fn delete_object(&self, key: &str) -> Result<(), S3Error> {
+        match self.send(Req::new(Method::DELETE, Some(key))).await {
+            Ok(_) | Err(S3Error::NotFound) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Server-side copy of `from` to `to` (objects up to 5 GiB).
+    ///
+    /// # Errors
+    /// [`S3Error::NotFound`] when `from` does not exist; network and service errors.
+    pub async fn copy_object(&self, from: &str, to: &str) -> Result<(), S3Error> {
+        let mut req = Req::new(Method::PUT, Some(to));
+        req.amz_headers.push((
+            "x-amz-copy-source".into(),
+            format!("/{}/{}", self.bucket, sigv4::encode_key(from)),
+        ));
+        let resp = self.send(req).await?;
+        // A copy can fail after the 200 status line: the error is then in the body.
+        let body = resp.bytes().await.map_err(S3Error::Network)?;
+        if let Some(code) = super::xml_text(&body, "Code") {
+            return Err(S3Error::Service { status: 200, code });
+        }
+        Ok(())
+    }
+}

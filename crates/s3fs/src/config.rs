@@ -1,0 +1,191 @@
+//! [`MountConfig`]: everything one mount needs, validated before anything is mounted.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::credentials::Credentials;
+use crate::error::ConfigError;
+
+/// S3's minimum part size (all parts but the last).
+pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
+
+/// How one bucket (or prefix of it) is mounted. Built by the caller; this crate never reads
+/// the environment or argv.
+#[derive(Clone, Debug)]
+pub struct MountConfig {
+    /// Bucket name.
+    pub bucket: String,
+    /// Key prefix that becomes the mount's root (e.g. `team/a`); empty for the whole bucket.
+    pub prefix: String,
+    /// Endpoint URL; `None` means AWS (`https://s3.<region>.amazonaws.com`).
+    pub endpoint: Option<String>,
+    /// Signing region.
+    pub region: String,
+    /// Credentials; `None` sends unsigned (anonymous) requests.
+    pub credentials: Option<Credentials>,
+    /// How long a file's size and mtime are trusted without asking S3 again.
+    pub stat_cache_ttl: Duration,
+    /// How long "this name is a file / a directory / absent" is trusted.
+    pub type_cache_ttl: Duration,
+    /// Permission bits every directory shows.
+    pub dir_mode: u16,
+    /// Permission bits every file shows.
+    pub file_mode: u16,
+    /// Owner every entry shows.
+    pub uid: u32,
+    /// Group every entry shows.
+    pub gid: u32,
+    /// Let users other than the mounting one use the mount (FUSE `allow_other`).
+    pub allow_other: bool,
+    /// Refuse every change with `EROFS`.
+    pub read_only: bool,
+    /// Multipart part size; also the write buffer per open file.
+    pub part_size: usize,
+    /// Parts uploaded concurrently per open file (memory: `part_size` × this, per file).
+    pub upload_concurrency: usize,
+    /// How far a sequential reader's streamed GET may run ahead of it, in bytes.
+    pub readahead: usize,
+    /// Per-request timeout.
+    pub request_timeout: Duration,
+    /// FUSE worker threads.
+    pub fuse_threads: usize,
+    /// Where staging files for in-place edits go; `None` = the system temp dir.
+    pub staging_dir: Option<PathBuf>,
+}
+
+impl Default for MountConfig {
+    fn default() -> Self {
+        Self {
+            bucket: String::new(),
+            prefix: String::new(),
+            endpoint: None,
+            region: "us-east-1".into(),
+            credentials: None,
+            stat_cache_ttl: Duration::from_secs(1),
+            type_cache_ttl: Duration::from_secs(1),
+            dir_mode: 0o755,
+            file_mode: 0o644,
+            uid: 0,
+            gid: 0,
+            allow_other: false,
+            read_only: false,
+            part_size: 8 * 1024 * 1024,
+            upload_concurrency: 8,
+            readahead: 8 * 1024 * 1024,
+            request_timeout: Duration::from_secs(60),
+            fuse_threads: 8,
+            staging_dir: None,
+        }
+    }
+}
+
+impl MountConfig {
+    /// Checks every field; returns the first problem.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let b = &self.bucket;
+        let ok_bucket = (3..=63).contains(&b.len())
+            && b.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+            && !b.starts_with(['-', '.'])
+            && !b.ends_with(['-', '.']);
+        if !ok_bucket {
+            return Err(ConfigError::Bucket(b.clone()));
+        }
+        if let Some(e) = &self.endpoint {
+            let rest = e
+                .strip_prefix("http://")
+                .or_else(|| e.strip_prefix("https://"));
+            if rest.is_none_or(|r| r.is_empty() || r.trim_end_matches('/').contains('/')) {
+                return Err(ConfigError::Endpoint(e.clone()));
+            }
+        }
+        if self.part_size < MIN_PART_SIZE || self.part_size > 512 * 1024 * 1024 {
+            return Err(ConfigError::Range {
+                name: "part_size",
+                rule: "between 5 MiB and 512 MiB",
+            });
+        }
+        if self.upload_concurrency == 0 || self.upload_concurrency > 64 {
+            return Err(ConfigError::Range {
+                name: "upload_concurrency",
+                rule: "between 1 and 64",
+            });
+        }
+        if self.readahead < 128 * 1024 || self.readahead > 256 * 1024 * 1024 {
+            return Err(ConfigError::Range {
+                name: "readahead",
+                rule: "between 128 KiB and 256 MiB",
+            });
+        }
+        if self.fuse_threads == 0 || self.fuse_threads > 256 {
+            return Err(ConfigError::Range {
+                name: "fuse_threads",
+                rule: "between 1 and 256",
+            });
+        }
+        if self.dir_mode > 0o7777 || self.file_mode > 0o7777 {
+            return Err(ConfigError::Range {
+                name: "dir_mode/file_mode",
+                rule: "at most 0o7777",
+            });
+        }
+        if self.request_timeout.is_zero() {
+            return Err(ConfigError::Range {
+                name: "request_timeout",
+                rule: "greater than zero",
+            });
+        }
+        Ok(())
+    }
+
+    /// The endpoint URL in use.
+    pub fn endpoint_url(&self) -> String {
+        self.endpoint
+            .clone()
+            .unwrap_or_else(|| format!("https://s3.{}.amazonaws.com", self.region))
+    }
+
+    /// The prefix as a key prefix: no leading `/`, one trailing `/` unless empty.
+    pub fn key_prefix(&self) -> String {
+        let p = self.prefix.trim_matches('/');
+        if p.is_empty() {
+            String::new()
+        } else {
+            format!("{p}/")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validate_rejects_bad_values() {
+        let mut c = MountConfig {
+            bucket: "my-bucket".into(),
+            ..MountConfig::default()
+        };
+        assert!(c.validate().is_ok());
+        c.endpoint = Some("ftp://x".into());
+        assert!(matches!(c.validate(), Err(ConfigError::Endpoint(_))));
+        c.endpoint = Some("http://127.0.0.1:9000".into());
+        assert!(c.validate().is_ok());
+        c.part_size = 1024;
+        assert!(c.validate().is_err());
+        c.part_size = MIN_PART_SIZE;
+        c.bucket = "Bad_Bucket".into();
+        assert!(matches!(c.validate(), Err(ConfigError::Bucket(_))));
+    }
+
+    #[test]
+    fn prefix_is_normalized() {
+        let mut c = MountConfig::default();
+        assert_eq!(c.key_prefix(), "");
+        c.prefix = "/a/b/".into();
+        assert_eq!(c.key_prefix(), "a/b/");
+    }
+}

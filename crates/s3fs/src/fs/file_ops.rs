@@ -1,0 +1,132 @@
+//! File handle operations: create, open, write, flush/fsync, release, and truncation by
+//! `setattr`. The content itself is managed by [`WriteState`].
+
+use std::time::SystemTime;
+
+use super::cache::Known;
+use super::inodes::Kind;
+use super::write::WriteState;
+use super::{Attr, Handle, S3Fs};
+use crate::error::FsError;
+
+impl S3Fs {
+    /// `create(parent, name)`: a new empty file, open for writing.
+    pub(crate) async fn create(
+        &self,
+        parent: u64,
+        name: &std::ffi::OsStr,
+    ) -> Result<(Attr, u64), FsError> {
+        self.check_writable()?;
+        let path = self.child_path(parent, name)?;
+        if let Known::Dir = self.resolve(&path).await? {
+            return Err(FsError::IsDir);
+        }
+        let ino = self.ino_for(&path, Kind::File);
+        let key = self.file_key(&path);
+        let state = self.attach_writer(ino, || WriteState::empty(key, path.clone()));
+        let size = {
+            let mut s = state.lock().await;
+            s.truncate(self, 0).await?;
+            s.size()
+        };
+        let fh = self.new_fh(Handle::Write { ino, state });
+        Ok((
+            Attr {
+                ino,
+                kind: Kind::File,
+                size,
+                mtime: SystemTime::now(),
+            },
+            fh,
+        ))
+    }
+
+    /// `open(ino, flags)`.
+    pub(crate) async fn open(&self, ino: u64, flags: i32) -> Result<u64, FsError> {
+        let (path, kind) = self.path_of(ino)?;
+        if kind == Kind::Dir {
+            return Err(FsError::IsDir);
+        }
+        let writable = flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
+        let existing = self.writer_of(ino);
+        let size = match &existing {
+            Some(w) => w.lock().await.size(),
+            None => match self.resolve(&path).await? {
+                Known::File { size, .. } => size,
+                Known::Dir => return Err(FsError::IsDir),
+                Known::Absent => return Err(FsError::NotFound),
+            },
+        };
+        let key = self.file_key(&path);
+        if !writable {
+            let state = super::read::ReadState::new(key, size, self.cfg.readahead);
+            return Ok(self.new_fh(Handle::Read(tokio::sync::Mutex::new(state))));
+        }
+        self.check_writable()?;
+        let state = self.attach_writer(ino, || WriteState::clean(key, path, size));
+        if flags & libc::O_TRUNC != 0 {
+            let r = state.lock().await.truncate(self, 0).await;
+            if let Err(e) = r {
+                self.detach_writer(ino);
+                return Err(e);
+            }
+        }
+        Ok(self.new_fh(Handle::Write { ino, state }))
+    }
+
+    /// `write(fh, offset, data)`.
+    pub(crate) async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<u32, FsError> {
+        match &*self.handle(fh)? {
+            Handle::Write { state, .. } => state.lock().await.write(self, offset, data).await,
+            _ => Err(FsError::BadHandle),
+        }
+    }
+
+    /// `flush(fh)` (every `close`) and `fsync(fh)`: commits the file and returns the upload's
+    /// error if it failed.
+    pub(crate) async fn flush(&self, fh: u64) -> Result<(), FsError> {
+        match &*self.handle(fh)? {
+            Handle::Write { state, .. } => state.lock().await.commit(self).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// `release(fh)`: the last writer commits whatever is still pending. Its error cannot
+    /// reach the caller any more (close already returned), so it is logged.
+    pub(crate) async fn release(&self, fh: u64) {
+        let Some(handle) = self.take_handle(fh) else {
+            return;
+        };
+        if let Handle::Write { ino, state } = &*handle {
+            let mut s = state.lock().await;
+            if s.is_dirty()
+                && let Err(e) = s.commit(self).await
+            {
+                tracing::error!(key = %s.key(), error = %crate::fuse::chain(&e), "data written to this file could not be uploaded");
+            }
+            drop(s);
+            self.detach_writer(*ino);
+        }
+    }
+
+    /// `setattr(ino, size)`: truncation through an open writer, or at once (and committed)
+    /// when none is open. Mode, owner and times are accepted and not stored.
+    pub(crate) async fn set_size(&self, ino: u64, size: u64) -> Result<(), FsError> {
+        self.check_writable()?;
+        let (path, kind) = self.path_of(ino)?;
+        if kind == Kind::Dir {
+            return Err(FsError::IsDir);
+        }
+        if let Some(w) = self.writer_of(ino) {
+            return w.lock().await.truncate(self, size).await;
+        }
+        let cur = match self.resolve(&path).await? {
+            Known::File { size, .. } => size,
+            Known::Dir => return Err(FsError::IsDir),
+            Known::Absent => return Err(FsError::NotFound),
+        };
+        let mut state = WriteState::clean(self.file_key(&path), path, cur);
+        state.truncate(self, size).await?;
+        state.commit(self).await
+    }
+}

@@ -1,0 +1,316 @@
+//! The filesystem core: async operations on paths, independent of FUSE.
+//!
+//! Files are objects; directories are `dir/` marker objects or are implied by keys below
+//! them. [`S3Fs`] keeps an inode table, a stat and type cache, and the open handles. Every
+//! method is async and runs on the mount's tokio runtime; the FUSE adapter blocks on them.
+
+mod cache;
+mod dir;
+mod file_ops;
+pub(crate) mod inodes;
+mod namespace;
+mod read;
+mod upload;
+mod write;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use cache::{Cache, Known};
+use inodes::{Inodes, Kind};
+
+use crate::client::S3Client;
+use crate::config::MountConfig;
+use crate::error::FsError;
+
+pub(crate) use dir::DirEntry;
+pub(crate) use write::WriteState;
+
+/// Longest S3 key, in bytes.
+const MAX_KEY: usize = 1024;
+/// Longest name in a directory, in bytes.
+const MAX_NAME: usize = 255;
+
+/// Attributes of one entry, before they become a FUSE `FileAttr`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Attr {
+    pub ino: u64,
+    pub kind: Kind,
+    pub size: u64,
+    pub mtime: SystemTime,
+}
+
+/// One file's write state, shared by its write handles.
+pub(crate) type SharedWrite = Arc<tokio::sync::Mutex<WriteState>>;
+
+/// An open file or directory.
+pub(crate) enum Handle {
+    /// Opened read-only, with its readahead state.
+    Read(tokio::sync::Mutex<read::ReadState>),
+    /// Opened for writing: shares one [`WriteState`] per inode with other writers.
+    Write {
+        ino: u64,
+        state: Arc<tokio::sync::Mutex<WriteState>>,
+    },
+    /// An open directory: its listing, taken at the first readdir.
+    Dir(tokio::sync::Mutex<Option<Vec<DirEntry>>>),
+}
+
+/// The filesystem.
+pub(crate) struct S3Fs {
+    pub(crate) client: S3Client,
+    pub(crate) cfg: MountConfig,
+    prefix: String,
+    inodes: Mutex<Inodes>,
+    cache: Mutex<Cache>,
+    handles: Mutex<HashMap<u64, Arc<Handle>>>,
+    /// Open write states by inode, with the number of handles using each.
+    writers: Mutex<HashMap<u64, (SharedWrite, usize)>>,
+    next_fh: AtomicU64,
+    /// Shown as the mtime of directories, which S3 does not have.
+    pub(crate) mount_time: SystemTime,
+}
+
+/// Locks a std mutex, recovering the data if a holder panicked (the tables stay usable).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl S3Fs {
+    pub(crate) fn new(client: S3Client, cfg: MountConfig) -> Self {
+        Self {
+            client,
+            prefix: cfg.key_prefix(),
+            inodes: Mutex::new(Inodes::new()),
+            cache: Mutex::new(Cache::new(cfg.stat_cache_ttl, cfg.type_cache_ttl)),
+            handles: Mutex::new(HashMap::new()),
+            writers: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+            mount_time: SystemTime::now(),
+            cfg,
+        }
+    }
+
+    /// Object key of a file path.
+    pub(crate) fn file_key(&self, path: &str) -> String {
+        format!("{}{path}", self.prefix)
+    }
+
+    /// Key prefix of a directory path (its marker key), ending in `/` except for the root of
+    /// a whole-bucket mount.
+    pub(crate) fn dir_key(&self, path: &str) -> String {
+        if path.is_empty() {
+            self.prefix.clone()
+        } else {
+            format!("{}{path}/", self.prefix)
+        }
+    }
+
+    pub(crate) fn check_writable(&self) -> Result<(), FsError> {
+        if self.cfg.read_only {
+            Err(FsError::ReadOnly)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Path of `ino`, or `ENOENT` for an inode this mount never handed out.
+    pub(crate) fn path_of(&self, ino: u64) -> Result<(String, Kind), FsError> {
+        lock(&self.inodes).get(ino).ok_or(FsError::NotFound)
+    }
+
+    /// Path of `name` in directory `parent`, validated.
+    pub(crate) fn child_path(
+        &self,
+        parent: u64,
+        name: &std::ffi::OsStr,
+    ) -> Result<String, FsError> {
+        let (dir, kind) = self.path_of(parent)?;
+        if kind != Kind::Dir {
+            return Err(FsError::NotDir);
+        }
+        let name = name.to_str().ok_or(FsError::Invalid)?;
+        if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+            return Err(FsError::Invalid);
+        }
+        if name.len() > MAX_NAME {
+            return Err(FsError::NameTooLong);
+        }
+        let path = inodes::join(&dir, name);
+        if self.prefix.len() + path.len() + 1 > MAX_KEY {
+            return Err(FsError::NameTooLong);
+        }
+        Ok(path)
+    }
+
+    pub(crate) fn cache_put(&self, path: &str, known: Known) {
+        lock(&self.cache).put(path, known);
+    }
+
+    pub(crate) fn cache_invalidate(&self, path: &str) {
+        lock(&self.cache).invalidate_tree(path);
+    }
+
+    pub(crate) fn ino_for(&self, path: &str, kind: Kind) -> u64 {
+        lock(&self.inodes).get_or_insert(path, kind)
+    }
+
+    fn dir_attr(&self, ino: u64) -> Attr {
+        Attr {
+            ino,
+            kind: Kind::Dir,
+            size: 0,
+            mtime: self.mount_time,
+        }
+    }
+
+    /// What `path` is, from the open writers, the caches, or S3 (HEAD of the file key and a
+    /// one-key listing under the directory prefix, in parallel).
+    pub(crate) async fn resolve(&self, path: &str) -> Result<Known, FsError> {
+        if path.is_empty() {
+            return Ok(Known::Dir);
+        }
+        if let Some(size) = self.open_writer_size(path).await {
+            return Ok(Known::File {
+                size,
+                mtime: SystemTime::now(),
+            });
+        }
+        if let Some(k) = lock(&self.cache).get(path) {
+            return Ok(k);
+        }
+        let key = self.file_key(path);
+        let dkey = self.dir_key(path);
+        let (head, list) = tokio::join!(
+            self.client.head_object(&key),
+            self.client.list_page(&dkey, None, None, 1)
+        );
+        let list = list.map_err(FsError::s3("ListObjectsV2", &dkey))?;
+        // A directory wins over a file of the same name: both cannot be shown.
+        let known = if !list.objects.is_empty() || !list.prefixes.is_empty() {
+            Known::Dir
+        } else {
+            match head.map_err(FsError::s3("HeadObject", &key))? {
+                Some(m) => Known::File {
+                    size: m.size,
+                    mtime: m.mtime,
+                },
+                None => Known::Absent,
+            }
+        };
+        self.cache_put(path, known);
+        Ok(known)
+    }
+
+    /// `lookup(parent, name)`.
+    pub(crate) async fn lookup(
+        &self,
+        parent: u64,
+        name: &std::ffi::OsStr,
+    ) -> Result<Attr, FsError> {
+        let path = self.child_path(parent, name)?;
+        self.attr_of_path(&path).await
+    }
+
+    async fn attr_of_path(&self, path: &str) -> Result<Attr, FsError> {
+        match self.resolve(path).await? {
+            Known::Absent => Err(FsError::NotFound),
+            Known::Dir => Ok(self.dir_attr(self.ino_for(path, Kind::Dir))),
+            Known::File { size, mtime } => Ok(Attr {
+                ino: self.ino_for(path, Kind::File),
+                kind: Kind::File,
+                size,
+                mtime,
+            }),
+        }
+    }
+
+    /// `getattr(ino)`.
+    pub(crate) async fn getattr(&self, ino: u64) -> Result<Attr, FsError> {
+        let (path, kind) = self.path_of(ino)?;
+        if kind == Kind::Dir {
+            // Directories have no attributes of their own worth a request.
+            return Ok(self.dir_attr(ino));
+        }
+        let attr = self.attr_of_path(&path).await?;
+        if attr.ino != ino {
+            return Err(FsError::NotFound);
+        }
+        Ok(attr)
+    }
+
+    pub(crate) fn new_fh(&self, handle: Handle) -> u64 {
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        lock(&self.handles).insert(fh, Arc::new(handle));
+        fh
+    }
+
+    pub(crate) fn handle(&self, fh: u64) -> Result<Arc<Handle>, FsError> {
+        lock(&self.handles)
+            .get(&fh)
+            .cloned()
+            .ok_or(FsError::BadHandle)
+    }
+
+    pub(crate) fn take_handle(&self, fh: u64) -> Option<Arc<Handle>> {
+        lock(&self.handles).remove(&fh)
+    }
+
+    /// The write state shared by all writers of `ino`, if a writer has it open.
+    pub(crate) fn writer_of(&self, ino: u64) -> Option<Arc<tokio::sync::Mutex<WriteState>>> {
+        lock(&self.writers).get(&ino).map(|(s, _)| s.clone())
+    }
+
+    async fn open_writer_size(&self, path: &str) -> Option<u64> {
+        let ino = lock(&self.inodes).ino_of(path)?;
+        let w = self.writer_of(ino)?;
+        let size = w.lock().await.size();
+        Some(size)
+    }
+
+    /// Registers one more writer of `ino`, creating its state with `make` if it is the first.
+    pub(crate) fn attach_writer(
+        &self,
+        ino: u64,
+        make: impl FnOnce() -> WriteState,
+    ) -> Arc<tokio::sync::Mutex<WriteState>> {
+        let mut w = lock(&self.writers);
+        let entry = w
+            .entry(ino)
+            .or_insert_with(|| (Arc::new(tokio::sync::Mutex::new(make())), 0));
+        entry.1 += 1;
+        entry.0.clone()
+    }
+
+    /// One writer of `ino` is gone; returns true when it was the last.
+    pub(crate) fn detach_writer(&self, ino: u64) -> bool {
+        let mut w = lock(&self.writers);
+        match w.get_mut(&ino) {
+            Some(e) if e.1 > 1 => {
+                e.1 -= 1;
+                false
+            }
+            Some(_) => {
+                w.remove(&ino);
+                true
+            }
+            None => true,
+        }
+    }
+
+    /// Write states of files under directory `path` that are open and not yet in S3.
+    pub(crate) fn writers_under(&self, path: &str) -> Vec<(String, u64)> {
+        let w = lock(&self.writers);
+        let inodes = lock(&self.inodes);
+        w.keys()
+            .filter_map(|ino| inodes.get(*ino).map(|(p, _)| (p, *ino)))
+            .filter(|(p, _)| inodes::parent_of(p) == path)
+            .collect()
+    }
+
+    pub(crate) fn inodes(&self) -> MutexGuard<'_, Inodes> {
+        lock(&self.inodes)
+    }
+}

@@ -1,0 +1,149 @@
+//! Names: unlink, rename (files by copy + delete; directories key by key, not atomic),
+//! statfs.
+
+use super::S3Fs;
+use super::cache::Known;
+use crate::client::list::PageCursor;
+use crate::error::FsError;
+
+impl S3Fs {
+    /// `unlink(parent, name)`: deletes the object.
+    pub(crate) async fn unlink(&self, parent: u64, name: &std::ffi::OsStr) -> Result<(), FsError> {
+        self.check_writable()?;
+        let path = self.child_path(parent, name)?;
+        match self.resolve(&path).await? {
+            Known::Absent => return Err(FsError::NotFound),
+            Known::Dir => return Err(FsError::IsDir),
+            Known::File { .. } => {}
+        }
+        let key = self.file_key(&path);
+        self.client
+            .delete_object(&key)
+            .await
+            .map_err(FsError::s3("DeleteObject", &key))?;
+        self.cache_put(&path, Known::Absent);
+        self.inodes().remove_path(&path);
+        Ok(())
+    }
+
+    /// `rename(parent, name, newparent, newname)`.
+    ///
+    /// A file is copied server-side and the source deleted: the target is replaced
+    /// atomically (S3 PUT semantics), but for a moment both names exist. A directory is
+    /// renamed key by key: not atomic, and a failure midway leaves both partly populated.
+    pub(crate) async fn rename(
+        &self,
+        parent: u64,
+        name: &std::ffi::OsStr,
+        newparent: u64,
+        newname: &std::ffi::OsStr,
+        noreplace: bool,
+    ) -> Result<(), FsError> {
+        self.check_writable()?;
+        let from = self.child_path(parent, name)?;
+        let to = self.child_path(newparent, newname)?;
+        if from == to {
+            return Ok(());
+        }
+        let src = self.resolve(&from).await?;
+        let dst = self.resolve(&to).await?;
+        if noreplace && dst != Known::Absent {
+            return Err(FsError::Exists);
+        }
+        match (src, dst) {
+            (Known::Absent, _) => Err(FsError::NotFound),
+            (Known::File { .. }, Known::Dir) => Err(FsError::IsDir),
+            (Known::Dir, Known::File { .. }) => Err(FsError::NotDir),
+            (Known::File { size, mtime }, _) => {
+                // Data still being written is committed first, so the copy has all of it.
+                let (fk, tk) = (self.file_key(&from), self.file_key(&to));
+                let ino = self.inodes().ino_of(&from);
+                let writer = ino.and_then(|ino| self.writer_of(ino));
+                // Held across the copy so no write lands between the commit and the retarget.
+                let mut writer = match &writer {
+                    Some(w) => Some(w.lock().await),
+                    None => None,
+                };
+                if let Some(w) = writer.as_mut() {
+                    w.commit(self).await?;
+                }
+                self.client
+                    .copy_object(&fk, &tk)
+                    .await
+                    .map_err(FsError::s3("CopyObject", &fk))?;
+                self.client
+                    .delete_object(&fk)
+                    .await
+                    .map_err(FsError::s3("DeleteObject", &fk))?;
+                // Writes after the rename (the file is still open) go to the new name.
+                if let Some(w) = writer.as_mut() {
+                    w.retarget(tk.clone(), to.clone());
+                }
+                drop(writer);
+                self.cache_put(&from, Known::Absent);
+                self.cache_put(&to, Known::File { size, mtime });
+                self.inodes().rename(&from, &to);
+                Ok(())
+            }
+            (Known::Dir, dst) => {
+                if to.starts_with(&format!("{from}/")) {
+                    return Err(FsError::Invalid);
+                }
+                if dst == Known::Dir {
+                    let tkey = self.dir_key(&to);
+                    let page = self
+                        .client
+                        .list_page(&tkey, None, None, 2)
+                        .await
+                        .map_err(FsError::s3("ListObjectsV2", &tkey))?;
+                    if page.objects.iter().any(|o| o.key != tkey) {
+                        return Err(FsError::NotEmpty);
+                    }
+                }
+                self.rename_dir(&from, &to).await
+            }
+        }
+    }
+
+    async fn rename_dir(&self, from: &str, to: &str) -> Result<(), FsError> {
+        let (fkey, tkey) = (self.dir_key(from), self.dir_key(to));
+        // The new marker first, so the target exists even if the source was implicit.
+        self.client
+            .put_object(&tkey, bytes::Bytes::new())
+            .await
+            .map_err(FsError::s3("PutObject", &tkey))?;
+        let mut cursor: Option<PageCursor> = None;
+        loop {
+            let page = self
+                .client
+                .list_page(&fkey, None, cursor.as_ref(), 1000)
+                .await
+                .map_err(FsError::s3("ListObjectsV2", &fkey))?;
+            for o in &page.objects {
+                let dest = format!("{tkey}{}", &o.key[fkey.len()..]);
+                if o.key != fkey {
+                    self.client
+                        .copy_object(&o.key, &dest)
+                        .await
+                        .map_err(FsError::s3("CopyObject", &o.key))?;
+                }
+                self.client
+                    .delete_object(&o.key)
+                    .await
+                    .map_err(FsError::s3("DeleteObject", &o.key))?;
+            }
+            match page.next {
+                // Deleted keys are gone, so a token-less server can restart from the top.
+                Some(PageCursor::StartAfter(_)) => cursor = None,
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        self.cache_invalidate(from);
+        self.cache_invalidate(to);
+        self.cache_put(from, Known::Absent);
+        self.cache_put(to, Known::Dir);
+        self.inodes().rename(from, to);
+        Ok(())
+    }
+}

@@ -1,0 +1,434 @@
+//! Writes: streamed as a multipart upload with bounded memory, or through a local staging
+//! file for anything that is not a sequential write from offset 0 (appends to an existing
+//! object, random writes, in-place edits, truncation to a non-zero size).
+//!
+//! The object in S3 changes only when the file is committed: at `flush` (every `close`),
+//! `fsync`, or the last `release`. A commit returns only after S3 acknowledged the upload,
+//! and returns its error when it failed.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use tokio::task::JoinHandle;
+
+use super::S3Fs;
+use super::cache::Known;
+use crate::error::{FsError, S3Error};
+
+/// S3's limit on parts per upload.
+const MAX_PARTS: u64 = 10_000;
+
+pub(super) type PartResult = Result<(u32, String), S3Error>;
+
+struct Upload {
+    id: String,
+    next: u32,
+    parts: Vec<(u32, String)>,
+    inflight: VecDeque<JoinHandle<PartResult>>,
+}
+
+enum Mode {
+    /// S3 holds the current content.
+    Clean,
+    /// Sequential writes from 0: the tail in memory, full parts uploaded or in flight.
+    Stream {
+        buf: Vec<u8>,
+        upload: Option<Upload>,
+    },
+    /// The whole content in a local (already unlinked) file.
+    Staged(File),
+}
+
+/// The content of one file open for writing, shared by all its write handles.
+pub(crate) struct WriteState {
+    key: String,
+    path: String,
+    size: u64,
+    dirty: bool,
+    failed: bool,
+    mode: Mode,
+}
+
+pub(super) fn join_err(key: &str) -> FsError {
+    FsError::s3("UploadPart", key)(S3Error::Malformed {
+        what: "upload task ended",
+    })
+}
+
+impl WriteState {
+    /// A file whose S3 object (of `size` bytes) is current.
+    pub(crate) fn clean(key: String, path: String, size: u64) -> Self {
+        Self {
+            key,
+            path,
+            size,
+            dirty: false,
+            failed: false,
+            mode: Mode::Clean,
+        }
+    }
+
+    /// A new or truncated file: empty, and written to S3 at the next commit even if nothing
+    /// is written to it.
+    pub(crate) fn empty(key: String, path: String) -> Self {
+        Self {
+            key,
+            path,
+            size: 0,
+            dirty: true,
+            failed: false,
+            mode: Mode::Stream {
+                buf: Vec::new(),
+                upload: None,
+            },
+        }
+    }
+
+    /// Current size, including what is not uploaded yet.
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn check_failed(&self) -> Result<(), FsError> {
+        if self.failed {
+            Err(FsError::UploadFailed {
+                key: self.key.clone(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    fn staging_file(fs: &S3Fs) -> Result<File, FsError> {
+        Ok(match &fs.cfg.staging_dir {
+            Some(dir) => tempfile::tempfile_in(dir)?,
+            None => tempfile::tempfile()?,
+        })
+    }
+
+    /// Moves the content to a staging file (downloading it when S3 holds it).
+    async fn stage_locally(&mut self, fs: &S3Fs) -> Result<(), FsError> {
+        if matches!(
+            self.mode,
+            Mode::Stream {
+                upload: Some(_),
+                ..
+            }
+        ) {
+            // Parts already sent cannot be read back: finish the object, then download it.
+            self.commit(fs).await?;
+        }
+        let file = Self::staging_file(fs)?;
+        match std::mem::replace(&mut self.mode, Mode::Clean) {
+            Mode::Staged(f) => {
+                self.mode = Mode::Staged(f);
+                return Ok(());
+            }
+            Mode::Stream { buf, .. } => {
+                file.write_all_at(&buf, 0)?;
+            }
+            Mode::Clean => {
+                let step = fs.cfg.part_size as u64;
+                let mut off = 0;
+                while off < self.size {
+                    let len = step.min(self.size - off);
+                    let b = fs
+                        .client
+                        .get_range(&self.key, off, len)
+                        .await
+                        .map_err(FsError::s3("GetObject", &self.key))?;
+                    if b.is_empty() {
+                        // The object shrank under us: keep what exists.
+                        self.size = off;
+                        break;
+                    }
+                    file.write_all_at(&b, off)?;
+                    off += b.len() as u64;
+                }
+            }
+        }
+        self.mode = Mode::Staged(file);
+        Ok(())
+    }
+
+    /// Writes `data` at `offset`.
+    pub(crate) async fn write(
+        &mut self,
+        fs: &S3Fs,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<u32, FsError> {
+        self.check_failed()?;
+        let end = offset + data.len() as u64;
+        if end > fs.cfg.part_size as u64 * MAX_PARTS {
+            return Err(FsError::TooLarge);
+        }
+        let len = u32::try_from(data.len()).map_err(|_| FsError::Invalid)?;
+        if matches!(self.mode, Mode::Clean) && self.size == 0 && offset == 0 {
+            self.mode = Mode::Stream {
+                buf: Vec::new(),
+                upload: None,
+            };
+        }
+        let sequential = matches!(self.mode, Mode::Stream { .. }) && offset == self.size;
+        if !sequential {
+            self.stage_locally(fs).await?;
+        }
+        self.dirty = true;
+        if let Mode::Staged(f) = &self.mode {
+            f.write_all_at(data, offset)?;
+            self.size = self.size.max(end);
+            return Ok(len);
+        }
+        // Stream: fill the part buffer up to exactly one part, send it, go on with the rest.
+        // Each part is its own allocation of exactly `part_size` bytes, so memory is
+        // `part_size` × (parts in flight + 1) and nothing more.
+        let part_size = fs.cfg.part_size;
+        let mut rest = data;
+        while !rest.is_empty() {
+            let Mode::Stream { buf, .. } = &mut self.mode else {
+                break;
+            };
+            let take = (part_size - buf.len()).min(rest.len());
+            let need = buf.len() + take;
+            if buf.capacity() < need {
+                // Doubling, capped at exactly one part.
+                let target = (buf.capacity() * 2).max(need).max(64 * 1024).min(part_size);
+                buf.reserve_exact(target - buf.len());
+            }
+            buf.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            self.size += take as u64;
+            if buf.len() == part_size {
+                let part = Bytes::from(std::mem::take(buf));
+                if let Err(e) = self.send_part(fs, part).await {
+                    self.fail(fs).await;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(len)
+    }
+
+    /// Uploads one part, starting the multipart upload if needed; waits while
+    /// `upload_concurrency` parts are already in flight (this bounds memory).
+    async fn send_part(&mut self, fs: &S3Fs, part: Bytes) -> Result<(), FsError> {
+        let key = self.key.clone();
+        let Mode::Stream { upload, .. } = &mut self.mode else {
+            return Ok(());
+        };
+        if upload.is_none() {
+            let id = fs
+                .client
+                .create_multipart(&key)
+                .await
+                .map_err(FsError::s3("CreateMultipartUpload", &key))?;
+            *upload = Some(Upload {
+                id,
+                next: 1,
+                parts: Vec::new(),
+                inflight: VecDeque::new(),
+            });
+        }
+        let Some(up) = upload.as_mut() else {
+            return Ok(());
+        };
+        while up.inflight.len() >= fs.cfg.upload_concurrency {
+            if let Some(h) = up.inflight.pop_front() {
+                let done = h.await.map_err(|_| join_err(&key))?;
+                up.parts
+                    .push(done.map_err(FsError::s3("UploadPart", &key))?);
+            }
+        }
+        let n = up.next;
+        up.next += 1;
+        let (client, k, id) = (fs.client.clone(), key.clone(), up.id.clone());
+        up.inflight.push_back(tokio::spawn(async move {
+            client
+                .upload_part(&k, &id, n, part)
+                .await
+                .map(|etag| (n, etag))
+        }));
+        Ok(())
+    }
+
+    /// A streamed upload failed: abort it, and refuse further writes and commits.
+    async fn fail(&mut self, fs: &S3Fs) {
+        self.failed = true;
+        if let Mode::Stream {
+            upload: Some(up), ..
+        } = std::mem::replace(&mut self.mode, Mode::Clean)
+        {
+            for h in &up.inflight {
+                h.abort();
+            }
+            if let Err(e) = fs.client.abort_multipart(&self.key, &up.id).await {
+                tracing::warn!(key = %self.key, error = %e, "abort of a failed multipart upload failed");
+            }
+        }
+    }
+
+    /// Reads from the content being written.
+    pub(crate) async fn read(
+        &mut self,
+        fs: &S3Fs,
+        offset: u64,
+        len: u32,
+    ) -> Result<Bytes, FsError> {
+        self.check_failed()?;
+        if offset >= self.size {
+            return Ok(Bytes::new());
+        }
+        let n = u64::from(len).min(self.size - offset);
+        if matches!(
+            self.mode,
+            Mode::Stream {
+                upload: Some(_),
+                ..
+            }
+        ) {
+            self.stage_locally(fs).await?;
+        }
+        match &self.mode {
+            Mode::Clean => fs
+                .client
+                .get_range(&self.key, offset, n)
+                .await
+                .map_err(FsError::s3("GetObject", &self.key)),
+            Mode::Stream { buf, .. } => {
+                let s = usize::try_from(offset).map_err(|_| FsError::Invalid)?;
+                let e = usize::try_from(offset + n).map_err(|_| FsError::Invalid)?;
+                Ok(Bytes::copy_from_slice(
+                    &buf[s.min(buf.len())..e.min(buf.len())],
+                ))
+            }
+            Mode::Staged(f) => {
+                let mut out = vec![0u8; usize::try_from(n).map_err(|_| FsError::Invalid)?];
+                f.read_exact_at(&mut out, offset)?;
+                Ok(Bytes::from(out))
+            }
+        }
+    }
+
+    /// Sets the size (the next commit writes it).
+    pub(crate) async fn truncate(&mut self, fs: &S3Fs, size: u64) -> Result<(), FsError> {
+        if size > fs.cfg.part_size as u64 * MAX_PARTS {
+            return Err(FsError::TooLarge);
+        }
+        if size == self.size && !self.failed {
+            return Ok(());
+        }
+        if size == 0 {
+            self.fail(fs).await; // aborts any upload in flight
+            self.failed = false;
+            self.mode = Mode::Stream {
+                buf: Vec::new(),
+                upload: None,
+            };
+        } else {
+            self.check_failed()?;
+            match &mut self.mode {
+                Mode::Stream { buf, upload: None } if size < self.size => {
+                    buf.truncate(usize::try_from(size).map_err(|_| FsError::Invalid)?);
+                }
+                _ => {
+                    self.stage_locally(fs).await?;
+                    if let Mode::Staged(f) = &self.mode {
+                        f.set_len(size)?;
+                    }
+                }
+            }
+        }
+        self.size = size;
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Makes S3 hold the current content. Returns after S3 acknowledged it.
+    pub(crate) async fn commit(&mut self, fs: &S3Fs) -> Result<(), FsError> {
+        self.check_failed()?;
+        if !self.dirty {
+            return Ok(());
+        }
+        let key = self.key.clone();
+        let result = match &mut self.mode {
+            Mode::Clean => Ok(()),
+            Mode::Stream { buf, upload: None } => fs
+                .client
+                .put_object(&key, Bytes::copy_from_slice(buf))
+                .await
+                .map_err(FsError::s3("PutObject", &key)),
+            Mode::Stream {
+                buf,
+                upload: Some(_),
+            } => {
+                let tail = Bytes::from(std::mem::take(buf));
+                let mut r = Ok(());
+                if !tail.is_empty() {
+                    r = self.send_part(fs, tail).await;
+                }
+                if r.is_ok() {
+                    r = self.complete(fs).await;
+                }
+                if r.is_err() {
+                    self.fail(fs).await;
+                }
+                r
+            }
+            Mode::Staged(f) => super::upload::upload_file(fs, &key, f, self.size).await,
+        };
+        result?;
+        if let Mode::Stream { .. } = self.mode {
+            self.mode = Mode::Clean;
+        }
+        self.dirty = false;
+        fs.cache_put(
+            &self.path,
+            Known::File {
+                size: self.size,
+                mtime: SystemTime::now(),
+            },
+        );
+        tracing::debug!(key = %self.key, size = self.size, "object committed");
+        Ok(())
+    }
+
+    async fn complete(&mut self, fs: &S3Fs) -> Result<(), FsError> {
+        let key = self.key.clone();
+        let Mode::Stream {
+            upload: Some(up), ..
+        } = &mut self.mode
+        else {
+            return Ok(());
+        };
+        while let Some(h) = up.inflight.pop_front() {
+            let done = h.await.map_err(|_| join_err(&key))?;
+            up.parts
+                .push(done.map_err(FsError::s3("UploadPart", &key))?);
+        }
+        up.parts.sort_by_key(|p| p.0);
+        fs.client
+            .complete_multipart(&key, &up.id, &up.parts)
+            .await
+            .map_err(FsError::s3("CompleteMultipartUpload", &key))
+    }
+
+    /// The object key this state commits to.
+    pub(crate) fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Points the state at a new name after a rename, so later commits go there.
+    pub(crate) fn retarget(&mut self, key: String, path: String) {
+        self.key = key;
+        self.path = path;
+    }
+
+    /// Whether the content differs from S3.
+    pub(crate) fn is_dirty(&self) -> bool {
+        self.dirty && !self.failed
+    }
+}

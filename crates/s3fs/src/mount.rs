@@ -1,0 +1,166 @@
+//! [`S3Mount`]: check access, mount, and run the FUSE session on its own threads;
+//! [`MountHandle`]: unmount it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use fuser::{BackgroundSession, MountOption, SessionACL};
+
+use crate::client::S3Client;
+use crate::config::MountConfig;
+use crate::error::MountError;
+use crate::fs::S3Fs;
+use crate::fuse::FuseAdapter;
+
+/// Mounts buckets.
+#[derive(Debug)]
+pub struct S3Mount;
+
+/// A live mount. Dropping it unmounts (lazily if files are still open); prefer
+/// [`MountHandle::unmount`] to see errors.
+#[derive(Debug)]
+pub struct MountHandle {
+    session: Option<BackgroundSession>,
+    runtime: Option<tokio::runtime::Runtime>,
+    mountpoint: PathBuf,
+}
+
+impl S3Mount {
+    /// Validates `config`, checks that the bucket can be listed with the credentials (so
+    /// wrong credentials, a missing bucket or an unreachable endpoint fail here, not at the
+    /// first read), mounts at `mountpoint` and starts serving on `config.fuse_threads`
+    /// threads plus an I/O runtime of its own.
+    ///
+    /// Blocking: call it from a plain thread (or `spawn_blocking`), never from inside an
+    /// async task. Must not be called between `fork` and `exec` of a threaded process.
+    ///
+    /// # Errors
+    /// [`MountError::Config`], [`MountError::Bucket`] (with the S3 cause: access denied,
+    /// no such bucket, unreachable), [`MountError::Fuse`] when the kernel mount fails.
+    pub fn mount(config: MountConfig, mountpoint: &Path) -> Result<MountHandle, MountError> {
+        config.validate()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("s3fs-io")
+            .enable_all()
+            .build()
+            .map_err(MountError::Runtime)?;
+        let endpoint = config.endpoint_url();
+        let client = {
+            // reqwest needs a runtime context to build its connection pool's timers.
+            let _guard = runtime.enter();
+            S3Client::new(
+                &endpoint,
+                &config.bucket,
+                &config.region,
+                config.credentials.clone(),
+                config.request_timeout,
+            )
+            .map_err(MountError::Client)?
+        };
+        let prefix = config.key_prefix();
+        runtime
+            .block_on(client.list_page(&prefix, Some("/"), None, 1))
+            .map_err(|source| MountError::Bucket {
+                bucket: config.bucket.clone(),
+                endpoint: endpoint.clone(),
+                source,
+            })?;
+        let mut options = vec![
+            MountOption::FSName(format!("bulkhead-s3:{}", config.bucket)),
+            MountOption::Subtype("bulkhead-s3".into()),
+            MountOption::DefaultPermissions,
+            MountOption::NoDev,
+            MountOption::NoSuid,
+            MountOption::NoAtime,
+        ];
+        if config.read_only {
+            options.push(MountOption::RO);
+        }
+        let mut fuse_config = fuser::Config::default();
+        fuse_config.mount_options = options;
+        fuse_config.acl = if config.allow_other {
+            SessionACL::All
+        } else {
+            SessionACL::Owner
+        };
+        fuse_config.n_threads = Some(config.fuse_threads);
+        fuse_config.clone_fd = true;
+        let bucket = config.bucket.clone();
+        let fs = Arc::new(S3Fs::new(client, config));
+        let adapter = FuseAdapter::new(fs, runtime.handle().clone());
+        let session = fuser::spawn_mount(adapter, mountpoint, &fuse_config).map_err(|source| {
+            MountError::Fuse {
+                mountpoint: mountpoint.to_path_buf(),
+                source,
+            }
+        })?;
+        tracing::info!(%bucket, prefix = %prefix, mountpoint = %mountpoint.display(), "bucket mounted");
+        Ok(MountHandle {
+            session: Some(session),
+            runtime: Some(runtime),
+            mountpoint: mountpoint.to_path_buf(),
+        })
+    }
+}
+
+impl MountHandle {
+    /// Where it is mounted.
+    pub fn mountpoint(&self) -> &Path {
+        &self.mountpoint
+    }
+
+    /// Whether the FUSE session ended (unmounted from outside, e.g. `umount`).
+    pub fn is_finished(&self) -> bool {
+        self.session.as_ref().is_none_or(|s| s.guard.is_finished())
+    }
+
+    /// Unmounts and waits for the session threads. When files are still open (`EBUSY`) the
+    /// mount is detached lazily instead: it disappears from the namespace at once and the
+    /// kernel drops it when the last file closes.
+    ///
+    /// # Errors
+    /// [`MountError::Unmount`] when neither a normal nor a lazy unmount worked.
+    pub fn unmount(mut self) -> Result<(), MountError> {
+        self.unmount_inner()
+    }
+
+    fn unmount_inner(&mut self) -> Result<(), MountError> {
+        let Some(session) = self.session.take() else {
+            return Ok(());
+        };
+        let result = if session.guard.is_finished() {
+            session.join().map(drop)
+        } else {
+            match nix::mount::umount2(&self.mountpoint, nix::mount::MntFlags::empty()) {
+                Ok(()) => session.join().map(drop),
+                Err(nix::errno::Errno::EINVAL) if session.guard.is_finished() => Ok(()),
+                Err(_) => {
+                    // Busy: detach now, and let the session thread end when the kernel
+                    // lets go of the connection.
+                    let r = nix::mount::umount2(&self.mountpoint, nix::mount::MntFlags::MNT_DETACH)
+                        .map_err(std::io::Error::from);
+                    drop(session);
+                    r
+                }
+            }
+        };
+        if let Some(rt) = self.runtime.take() {
+            // Never blocks, so it is safe even when called from async code.
+            rt.shutdown_background();
+        }
+        tracing::info!(mountpoint = %self.mountpoint.display(), "bucket unmounted");
+        result.map_err(|source| MountError::Unmount {
+            mountpoint: self.mountpoint.clone(),
+            source,
+        })
+    }
+}
+
+impl Drop for MountHandle {
+    fn drop(&mut self) {
+        if let Err(e) = self.unmount_inner() {
+            tracing::warn!(error = %crate::fuse::chain(&e), "unmount on drop failed");
+        }
+    }
+}

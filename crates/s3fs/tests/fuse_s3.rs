@@ -1,0 +1,407 @@
+//! The filesystem through a real FUSE mount against a real moto_server; every check of what
+//! is in the bucket goes through boto3, not through our client.
+
+// Fixture helpers outside #[test] fns panic on setup failure, as tests do.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::IntoRawFd;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bulkhead_s3fs::{Credentials, MountConfig, MountHandle, S3Mount};
+use common::{Moto, UnmountGuard, bucket_name, is_mounted, pattern, sha256_hex};
+
+const MIB: usize = 1024 * 1024;
+
+/// Field order is drop order: unmount first, then the mountpoint dir, then the server.
+struct Fixture {
+    mount: Option<MountHandle>,
+    _guard: UnmountGuard,
+    dir: tempfile::TempDir,
+    bucket: String,
+    moto: Moto,
+}
+
+impl Fixture {
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+}
+
+fn config(moto: &Moto, bucket: &str, endpoint: &str) -> MountConfig {
+    MountConfig {
+        bucket: bucket.into(),
+        endpoint: Some(endpoint.into()),
+        credentials: Some(Credentials::new(&moto.key_id, &moto.secret, None)),
+        part_size: 5 * MIB,
+        ..MountConfig::default()
+    }
+}
+
+fn mount_with(moto: Moto, bucket: String, tweak: impl FnOnce(&mut MountConfig)) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&moto, &bucket, &moto.endpoint.clone());
+    tweak(&mut cfg);
+    let guard = UnmountGuard(dir.path().to_path_buf());
+    let mount = S3Mount::mount(cfg, dir.path()).expect("mount");
+    assert!(is_mounted(dir.path()));
+    Fixture {
+        mount: Some(mount),
+        _guard: guard,
+        dir,
+        bucket,
+        moto,
+    }
+}
+
+fn setup() -> Fixture {
+    let moto = Moto::start();
+    let bucket = bucket_name("t");
+    moto.mkbucket(&bucket);
+    mount_with(moto, bucket, |_| {})
+}
+
+fn errno(e: &std::io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(0)
+}
+
+/// Closes a file and returns what close(2) said (std's drop ignores it).
+fn close(f: File) -> Result<(), i32> {
+    let fd = f.into_raw_fd();
+    // SAFETY: `fd` was just taken out of the File, so it is open and owned here.
+    let r = unsafe { libc::close(fd) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    }
+}
+
+/// SEMANTICS "Reads and writes": what is written reads back, and after close() returns
+/// the object is in the bucket byte for byte.
+#[test]
+fn write_then_read_back_and_bucket_has_the_bytes_after_close() {
+    let fx = setup();
+    let data = pattern(300_000, 1);
+    let mut f = File::create(fx.path("hello.bin")).unwrap();
+    f.write_all(&data).unwrap();
+    close(f).expect("close succeeds");
+    assert_eq!(fx.moto.get(&fx.bucket, "hello.bin"), data);
+    assert_eq!(fs::read(fx.path("hello.bin")).unwrap(), data);
+    assert_eq!(fs::metadata(fx.path("hello.bin")).unwrap().len(), 300_000);
+}
+
+/// SEMANTICS "Reads and writes": large files stream as a multipart upload.
+#[test]
+fn file_of_256_mib_is_uploaded_as_multipart_and_reads_back() {
+    let fx = setup();
+    let chunk = pattern(MIB, 7);
+    let mut hasher_input = Vec::with_capacity(256 * MIB);
+    let mut f = File::create(fx.path("big.bin")).unwrap();
+    for i in 0..=255u8 {
+        let mut c = chunk.clone();
+        c[0] = i;
+        f.write_all(&c).unwrap();
+        hasher_input.extend_from_slice(&c);
+    }
+    close(f).expect("close succeeds");
+    let want = sha256_hex(&hasher_input);
+    drop(hasher_input);
+    let st = fx.moto.stat(&fx.bucket, "big.bin");
+    assert_eq!(st["size"], 256 * MIB as u64);
+    assert_eq!(st["sha256"], want.as_str());
+    assert!(
+        st["etag"].as_str().unwrap().contains('-'),
+        "multipart ETag expected: {st}"
+    );
+    let back = fs::read(fx.path("big.bin")).unwrap();
+    assert_eq!(sha256_hex(&back), want);
+}
+
+/// SEMANTICS "Directories": readdir pages through ListObjectsV2 (10 000 entries).
+#[test]
+fn directory_of_10000_entries_lists_completely() {
+    let fx = setup();
+    fx.moto.py(&["fill", &fx.bucket, "many/f", "10000"]);
+    let mut names: Vec<String> = fs::read_dir(fx.path("many"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 10_000);
+    assert_eq!(names[0], "f00000");
+    assert_eq!(names[9999], "f09999");
+}
+
+/// SEMANTICS "Rename": the write-temp-then-rename pattern, also over an existing file.
+#[test]
+fn temp_file_then_rename_into_place() {
+    let fx = setup();
+    let dir = fx.path("executions/run-1/results");
+    fs::create_dir_all(&dir).unwrap();
+    for round in 0..2u64 {
+        let tmp = dir.join(".report.json.tmp");
+        let data = pattern(10_000 + round as usize, round + 3);
+        let mut f = File::create(&tmp).unwrap();
+        f.write_all(&data).unwrap();
+        f.sync_all().unwrap();
+        close(f).unwrap();
+        fs::rename(&tmp, dir.join("report.json")).unwrap();
+        assert_eq!(
+            fx.moto
+                .get(&fx.bucket, "executions/run-1/results/report.json"),
+            data
+        );
+        assert_eq!(fs::read(dir.join("report.json")).unwrap(), data);
+        assert!(!tmp.exists());
+    }
+    let keys = fx.moto.keys(&fx.bucket, "executions/");
+    assert!(
+        !keys.iter().any(|k| k.contains(".tmp")),
+        "temp file left: {keys:?}"
+    );
+}
+
+/// SEMANTICS "Reads and writes": append goes through a staging file.
+#[test]
+fn append_adds_to_an_existing_object() {
+    let fx = setup();
+    fs::write(fx.path("log.txt"), b"first\n").unwrap();
+    let mut f = OpenOptions::new()
+        .append(true)
+        .open(fx.path("log.txt"))
+        .unwrap();
+    f.write_all(b"second\n").unwrap();
+    close(f).unwrap();
+    assert_eq!(fx.moto.get(&fx.bucket, "log.txt"), b"first\nsecond\n");
+}
+
+/// SEMANTICS "Reads and writes": random writes into a (multipart-sized) file in place.
+#[test]
+fn in_place_edit_of_a_large_file() {
+    let fx = setup();
+    let mut data = pattern(12 * MIB, 11);
+    fs::write(fx.path("db.bin"), &data).unwrap();
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(fx.path("db.bin"))
+        .unwrap();
+    let patch = pattern(5000, 99);
+    f.write_all_at(&patch, 6 * MIB as u64 + 3).unwrap();
+    let mut head = [0u8; 16];
+    f.read_exact_at(&mut head, 0).unwrap();
+    assert_eq!(head, data[..16]);
+    close(f).unwrap();
+    data[6 * MIB + 3..6 * MIB + 3 + 5000].copy_from_slice(&patch);
+    let st = fx.moto.stat(&fx.bucket, "db.bin");
+    assert_eq!(st["sha256"], sha256_hex(&data).as_str());
+}
+
+/// SEMANTICS "Truncate".
+#[test]
+fn truncate_shrinks_grows_and_empties() {
+    let fx = setup();
+    fs::write(fx.path("t.txt"), b"0123456789").unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(fx.path("t.txt"))
+        .unwrap()
+        .set_len(4)
+        .unwrap();
+    assert_eq!(fx.moto.get(&fx.bucket, "t.txt"), b"0123");
+    let f = OpenOptions::new()
+        .write(true)
+        .open(fx.path("t.txt"))
+        .unwrap();
+    f.set_len(6).unwrap();
+    close(f).unwrap();
+    assert_eq!(fx.moto.get(&fx.bucket, "t.txt"), b"0123\0\0");
+    let f = OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(fx.path("t.txt"))
+        .unwrap();
+    close(f).unwrap();
+    assert_eq!(fx.moto.get(&fx.bucket, "t.txt"), b"");
+}
+
+/// SEMANTICS "Directories": markers, implicit directories, rmdir refusing non-empty ones,
+/// directory rename, unlink.
+#[test]
+fn directories_markers_implicit_rmdir_and_rename() {
+    let fx = setup();
+    fx.moto.py(&["put", &fx.bucket, "imp/a/b.txt", "hi"]);
+    assert!(fx.path("imp").is_dir());
+    assert!(fx.path("imp/a").is_dir());
+    assert_eq!(fs::read(fx.path("imp/a/b.txt")).unwrap(), b"hi");
+    let e = fs::remove_dir(fx.path("imp/a")).unwrap_err();
+    assert_eq!(errno(&e), libc::ENOTEMPTY);
+
+    fs::create_dir(fx.path("d")).unwrap();
+    assert!(fx.moto.keys(&fx.bucket, "d/").contains(&"d/".to_string()));
+    assert_eq!(
+        errno(&fs::create_dir(fx.path("d")).unwrap_err()),
+        libc::EEXIST
+    );
+    fs::write(fx.path("d/x"), b"x").unwrap();
+    fs::rename(fx.path("d"), fx.path("e")).unwrap();
+    assert_eq!(fx.moto.get(&fx.bucket, "e/x"), b"x");
+    assert!(fx.moto.keys(&fx.bucket, "d/").is_empty());
+    fs::remove_file(fx.path("e/x")).unwrap();
+    assert_eq!(
+        errno(&fs::remove_file(fx.path("e/x")).unwrap_err()),
+        libc::ENOENT
+    );
+    fs::remove_dir(fx.path("e")).unwrap();
+    assert!(fx.moto.keys(&fx.bucket, "e").is_empty());
+    assert!(!fx.path("e").exists());
+}
+
+/// SEMANTICS "Errors": endpoint down gives EIO and a log line; the mount recovers.
+#[test]
+fn endpoint_down_gives_eio_and_a_log_line_then_recovers() {
+    let logs = common::LogBuf::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    tracing::subscriber::set_global_default(subscriber).unwrap();
+
+    let moto = Moto::start();
+    let bucket = bucket_name("down");
+    moto.mkbucket(&bucket);
+    moto.py(&["put", &bucket, "a.txt", "alpha"]);
+    let proxy = common::Proxy::start(moto.port);
+    let ep = proxy.endpoint();
+    let fx = mount_with(moto, bucket, |c| {
+        c.endpoint = Some(ep);
+        c.stat_cache_ttl = Duration::ZERO;
+        c.type_cache_ttl = Duration::ZERO;
+        c.request_timeout = Duration::from_secs(5);
+    });
+    let mut pending = File::create(fx.path("w.txt")).unwrap();
+    pending.write_all(b"not yet uploaded").unwrap();
+
+    proxy.set_up(false);
+    let e = fs::read(fx.path("a.txt")).unwrap_err();
+    assert_eq!(errno(&e), libc::EIO, "{e}");
+    let e = pending.sync_all().unwrap_err();
+    assert_eq!(
+        errno(&e),
+        libc::EIO,
+        "fsync must report the failed upload: {e}"
+    );
+    let log = logs.contents();
+    assert!(log.contains("filesystem operation failed"), "log: {log}");
+    assert!(log.contains("endpoint unreachable"), "log: {log}");
+
+    proxy.set_up(true);
+    assert_eq!(fs::read(fx.path("a.txt")).unwrap(), b"alpha");
+    close(pending).expect("the retried upload succeeds once the endpoint is back");
+    assert_eq!(fx.moto.get(&fx.bucket, "w.txt"), b"not yet uploaded");
+}
+
+/// SEMANTICS "Read-only mounts": every change is refused with EROFS.
+#[test]
+fn read_only_mount_refuses_writes_with_erofs() {
+    let moto = Moto::start();
+    let bucket = bucket_name("ro");
+    moto.mkbucket(&bucket);
+    moto.py(&["put", &bucket, "keep.txt", "data"]);
+    let fx = mount_with(moto, bucket, |c| c.read_only = true);
+    assert_eq!(fs::read(fx.path("keep.txt")).unwrap(), b"data");
+    let refused = [
+        File::create(fx.path("new.txt")).map(drop),
+        OpenOptions::new()
+            .append(true)
+            .open(fx.path("keep.txt"))
+            .map(drop),
+        fs::create_dir(fx.path("d")),
+        fs::remove_file(fx.path("keep.txt")),
+        fs::rename(fx.path("keep.txt"), fx.path("k2")),
+    ];
+    for r in refused {
+        assert_eq!(errno(&r.unwrap_err()), libc::EROFS);
+    }
+    assert_eq!(fx.moto.get(&fx.bucket, "keep.txt"), b"data");
+}
+
+/// SEMANTICS "Mounting": unmount works while a file is open (lazily) and leaves nothing.
+#[test]
+fn unmount_with_an_open_file_detaches() {
+    let mut fx = setup();
+    fs::write(fx.path("f"), b"1").unwrap();
+    let mut open = File::open(fx.path("f")).unwrap();
+    let mount = fx.mount.take().unwrap();
+    mount.unmount().unwrap();
+    assert!(!is_mounted(fx.dir.path()));
+    let mut s = String::new();
+    let _ = open.read_to_string(&mut s);
+    let _ = open.seek(SeekFrom::Start(0));
+}
+
+/// SEMANTICS "Metadata": chmod/chown are accepted, and entries keep the mount's modes.
+#[test]
+fn chmod_is_accepted_and_modes_come_from_the_mount() {
+    use std::os::unix::fs::PermissionsExt;
+    let moto = Moto::start();
+    let bucket = bucket_name("modes");
+    moto.mkbucket(&bucket);
+    let fx = mount_with(moto, bucket, |c| {
+        c.dir_mode = 0o777;
+        c.file_mode = 0o666;
+    });
+    fs::write(fx.path("f"), b"1").unwrap();
+    fs::create_dir(fx.path("d")).unwrap();
+    fs::set_permissions(fx.path("f"), fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(
+        fs::metadata(fx.path("f")).unwrap().permissions().mode() & 0o7777,
+        0o666
+    );
+    assert_eq!(
+        fs::metadata(fx.path("d")).unwrap().permissions().mode() & 0o7777,
+        0o777
+    );
+    let st = nix::sys::statvfs::statvfs(fx.dir.path()).unwrap();
+    assert!(st.blocks() > 0);
+    let _ = Path::new("/");
+}
+
+/// SEMANTICS "Operations" (read): random and backwards reads get exactly the right bytes,
+/// also after a sequential stream started.
+#[test]
+fn random_and_sequential_reads_return_the_right_bytes() {
+    let fx = setup();
+    let data = pattern(20 * MIB + 12_345, 21);
+    fx.moto.py(&["put", &fx.bucket, "seed", "x"]);
+    fs::write(fx.path("r.bin"), &data).unwrap();
+    let f = File::open(fx.path("r.bin")).unwrap();
+    let mut buf = vec![0u8; 300_000];
+    for &off in &[0usize, 131_072, 19 * MIB, 5, 7 * MIB + 3, 20 * MIB, 1 << 20] {
+        let n = f.read_at(&mut buf, off as u64).unwrap();
+        let want = &data[off..(off + buf.len()).min(data.len())];
+        assert_eq!(&buf[..n], want, "at offset {off}");
+    }
+    assert_eq!(f.read_at(&mut buf, data.len() as u64).unwrap(), 0);
+}
+
+/// SEMANTICS "Operations" (rename of a file): renaming a file that is still open for
+/// writing commits what was written, and later writes go to the new name.
+#[test]
+fn rename_while_open_for_writing_keeps_writing_to_the_new_name() {
+    let fx = setup();
+    let mut f = File::create(fx.path("draft.tmp")).unwrap();
+    f.write_all(b"part one;").unwrap();
+    fs::rename(fx.path("draft.tmp"), fx.path("final.txt")).unwrap();
+    f.write_all(b"part two").unwrap();
+    close(f).unwrap();
+    assert_eq!(fx.moto.get(&fx.bucket, "final.txt"), b"part one;part two");
+    assert!(fx.moto.stat(&fx.bucket, "draft.tmp").is_null());
+}
