@@ -109,11 +109,6 @@ def test_extreme_timeouts_never_5xx(server, api, live_id, path, body):
     check(server, api.post(path.format(id=live_id), json=body))
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "a path segment that is not UTF-8 (GET /sandboxes/%FF%FE) is rejected by axum's own Path "
-    "extractor with a text/plain 400 'Invalid URL: Invalid UTF-8 in `id`', not the E2B error "
-    "body; crates/server/src/api/sandboxes.rs needs a Path extractor whose rejection is an "
-    "ApiError (as api/body.rs does for JSON)"))
 def test_invalid_utf8_path_segment_gets_an_error_body(server, api):
     check(server, api.get("/sandboxes/%FF%FE"))
 

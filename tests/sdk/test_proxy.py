@@ -47,11 +47,6 @@ def test_a_sandbox_port_is_reachable_by_host_label(web_sandbox, server):
     assert r.status_code == 200 and r.text == "hello from 8000"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "create/connect answer `domain: null` (crates/server/src/api/sandboxes.rs `created`), so "
-    "the SDK's sandbox.get_host(port) falls back to its default domain and returns "
-    "'8000-<id>.e2b.app', which leaves this server; return the configured --domain in the "
-    "Sandbox body (or print `export E2B_DOMAIN=...` with the other exports)"))
 def test_get_host_names_a_host_this_server_routes(web_sandbox, server):
     host = web_sandbox.get_host(8000)
     assert host == f"8000-{web_sandbox.sandbox_id}.localhost", host
