@@ -96,12 +96,19 @@ impl Serve {
         self.cli(&["exec", id, "--", "bash", "-c", script])
     }
 
-    fn stop(mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let _ = self.child.wait();
+    fn stop(self) {
+        drop(self);
+    }
+}
+
+/// A failed assertion must not leave a server (and its sandboxes) running: stop it cleanly.
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -217,7 +224,30 @@ fn bucket_in_every_sandbox_and_keys_in_none() {
     let other = srv.create(&[]);
     let (_, out, _) = srv.sh(&other, "ls -A /opt/sentient | wc -l");
     assert_eq!(out.trim(), "0", "a sandbox saw another sandbox's files");
+    // The server crashes and comes back: the sandbox is adopted and its storage still works
+    // (the bucket's filesystem is a process of its own), with nothing acknowledged lost.
+    let mut srv = srv;
+    srv.child.kill().unwrap();
+    let _ = srv.child.wait();
+    let srv = Serve::start(
+        data.path(),
+        &moto,
+        &bucket,
+        &["--storage-sandbox-prefix", "executions/{sandbox_id}"],
+    );
+    let (code, out, err) = srv.sh(&id, "cat /opt/sentient/results/reports/final.txt && echo after > /opt/sentient/after.txt && echo written");
+    assert_eq!((code, out.as_str()), (0, "report body\nwritten\n"), "{err}");
+    assert_eq!(
+        moto.get(&bucket, &format!("executions/{id}/after.txt")),
+        b"after\n"
+    );
     srv.stop();
+    // A clean stop unmounts the bucket.
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&data.path().to_string_lossy().to_string()),
+        "the storage mount outlived a clean stop"
+    );
 }
 
 /// Without a bucket, sandboxes share a local directory at the same path.
