@@ -295,3 +295,45 @@ fn local_storage_without_a_bucket() {
     );
     srv.stop();
 }
+
+/// Two sandboxes sharing the whole bucket write different files at once; each then reads
+/// what the other wrote (visible once the stat cache's TTL has passed).
+#[test]
+fn sandboxes_share_a_bucket() {
+    let bucket = bucket_name("shared");
+    let moto = Moto::start_with_auth(&bucket);
+    let data = data_dir();
+    let srv = Serve::start(data.path(), &moto, &bucket, &[]);
+    let (a, b) = (srv.create(&[]), srv.create(&[]));
+    std::thread::scope(|s| {
+        for (id, name) in [(&a, "a"), (&b, "b")] {
+            let srv = &srv;
+            s.spawn(move || {
+                let script = format!("head -c 3000000 /dev/urandom > /opt/sentient/{name}.bin && sha256sum /opt/sentient/{name}.bin | cut -c1-64");
+                let (code, out, err) = srv.sh(id, &script);
+                assert_eq!(code, 0, "{err}");
+                assert_eq!(out.trim().len(), 64);
+            });
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, from_b, _) = srv.sh(&b, "sha256sum /opt/sentient/a.bin 2>/dev/null | cut -c1-64");
+        let (_, from_a, _) = srv.sh(&a, "sha256sum /opt/sentient/a.bin | cut -c1-64");
+        let (_, b_from_a, _) = srv.sh(&a, "sha256sum /opt/sentient/b.bin 2>/dev/null | cut -c1-64");
+        let (_, b_own, _) = srv.sh(&b, "sha256sum /opt/sentient/b.bin | cut -c1-64");
+        if !from_b.trim().is_empty() && !b_from_a.trim().is_empty() {
+            assert_eq!(from_b, from_a, "b read different bytes of a's file");
+            assert_eq!(b_from_a, b_own, "a read different bytes of b's file");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the other sandbox's file never became visible"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    assert_eq!(moto.get(&bucket, "a.bin").len(), 3_000_000);
+    assert_eq!(moto.get(&bucket, "b.bin").len(), 3_000_000);
+    srv.stop();
+}
