@@ -431,7 +431,8 @@ impl Manager {
         list::page(entries, query)
     }
 
-    /// Kills (or pauses, with auto-pause) every sandbox whose end has passed. Runs forever.
+    /// Kills (or pauses, with auto-pause) every sandbox whose end has passed, and removes
+    /// sandboxes whose init died on its own (killed from outside the server). Runs forever.
     pub async fn reap_expired(self: Arc<Self>) {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         loop {
@@ -443,6 +444,19 @@ impl Manager {
                 .filter(|e| e.end_at() <= now)
                 .cloned()
                 .collect();
+            let dead: Vec<Arc<Entry>> = self
+                .read()
+                .values()
+                .filter(|e| !e.sandbox.is_running())
+                .cloned()
+                .collect();
+            for e in dead {
+                if self.write().remove(&e.id).is_some() {
+                    tracing::warn!(sandbox_id = %e.id, "sandbox died outside the server's control; removing it");
+                    self.forget(&e.id).await;
+                    destroy(e).await;
+                }
+            }
             for e in expired {
                 if e.auto_pause && e.status() == SandboxStatus::Running {
                     if pause_entry(&e).await.is_ok() {
