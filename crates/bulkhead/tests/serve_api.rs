@@ -109,12 +109,19 @@ impl Server {
         v
     }
 
-    fn stop(mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let _ = self.child.wait();
+    fn stop(self) {
+        drop(self);
+    }
+}
+
+/// A failed assertion must not leave a server (and its sandboxes) running: stop it cleanly.
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -639,5 +646,37 @@ fn domain_and_malformed_ids() {
     let (s, _, body) = srv.request("GET", "/sandboxes/%FF%FE", &[("X-API-KEY", &srv.key)], b"");
     let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     assert_error_body(s, &v, 400);
+    srv.stop();
+}
+
+/// A sandbox whose init is killed from outside the server leaves the registry and the disk.
+#[test]
+fn sandboxes_killed_from_outside_are_removed() {
+    let data = data_dir();
+    let srv = Server::start(data.path());
+    let id = srv.create(r#"{"templateID":"base"}"#)["sandboxID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let state: Value = serde_json::from_slice(
+        &std::fs::read(data.path().join("sandboxes").join(&id).join("state.json")).unwrap(),
+    )
+    .unwrap();
+    let pid = state["init_pid"].as_i64().unwrap() as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while srv.api("GET", &format!("/sandboxes/{id}"), "").0 == 200
+        || data.path().join("sandboxes").join(&id).exists()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "a dead sandbox stayed registered"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     srv.stop();
 }

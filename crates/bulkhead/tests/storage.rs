@@ -96,12 +96,19 @@ impl Serve {
         self.cli(&["exec", id, "--", "bash", "-c", script])
     }
 
-    fn stop(mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let _ = self.child.wait();
+    fn stop(self) {
+        drop(self);
+    }
+}
+
+/// A failed assertion must not leave a server (and its sandboxes) running: stop it cleanly.
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -217,7 +224,30 @@ fn bucket_in_every_sandbox_and_keys_in_none() {
     let other = srv.create(&[]);
     let (_, out, _) = srv.sh(&other, "ls -A /opt/sentient | wc -l");
     assert_eq!(out.trim(), "0", "a sandbox saw another sandbox's files");
+    // The server crashes and comes back: the sandbox is adopted and its storage still works
+    // (the bucket's filesystem is a process of its own), with nothing acknowledged lost.
+    let mut srv = srv;
+    srv.child.kill().unwrap();
+    let _ = srv.child.wait();
+    let srv = Serve::start(
+        data.path(),
+        &moto,
+        &bucket,
+        &["--storage-sandbox-prefix", "executions/{sandbox_id}"],
+    );
+    let (code, out, err) = srv.sh(&id, "cat /opt/sentient/results/reports/final.txt && echo after > /opt/sentient/after.txt && echo written");
+    assert_eq!((code, out.as_str()), (0, "report body\nwritten\n"), "{err}");
+    assert_eq!(
+        moto.get(&bucket, &format!("executions/{id}/after.txt")),
+        b"after\n"
+    );
     srv.stop();
+    // A clean stop unmounts the bucket.
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&data.path().to_string_lossy().to_string()),
+        "the storage mount outlived a clean stop"
+    );
 }
 
 /// Without a bucket, sandboxes share a local directory at the same path.
@@ -263,5 +293,47 @@ fn local_storage_without_a_bucket() {
         std::fs::read_to_string(data.path().join("storage/note.txt")).unwrap(),
         "shared\n"
     );
+    srv.stop();
+}
+
+/// Two sandboxes sharing the whole bucket write different files at once; each then reads
+/// what the other wrote (visible once the stat cache's TTL has passed).
+#[test]
+fn sandboxes_share_a_bucket() {
+    let bucket = bucket_name("shared");
+    let moto = Moto::start_with_auth(&bucket);
+    let data = data_dir();
+    let srv = Serve::start(data.path(), &moto, &bucket, &[]);
+    let (a, b) = (srv.create(&[]), srv.create(&[]));
+    std::thread::scope(|s| {
+        for (id, name) in [(&a, "a"), (&b, "b")] {
+            let srv = &srv;
+            s.spawn(move || {
+                let script = format!("head -c 3000000 /dev/urandom > /opt/sentient/{name}.bin && sha256sum /opt/sentient/{name}.bin | cut -c1-64");
+                let (code, out, err) = srv.sh(id, &script);
+                assert_eq!(code, 0, "{err}");
+                assert_eq!(out.trim().len(), 64);
+            });
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, from_b, _) = srv.sh(&b, "sha256sum /opt/sentient/a.bin 2>/dev/null | cut -c1-64");
+        let (_, from_a, _) = srv.sh(&a, "sha256sum /opt/sentient/a.bin | cut -c1-64");
+        let (_, b_from_a, _) = srv.sh(&a, "sha256sum /opt/sentient/b.bin 2>/dev/null | cut -c1-64");
+        let (_, b_own, _) = srv.sh(&b, "sha256sum /opt/sentient/b.bin | cut -c1-64");
+        if !from_b.trim().is_empty() && !b_from_a.trim().is_empty() {
+            assert_eq!(from_b, from_a, "b read different bytes of a's file");
+            assert_eq!(b_from_a, b_own, "a read different bytes of b's file");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the other sandbox's file never became visible"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    assert_eq!(moto.get(&bucket, "a.bin").len(), 3_000_000);
+    assert_eq!(moto.get(&bucket, "b.bin").len(), 3_000_000);
     srv.stop();
 }

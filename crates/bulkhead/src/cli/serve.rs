@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bulkhead_runtime::{Limits, Runtime, RuntimeConfig, limits};
-use bulkhead_s3fs::{MountConfig, MountHandle, S3Mount};
 use bulkhead_server::{AppState, Manager, ManagerConfig, StorageConfig, TemplateConfig};
 use bulkhead_store::{DataDir, Store};
 use clap::Args as ClapArgs;
@@ -210,6 +209,7 @@ pub fn run(mut args: Args, matches: Option<&clap::ArgMatches>) -> anyhow::Result
         .enable_all()
         .build()
         .context("starting tokio")?;
+    let args_keep = args.keep_sandboxes;
     let result = tokio.block_on(async move {
         let manager = Manager::new(
             runtime,
@@ -287,19 +287,31 @@ pub fn run(mut args: Args, matches: Option<&clap::ArgMatches>) -> anyhow::Result
         }
         Ok::<u8, anyhow::Error>(0)
     });
-    if let Some(m) = storage_mount
-        && let Err(e) = m.unmount()
+    // The bucket's filesystem is its own process, so that sandboxes kept across a restart
+    // (or a crash) never see their storage die; a clean stop without --keep-sandboxes ends it.
+    if let Some(mountpoint) = storage_mount
+        && !args_keep
     {
-        tracing::warn!(error = %e, "unmounting the storage bucket failed");
+        super::storage_mount::release(&mountpoint);
     }
     result
 }
 
+fn sandbox_limits(args: &Args) -> anyhow::Result<Limits> {
+    Ok(Limits {
+        memory_bytes: Some(limits::parse_size("memory", &args.sandbox_memory)?),
+        pids: Some(limits::parse_count("pids", &args.sandbox_pids)?),
+        cpu_millis: Some(limits::parse_cpus(&args.sandbox_cpus)?),
+        disk_bytes: Some(limits::parse_size("disk", &args.sandbox_disk)?),
+    })
+}
+
 /// Mounts the bucket on the host (or prepares the local directory) that every sandbox sees.
+/// Returns the storage and, for a bucket, the host mount point to unmount at a clean stop.
 fn setup_storage(
     args: &Args,
     layout: &DataDir,
-) -> anyhow::Result<(StorageConfig, Option<MountHandle>)> {
+) -> anyhow::Result<(StorageConfig, Option<PathBuf>)> {
     if let Some(p) = &args.storage_sandbox_prefix {
         anyhow::ensure!(
             !p.split('/').any(|c| c == ".."),
@@ -311,36 +323,10 @@ fn setup_storage(
         "--storage-path {} must be absolute",
         args.storage_path.display()
     );
-    let (host_root, handle) = match &args.storage_bucket {
+    let (host_root, mounted) = match &args.storage_bucket {
         Some(bucket) => {
-            let mountpoint = layout.mounts().join(bucket);
-            std::fs::create_dir_all(&mountpoint)
-                .with_context(|| format!("creating {}", mountpoint.display()))?;
-            // A previous run killed without unmounting leaves a dead FUSE mount behind.
-            let _ = nix::mount::umount2(&mountpoint, nix::mount::MntFlags::MNT_DETACH);
-            let config = MountConfig {
-                bucket: bucket.clone(),
-                prefix: args.storage_prefix.clone(),
-                endpoint: args.storage_endpoint.clone(),
-                region: args.storage_region.clone(),
-                credentials: super::mount::resolve_credentials(
-                    args.storage_profile.as_deref(),
-                    args.storage_credentials_file.as_deref(),
-                )?,
-                // Sandboxes run as their own host uids: like the seed's goofys mount, every
-                // file is open to them (the bucket holds nothing but their shared files).
-                dir_mode: 0o777,
-                file_mode: 0o666,
-                uid: 0,
-                gid: 0,
-                allow_other: true,
-                read_only: args.storage_read_only,
-                ..MountConfig::default()
-            };
-            let handle = S3Mount::mount(config, &mountpoint)
-                .with_context(|| format!("mounting bucket {bucket}"))?;
-            tracing::info!(bucket = %bucket, mountpoint = %mountpoint.display(), "storage bucket mounted");
-            (mountpoint, Some(handle))
+            let mountpoint = super::storage_mount::ensure(args, layout, bucket)?;
+            (mountpoint.clone(), Some(mountpoint))
         }
         None => {
             let dir = layout.root().join("storage");
@@ -356,17 +342,8 @@ fn setup_storage(
             read_only: args.storage_read_only,
             sandbox_prefix: args.storage_sandbox_prefix.clone(),
         },
-        handle,
+        mounted,
     ))
-}
-
-fn sandbox_limits(args: &Args) -> anyhow::Result<Limits> {
-    Ok(Limits {
-        memory_bytes: Some(limits::parse_size("memory", &args.sandbox_memory)?),
-        pids: Some(limits::parse_count("pids", &args.sandbox_pids)?),
-        cpu_millis: Some(limits::parse_cpus(&args.sandbox_cpus)?),
-        disk_bytes: Some(limits::parse_size("disk", &args.sandbox_disk)?),
-    })
 }
 
 /// On the first start (no key in the database), creates the `default` team and its first

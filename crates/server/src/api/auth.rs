@@ -8,23 +8,29 @@ use crate::state::AppState;
 
 /// Checks API keys. Implemented over the metadata store by the binary; tests use a map.
 pub trait Authenticator: Send + Sync + 'static {
-    /// The team a key belongs to, or `None` for an unknown or revoked key.
-    fn team_for(&self, key: &str) -> Option<String>;
+    /// The team a key belongs to, `Ok(None)` for an unknown or revoked key, `Err` when the
+    /// key could not be checked (the request then fails with 503, not 401).
+    fn team_for(&self, key: &str) -> Result<Option<String>, String>;
 }
 
 impl Authenticator for std::collections::HashMap<String, String> {
-    fn team_for(&self, key: &str) -> Option<String> {
-        self.get(key).cloned()
+    fn team_for(&self, key: &str) -> Result<Option<String>, String> {
+        Ok(self.get(key).cloned())
     }
 }
 
 impl Authenticator for bulkhead_store::Store {
-    fn team_for(&self, key: &str) -> Option<String> {
+    fn team_for(&self, key: &str) -> Result<Option<String>, String> {
         match self.authenticate(key) {
-            Ok(info) => info.map(|i| i.team_id.as_str().to_string()),
+            Ok(info) => Ok(info.map(|i| i.team_id.as_str().to_string())),
             Err(e) => {
-                tracing::error!(error = %e, "API key lookup failed");
-                None
+                let chain =
+                    std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(": ");
+                tracing::error!(error = %chain, "API key lookup failed");
+                Err(chain)
             }
         }
     }
@@ -52,7 +58,8 @@ impl FromRequestParts<AppState> for Team {
         let key = key.to_string();
         let team = tokio::task::spawn_blocking(move || auth.team_for(&key))
             .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .map_err(|_| ApiError::Busy("API keys cannot be checked right now".into()))?;
         team.map(Team)
             .ok_or(ApiError::Unauthorized("invalid API key"))
     }

@@ -1,0 +1,137 @@
+//! The storage bucket of `bulkhead serve`, mounted by a `bulkhead mount` process of its own.
+//!
+//! Why a separate process: the FUSE daemon must outlive the server. Sandboxes kept across a
+//! restart (`--keep-sandboxes`, or a crash) hold bind mounts of it; had it lived in the
+//! server, their `/opt/sentient` would be a dead mount after any restart. The next start
+//! finds the live mount (same configuration, recorded beside it) and reuses it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, bail};
+use bulkhead_store::DataDir;
+use serde::{Deserialize, Serialize};
+
+use super::serve::Args;
+
+/// What the running mount was started with; a change means a new mount.
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Recorded {
+    bucket: String,
+    prefix: String,
+    endpoint: Option<String>,
+    region: String,
+    read_only: bool,
+}
+
+fn is_live_fuse_mount(path: &Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let target = path.to_string_lossy();
+    let listed = info.lines().any(|l| {
+        let mut f = l.split(' ');
+        let mp = f.nth(4).unwrap_or("");
+        let fstype = l
+            .split(" - ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .unwrap_or("");
+        mp == target && fstype.starts_with("fuse")
+    });
+    // A mount whose daemon died answers ENOTCONN.
+    listed && std::fs::read_dir(path).is_ok()
+}
+
+/// Makes sure the bucket is mounted at `<data-dir>/mounts/<bucket>` by a live daemon with
+/// this configuration, starting one when needed. Returns the mount point.
+pub fn ensure(args: &Args, layout: &DataDir, bucket: &str) -> anyhow::Result<PathBuf> {
+    let mountpoint = layout.mounts().join(bucket);
+    let record_path = layout.mounts().join(format!("{bucket}.json"));
+    let wanted = Recorded {
+        bucket: bucket.to_string(),
+        prefix: args.storage_prefix.clone(),
+        endpoint: args.storage_endpoint.clone(),
+        region: args.storage_region.clone(),
+        read_only: args.storage_read_only,
+    };
+    std::fs::create_dir_all(&mountpoint)
+        .with_context(|| format!("creating {}", mountpoint.display()))?;
+    if is_live_fuse_mount(&mountpoint) {
+        let recorded: Option<Recorded> = std::fs::read(&record_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        if recorded.as_ref() == Some(&wanted) {
+            tracing::info!(bucket, mountpoint = %mountpoint.display(), "reusing the running storage mount");
+            return Ok(mountpoint);
+        }
+        tracing::warn!(
+            bucket,
+            "the storage configuration changed: remounting (kept sandboxes keep the old mount)"
+        );
+    }
+    // A dead mount (its daemon was killed) or another configuration: detach it first.
+    let _ = nix::mount::umount2(&mountpoint, nix::mount::MntFlags::MNT_DETACH);
+    let target = if args.storage_prefix.is_empty() {
+        bucket.to_string()
+    } else {
+        format!("{bucket}:{}", args.storage_prefix)
+    };
+    let exe = std::env::current_exe().context("locating the bulkhead binary")?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("mount").arg(&target).arg(&mountpoint);
+    // Sandboxes run as their own host uids: like the seed's goofys mount, every file is open
+    // to them (the bucket holds nothing but their shared files).
+    cmd.args([
+        "--dir-mode",
+        "0777",
+        "--file-mode",
+        "0666",
+        "--uid",
+        "0",
+        "--gid",
+        "0",
+        "-o",
+        "allow_other",
+    ]);
+    cmd.args(["--region", &args.storage_region]);
+    cmd.arg("--log-file")
+        .arg(layout.mounts().join(format!("{bucket}.log")));
+    if let Some(e) = &args.storage_endpoint {
+        cmd.args(["--endpoint", e]);
+    }
+    if args.storage_read_only {
+        cmd.arg("--read-only");
+    }
+    if let Some(p) = &args.storage_profile {
+        cmd.args(["--profile", p]);
+    }
+    if let Some(f) = &args.storage_credentials_file {
+        cmd.arg("--credentials-file").arg(f);
+    }
+    // Background mode returns once the mount is up, or with the reason it is not.
+    let out = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .context("starting bulkhead mount")?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        bail!(
+            "mounting bucket {bucket} failed: {}",
+            err.trim().trim_start_matches("bulkhead: ")
+        );
+    }
+    std::fs::write(&record_path, serde_json::to_vec(&wanted)?)
+        .with_context(|| format!("writing {}", record_path.display()))?;
+    tracing::info!(bucket, mountpoint = %mountpoint.display(), "storage bucket mounted");
+    Ok(mountpoint)
+}
+
+/// Unmounts the bucket at a clean stop; its daemon exits with it.
+pub fn release(mountpoint: &Path) {
+    if let Err(e) = nix::mount::umount2(mountpoint, nix::mount::MntFlags::MNT_DETACH) {
+        tracing::warn!(error = %e, mountpoint = %mountpoint.display(), "unmounting the storage bucket failed");
+    }
+}
