@@ -136,7 +136,8 @@ def server() -> Server:
         except BaseException:
             print(f"\nbulkhead serve's data dir and log are kept in {tmp}")
             raise
-        shutil.rmtree(tmp, ignore_errors=True)
+        if not os.environ.get("BULKHEAD_SDK_KEEP"):
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

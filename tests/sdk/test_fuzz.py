@@ -67,9 +67,14 @@ def check(server, r: httpx.Response) -> None:
 
 def _send(api, method, path, body):
     kind, value = body
-    if kind == "json":
-        return api.request(method, path, json=value)
-    return api.request(method, path, content=value, headers={"Content-Type": "application/json"})
+    try:
+        if kind == "json":
+            return api.request(method, path, json=value)
+        return api.request(method, path, content=value,
+                           headers={"Content-Type": "application/json"})
+    except httpx.TransportError as e:
+        # A dropped connection is the server failing (a panic in a handler, say): name the input.
+        raise AssertionError(f"{method} {path} {kind} body {value!r}: no response ({e!r})") from e
 
 
 @FUZZ
