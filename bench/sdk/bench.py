@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -99,8 +100,9 @@ def start_fake() -> tuple[ThreadingHTTPServer, dict[str, str]]:
 
 # ---------------------------------------------------------------------- the real server
 
-def start_bulkhead(binary: Path, pool_size: int) -> tuple[subprocess.Popen, dict[str, str]]:
+def start_bulkhead(binary: Path, pool_size: int) -> tuple[subprocess.Popen, dict[str, str], Path]:
     data = Path(tempfile.mkdtemp(prefix="bulkhead-bench-sdk-"))
+    data.chmod(0o755)  # the sandboxes' mapped ids must traverse it
     proc = subprocess.Popen(
         [str(binary), "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data),
          "--pool-size", str(pool_size)],
@@ -114,7 +116,7 @@ def start_bulkhead(binary: Path, pool_size: int) -> tuple[subprocess.Popen, dict
         if m := EXPORT.match(line.strip()):
             exports[m.group(1)] = m.group(2)
     threading.Thread(target=proc.stdout.read, daemon=True).start()
-    return proc, exports
+    return proc, exports, data
 
 
 # --------------------------------------------------------------------------- the loop
@@ -173,13 +175,15 @@ def main() -> None:
     for c in args.concurrency:
         rows.append({"server": "fake", **measure(fake_env, c, max(args.n, c * 4), 5)})
     fake.shutdown()
-    proc, env = start_bulkhead(args.bin, args.pool_size)
+    proc, env, data = start_bulkhead(args.bin, args.pool_size)
     try:
         for c in args.concurrency:
             rows.append({"server": "bulkhead", **measure(env, c, max(args.n, c * 4), 5)})
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
+        shutil.rmtree(data, ignore_errors=True)
+        Path(f"{data}.log").unlink(missing_ok=True)
 
     print(f"{'server':<9} {'clients':>7} {'n':>5} {'p50 ms':>8} {'p99 ms':>8} {'ops/s':>7}"
           f"   p50 of create / run / kill (ms)")
