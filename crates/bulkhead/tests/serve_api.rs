@@ -436,12 +436,20 @@ fn restart_after_a_crash_adopts_running_sandboxes() {
         b"still here",
     );
     assert_eq!(s, 200);
-    let pooled_before: Vec<String> = std::fs::read_dir(data.path().join("sandboxes"))
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| *n != id)
-        .collect();
-    assert!(!pooled_before.is_empty(), "the pool should hold a sandbox");
+    // The pool refills in the background after the hand-over: wait for its sandbox.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let pooled_before = loop {
+        let pooled: Vec<String> = std::fs::read_dir(data.path().join("sandboxes"))
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| *n != id)
+            .collect();
+        if !pooled.is_empty() {
+            break pooled;
+        }
+        assert!(Instant::now() < deadline, "the pool never refilled");
+        std::thread::sleep(Duration::from_millis(20));
+    };
     srv.child.kill().unwrap();
     let _ = srv.child.wait();
     let srv = Server::start(data.path());

@@ -57,6 +57,34 @@ impl RuntimeConfig {
     }
 }
 
+/// Each sandbox's init reaches its root under the state directory as an unprivileged host
+/// uid, so every directory above it must be searchable by others (o+x). A 0700 parent (a
+/// temporary directory, say) would make every launch fail with EACCES; say so up front.
+fn check_traversable(dir: &Path) -> Result<(), RuntimeError> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = dir
+        .canonicalize()
+        .map_err(|source| RuntimeError::StateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    for ancestor in dir.ancestors() {
+        let mode = std::fs::metadata(ancestor)
+            .map(|m| m.permissions().mode())
+            .unwrap_or(0o755);
+        if mode & 0o001 == 0 {
+            return Err(RuntimeError::Config(format!(
+                "{} (mode {:o}) is not searchable by other users; sandboxes run as unprivileged uids \
+                 and must traverse it to reach their root: chmod o+x {} or choose another data directory",
+                ancestor.display(),
+                mode & 0o7777,
+                ancestor.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn valid_cgroup_name(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
@@ -90,6 +118,7 @@ impl Runtime {
             &config.state_dir,
             std::os::unix::fs::PermissionsExt::from_mode(0o711),
         );
+        check_traversable(&config.state_dir)?;
         crate::sys::proc::set_child_subreaper().map_err(|source| RuntimeError::StateDir {
             path: "prctl".into(),
             source,
