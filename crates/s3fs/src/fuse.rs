@@ -13,9 +13,10 @@ use fuser::{
 };
 use tracing::Instrument;
 
+use crate::client::meta::from_epoch;
 use crate::error::FsError;
 use crate::fs::inodes::Kind;
-use crate::fs::{Attr, S3Fs};
+use crate::fs::{Attr, MetaChange, S3Fs};
 
 /// The error and its sources, `: `-separated, for one log field.
 pub(crate) fn chain(e: &dyn std::error::Error) -> String {
@@ -54,28 +55,53 @@ impl FuseAdapter {
             .map_err(|e| errno(op, ino, &e))
     }
 
+    /// The attributes the kernel sees: what the object stores, else the mount's modes and
+    /// owner and its Last-Modified.
     fn attr(&self, a: &Attr) -> FileAttr {
-        let (kind, perm, nlink, size) = match a.kind {
+        let (kind, default_perm, nlink, size) = match a.kind {
             Kind::Dir => (FileType::Directory, self.fs.cfg.dir_mode, 2, 4096),
-            Kind::File => (FileType::RegularFile, self.fs.cfg.file_mode, 1, a.size),
+            Kind::File => (
+                file_type(a.meta.file_type()),
+                self.fs.cfg.file_mode,
+                1,
+                a.size,
+            ),
         };
+        let m = a.meta;
+        let perm = m
+            .mode
+            .and_then(|v| u16::try_from(v & 0o7777).ok())
+            .unwrap_or(default_perm);
+        let mtime = m.mtime.map_or(a.mtime, from_epoch);
         FileAttr {
             ino: INodeNo(a.ino),
             size,
             blocks: size.div_ceil(512),
-            atime: a.mtime,
-            mtime: a.mtime,
-            ctime: a.mtime,
-            crtime: a.mtime,
+            atime: m.atime.map_or(mtime, from_epoch),
+            mtime,
+            ctime: m.ctime.map_or(mtime, from_epoch),
+            crtime: mtime,
             kind,
             perm,
             nlink,
-            uid: self.fs.cfg.uid,
-            gid: self.fs.cfg.gid,
-            rdev: 0,
+            uid: m.uid.unwrap_or(self.fs.cfg.uid),
+            gid: m.gid.unwrap_or(self.fs.cfg.gid),
+            rdev: m.rdev.unwrap_or(0),
             blksize: 4096,
             flags: 0,
         }
+    }
+}
+
+/// The FUSE type of a non-directory object from its stored type bits (regular when none).
+fn file_type(ty: u32) -> FileType {
+    match ty {
+        libc::S_IFLNK => FileType::Symlink,
+        libc::S_IFIFO => FileType::NamedPipe,
+        libc::S_IFSOCK => FileType::Socket,
+        libc::S_IFCHR => FileType::CharDevice,
+        libc::S_IFBLK => FileType::BlockDevice,
+        _ => FileType::RegularFile,
     }
 }
 
@@ -131,20 +157,28 @@ impl Filesystem for FuseAdapter {
         reply: ReplyAttr,
     ) {
         let fs = &self.fs;
+        let time = |t: TimeOrNow| match t {
+            TimeOrNow::SpecificTime(t) => t,
+            TimeOrNow::Now => SystemTime::now(),
+        };
+        let change = MetaChange {
+            mode,
+            uid,
+            gid,
+            atime: atime.map(time),
+            mtime: mtime.map(time),
+        };
         let r = self.run("setattr", ino.0, async {
-            let changes_meta = mode.is_some()
-                || uid.is_some()
-                || gid.is_some()
-                || atime.is_some()
-                || mtime.is_some();
-            if changes_meta || size.is_some() {
+            if !change.is_empty() || size.is_some() {
                 fs.check_writable()?;
             }
             if let Some(size) = size {
                 fs.set_size(ino.0, size).await?;
             }
-            // Mode, owner and times are accepted but not stored: every entry shows the
-            // mount's modes and owner (see the semantics table).
+            // The kernel checked the caller may make these changes (default_permissions).
+            if !change.is_empty() {
+                fs.set_meta(ino.0, change).await?;
+            }
             fs.getattr(ino.0).await
         });
         match r {
@@ -155,21 +189,22 @@ impl Filesystem for FuseAdapter {
 
     fn mknod(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
         _umask: u32,
-        _rdev: u32,
+        rdev: u32,
         reply: ReplyEntry,
     ) {
         let fs = &self.fs;
         let r = self.run("mknod", parent.0, async {
             if mode & libc::S_IFMT != libc::S_IFREG && mode & libc::S_IFMT != 0 {
-                fs.check_writable()?;
-                return Err(FsError::Unsupported);
+                let (uid, gid) = (req.uid(), req.gid());
+                return fs.mknod_special(parent.0, name, mode, rdev, uid, gid).await;
             }
-            let (attr, fh) = fs.create(parent.0, name).await?;
+            let meta = S3Fs::new_meta(Kind::File, mode, req.uid(), req.gid());
+            let (attr, fh) = fs.create(parent.0, name, meta).await?;
             let r = fs.flush(fh).await;
             fs.release(fh).await;
             r.map(|()| attr)
@@ -182,14 +217,15 @@ impl Filesystem for FuseAdapter {
 
     fn mkdir(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
-        _mode: u32,
+        mode: u32,
         _umask: u32,
         reply: ReplyEntry,
     ) {
-        match self.run("mkdir", parent.0, self.fs.mkdir(parent.0, name)) {
+        let meta = S3Fs::new_meta(Kind::Dir, mode, req.uid(), req.gid());
+        match self.run("mkdir", parent.0, self.fs.mkdir(parent.0, name, meta)) {
             Ok(a) => reply.entry(&self.ttl, &self.attr(&a), Generation(0)),
             Err(e) => reply.error(e),
         }
@@ -211,17 +247,28 @@ impl Filesystem for FuseAdapter {
 
     fn symlink(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
-        _link_name: &OsStr,
-        _target: &std::path::Path,
+        link_name: &OsStr,
+        target: &std::path::Path,
         reply: ReplyEntry,
     ) {
-        let r: Result<(), Errno> = self.run("symlink", parent.0, async {
-            self.fs.check_writable()?;
-            Err(FsError::Unsupported)
-        });
-        reply.error(r.err().unwrap_or(Errno::EPERM));
+        use std::os::unix::ffi::OsStrExt;
+        let target = target.as_os_str().as_bytes();
+        let f = self
+            .fs
+            .symlink(parent.0, link_name, target, req.uid(), req.gid());
+        match self.run("symlink", parent.0, f) {
+            Ok(a) => reply.entry(&self.ttl, &self.attr(&a), Generation(0)),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        match self.run("readlink", ino.0, self.fs.readlink(ino.0)) {
+            Ok(b) => reply.data(&b),
+            Err(e) => reply.error(e),
+        }
     }
 
     fn link(
@@ -450,15 +497,16 @@ impl Filesystem for FuseAdapter {
 
     fn create(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
-        _mode: u32,
+        mode: u32,
         _umask: u32,
         _flags: i32,
         reply: ReplyCreate,
     ) {
-        match self.run("create", parent.0, self.fs.create(parent.0, name)) {
+        let meta = S3Fs::new_meta(Kind::File, mode, req.uid(), req.gid());
+        match self.run("create", parent.0, self.fs.create(parent.0, name, meta)) {
             Ok((a, fh)) => reply.created(
                 &self.ttl,
                 &self.attr(&a),

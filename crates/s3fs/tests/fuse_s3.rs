@@ -10,7 +10,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::IntoRawFd;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bulkhead_s3fs::{Credentials, MountConfig, MountHandle, S3Mount};
@@ -345,33 +345,6 @@ fn unmount_with_an_open_file_detaches() {
     let mut s = String::new();
     let _ = open.read_to_string(&mut s);
     let _ = open.seek(SeekFrom::Start(0));
-}
-
-/// SEMANTICS "Metadata": chmod/chown are accepted, and entries keep the mount's modes.
-#[test]
-fn chmod_is_accepted_and_modes_come_from_the_mount() {
-    use std::os::unix::fs::PermissionsExt;
-    let moto = Moto::start();
-    let bucket = bucket_name("modes");
-    moto.mkbucket(&bucket);
-    let fx = mount_with(moto, bucket, |c| {
-        c.dir_mode = 0o777;
-        c.file_mode = 0o666;
-    });
-    fs::write(fx.path("f"), b"1").unwrap();
-    fs::create_dir(fx.path("d")).unwrap();
-    fs::set_permissions(fx.path("f"), fs::Permissions::from_mode(0o600)).unwrap();
-    assert_eq!(
-        fs::metadata(fx.path("f")).unwrap().permissions().mode() & 0o7777,
-        0o666
-    );
-    assert_eq!(
-        fs::metadata(fx.path("d")).unwrap().permissions().mode() & 0o7777,
-        0o777
-    );
-    let st = nix::sys::statvfs::statvfs(fx.dir.path()).unwrap();
-    assert!(st.blocks() > 0);
-    let _ = Path::new("/");
 }
 
 /// SEMANTICS "Operations" (read): random and backwards reads get exactly the right bytes,

@@ -4,6 +4,7 @@
 //! [`multipart`]. Keys are full object keys (mount prefix included).
 
 pub(crate) mod list;
+pub(crate) mod meta;
 mod multipart;
 mod objects;
 pub(crate) mod sigv4;
@@ -16,6 +17,7 @@ use bytes::Bytes;
 use reqwest::{Method, StatusCode};
 
 pub use list::{ListPage, ListedObject};
+pub use meta::Meta;
 pub use objects::ObjectMeta;
 
 use crate::credentials::Credentials;

@@ -3,16 +3,18 @@
 use bytes::Bytes;
 use reqwest::Method;
 
+use super::meta::Meta;
 use super::{Req, S3Client, xml_text};
 use crate::error::S3Error;
 
 impl S3Client {
-    /// Starts a multipart upload of `key` and returns its upload id.
+    /// Starts a multipart upload of `key` (with the attributes `meta`) and returns its upload id.
     ///
     /// # Errors
     /// Network, access and service errors.
-    pub async fn create_multipart(&self, key: &str) -> Result<String, S3Error> {
+    pub async fn create_multipart(&self, key: &str, meta: &Meta) -> Result<String, S3Error> {
         let mut req = Req::new(Method::POST, Some(key));
+        req.amz_headers.extend(meta.headers());
         req.query.push(("uploads".into(), String::new()));
         let body = self
             .send(req)

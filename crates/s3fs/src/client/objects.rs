@@ -5,6 +5,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use reqwest::Method;
 
+use super::meta::Meta;
 use super::{Req, S3Client, sigv4};
 use crate::error::S3Error;
 
@@ -15,6 +16,8 @@ pub struct ObjectMeta {
     pub size: u64,
     /// Last-Modified.
     pub mtime: SystemTime,
+    /// The POSIX attributes stored with it (none for objects of other S3 clients).
+    pub meta: Meta,
 }
 
 impl S3Client {
@@ -39,7 +42,8 @@ impl S3Client {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| httpdate::parse_http_date(v).ok())
                     .unwrap_or_else(SystemTime::now);
-                Ok(Some(ObjectMeta { size, mtime }))
+                let meta = Meta::from_headers(resp.headers());
+                Ok(Some(ObjectMeta { size, mtime, meta }))
             }
             Err(S3Error::NotFound) => Ok(None),
             Err(e) => Err(e),
@@ -84,9 +88,32 @@ impl S3Client {
     /// # Errors
     /// Network and service errors; on error the object is unchanged or absent.
     pub async fn put_object(&self, key: &str, body: Bytes) -> Result<(), S3Error> {
+        self.put_object_meta(key, body, &Meta::default()).await
+    }
+
+    /// PUT `key` with `body` and the attributes `meta`, in one request.
+    ///
+    /// # Errors
+    /// Network and service errors; on error the object is unchanged or absent.
+    pub async fn put_object_meta(
+        &self,
+        key: &str,
+        body: Bytes,
+        meta: &Meta,
+    ) -> Result<(), S3Error> {
         let mut req = Req::new(Method::PUT, Some(key));
+        req.amz_headers.extend(meta.headers());
         req.body = Some(body);
         self.send(req).await.map(drop)
+    }
+
+    /// Replaces the attributes of `key` (a CopyObject onto itself with the `REPLACE`
+    /// metadata directive); the content is unchanged.
+    ///
+    /// # Errors
+    /// [`S3Error::NotFound`] when `key` does not exist; network and service errors.
+    pub async fn replace_meta(&self, key: &str, meta: &Meta) -> Result<(), S3Error> {
+        self.copy_with(key, key, Some(meta)).await
     }
 
     /// DELETE `key`; succeeds when it did not exist.
@@ -105,11 +132,21 @@ impl S3Client {
     /// # Errors
     /// [`S3Error::NotFound`] when `from` does not exist; network and service errors.
     pub async fn copy_object(&self, from: &str, to: &str) -> Result<(), S3Error> {
+        self.copy_with(from, to, None).await
+    }
+
+    /// Copy keeping the source's metadata (`None`) or replacing it.
+    async fn copy_with(&self, from: &str, to: &str, meta: Option<&Meta>) -> Result<(), S3Error> {
         let mut req = Req::new(Method::PUT, Some(to));
         req.amz_headers.push((
             "x-amz-copy-source".into(),
             format!("/{}/{}", self.bucket, sigv4::encode_key(from)),
         ));
+        if let Some(meta) = meta {
+            req.amz_headers
+                .push(("x-amz-metadata-directive".into(), "REPLACE".into()));
+            req.amz_headers.extend(meta.headers());
+        }
         let resp = self.send(req).await?;
         // A copy can fail after the 200 status line: the error is then in the body.
         let body = resp.bytes().await.map_err(S3Error::Network)?;

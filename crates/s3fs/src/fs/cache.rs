@@ -1,18 +1,24 @@
-//! Stat cache (file size and mtime) and type cache (file / directory / absent), each entry
-//! with its own expiry.
+//! Stat cache (file size, mtime and stored attributes) and type cache (file / directory /
+//! absent), each entry with its own expiry. A listing tells sizes but not attributes: its
+//! entries vouch for the type only, and a stat asks S3 for the attributes.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::inodes::Kind;
+use crate::client::Meta;
 
 /// What is known about a path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Known {
-    /// A file of this size and mtime (both from the stat cache).
-    File { size: u64, mtime: SystemTime },
-    /// A directory.
-    Dir,
+    /// A file of this size, mtime (Last-Modified) and stored attributes (stat cache).
+    File {
+        size: u64,
+        mtime: SystemTime,
+        meta: Meta,
+    },
+    /// A directory, with the attributes stored on its marker (none for an implied one).
+    Dir(Meta),
     /// Nothing by that name.
     Absent,
 }
@@ -22,6 +28,8 @@ struct Entry {
     kind: Option<Kind>,
     size: u64,
     mtime: SystemTime,
+    /// `None` when only a listing told about the entry.
+    meta: Option<Meta>,
     stat_until: Instant,
     type_until: Instant,
 }
@@ -54,35 +62,48 @@ impl Cache {
         if now >= e.type_until {
             return None;
         }
-        match e.kind {
-            None => Some(Known::Absent),
-            Some(Kind::Dir) => Some(Known::Dir),
-            Some(Kind::File) if now < e.stat_until => Some(Known::File {
+        match (e.kind, e.meta) {
+            (None, _) => Some(Known::Absent),
+            (Some(_), None) => None,
+            (Some(_), Some(_)) if now >= e.stat_until => None,
+            (Some(Kind::Dir), Some(meta)) => Some(Known::Dir(meta)),
+            (Some(Kind::File), Some(meta)) => Some(Known::File {
                 size: e.size,
                 mtime: e.mtime,
+                meta,
             }),
-            Some(Kind::File) => None,
         }
     }
 
     /// Records what S3 (or our own successful write) said.
     pub(crate) fn put(&mut self, path: &str, known: Known) {
+        self.insert(path, known, true);
+    }
+
+    /// Records what a listing said: the type, but not the attributes.
+    pub(crate) fn put_listed(&mut self, path: &str, known: Known) {
+        self.insert(path, known, false);
+    }
+
+    fn insert(&mut self, path: &str, known: Known, with_meta: bool) {
         if self.entries.len() >= SWEEP_AT {
             let now = Instant::now();
             self.entries.retain(|_, e| e.type_until > now);
         }
         let now = Instant::now();
-        let (kind, size, mtime) = match known {
-            Known::File { size, mtime } => (Some(Kind::File), size, mtime),
-            Known::Dir => (Some(Kind::Dir), 0, SystemTime::UNIX_EPOCH),
-            Known::Absent => (None, 0, SystemTime::UNIX_EPOCH),
+        let (kind, size, mtime, meta) = match known {
+            Known::File { size, mtime, meta } => (Some(Kind::File), size, mtime, meta),
+            Known::Dir(meta) => (Some(Kind::Dir), 0, SystemTime::UNIX_EPOCH, meta),
+            Known::Absent => (None, 0, SystemTime::UNIX_EPOCH, Meta::default()),
         };
+        let meta = with_meta.then_some(meta);
         self.entries.insert(
             path.to_string(),
             Entry {
                 kind,
                 size,
                 mtime,
+                meta,
                 stat_until: now + self.stat_ttl,
                 type_until: now + self.type_ttl,
             },
@@ -104,19 +125,23 @@ mod tests {
     #[test]
     fn entries_expire() {
         let mut c = Cache::new(Duration::ZERO, Duration::from_secs(60));
-        c.put("a", Known::Dir);
+        c.put("a", Known::Dir(Meta::default()));
         c.put(
             "f",
             Known::File {
                 size: 3,
                 mtime: SystemTime::UNIX_EPOCH,
+                meta: Meta::default(),
             },
         );
         c.put("n", Known::Absent);
-        assert_eq!(c.get("a"), Some(Known::Dir));
+        assert_eq!(c.get("a"), None, "stat expired immediately");
         assert_eq!(c.get("f"), None, "stat expired immediately");
         assert_eq!(c.get("n"), Some(Known::Absent));
         c.invalidate_tree("a");
-        assert_eq!(c.get("a"), None);
+        assert_eq!(c.get("n"), Some(Known::Absent));
+        let mut c = Cache::new(Duration::from_secs(60), Duration::from_secs(60));
+        c.put_listed("d", Known::Dir(Meta::default()));
+        assert_eq!(c.get("d"), None, "a listing does not vouch for attributes");
     }
 }

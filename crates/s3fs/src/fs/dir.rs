@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use super::cache::Known;
 use super::inodes::{self, Kind};
 use super::{Attr, Handle, S3Fs};
+use crate::client::Meta;
 use crate::client::list::PageCursor;
 use crate::error::FsError;
 
@@ -73,6 +74,7 @@ impl S3Fs {
                     Known::File {
                         size: o.size,
                         mtime: o.mtime,
+                        meta: Meta::default(),
                     },
                 ));
             }
@@ -82,7 +84,7 @@ impl S3Fs {
                     continue;
                 }
                 // A directory wins over a file of the same name.
-                names.insert(name.to_string(), (Kind::Dir, Known::Dir));
+                names.insert(name.to_string(), (Kind::Dir, Known::Dir(Meta::default())));
             }
             match page.next {
                 Some(next) => cursor = Some(next),
@@ -96,6 +98,7 @@ impl S3Fs {
                 Known::File {
                     size: 0,
                     mtime: std::time::SystemTime::now(),
+                    meta: Meta::default(),
                 },
             ));
         }
@@ -116,7 +119,8 @@ impl S3Fs {
         });
         for (name, (kind, known)) in names {
             let child = inodes::join(&path, &name);
-            self.cache_put(&child, known);
+            // Listings carry no attributes: only the type is cached.
+            self.cache_put_listed(&child, known);
             out.push(DirEntry {
                 ino: self.ino_for(&child, kind),
                 kind,
@@ -126,8 +130,13 @@ impl S3Fs {
         Ok(out)
     }
 
-    /// `mkdir(parent, name)`: writes the `name/` marker object.
-    pub(crate) async fn mkdir(&self, parent: u64, name: &std::ffi::OsStr) -> Result<Attr, FsError> {
+    /// `mkdir(parent, name)`: writes the `name/` marker object, carrying `meta`.
+    pub(crate) async fn mkdir(
+        &self,
+        parent: u64,
+        name: &std::ffi::OsStr,
+        meta: Meta,
+    ) -> Result<Attr, FsError> {
         self.check_writable()?;
         let path = self.child_path(parent, name)?;
         if self.resolve(&path).await? != Known::Absent {
@@ -135,15 +144,16 @@ impl S3Fs {
         }
         let key = self.dir_key(&path);
         self.client
-            .put_object(&key, bytes::Bytes::new())
+            .put_object_meta(&key, bytes::Bytes::new(), &meta)
             .await
             .map_err(FsError::s3("PutObject", &key))?;
-        self.cache_put(&path, Known::Dir);
+        self.cache_put(&path, Known::Dir(meta));
         Ok(Attr {
             ino: self.ino_for(&path, Kind::Dir),
             kind: Kind::Dir,
             size: 0,
             mtime: self.mount_time,
+            meta,
         })
     }
 
@@ -155,7 +165,7 @@ impl S3Fs {
         match self.resolve(&path).await? {
             Known::Absent => return Err(FsError::NotFound),
             Known::File { .. } => return Err(FsError::NotDir),
-            Known::Dir => {}
+            Known::Dir(_) => {}
         }
         if !self.writers_under(&path).is_empty() {
             return Err(FsError::NotEmpty);

@@ -7,27 +7,30 @@ use super::cache::Known;
 use super::inodes::Kind;
 use super::write::WriteState;
 use super::{Attr, Handle, S3Fs};
+use crate::client::Meta;
 use crate::error::FsError;
 
 impl S3Fs {
-    /// `create(parent, name)`: a new empty file, open for writing.
+    /// `create(parent, name)`: a new empty file with the attributes `meta`, open for
+    /// writing. It is in S3 (with `meta`) once committed.
     pub(crate) async fn create(
         &self,
         parent: u64,
         name: &std::ffi::OsStr,
+        meta: Meta,
     ) -> Result<(Attr, u64), FsError> {
         self.check_writable()?;
         let path = self.child_path(parent, name)?;
-        if let Known::Dir = self.resolve(&path).await? {
+        if let Known::Dir(_) = self.resolve(&path).await? {
             return Err(FsError::IsDir);
         }
         let ino = self.ino_for(&path, Kind::File);
         let key = self.file_key(&path);
-        let state = self.attach_writer(ino, || WriteState::empty(key, path.clone()));
-        let size = {
+        let state = self.attach_writer(ino, || WriteState::empty(key, path.clone(), meta));
+        let (size, meta) = {
             let mut s = state.lock().await;
             s.truncate(self, 0).await?;
-            s.size()
+            (s.size(), s.meta())
         };
         let fh = self.new_fh(Handle::Write { ino, state });
         Ok((
@@ -36,6 +39,7 @@ impl S3Fs {
                 kind: Kind::File,
                 size,
                 mtime: SystemTime::now(),
+                meta,
             },
             fh,
         ))
@@ -49,11 +53,14 @@ impl S3Fs {
         }
         let writable = flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
         let existing = self.writer_of(ino);
-        let size = match &existing {
-            Some(w) => w.lock().await.size(),
+        let (size, meta) = match &existing {
+            Some(w) => {
+                let w = w.lock().await;
+                (w.size(), w.meta())
+            }
             None => match self.resolve(&path).await? {
-                Known::File { size, .. } => size,
-                Known::Dir => return Err(FsError::IsDir),
+                Known::File { size, meta, .. } => (size, meta),
+                Known::Dir(_) => return Err(FsError::IsDir),
                 Known::Absent => return Err(FsError::NotFound),
             },
         };
@@ -63,7 +70,7 @@ impl S3Fs {
             return Ok(self.new_fh(Handle::Read(tokio::sync::Mutex::new(state))));
         }
         self.check_writable()?;
-        let state = self.attach_writer(ino, || WriteState::clean(key, path, size));
+        let state = self.attach_writer(ino, || WriteState::clean(key, path, size, meta));
         if flags & libc::O_TRUNC != 0 {
             let r = state.lock().await.truncate(self, 0).await;
             if let Err(e) = r {
@@ -109,8 +116,8 @@ impl S3Fs {
         }
     }
 
-    /// `setattr(ino, size)`: truncation through an open writer, or at once (and committed)
-    /// when none is open. Mode, owner and times are accepted and not stored.
+    /// `setattr(ino, size)`: truncation through an open writer, or at once (and committed,
+    /// keeping the stored attributes) when none is open.
     pub(crate) async fn set_size(&self, ino: u64, size: u64) -> Result<(), FsError> {
         self.check_writable()?;
         let (path, kind) = self.path_of(ino)?;
@@ -120,12 +127,12 @@ impl S3Fs {
         if let Some(w) = self.writer_of(ino) {
             return w.lock().await.truncate(self, size).await;
         }
-        let cur = match self.resolve(&path).await? {
-            Known::File { size, .. } => size,
-            Known::Dir => return Err(FsError::IsDir),
+        let (cur, meta) = match self.resolve(&path).await? {
+            Known::File { size, meta, .. } => (size, meta),
+            Known::Dir(_) => return Err(FsError::IsDir),
             Known::Absent => return Err(FsError::NotFound),
         };
-        let mut state = WriteState::clean(self.file_key(&path), path, cur);
+        let mut state = WriteState::clean(self.file_key(&path), path, cur, meta);
         state.truncate(self, size).await?;
         state.commit(self).await
     }

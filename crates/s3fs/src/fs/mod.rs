@@ -8,8 +8,10 @@ mod cache;
 mod dir;
 mod file_ops;
 pub(crate) mod inodes;
+mod meta;
 mod namespace;
 mod read;
+mod special;
 mod upload;
 mod write;
 
@@ -21,11 +23,12 @@ use std::time::SystemTime;
 use cache::{Cache, Known};
 use inodes::{Inodes, Kind};
 
-use crate::client::S3Client;
+use crate::client::{Meta, S3Client};
 use crate::config::MountConfig;
 use crate::error::FsError;
 
 pub(crate) use dir::DirEntry;
+pub(crate) use meta::MetaChange;
 pub(crate) use write::WriteState;
 
 /// Longest S3 key, in bytes.
@@ -39,7 +42,11 @@ pub(crate) struct Attr {
     pub ino: u64,
     pub kind: Kind,
     pub size: u64,
+    /// Last-Modified (or the mount time for directories): the times the object does not
+    /// store itself default to it.
     pub mtime: SystemTime,
+    /// The stored attributes; missing ones are the mount's defaults.
+    pub meta: Meta,
 }
 
 /// One file's write state, shared by its write handles.
@@ -149,6 +156,10 @@ impl S3Fs {
         lock(&self.cache).put(path, known);
     }
 
+    pub(crate) fn cache_put_listed(&self, path: &str, known: Known) {
+        lock(&self.cache).put_listed(path, known);
+    }
+
     pub(crate) fn cache_invalidate(&self, path: &str) {
         lock(&self.cache).invalidate_tree(path);
     }
@@ -157,12 +168,13 @@ impl S3Fs {
         lock(&self.inodes).get_or_insert(path, kind)
     }
 
-    fn dir_attr(&self, ino: u64) -> Attr {
+    fn dir_attr(&self, ino: u64, meta: Meta) -> Attr {
         Attr {
             ino,
             kind: Kind::Dir,
             size: 0,
             mtime: self.mount_time,
+            meta,
         }
     }
 
@@ -170,12 +182,13 @@ impl S3Fs {
     /// one-key listing under the directory prefix, in parallel).
     pub(crate) async fn resolve(&self, path: &str) -> Result<Known, FsError> {
         if path.is_empty() {
-            return Ok(Known::Dir);
+            return Ok(Known::Dir(Meta::default()));
         }
-        if let Some(size) = self.open_writer_size(path).await {
+        if let Some((size, meta)) = self.open_writer_state(path).await {
             return Ok(Known::File {
                 size,
                 mtime: SystemTime::now(),
+                meta,
             });
         }
         if let Some(k) = lock(&self.cache).get(path) {
@@ -189,13 +202,19 @@ impl S3Fs {
         );
         let list = list.map_err(FsError::s3("ListObjectsV2", &dkey))?;
         // A directory wins over a file of the same name: both cannot be shown.
-        let known = if !list.objects.is_empty() || !list.prefixes.is_empty() {
-            Known::Dir
+        let known = if list.objects.first().is_some_and(|o| o.key == dkey) {
+            // The marker carries the directory's attributes.
+            let marker = self.client.head_object(&dkey).await;
+            let marker = marker.map_err(FsError::s3("HeadObject", &dkey))?;
+            Known::Dir(marker.map(|m| m.meta).unwrap_or_default())
+        } else if !list.objects.is_empty() || !list.prefixes.is_empty() {
+            Known::Dir(Meta::default())
         } else {
             match head.map_err(FsError::s3("HeadObject", &key))? {
                 Some(m) => Known::File {
                     size: m.size,
                     mtime: m.mtime,
+                    meta: m.meta,
                 },
                 None => Known::Absent,
             }
@@ -217,23 +236,20 @@ impl S3Fs {
     async fn attr_of_path(&self, path: &str) -> Result<Attr, FsError> {
         match self.resolve(path).await? {
             Known::Absent => Err(FsError::NotFound),
-            Known::Dir => Ok(self.dir_attr(self.ino_for(path, Kind::Dir))),
-            Known::File { size, mtime } => Ok(Attr {
+            Known::Dir(meta) => Ok(self.dir_attr(self.ino_for(path, Kind::Dir), meta)),
+            Known::File { size, mtime, meta } => Ok(Attr {
                 ino: self.ino_for(path, Kind::File),
                 kind: Kind::File,
                 size,
                 mtime,
+                meta,
             }),
         }
     }
 
     /// `getattr(ino)`.
     pub(crate) async fn getattr(&self, ino: u64) -> Result<Attr, FsError> {
-        let (path, kind) = self.path_of(ino)?;
-        if kind == Kind::Dir {
-            // Directories have no attributes of their own worth a request.
-            return Ok(self.dir_attr(ino));
-        }
+        let (path, _) = self.path_of(ino)?;
         let attr = self.attr_of_path(&path).await?;
         if attr.ino != ino {
             return Err(FsError::NotFound);
@@ -263,11 +279,12 @@ impl S3Fs {
         lock(&self.writers).get(&ino).map(|(s, _)| s.clone())
     }
 
-    async fn open_writer_size(&self, path: &str) -> Option<u64> {
+    /// Size and attributes of `path` while a writer has it open.
+    async fn open_writer_state(&self, path: &str) -> Option<(u64, Meta)> {
         let ino = lock(&self.inodes).ino_of(path)?;
         let w = self.writer_of(ino)?;
-        let size = w.lock().await.size();
-        Some(size)
+        let w = w.lock().await;
+        Some((w.size(), w.meta()))
     }
 
     /// Registers one more writer of `ino`, creating its state with `make` if it is the first.

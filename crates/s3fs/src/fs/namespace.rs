@@ -3,6 +3,7 @@
 
 use super::S3Fs;
 use super::cache::Known;
+use crate::client::Meta;
 use crate::client::list::PageCursor;
 use crate::error::FsError;
 
@@ -13,7 +14,7 @@ impl S3Fs {
         let path = self.child_path(parent, name)?;
         match self.resolve(&path).await? {
             Known::Absent => return Err(FsError::NotFound),
-            Known::Dir => return Err(FsError::IsDir),
+            Known::Dir(_) => return Err(FsError::IsDir),
             Known::File { .. } => {}
         }
         let key = self.file_key(&path);
@@ -52,9 +53,9 @@ impl S3Fs {
         }
         match (src, dst) {
             (Known::Absent, _) => Err(FsError::NotFound),
-            (Known::File { .. }, Known::Dir) => Err(FsError::IsDir),
-            (Known::Dir, Known::File { .. }) => Err(FsError::NotDir),
-            (Known::File { size, mtime }, _) => {
+            (Known::File { .. }, Known::Dir(_)) => Err(FsError::IsDir),
+            (Known::Dir(_), Known::File { .. }) => Err(FsError::NotDir),
+            (Known::File { size, mtime, meta }, _) => {
                 // Data still being written is committed first, so the copy has all of it.
                 let (fk, tk) = (self.file_key(&from), self.file_key(&to));
                 let ino = self.inodes().ino_of(&from);
@@ -79,17 +80,19 @@ impl S3Fs {
                 if let Some(w) = writer.as_mut() {
                     w.retarget(tk.clone(), to.clone());
                 }
+                // CopyObject keeps the attributes; a writer's are the newest.
+                let meta = writer.as_ref().map_or(meta, |w| w.meta());
                 drop(writer);
                 self.cache_put(&from, Known::Absent);
-                self.cache_put(&to, Known::File { size, mtime });
+                self.cache_put(&to, Known::File { size, mtime, meta });
                 self.inodes().rename(&from, &to);
                 Ok(())
             }
-            (Known::Dir, dst) => {
+            (Known::Dir(meta), dst) => {
                 if to.starts_with(&format!("{from}/")) {
                     return Err(FsError::Invalid);
                 }
-                if dst == Known::Dir {
+                if let Known::Dir(_) = dst {
                     let tkey = self.dir_key(&to);
                     let page = self
                         .client
@@ -100,16 +103,17 @@ impl S3Fs {
                         return Err(FsError::NotEmpty);
                     }
                 }
-                self.rename_dir(&from, &to).await
+                self.rename_dir(&from, &to, meta).await
             }
         }
     }
 
-    async fn rename_dir(&self, from: &str, to: &str) -> Result<(), FsError> {
+    /// Moves every key under `from/` to `to/`; the new marker carries the source's `meta`.
+    async fn rename_dir(&self, from: &str, to: &str, meta: Meta) -> Result<(), FsError> {
         let (fkey, tkey) = (self.dir_key(from), self.dir_key(to));
         // The new marker first, so the target exists even if the source was implicit.
         self.client
-            .put_object(&tkey, bytes::Bytes::new())
+            .put_object_meta(&tkey, bytes::Bytes::new(), &meta)
             .await
             .map_err(FsError::s3("PutObject", &tkey))?;
         let mut cursor: Option<PageCursor> = None;
@@ -142,7 +146,7 @@ impl S3Fs {
         self.cache_invalidate(from);
         self.cache_invalidate(to);
         self.cache_put(from, Known::Absent);
-        self.cache_put(to, Known::Dir);
+        self.cache_put(to, Known::Dir(meta));
         self.inodes().rename(from, to);
         Ok(())
     }

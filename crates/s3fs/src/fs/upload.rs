@@ -10,11 +10,18 @@ use tokio::task::JoinHandle;
 
 use super::S3Fs;
 use super::write::{PartResult, join_err};
+use crate::client::Meta;
 use crate::error::FsError;
 
 /// Uploads a staging file: one PUT up to a part, else a multipart upload with at most
 /// `upload_concurrency` parts in memory.
-pub(super) async fn upload_file(fs: &S3Fs, key: &str, f: &File, size: u64) -> Result<(), FsError> {
+pub(super) async fn upload_file(
+    fs: &S3Fs,
+    key: &str,
+    f: &File,
+    size: u64,
+    meta: &Meta,
+) -> Result<(), FsError> {
     let part = fs.cfg.part_size as u64;
     let read = |off: u64, len: u64| -> Result<Bytes, FsError> {
         let mut b = vec![0u8; usize::try_from(len).map_err(|_| FsError::Invalid)?];
@@ -25,13 +32,13 @@ pub(super) async fn upload_file(fs: &S3Fs, key: &str, f: &File, size: u64) -> Re
         let body = read(0, size)?;
         return fs
             .client
-            .put_object(key, body)
+            .put_object_meta(key, body, meta)
             .await
             .map_err(FsError::s3("PutObject", key));
     }
     let id = fs
         .client
-        .create_multipart(key)
+        .create_multipart(key, meta)
         .await
         .map_err(FsError::s3("CreateMultipartUpload", key))?;
     let result: Result<(), FsError> = async {

@@ -16,6 +16,8 @@ use tokio::task::JoinHandle;
 
 use super::S3Fs;
 use super::cache::Known;
+use crate::client::Meta;
+use crate::client::meta::epoch_secs;
 use crate::error::{FsError, S3Error};
 
 /// S3's limit on parts per upload.
@@ -50,6 +52,8 @@ pub(crate) struct WriteState {
     dirty: bool,
     failed: bool,
     mode: Mode,
+    /// The attributes every upload of this file carries.
+    meta: Meta,
 }
 
 pub(super) fn join_err(key: &str) -> FsError {
@@ -60,7 +64,7 @@ pub(super) fn join_err(key: &str) -> FsError {
 
 impl WriteState {
     /// A file whose S3 object (of `size` bytes) is current.
-    pub(crate) fn clean(key: String, path: String, size: u64) -> Self {
+    pub(crate) fn clean(key: String, path: String, size: u64, meta: Meta) -> Self {
         Self {
             key,
             path,
@@ -68,12 +72,13 @@ impl WriteState {
             dirty: false,
             failed: false,
             mode: Mode::Clean,
+            meta,
         }
     }
 
     /// A new or truncated file: empty, and written to S3 at the next commit even if nothing
     /// is written to it.
-    pub(crate) fn empty(key: String, path: String) -> Self {
+    pub(crate) fn empty(key: String, path: String, meta: Meta) -> Self {
         Self {
             key,
             path,
@@ -84,7 +89,18 @@ impl WriteState {
                 buf: Vec::new(),
                 upload: None,
             },
+            meta,
         }
+    }
+
+    /// The attributes the next upload stores.
+    pub(crate) fn meta(&self) -> Meta {
+        self.meta
+    }
+
+    /// Sets the attributes the next upload stores (the caller stored them in S3 already).
+    pub(crate) fn set_meta(&mut self, meta: Meta) {
+        self.meta = meta;
     }
 
     /// Current size, including what is not uploaded yet.
@@ -223,7 +239,7 @@ impl WriteState {
         if upload.is_none() {
             let id = fs
                 .client
-                .create_multipart(&key)
+                .create_multipart(&key, &self.meta.touched(epoch_secs(SystemTime::now())))
                 .await
                 .map_err(FsError::s3("CreateMultipartUpload", &key))?;
             *upload = Some(Upload {
@@ -354,11 +370,12 @@ impl WriteState {
             return Ok(());
         }
         let key = self.key.clone();
+        let meta = self.meta.touched(epoch_secs(SystemTime::now()));
         let result = match &mut self.mode {
             Mode::Clean => Ok(()),
             Mode::Stream { buf, upload: None } => fs
                 .client
-                .put_object(&key, Bytes::copy_from_slice(buf))
+                .put_object_meta(&key, Bytes::copy_from_slice(buf), &meta)
                 .await
                 .map_err(FsError::s3("PutObject", &key)),
             Mode::Stream {
@@ -378,18 +395,20 @@ impl WriteState {
                 }
                 r
             }
-            Mode::Staged(f) => super::upload::upload_file(fs, &key, f, self.size).await,
+            Mode::Staged(f) => super::upload::upload_file(fs, &key, f, self.size, &meta).await,
         };
         result?;
         if let Mode::Stream { .. } = self.mode {
             self.mode = Mode::Clean;
         }
         self.dirty = false;
+        self.meta = meta;
         fs.cache_put(
             &self.path,
             Known::File {
                 size: self.size,
                 mtime: SystemTime::now(),
+                meta,
             },
         );
         tracing::debug!(key = %self.key, size = self.size, "object committed");

@@ -144,6 +144,11 @@ impl Moto {
         serde_json::from_str(&self.py(&["stat", bucket, key])).expect("json")
     }
 
+    /// The user metadata of an object (`x-amz-meta-*` without the prefix), or `null`.
+    pub fn meta(&self, bucket: &str, key: &str) -> serde_json::Value {
+        serde_json::from_str(&self.py(&["meta", bucket, key])).expect("json")
+    }
+
     /// All keys under a prefix.
     pub fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
         serde_json::from_str(&self.py(&["keys", bucket, prefix])).expect("json")

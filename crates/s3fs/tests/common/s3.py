@@ -37,6 +37,13 @@ def main():
         body = s3.get_object(Bucket=args[0], Key=args[1])["Body"].read()
         print(json.dumps({"size": h["ContentLength"], "etag": h["ETag"],
                           "sha256": hashlib.sha256(body).hexdigest()}))
+    elif cmd == "meta":
+        try:
+            h = s3.head_object(Bucket=args[0], Key=args[1])
+        except s3.exceptions.ClientError:
+            print(json.dumps(None))
+            return
+        print(json.dumps(h.get("Metadata", {})))
     elif cmd == "keys":
         keys, token = [], None
         while True:

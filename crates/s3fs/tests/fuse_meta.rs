@@ -1,0 +1,122 @@
+//! Stored attributes (docs/SEMANTICS.md, "Attributes"): mode, owner and times live in the
+//! object's `x-amz-meta-*` headers, in s3fs-fuse's format, and survive a remount; objects of
+//! other S3 clients keep the mount's defaults. Every check of the bucket goes through boto3.
+
+// Fixture helpers outside #[test] fns panic on setup failure, as tests do.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::fs::{self, File, FileTimes};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bulkhead_s3fs::{Credentials, MountConfig, MountHandle, S3Mount};
+use common::{Moto, UnmountGuard, bucket_name, is_mounted};
+
+fn mount(moto: &Moto, bucket: &str, dir: &Path) -> (MountHandle, UnmountGuard) {
+    let cfg = MountConfig {
+        bucket: bucket.into(),
+        endpoint: Some(moto.endpoint.clone()),
+        credentials: Some(Credentials::new(&moto.key_id, &moto.secret, None)),
+        dir_mode: 0o777,
+        file_mode: 0o666,
+        uid: 4321,
+        gid: 8765,
+        ..MountConfig::default()
+    };
+    let guard = UnmountGuard(dir.to_path_buf());
+    let m = S3Mount::mount(cfg, dir).expect("mount");
+    assert!(is_mounted(dir));
+    (m, guard)
+}
+
+fn mode(p: &Path) -> u32 {
+    fs::metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+#[test]
+fn chmod_chown_utimes_are_stored_in_metadata_and_survive_a_remount() {
+    let moto = Moto::start();
+    let bucket = bucket_name("meta");
+    moto.mkbucket(&bucket);
+    let dir = tempfile::tempdir().unwrap();
+    let (m, guard) = mount(&moto, &bucket, dir.path());
+    let f = dir.path().join("f");
+    let d = dir.path().join("d");
+    fs::write(&f, b"content").unwrap();
+    fs::create_dir(&d).unwrap();
+    // A new entry belongs to its creator, with the type in the stored mode.
+    let me = nix::unistd::getuid().as_raw();
+    let meta = moto.meta(&bucket, "f");
+    assert_eq!(meta["uid"], me.to_string(), "{meta}");
+    assert_eq!(
+        meta["mode"].as_str().unwrap().parse::<u32>().unwrap() & libc::S_IFMT,
+        libc::S_IFREG
+    );
+
+    fs::set_permissions(&f, fs::Permissions::from_mode(0o640)).unwrap();
+    fs::set_permissions(&d, fs::Permissions::from_mode(0o2750)).unwrap();
+    std::os::unix::fs::chown(&f, Some(1234), Some(5678)).unwrap();
+    let when = UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    File::open(&f)
+        .unwrap()
+        .set_times(FileTimes::new().set_modified(when).set_accessed(when))
+        .unwrap();
+    assert_eq!(mode(&f), 0o640);
+    assert_eq!(fs::metadata(&f).unwrap().uid(), 1234);
+
+    // In S3, in s3fs-fuse's format: decimal st_mode, epoch seconds; the data is untouched.
+    let meta = moto.meta(&bucket, "f");
+    assert_eq!(meta["mode"], (libc::S_IFREG | 0o640).to_string(), "{meta}");
+    assert_eq!(meta["uid"], "1234");
+    assert_eq!(meta["gid"], "5678");
+    assert_eq!(meta["mtime"], "1000000000");
+    assert_eq!(moto.get(&bucket, "f"), b"content");
+    let dmeta = moto.meta(&bucket, "d/");
+    assert_eq!(
+        dmeta["mode"],
+        (libc::S_IFDIR | 0o2750).to_string(),
+        "{dmeta}"
+    );
+
+    // Rewriting the file keeps mode and owner and moves mtime to now.
+    fs::write(&f, b"new content").unwrap();
+    let meta = moto.meta(&bucket, "f");
+    assert_eq!(meta["mode"], (libc::S_IFREG | 0o640).to_string(), "{meta}");
+    assert_eq!(meta["uid"], "1234");
+    let st = fs::metadata(&f).unwrap();
+    assert!(st.modified().unwrap() > SystemTime::now() - Duration::from_secs(60));
+    File::open(&f)
+        .unwrap()
+        .set_times(FileTimes::new().set_modified(when))
+        .unwrap();
+
+    // An object of another client: the mount's modes, owner, and Last-Modified.
+    moto.py(&["put", &bucket, "plain", "x"]);
+    let plain = fs::metadata(dir.path().join("plain")).unwrap();
+    assert_eq!(plain.permissions().mode() & 0o7777, 0o666);
+    assert_eq!((plain.uid(), plain.gid()), (4321, 8765));
+    assert!(plain.modified().unwrap() > SystemTime::now() - Duration::from_secs(60));
+    // The mount root has no object to store attributes on.
+    let root = fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700));
+    assert_eq!(root.unwrap_err().raw_os_error(), Some(libc::EPERM));
+    let st = nix::sys::statvfs::statvfs(dir.path()).unwrap();
+    assert!(st.blocks() > 0, "statfs answers");
+
+    m.unmount().unwrap();
+    drop(guard);
+    let dir2 = tempfile::tempdir().unwrap();
+    let (m2, _guard2) = mount(&moto, &bucket, dir2.path());
+    // A listing first: its entries must not stand in for the stored attributes.
+    assert_eq!(fs::read_dir(dir2.path()).unwrap().count(), 3);
+    let f = dir2.path().join("f");
+    let st = fs::metadata(&f).unwrap();
+    assert_eq!(st.permissions().mode() & 0o7777, 0o640);
+    assert_eq!((st.uid(), st.gid()), (1234, 5678));
+    assert_eq!(st.modified().unwrap(), when);
+    assert_eq!(mode(&dir2.path().join("d")), 0o2750);
+    assert_eq!(fs::read(&f).unwrap(), b"new content");
+    m2.unmount().unwrap();
+}
