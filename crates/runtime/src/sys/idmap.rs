@@ -32,15 +32,9 @@ fn cpath(path: &Path) -> io::Result<CString> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
 }
 
-/// Attaches a read-only, nosuid, nodev clone of the tree at `source` to `target` (an existing
-/// directory), with ownership shifted through the user namespace `userns`: a file owned by
-/// host uid 0 appears owned by the namespace's root.
-///
-/// Requires CAP_SYS_ADMIN in the initial user namespace, and a filesystem that supports
-/// idmapped mounts (ext4, xfs, btrfs, tmpfs, overlay).
-pub fn bind_idmapped_readonly(source: &Path, target: &Path, userns: &OwnedFd) -> io::Result<()> {
+/// `open_tree(OPEN_TREE_CLONE | AT_RECURSIVE)`: a detached copy of the mount tree at `source`.
+fn clone_tree(source: &Path) -> io::Result<OwnedFd> {
     let src = cpath(source)?;
-    let dst = cpath(target)?;
     // SAFETY: `src` is a valid NUL-terminated string that outlives the call; the flags are the
     // documented ones; the returned value is checked before being used as a descriptor.
     let tree = unsafe {
@@ -55,12 +49,16 @@ pub fn bind_idmapped_readonly(source: &Path, target: &Path, userns: &OwnedFd) ->
         return Err(io::Error::last_os_error());
     }
     // SAFETY: `tree` is a fresh descriptor returned by open_tree that nothing else owns.
-    let tree = unsafe { OwnedFd::from_raw_fd(tree as libc::c_int) };
+    Ok(unsafe { OwnedFd::from_raw_fd(tree as libc::c_int) })
+}
+
+/// `mount_setattr` on a whole detached tree: sets `attr_set`, with `userns` for an idmap.
+fn set_tree_attrs(tree: &OwnedFd, attr_set: u64, userns: Option<&OwnedFd>) -> io::Result<()> {
     let attr = MountAttr {
-        attr_set: MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+        attr_set,
         attr_clr: 0,
         propagation: 0,
-        userns_fd: userns.as_raw_fd() as u64,
+        userns_fd: userns.map(|u| u.as_raw_fd() as u64).unwrap_or(0),
     };
     let empty = c"";
     // SAFETY: `attr` is a properly laid out `struct mount_attr` living across the call, and its
@@ -76,8 +74,16 @@ pub fn bind_idmapped_readonly(source: &Path, target: &Path, userns: &OwnedFd) ->
         )
     };
     if rc < 0 {
-        return Err(io::Error::last_os_error());
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
     }
+}
+
+/// `move_mount` of a detached tree onto `target` (resolved in the caller's mount namespace).
+fn attach_tree(tree: &OwnedFd, target: &Path) -> io::Result<()> {
+    let dst = cpath(target)?;
+    let empty = c"";
     // SAFETY: both strings are valid NUL-terminated C strings; `tree` is a valid detached
     // mount descriptor.
     let rc = unsafe {
@@ -91,9 +97,23 @@ pub fn bind_idmapped_readonly(source: &Path, target: &Path, userns: &OwnedFd) ->
         )
     };
     if rc < 0 {
-        return Err(io::Error::last_os_error());
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
     }
-    Ok(())
+}
+
+/// Attaches a read-only, nosuid, nodev clone of the tree at `source` to `target` (an existing
+/// directory), with ownership shifted through the user namespace `userns`: a file owned by
+/// host uid 0 appears owned by the namespace's root.
+///
+/// Requires CAP_SYS_ADMIN in the initial user namespace, and a filesystem that supports
+/// idmapped mounts (ext4, xfs, btrfs, tmpfs, overlay).
+pub fn bind_idmapped_readonly(source: &Path, target: &Path, userns: &OwnedFd) -> io::Result<()> {
+    let tree = clone_tree(source)?;
+    let attrs = MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+    set_tree_attrs(&tree, attrs, Some(userns))?;
+    attach_tree(&tree, target)
 }
 
 /// Attaches a clone of the host tree at `source` to `target` inside the mount namespace of
@@ -110,43 +130,13 @@ pub fn attach_into(
     read_only: bool,
     owner: u32,
 ) -> io::Result<()> {
-    let src = cpath(source)?;
-    // SAFETY: valid C string; flags as documented; the result is checked.
-    let tree = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            src.as_ptr(),
-            OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE,
-        )
-    };
-    if tree < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor only we own.
-    let tree = unsafe { OwnedFd::from_raw_fd(tree as libc::c_int) };
+    let tree = clone_tree(source)?;
     if read_only {
-        let attr = MountAttr {
-            attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-            attr_clr: 0,
-            propagation: 0,
-            userns_fd: 0,
-        };
-        let empty = c"";
-        // SAFETY: `attr` lives across the call and its size is passed; AT_EMPTY_PATH on a valid fd.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_mount_setattr,
-                tree.as_raw_fd(),
-                empty.as_ptr(),
-                libc::AT_EMPTY_PATH as libc::c_uint | AT_RECURSIVE,
-                &attr as *const MountAttr,
-                std::mem::size_of::<MountAttr>(),
-            )
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        set_tree_attrs(
+            &tree,
+            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+            None,
+        )?;
     }
     let ns = std::fs::File::open(format!("/proc/{pid}/ns/mnt"))?;
     let target = target.to_path_buf();
@@ -158,24 +148,7 @@ pub fn attach_into(
             nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS)?;
             nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNS)?;
             let dst = prepare_target(&target, owner)?;
-            let dst = cpath(&dst)?;
-            let empty = c"";
-            // SAFETY: valid strings; `tree` is a detached mount descriptor.
-            let rc = unsafe {
-                libc::syscall(
-                    libc::SYS_move_mount,
-                    tree.as_raw_fd(),
-                    empty.as_ptr(),
-                    libc::AT_FDCWD,
-                    dst.as_ptr(),
-                    MOVE_MOUNT_F_EMPTY_PATH,
-                )
-            };
-            if rc < 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(())
-            }
+            attach_tree(&tree, &dst)
         })?
         .join()
         .map_err(|_| io::Error::other("attach thread panicked"))?
