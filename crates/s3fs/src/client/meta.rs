@@ -101,6 +101,16 @@ impl Meta {
         out
     }
 
+    /// After a change of attributes or name at `now`: the stored ctime (if any) moves to
+    /// `now`.
+    #[must_use]
+    pub fn changed(mut self, now: i64) -> Self {
+        if self.ctime.is_some() {
+            self.ctime = Some(now);
+        }
+        self
+    }
+
     /// After a change of content at `now`: the stored mtime and ctime (when the object
     /// stores times at all) move to `now`.
     #[must_use]

@@ -135,6 +135,15 @@ impl S3Client {
         self.copy_with(from, to, None).await
     }
 
+    /// Server-side copy of `from` to `to` (objects up to 5 GiB) that stores `meta` instead
+    /// of the source's metadata.
+    ///
+    /// # Errors
+    /// [`S3Error::NotFound`] when `from` does not exist; network and service errors.
+    pub async fn copy_object_meta(&self, from: &str, to: &str, meta: &Meta) -> Result<(), S3Error> {
+        self.copy_with(from, to, Some(meta)).await
+    }
+
     /// Copy keeping the source's metadata (`None`) or replacing it.
     async fn copy_with(&self, from: &str, to: &str, meta: Option<&Meta>) -> Result<(), S3Error> {
         let mut req = Req::new(Method::PUT, Some(to));

@@ -3,8 +3,11 @@
 
 use super::S3Fs;
 use super::cache::Known;
+use std::time::SystemTime;
+
 use crate::client::Meta;
 use crate::client::list::PageCursor;
+use crate::client::meta::epoch_secs;
 use crate::error::FsError;
 
 impl S3Fs {
@@ -68,10 +71,16 @@ impl S3Fs {
                 if let Some(w) = writer.as_mut() {
                     w.commit(self).await?;
                 }
-                self.client
-                    .copy_object(&fk, &tk)
-                    .await
-                    .map_err(FsError::s3("CopyObject", &fk))?;
+                // A rename changes the ctime (when the object stores one); an object without
+                // attributes is copied as it is.
+                let meta = writer.as_ref().map_or(meta, |w| w.meta());
+                let meta = meta.changed(epoch_secs(SystemTime::now()));
+                let copied = if meta.is_empty() {
+                    self.client.copy_object(&fk, &tk).await
+                } else {
+                    self.client.copy_object_meta(&fk, &tk, &meta).await
+                };
+                copied.map_err(FsError::s3("CopyObject", &fk))?;
                 self.client
                     .delete_object(&fk)
                     .await
@@ -79,9 +88,8 @@ impl S3Fs {
                 // Writes after the rename (the file is still open) go to the new name.
                 if let Some(w) = writer.as_mut() {
                     w.retarget(tk.clone(), to.clone());
+                    w.set_meta(meta);
                 }
-                // CopyObject keeps the attributes; a writer's are the newest.
-                let meta = writer.as_ref().map_or(meta, |w| w.meta());
                 drop(writer);
                 self.cache_put(&from, Known::Absent);
                 self.cache_put(&to, Known::File { size, mtime, meta });
@@ -103,6 +111,7 @@ impl S3Fs {
                         return Err(FsError::NotEmpty);
                     }
                 }
+                let meta = meta.changed(epoch_secs(SystemTime::now()));
                 self.rename_dir(&from, &to, meta).await
             }
         }
