@@ -120,3 +120,72 @@ fn chmod_chown_utimes_are_stored_in_metadata_and_survive_a_remount() {
     assert_eq!(fs::read(&f).unwrap(), b"new content");
     m2.unmount().unwrap();
 }
+
+#[test]
+fn symlinks_and_fifos_are_objects_with_their_type_in_the_mode_and_parents_get_new_times() {
+    use std::os::unix::fs::FileTypeExt;
+    let moto = Moto::start();
+    let bucket = bucket_name("special");
+    moto.mkbucket(&bucket);
+    let dir = tempfile::tempdir().unwrap();
+    let (m, _guard) = mount(&moto, &bucket, dir.path());
+    let d = dir.path().join("d");
+    fs::create_dir(&d).unwrap();
+    let old = UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    File::open(&d)
+        .unwrap()
+        .set_times(FileTimes::new().set_modified(old))
+        .unwrap();
+
+    std::os::unix::fs::symlink("../target/file", d.join("link")).unwrap();
+    assert_eq!(
+        fs::read_link(d.join("link")).unwrap(),
+        Path::new("../target/file")
+    );
+    assert!(
+        fs::symlink_metadata(d.join("link"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    // In S3: the target as the body, S_IFLNK in the mode.
+    assert_eq!(moto.get(&bucket, "d/link"), b"../target/file");
+    let meta = moto.meta(&bucket, "d/link");
+    assert_eq!(meta["mode"], (libc::S_IFLNK | 0o777).to_string(), "{meta}");
+
+    nix::unistd::mkfifo(
+        &d.join("fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o640),
+    )
+    .unwrap();
+    let st = fs::symlink_metadata(d.join("fifo")).unwrap();
+    assert!(st.file_type().is_fifo());
+    assert_eq!(st.permissions().mode() & 0o7777, 0o640 & !current_umask());
+    assert_eq!(moto.get(&bucket, "d/fifo"), b"");
+    let meta = moto.meta(&bucket, "d/fifo");
+    let stored: u32 = meta["mode"].as_str().unwrap().parse().unwrap();
+    assert_eq!(stored & libc::S_IFMT, libc::S_IFIFO, "{meta}");
+
+    // Creating entries moved the directory's stored times to now.
+    let dst = fs::metadata(&d).unwrap();
+    assert!(dst.modified().unwrap() > SystemTime::now() - Duration::from_secs(60));
+    let dmeta = moto.meta(&bucket, "d/");
+    assert_ne!(dmeta["mtime"], "1000000000", "{dmeta}");
+
+    // A rename keeps the type and the target; unlink removes the object.
+    fs::rename(d.join("link"), dir.path().join("moved")).unwrap();
+    assert_eq!(
+        fs::read_link(dir.path().join("moved")).unwrap(),
+        Path::new("../target/file")
+    );
+    fs::remove_file(d.join("fifo")).unwrap();
+    assert!(moto.meta(&bucket, "d/fifo").is_null());
+    m.unmount().unwrap();
+}
+
+/// The process umask (read by setting it and putting it back).
+fn current_umask() -> u32 {
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+    nix::sys::stat::umask(old);
+    old.bits()
+}

@@ -148,6 +148,7 @@ impl S3Fs {
             .await
             .map_err(FsError::s3("PutObject", &key))?;
         self.cache_put(&path, Known::Dir(meta));
+        self.touch_parent(&path).await;
         Ok(Attr {
             ino: self.ino_for(&path, Kind::Dir),
             kind: Kind::Dir,
@@ -186,6 +187,7 @@ impl S3Fs {
         self.cache_invalidate(&path);
         self.cache_put(&path, Known::Absent);
         self.inodes().remove_path(&path);
+        self.touch_parent(&path).await;
         Ok(())
     }
 }

@@ -33,6 +33,7 @@ impl S3Fs {
             (s.size(), s.meta())
         };
         let fh = self.new_fh(Handle::Write { ino, state });
+        self.touch_parent(&path).await;
         Ok((
             Attr {
                 ino,

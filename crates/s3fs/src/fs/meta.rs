@@ -94,6 +94,43 @@ impl S3Fs {
         }
     }
 
+    /// An entry of the directory holding `path` was created, removed or renamed: its stored
+    /// mtime and ctime move to now, as s3fs-fuse does. Only a directory whose marker stores
+    /// attributes is updated (the mount root, implied directories and those of other
+    /// clients have none to update). The entry's own change is already in S3, so a failure
+    /// here is logged, not returned.
+    pub(crate) async fn touch_parent(&self, path: &str) {
+        let parent = super::inodes::parent_of(path);
+        if parent.is_empty() {
+            return;
+        }
+        let r: Result<(), FsError> = async {
+            let Known::Dir(meta) = self.resolve(parent).await? else {
+                return Ok(());
+            };
+            if meta.is_empty() {
+                return Ok(());
+            }
+            let now = epoch_secs(SystemTime::now());
+            let meta = Meta {
+                mtime: Some(now),
+                ctime: Some(now),
+                ..meta
+            };
+            let key = self.dir_key(parent);
+            self.client
+                .put_object_meta(&key, bytes::Bytes::new(), &meta)
+                .await
+                .map_err(FsError::s3("PutObject", &key))?;
+            self.cache_put(parent, Known::Dir(meta));
+            Ok(())
+        }
+        .await;
+        if let Err(e) = r {
+            tracing::warn!(dir = parent, error = %crate::fuse::chain(&e), "directory times not updated");
+        }
+    }
+
     /// `setattr` of mode, owner or times: stores them on the object and returns only after
     /// S3 did. A file open for writing is committed first, so the copy has its data. The
     /// root of the mount has no object to store them on and refuses with `EPERM`.

@@ -27,6 +27,7 @@ impl S3Fs {
             .map_err(FsError::s3("DeleteObject", &key))?;
         self.cache_put(&path, Known::Absent);
         self.inodes().remove_path(&path);
+        self.touch_parent(&path).await;
         Ok(())
     }
 
@@ -94,6 +95,7 @@ impl S3Fs {
                 self.cache_put(&from, Known::Absent);
                 self.cache_put(&to, Known::File { size, mtime, meta });
                 self.inodes().rename(&from, &to);
+                self.touch_parents(&from, &to).await;
                 Ok(())
             }
             (Known::Dir(meta), dst) => {
@@ -112,8 +114,18 @@ impl S3Fs {
                     }
                 }
                 let meta = meta.changed(epoch_secs(SystemTime::now()));
-                self.rename_dir(&from, &to, meta).await
+                self.rename_dir(&from, &to, meta).await?;
+                self.touch_parents(&from, &to).await;
+                Ok(())
             }
+        }
+    }
+
+    /// Updates the times of the directories a rename left and entered.
+    async fn touch_parents(&self, from: &str, to: &str) {
+        self.touch_parent(from).await;
+        if super::inodes::parent_of(from) != super::inodes::parent_of(to) {
+            self.touch_parent(to).await;
         }
     }
 

@@ -74,6 +74,7 @@ impl S3Fs {
             .map_err(FsError::s3("PutObject", &key))?;
         let mtime = SystemTime::now();
         self.cache_put(&path, Known::File { size, mtime, meta });
+        self.touch_parent(&path).await;
         Ok(Attr {
             ino: self.ino_for(&path, Kind::File),
             kind: Kind::File,
