@@ -39,6 +39,9 @@ pub(crate) struct Init {
     sigfd: SignalFd,
     filters: SandboxFilters,
     conns: HashMap<RawFd, Conn>,
+    /// One receive buffer for every request (a fresh 1 MiB allocation per message would be
+    /// mapped and unmapped on every exec).
+    buf: Vec<u8>,
 }
 
 /// Setting up the init failed.
@@ -64,6 +67,7 @@ impl Init {
             sigfd,
             filters,
             conns: HashMap::new(),
+            buf: vec![0u8; MAX_MESSAGE],
         })
     }
 
@@ -146,13 +150,12 @@ impl Init {
         let Some(conn) = self.conns.get_mut(&raw) else {
             return;
         };
-        let mut buf = vec![0u8; MAX_MESSAGE];
-        let n =
-            match nix::sys::socket::recv(raw, &mut buf, nix::sys::socket::MsgFlags::MSG_DONTWAIT) {
-                Ok(n) => n,
-                Err(Errno::EAGAIN) | Err(Errno::EINTR) => return,
-                Err(_) => 0,
-            };
+        let buf = &mut self.buf;
+        let n = match nix::sys::socket::recv(raw, buf, nix::sys::socket::MsgFlags::MSG_DONTWAIT) {
+            Ok(n) => n,
+            Err(Errno::EAGAIN) | Err(Errno::EINTR) => return,
+            Err(_) => 0,
+        };
         if n == 0 {
             // The host hung up: its process goes too, unless it asked to be detached.
             if let (Some(pid), false, false) = (conn.pid, conn.detach, conn.exited) {

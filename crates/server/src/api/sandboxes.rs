@@ -56,6 +56,13 @@ fn listed(e: &Entry) -> ListedSandbox {
     }
 }
 
+/// The team's sandbox `id`, or the 404 every endpoint gives for a missing or foreign one.
+fn owned(st: &AppState, team: &str, id: &str) -> Result<Arc<Entry>, ApiError> {
+    st.manager
+        .get(team, id)
+        .ok_or_else(|| ApiError::NotFound(format!("sandbox {id} not found")))
+}
+
 /// `POST /v2/sandboxes` (and legacy `POST /sandboxes`): 201 with the sandbox.
 pub async fn create(
     State(st): State<AppState>,
@@ -97,10 +104,7 @@ pub async fn get(
     Team(team): Team,
     SandboxId(id): SandboxId,
 ) -> Result<Json<SandboxDetail>, ApiError> {
-    let e = st
-        .manager
-        .get(&team, &id)
-        .ok_or_else(|| ApiError::NotFound(format!("sandbox {id} not found")))?;
+    let e = owned(&st, &team, &id)?;
     Ok(Json(SandboxDetail {
         listed: listed(&e),
         envd_access_token: e.envd_token.clone(),
@@ -157,10 +161,7 @@ pub async fn resume(
     SandboxId(id): SandboxId,
     JsonBody(req): JsonBody<ConnectRequest>,
 ) -> Result<Response, ApiError> {
-    let entry = st
-        .manager
-        .get(&team, &id)
-        .ok_or_else(|| ApiError::NotFound(format!("sandbox {id} not found")))?;
+    let entry = owned(&st, &team, &id)?;
     if entry.status() == SandboxStatus::Running {
         return Err(ApiError::Conflict(format!(
             "sandbox {id} is already running"
@@ -289,10 +290,7 @@ pub async fn metrics(
     Team(team): Team,
     SandboxId(id): SandboxId,
 ) -> Result<Json<Vec<SandboxMetric>>, ApiError> {
-    let e: Arc<Entry> = st
-        .manager
-        .get(&team, &id)
-        .ok_or_else(|| ApiError::NotFound(format!("sandbox {id} not found")))?;
+    let e: Arc<Entry> = owned(&st, &team, &id)?;
     let sb = e.sandbox.clone();
     let stats = tokio::task::spawn_blocking(move || sb.stats())
         .await
