@@ -6,7 +6,7 @@
 mod common;
 
 use std::os::unix::fs::MetadataExt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bulkhead_runtime::{ExecSpec, Limits, Sandbox, seccomp};
 use common::*;
@@ -307,7 +307,6 @@ fn host_stays_responsive_under_a_fork_bomb() {
         })
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    let start = Instant::now();
     assert!(
         std::process::Command::new("true")
             .status()
@@ -315,6 +314,5 @@ fn host_stays_responsive_under_a_fork_bomb() {
             .success()
     );
     assert!(sb.stats().pids <= 32);
-    let _ = start.elapsed();
     sb.destroy().unwrap();
 }

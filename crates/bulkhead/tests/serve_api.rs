@@ -21,36 +21,21 @@ struct Server {
 
 impl Server {
     fn start(data: &std::path::Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bulkhead"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--pool-size",
-                "1",
-                "--base-rootfs",
-            ])
-            .arg(common::rootfs("debian"))
-            .arg("--data-dir")
-            .arg(data)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut addr = String::new();
-        while let Some(Ok(line)) = lines.next() {
-            if let Some(url) = line.strip_prefix("export E2B_API_URL=http://") {
-                addr = url.to_string();
-                break;
-            }
-        }
-        assert!(!addr.is_empty(), "serve printed no address");
-        std::thread::spawn(move || for _ in lines {});
-        let key = std::fs::read_to_string(data.join("api-key"))
-            .unwrap()
-            .trim()
-            .to_string();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bulkhead"));
+        cmd.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--pool-size",
+            "1",
+            "--base-rootfs",
+        ])
+        .arg(common::rootfs("debian"))
+        .arg("--data-dir")
+        .arg(data);
+        cmd.stderr(Stdio::null());
+        let (child, url, key) = common::start_serve(cmd, data);
+        let addr = url.trim_start_matches("http://").to_string();
         Self { child, addr, key }
     }
 

@@ -9,7 +9,6 @@ mod common;
 #[path = "../../s3fs/tests/common/mod.rs"]
 mod s3;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
 use s3::{Moto, bucket_name};
@@ -49,22 +48,7 @@ impl Serve {
         .env("AWS_SECRET_ACCESS_KEY", &moto.secret)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-        let mut child = cmd.spawn().unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut url = String::new();
-        for line in lines.by_ref() {
-            let line = line.unwrap();
-            if let Some(u) = line.strip_prefix("export E2B_API_URL=") {
-                url = u.to_string();
-                break;
-            }
-        }
-        assert!(!url.is_empty(), "serve did not start");
-        std::thread::spawn(move || for _ in lines {});
-        let key = std::fs::read_to_string(data.join("api-key"))
-            .unwrap()
-            .trim()
-            .to_string();
+        let (child, url, key) = common::start_serve(cmd, data);
         Self { child, url, key }
     }
 
@@ -254,32 +238,19 @@ fn bucket_in_every_sandbox_and_keys_in_none() {
 #[test]
 fn local_storage_without_a_bucket() {
     let data = data_dir();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bulkhead"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--pool-size",
-            "0",
-            "--base-rootfs",
-        ])
-        .arg(common::rootfs("debian"))
-        .arg("--data-dir")
-        .arg(data.path())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|l| l.strip_prefix("export E2B_API_URL=").map(str::to_string))
-        .unwrap();
-    std::thread::spawn(move || for _ in lines {});
-    let key = std::fs::read_to_string(data.path().join("api-key"))
-        .unwrap()
-        .trim()
-        .to_string();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bulkhead"));
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--pool-size",
+        "0",
+        "--base-rootfs",
+    ])
+    .arg(common::rootfs("debian"))
+    .arg("--data-dir")
+    .arg(data.path());
+    let (child, url, key) = common::start_serve(cmd, data.path());
     let srv = Serve { child, url, key };
     let a = srv.create(&[]);
     let b = srv.create(&[]);

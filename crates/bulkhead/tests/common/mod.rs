@@ -193,3 +193,30 @@ pub fn assert_refused(sandbox: &Sandbox, args: &[&str]) -> serde_json::Value {
     assert_eq!(v["ok"], false, "sandboxed code managed to {args:?}: {v}");
     v
 }
+
+/// Spawns a prepared `bulkhead serve` command (stdout is taken over here), waits for the
+/// `export E2B_API_URL=` line it prints once it listens, and returns the child, that URL and
+/// the API key the first start wrote to `<data>/api-key`.
+pub fn start_serve(
+    mut cmd: std::process::Command,
+    data: &Path,
+) -> (std::process::Child, String, String) {
+    use std::io::BufRead;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn bulkhead serve");
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let url = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("export E2B_API_URL=").map(str::to_string))
+        .expect("bulkhead serve printed no address");
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    let key = std::fs::read_to_string(data.join("api-key"))
+        .expect("api-key file")
+        .trim()
+        .to_string();
+    (child, url, key)
+}
