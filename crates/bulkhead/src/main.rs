@@ -4,6 +4,10 @@
 //! clone into namespaces run single-threaded, so `main` dispatches on argv first and only the
 //! subcommands that need one build a tokio runtime.
 
+// Two calls need `unsafe` (forking the mount daemon, reading the terminal size); each is
+// allowed where it stands.
+#![deny(unsafe_code)]
+
 mod cli;
 mod logging;
 

@@ -9,6 +9,7 @@
 //! blocking pool.
 
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod api;
 pub mod clock;

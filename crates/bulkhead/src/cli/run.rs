@@ -253,6 +253,7 @@ fn copy(from: &mut impl Read, to: &mut impl Write) {
     }
 }
 
+#[allow(unsafe_code)]
 fn terminal_size() -> (u16, u16) {
     let mut ws = nix::libc::winsize {
         ws_row: 0,

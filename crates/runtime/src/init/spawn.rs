@@ -7,14 +7,15 @@ use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use nix::fcntl::OFlag;
-use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, signal, sigprocmask};
-use nix::unistd::{ForkResult, Gid, Uid, dup2, fork, pipe2, setsid};
+use nix::sys::signal::{SigSet, SigmaskHow, sigprocmask};
+use nix::unistd::{Gid, Uid, dup2, pipe2, setsid};
 
 use super::users::{self, User};
 use crate::protocol::ExecFailure;
 use crate::seccomp::SandboxFilters;
 use crate::spec::{ExecSpec, Stdio};
 use crate::sys;
+use crate::sys::fork::ForkResult;
 
 /// Default `PATH` inside sandboxes.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -141,8 +142,8 @@ pub(crate) fn spawn(spec: &ExecSpec, filters: &SandboxFilters) -> Result<Spawned
     }
     let (err_r, err_w) = pipe2(OFlag::O_CLOEXEC).map_err(other("pipe"))?;
 
-    // SAFETY: the init is single-threaded, so the child can run ordinary Rust code.
-    match unsafe { fork() }.map_err(other("fork"))? {
+    // The init is single-threaded, so the child can run ordinary Rust code.
+    match sys::fork::fork().map_err(other("fork"))? {
         ForkResult::Child => {
             drop(err_r);
             let (stage, errno) = child(
@@ -159,8 +160,8 @@ pub(crate) fn spawn(spec: &ExecSpec, filters: &SandboxFilters) -> Result<Spawned
             msg[0] = stage;
             msg[1..].copy_from_slice(&errno.to_le_bytes());
             let _ = nix::unistd::write(&err_w, &msg);
-            // SAFETY: _exit skips the parent's atexit handlers and buffers, as a failed exec must.
-            unsafe { libc::_exit(127) }
+            // _exit skips the parent's atexit handlers and buffers, as a failed exec must.
+            sys::fork::exit_now(127)
         }
         ForkResult::Parent { child } => {
             drop(child_fds);
@@ -213,8 +214,7 @@ fn child(
         // The init blocks SIGCHLD for its signalfd and Rust ignores SIGPIPE; neither must leak
         // into user programs.
         sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None).map_err(errno)?;
-        // SAFETY: restoring the default disposition installs no handler code.
-        unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) }.map_err(errno)?;
+        sys::fork::default_sigpipe().map_err(errno)?;
         setsid().map_err(errno)?;
         for (i, fd) in stdio.iter().enumerate() {
             dup2(fd.as_raw_fd(), i as RawFd).map_err(errno)?;

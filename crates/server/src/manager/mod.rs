@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use crate::clock;
-use bulkhead_runtime::{BindMount, Limits, Pool, PoolKey, Runtime};
+use bulkhead_runtime::{BindMount, FailureKind, Limits, Pool, PoolKey, Runtime};
 use bulkhead_store::{Store, StoreError, TeamId};
 use rand::Rng;
 
@@ -233,10 +233,11 @@ impl Manager {
             .clone()
             .filter(|st| st.sandbox_prefix.is_some());
         let sandbox = tokio::task::spawn_blocking(move || {
-            let sb = t
-                .pool
-                .create()
-                .map_err(|e| ApiError::Busy(format!("could not start a sandbox: {e}")))?;
+            let sb = t.pool.create().map_err(|e| match e.kind() {
+                // A template whose image cannot hold a sandbox fails every time: say so.
+                FailureKind::Image => ApiError::BadRequest(format!("template cannot start: {e}")),
+                _ => ApiError::Busy(format!("could not start a sandbox: {e}")),
+            })?;
             // The sandbox's own part of the storage, before any user code can run.
             if let Some(st) = storage {
                 let dir = st.host_dir_for(sb.id());
