@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use bulkhead_runtime::{
-    ExecError, ExecSpec, Limits, Runtime, RuntimeConfig, SandboxSpec, Stdio, limits, spec,
+    ExecError, ExecSpec, Limits, Runtime, RuntimeConfig, SandboxSpec, Stdio, WinSize, limits, spec,
 };
 use clap::Args as ClapArgs;
 use nix::sys::signal::{SigSet, Signal};
@@ -153,8 +153,9 @@ fn run_inner(args: Args) -> anyhow::Result<u8> {
         })
         .context("creating the sandbox")?;
     let stdio = if args.tty {
-        let (rows, cols) = terminal_size();
-        Stdio::Pty { rows, cols }
+        Stdio::Pty {
+            size: terminal_size(),
+        }
     } else {
         Stdio::Pipes {
             stdin: args.interactive,
@@ -253,7 +254,7 @@ fn copy(from: &mut impl Read, to: &mut impl Write) {
     }
 }
 
-fn terminal_size() -> (u16, u16) {
+fn terminal_size() -> WinSize {
     let mut ws = nix::libc::winsize {
         ws_row: 0,
         ws_col: 0,
@@ -263,9 +264,12 @@ fn terminal_size() -> (u16, u16) {
     // SAFETY: TIOCGWINSZ writes a winsize into the struct we pass.
     let rc = unsafe { nix::libc::ioctl(1, nix::libc::TIOCGWINSZ, &mut ws) };
     if rc == 0 && ws.ws_row > 0 {
-        (ws.ws_row, ws.ws_col)
+        WinSize {
+            cols: ws.ws_col,
+            rows: ws.ws_row,
+        }
     } else {
-        (24, 80)
+        WinSize::DEFAULT
     }
 }
 
