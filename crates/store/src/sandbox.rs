@@ -357,12 +357,12 @@ impl Store {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
     use crate::timestamp::parse_rfc3339;
 
     /// A running sandbox of `team` started at `started` (RFC 3339).
-    pub(crate) fn record(team: &TeamId, id: &str, started: &str) -> SandboxRecord {
+    fn record(team: &TeamId, id: &str, started: &str) -> SandboxRecord {
         let started_at = parse_rfc3339(started).unwrap();
         SandboxRecord {
             sandbox_id: id.to_owned(),

@@ -95,3 +95,80 @@ impl IntoResponse for ApiError {
         resp
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bulkhead_runtime::RuntimeError;
+    use bulkhead_runtime::cgroup::CgroupError;
+    use bulkhead_store::{ConflictKind, StoreError};
+
+    use super::*;
+    use crate::manager::{EnvdError, Invalid};
+
+    fn status(e: ManagerError) -> StatusCode {
+        ApiError::from(e).into_response().status()
+    }
+
+    /// Every manager failure has one status; internal ones are 500.
+    #[tokio::test]
+    async fn manager_errors_map_to_one_status_each() {
+        let id = || "sbx".to_string();
+        let io = || std::io::Error::other("boom");
+        let cases = [
+            (ManagerError::SandboxNotFound { id: id() }, 404),
+            (
+                ManagerError::TemplateNotFound {
+                    template: "t".into(),
+                },
+                404,
+            ),
+            (ManagerError::AlreadyPaused { id: id() }, 409),
+            (ManagerError::AlreadyRunning { id: id() }, 409),
+            (ManagerError::IdempotencyKeyFailed, 409),
+            (Invalid::CreateTimeout.into(), 400),
+            (Invalid::NegativeTimeout.into(), 400),
+            (Invalid::InternetAccess.into(), 400),
+            (ManagerError::InvalidCursor, 400),
+            (
+                ManagerError::NoCapacity(RuntimeError::UidsExhausted(1)),
+                503,
+            ),
+            (
+                ManagerError::AttachStorage {
+                    path: "/x".into(),
+                    source: io(),
+                },
+                500,
+            ),
+            (
+                ManagerError::EnvdSetup(EnvdError::Status("500".into())),
+                500,
+            ),
+            (
+                ManagerError::Freeze {
+                    action: "pausing",
+                    id: id(),
+                    source: CgroupError::Mountinfo(io()),
+                },
+                500,
+            ),
+            (
+                ManagerError::Store {
+                    op: "recording the sandbox",
+                    source: StoreError::Conflict {
+                        what: ConflictKind::SandboxId,
+                    },
+                },
+                500,
+            ),
+        ];
+        for (e, want) in cases {
+            let shown = e.to_string();
+            assert_eq!(status(e).as_u16(), want, "{shown}");
+        }
+        let panicked = tokio::spawn(async { panic!("on purpose") })
+            .await
+            .unwrap_err();
+        assert_eq!(status(ManagerError::Task(panicked)), 500);
+    }
+}
