@@ -53,6 +53,7 @@ impl Manager {
     /// [`ManagerError::Invalid`] for a refused value, [`ManagerError::TemplateNotFound`],
     /// [`ManagerError::NoCapacity`] when no sandbox can be started, and internal errors for
     /// storage, envd or the store; a sandbox started for a failed create is destroyed.
+    #[tracing::instrument(skip_all, fields(template_id = %req.template))]
     pub async fn create(
         &self,
         team: &TeamId,

@@ -17,6 +17,7 @@ impl Manager {
     ///
     /// # Errors
     /// [`ManagerError::SandboxNotFound`] when there is none.
+    #[tracing::instrument(skip_all, fields(sandbox_id = %id))]
     pub async fn kill(&self, team: &TeamId, id: &str) -> Result<(), ManagerError> {
         let entry = {
             let mut map = self.write();
@@ -35,6 +36,7 @@ impl Manager {
     ///
     /// # Errors
     /// [`ManagerError::SandboxNotFound`]; [`Invalid::NegativeTimeout`].
+    #[tracing::instrument(skip_all, fields(sandbox_id = %id))]
     pub async fn set_timeout(
         &self,
         team: &TeamId,
@@ -57,6 +59,7 @@ impl Manager {
     ///
     /// # Errors
     /// [`ManagerError::SandboxNotFound`]; an internal error when thawing fails.
+    #[tracing::instrument(skip_all, fields(sandbox_id = %id))]
     pub async fn connect(
         &self,
         team: &TeamId,
@@ -92,6 +95,7 @@ impl Manager {
     ///
     /// # Errors
     /// [`ManagerError::AlreadyRunning`] when it runs, else as `connect`.
+    #[tracing::instrument(skip_all, fields(sandbox_id = %id))]
     pub async fn resume(
         &self,
         team: &TeamId,
@@ -109,6 +113,7 @@ impl Manager {
     /// # Errors
     /// [`ManagerError::SandboxNotFound`], [`ManagerError::AlreadyPaused`], or an internal
     /// error when freezing fails.
+    #[tracing::instrument(skip_all, fields(sandbox_id = %id))]
     pub async fn pause(&self, team: &TeamId, id: &str) -> Result<(), ManagerError> {
         let entry = self.owned(team, id)?;
         let paused = pause_entry(&entry).await?;
@@ -125,6 +130,7 @@ impl Manager {
     ///
     /// # Errors
     /// [`ManagerError::SandboxNotFound`].
+    #[tracing::instrument(skip_all, fields(sandbox_id = %id))]
     pub async fn metrics(&self, team: &TeamId, id: &str) -> Result<SandboxMetrics, ManagerError> {
         let entry = self.owned(team, id)?;
         let sb = entry.sandbox().clone();
