@@ -547,7 +547,7 @@ fn teams_are_isolated() {
     assert!(out.status.success(), "{out:?}");
     let other = String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
-        .find(|w| w.starts_with("bk_"))
+        .find(|w| w.starts_with("e2b_"))
         .expect("a key")
         .to_string();
     let id = srv.create(r#"{"templateID":"base"}"#)["sandboxID"]
