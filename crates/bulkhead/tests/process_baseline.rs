@@ -98,10 +98,10 @@ impl Serve {
     fn cli(&self, args: &[&str]) -> std::process::Output {
         Command::new(env!("CARGO_BIN_EXE_bulkhead"))
             .arg("sandbox")
-            .args(["--server", &self.url, "--api-key", &self.key])
+            .args(["--server", &self.url])
             .args(args)
             .env_remove("E2B_API_URL")
-            .env_remove("E2B_API_KEY")
+            .env("E2B_API_KEY", &self.key)
             .stdin(Stdio::null())
             .output()
             .unwrap()
