@@ -15,3 +15,9 @@ def test_commands_run_gives_the_process_baseline(sandbox, user):
     r = sandbox.commands.run(BASELINE["script"], user=user)
     assert r.exit_code == 0, r.stderr
     assert r.stdout.splitlines() == BASELINE["expected"][user]
+
+
+def test_supplementary_groups_come_from_the_sandboxs_group_file(sandbox):
+    sandbox.commands.run(f"echo '{BASELINE['extra_group']}' >> /etc/group", user="root")
+    r = sandbox.commands.run(BASELINE["script"], user="user")
+    assert r.stdout.splitlines() == BASELINE["expected"]["user_in_extra_group"]

@@ -3,6 +3,8 @@
 //! resolution: the one in tests/process-baseline.json, which tests/sdk/test_baseline.py holds
 //! the SDK's `commands.run` to as well.
 //!
+//! Supplementary groups come from the sandbox's own /etc/group, read at each start.
+//!
 //! Both the CLI and the server are started by a parent that ignores SIGINT, SIGQUIT and
 //! SIGUSR1, as a shell does for a background job: ignored signals survive exec, so every
 //! starter on the way must reset them.
@@ -11,6 +13,7 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
@@ -76,6 +79,28 @@ fn bulkhead_run_gives_the_baseline() {
             .unwrap();
         assert_eq!(lines(&out), expected(&b, user), "bulkhead run -u {user}");
     }
+    // Supplementary groups: a layer over the image whose /etc/group lists the user in one
+    // more group.
+    let layer = data_dir("bulkhead-baseline-layer-");
+    std::fs::set_permissions(layer.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut group = std::fs::read_to_string(rootfs.join("etc/group")).unwrap();
+    group.push_str(b["extra_group"].as_str().unwrap());
+    group.push('\n');
+    std::fs::create_dir(layer.path().join("etc")).unwrap();
+    std::fs::write(layer.path().join("etc/group"), group).unwrap();
+    let out = with_ignored_signals()
+        .arg("run")
+        .arg("--data-dir")
+        .arg(data.path())
+        .arg("--rootfs")
+        .arg(&rootfs)
+        .arg("--rootfs")
+        .arg(layer.path())
+        .args(["-u", "user", "--", "sh", "-c", script])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(lines(&out), expected(&b, "user_in_extra_group"));
 }
 
 struct Serve {
@@ -130,5 +155,12 @@ fn bulkhead_sandbox_exec_gives_the_baseline() {
         let out = srv.cli(&["exec", "-u", user, &id, "--", "eval", script]);
         assert_eq!(lines(&out), expected(&b, user), "sandbox exec -u {user}");
     }
+    let append = format!(
+        "echo '{}' >> /etc/group",
+        b["extra_group"].as_str().unwrap()
+    );
+    lines(&srv.cli(&["exec", "-u", "root", &id, "--", "sh", "-c", &append]));
+    let out = srv.cli(&["exec", "-u", "user", &id, "--", "eval", script]);
+    assert_eq!(lines(&out), expected(&b, "user_in_extra_group"));
     assert!(srv.cli(&["kill", &id]).status.success());
 }
