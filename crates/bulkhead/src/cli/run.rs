@@ -254,22 +254,12 @@ fn copy(from: &mut impl Read, to: &mut impl Write) {
     }
 }
 
+/// The size of the terminal on our stdout, or 80×24 when it is not a terminal.
 fn terminal_size() -> WinSize {
-    let mut ws = nix::libc::winsize {
-        ws_row: 0,
-        ws_col: 0,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCGWINSZ writes a winsize into the struct we pass.
-    let rc = unsafe { nix::libc::ioctl(1, nix::libc::TIOCGWINSZ, &mut ws) };
-    if rc == 0 && ws.ws_row > 0 {
-        WinSize {
-            cols: ws.ws_col,
-            rows: ws.ws_row,
-        }
-    } else {
-        WinSize::DEFAULT
+    use std::os::fd::AsFd;
+    match bulkhead_spawn::pty::size(std::io::stdout().as_fd()) {
+        Ok(size) if size.rows > 0 => size,
+        _ => WinSize::DEFAULT,
     }
 }
 
