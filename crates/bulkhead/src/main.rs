@@ -4,8 +4,8 @@
 //! clone into namespaces run single-threaded, so `main` dispatches on argv first and only the
 //! subcommands that need one build a tokio runtime.
 
-// Two calls need `unsafe` (forking the mount daemon, reading the terminal size); each is
-// allowed where it stands.
+// Only `bulkhead mount` needs `unsafe` (tuning the allocator, forking its daemon); it is
+// allowed there alone.
 #![deny(unsafe_code)]
 
 mod cli;

@@ -35,6 +35,7 @@ mod sys;
 mod uids;
 mod undo;
 
+pub use bulkhead_spawn::WinSize;
 pub use error::{ExecError, RuntimeError};
 pub use launch::{FailureKind, LaunchFailure, LaunchStep, run_launcher};
 pub use limits::Limits;
