@@ -2,6 +2,8 @@
 //! start and `runc run` of the same root filesystem (the peer, in the same run), then the
 //! memory of idle sandboxes and how many can be held at once. Prints a table and writes JSON.
 
+#![forbid(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -4,6 +4,10 @@
 //! clone into namespaces run single-threaded, so `main` dispatches on argv first and only the
 //! subcommands that need one build a tokio runtime.
 
+// Only `bulkhead mount` needs `unsafe` (tuning the allocator, forking its daemon); it is
+// allowed there alone.
+#![deny(unsafe_code)]
+
 mod cli;
 mod logging;
 

@@ -399,6 +399,63 @@ fn bad_specs_are_refused_without_leftovers() {
     );
 }
 
+/// Nothing is left of a sandbox whose launch failed: no cgroup, directory or uid claim.
+fn assert_no_leftovers(t: &TestRuntime) {
+    assert_eq!(t.cgroup_children(), 0);
+    for sub in ["sandboxes", "uids"] {
+        let left = std::fs::read_dir(t.state.path().join(sub)).unwrap().count();
+        assert_eq!(left, 0, "{sub} left behind");
+    }
+}
+
+#[test]
+fn launch_failures_name_their_step_and_who_can_fix_them() {
+    use bulkhead_runtime::{FailureKind, LaunchStep, RuntimeError};
+    // An image whose /proc is a symlink to the host's root: the launcher refuses to mount
+    // through it, and blames the image.
+    let t = TestRuntime::new();
+    let layer = tempfile::tempdir_in("/var/tmp").unwrap();
+    std::os::unix::fs::symlink("/", layer.path().join("proc")).unwrap();
+    let mut spec = t.spec("busybox");
+    spec.layers.push(layer.path().to_path_buf());
+    let err = t.runtime.create(spec).unwrap_err();
+    assert_eq!(err.kind(), FailureKind::Image, "{err}");
+    assert!(
+        matches!(
+            err,
+            RuntimeError::Launch {
+                step: LaunchStep::MountPoints,
+                errno: Some(libc::ELOOP),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("/proc is a symlink"), "{text}");
+    assert!(text.contains("image"), "{text}");
+    assert_no_leftovers(&t);
+    // A launcher that is not a bulkhead binary: the host's configuration is at fault.
+    let t = TestRuntime::with_launcher(std::path::Path::new("/bin/true"));
+    let err = t.runtime.create(t.spec("busybox")).unwrap_err();
+    assert_eq!(err.kind(), FailureKind::Host, "{err}");
+    assert!(
+        matches!(
+            err,
+            RuntimeError::Launch {
+                step: LaunchStep::Launcher,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("the host cannot start sandboxes"),
+        "{err}"
+    );
+    assert_no_leftovers(&t);
+}
+
 #[test]
 fn debian_rootfs_runs_python() {
     let t = TestRuntime::new();

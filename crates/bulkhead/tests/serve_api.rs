@@ -21,6 +21,11 @@ struct Server {
 
 impl Server {
     fn start(data: &std::path::Path) -> Self {
+        Self::start_with(data, &common::rootfs("debian"))
+    }
+
+    /// A server whose `base` template is the root filesystem `rootfs`.
+    fn start_with(data: &std::path::Path, rootfs: &std::path::Path) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_bulkhead"));
         cmd.args([
             "serve",
@@ -30,7 +35,7 @@ impl Server {
             "1",
             "--base-rootfs",
         ])
-        .arg(common::rootfs("debian"))
+        .arg(rootfs)
         .arg("--data-dir")
         .arg(data);
         cmd.stderr(Stdio::null());
@@ -174,6 +179,23 @@ fn errors_are_json_with_the_right_status() {
     assert_error_body(s, &v, 400);
     let (s, v) = srv.api("GET", "/v2/sandboxes?nextToken=%%%", "");
     assert_error_body(s, &v, 400);
+    srv.stop();
+}
+
+/// A template whose image cannot hold a sandbox (here /proc is a symlink to the host's root)
+/// is refused with a 400 that names the cause, not a retryable 503.
+#[test]
+fn a_template_whose_image_cannot_start_gets_a_clear_error() {
+    let data = data_dir();
+    let image = tempfile::tempdir_in("/var/tmp").unwrap();
+    std::fs::create_dir(image.path().join("bin")).unwrap();
+    std::os::unix::fs::symlink("/", image.path().join("proc")).unwrap();
+    let srv = Server::start_with(data.path(), image.path());
+    let (s, v) = srv.api("POST", "/v2/sandboxes", r#"{"templateID":"base"}"#);
+    assert_error_body(s, &v, 400);
+    let message = v["message"].as_str().unwrap();
+    assert!(message.contains("image"), "{message}");
+    assert!(message.contains("/proc is a symlink"), "{message}");
     srv.stop();
 }
 

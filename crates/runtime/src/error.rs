@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use crate::cgroup::CgroupError;
+use crate::launch::{FailureKind, LaunchFailure, LaunchStep, kind_of};
 use crate::protocol::ExecFailure;
 
 /// Creating or destroying a sandbox failed.
@@ -51,12 +52,26 @@ pub enum RuntimeError {
         #[source]
         source: std::io::Error,
     },
-    /// The launcher ran but the sandbox did not start.
-    #[error("sandbox {id} failed to start: {message}")]
+    /// The launcher ran but the sandbox did not start: a step failed (see [`RuntimeError::kind`]
+    /// for who can fix it).
+    #[error("sandbox {id} failed to start ({}): {step}: {detail}", launch_kind(.step, .errno))]
     Launch {
         /// Sandbox id.
         id: String,
-        /// What the launcher reported.
+        /// The step that failed.
+        step: LaunchStep,
+        /// The errno of the failed call, when there was one.
+        errno: Option<i32>,
+        /// What failed, naming the path or value at fault.
+        detail: String,
+    },
+    /// The sandbox started but the caller's preparation of it ([`crate::Prepare`]) failed; the
+    /// sandbox was destroyed.
+    #[error("sandbox {id} started but could not be prepared: {message}")]
+    Prepare {
+        /// Sandbox id.
+        id: String,
+        /// What the preparation reported.
         message: String,
     },
     /// The runtime configuration is invalid.
@@ -65,6 +80,41 @@ pub enum RuntimeError {
     /// A sandbox with this id already exists.
     #[error("sandbox {0} already exists")]
     Exists(String),
+}
+
+fn launch_kind(step: &LaunchStep, errno: &Option<i32>) -> FailureKind {
+    kind_of(*step, *errno)
+}
+
+impl RuntimeError {
+    /// Who can fix the failure: the caller (an invalid spec, an id in use), the image, the
+    /// host's operator (a kernel feature, a permission, a broken launcher or state directory),
+    /// or nobody right now (resources ran out; a retry may work).
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            RuntimeError::InvalidId(_)
+            | RuntimeError::Layer(_)
+            | RuntimeError::NoLayers
+            | RuntimeError::Bind { .. }
+            | RuntimeError::Exists(_) => FailureKind::Request,
+            RuntimeError::UidsExhausted(_) => FailureKind::Resource,
+            RuntimeError::Launch { step, errno, .. } => kind_of(*step, *errno),
+            RuntimeError::Cgroup(_)
+            | RuntimeError::StateDir { .. }
+            | RuntimeError::Spawn { .. }
+            | RuntimeError::Config(_)
+            | RuntimeError::Prepare { .. } => FailureKind::Host,
+        }
+    }
+
+    pub(crate) fn launch(id: &str, failure: LaunchFailure) -> Self {
+        RuntimeError::Launch {
+            id: id.to_string(),
+            step: failure.step,
+            errno: failure.errno,
+            detail: failure.detail,
+        }
+    }
 }
 
 /// Starting or talking to a process in a sandbox failed.

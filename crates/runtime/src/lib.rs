@@ -15,6 +15,8 @@
 //! images (the caller passes unpacked layer directories), the E2B protocol.
 
 #![warn(missing_docs)]
+// Raw syscalls and `unsafe` live in `sys` only (the one module allowed below).
+#![deny(unsafe_code)]
 
 pub mod cgroup;
 mod error;
@@ -28,12 +30,14 @@ mod runtime;
 mod sandbox;
 pub mod seccomp;
 pub mod spec;
+#[allow(unsafe_code)]
 mod sys;
 mod uids;
+mod undo;
 
 pub use bulkhead_spawn::WinSize;
 pub use error::{ExecError, RuntimeError};
-pub use launch::run_launcher;
+pub use launch::{FailureKind, LaunchFailure, LaunchStep, run_launcher};
 pub use limits::Limits;
 pub use pool::{Pool, PoolKey, Prepare};
 pub use process::{ExitStatus, Process};

@@ -201,7 +201,7 @@ fn create_prepared(
     {
         let id = sandbox.id().to_string();
         let _ = sandbox.destroy();
-        return Err(RuntimeError::Launch { id, message });
+        return Err(RuntimeError::Prepare { id, message });
     }
     Ok(sandbox)
 }

@@ -10,9 +10,11 @@ use serde::{Deserialize, Serialize};
 use crate::cgroup::{CgroupLayout, SandboxCgroup, detect_layout};
 use crate::error::RuntimeError;
 use crate::launch::plan::{LaunchOutcome, LaunchPlan};
+use crate::launch::{LaunchFailure, LaunchStep};
 use crate::sandbox::{Sandbox, SandboxState};
 use crate::spec::{SandboxSpec, valid_id};
 use crate::uids::{RANGE, UidSlot};
+use crate::undo::Undo;
 
 /// Host-wide runtime settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -143,10 +145,13 @@ impl Runtime {
     /// Starts a sandbox and returns once its init accepts requests. Blocking (a few ms):
     /// call it from a blocking thread in async code.
     ///
-    /// On failure nothing is left behind (cgroup, directory, uid range).
+    /// On failure nothing is left behind (processes, cgroup, directory, uid range): each step
+    /// below registers its undo with a guard that runs them in reverse unless the sandbox
+    /// started. A new step adds its line and its undo there.
     pub fn create(&self, spec: SandboxSpec) -> Result<Sandbox, RuntimeError> {
         validate_spec(&spec)?;
         let dir = self.sandbox_dir(&spec.id);
+        let mut undo = Undo::new();
         match std::fs::create_dir(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -154,37 +159,35 @@ impl Runtime {
             }
             Err(source) => return Err(RuntimeError::StateDir { path: dir, source }),
         }
+        undo.push(|| {
+            let _ = std::fs::remove_dir_all(&dir);
+        });
         // 0711: the sandbox init, already running as its unprivileged host uid, must traverse
         // this directory to reach its root before pivot_root; nothing here is listable.
         let _ = std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o711));
         let hint = rand::random::<u32>() % self.config.uid_slots;
         let uids_dir = self.config.state_dir.join("uids");
-        let slot = match UidSlot::claim(
+        let slot = UidSlot::claim(
             &uids_dir,
             self.config.uid_base,
             self.config.uid_slots,
             hint,
             &spec.id,
-        ) {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&dir);
-                return Err(e);
-            }
-        };
-        let cgroup = match SandboxCgroup::create(
+        )?;
+        let claimed = slot.clone();
+        undo.push(move || claimed.release());
+        let cgroup = SandboxCgroup::create(
             &self.layout,
             &self.config.cgroup_parent,
             &spec.id,
             &spec.limits,
-        ) {
-            Ok(c) => c,
-            Err(e) => {
-                slot.release();
-                let _ = std::fs::remove_dir_all(&dir);
-                return Err(e.into());
-            }
-        };
+        )?;
+        // Killing the cgroup also ends a sandbox init that started but was not handed over.
+        let created = cgroup.clone();
+        undo.push(move || {
+            created.kill();
+            let _ = created.remove(Duration::from_secs(2));
+        });
         let state = SandboxState {
             id: spec.id.clone(),
             dir: dir.clone(),
@@ -202,19 +205,10 @@ impl Runtime {
             id_count: RANGE,
             cgroup_dirs: cgroup.dirs().into_iter().map(Path::to_path_buf).collect(),
         };
-        match self.launch(&plan) {
-            Ok(init_pid) => {
-                let state = SandboxState { init_pid, ..state };
-                Sandbox::started(state, slot)
-            }
-            Err(e) => {
-                cgroup.kill();
-                let _ = cgroup.remove(Duration::from_secs(2));
-                slot.release();
-                let _ = std::fs::remove_dir_all(&dir);
-                Err(e)
-            }
-        }
+        let init_pid = self.launch(&plan)?;
+        let sandbox = Sandbox::started(SandboxState { init_pid, ..state }, slot)?;
+        undo.disarm();
+        Ok(sandbox)
     }
 
     /// Ids of the sandboxes that have a directory in the state directory: running ones and
@@ -257,6 +251,7 @@ impl Runtime {
 
     fn launch(&self, plan: &LaunchPlan) -> Result<i32, RuntimeError> {
         let exe = &self.config.exe;
+        let id = &plan.spec.id;
         let spawn_err = |source| RuntimeError::Spawn {
             exe: exe.clone(),
             source,
@@ -269,31 +264,36 @@ impl Runtime {
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(spawn_err)?;
-        let input = serde_json::to_vec(plan).map_err(|e| RuntimeError::Launch {
-            id: plan.spec.id.clone(),
-            message: e.to_string(),
+        let input = serde_json::to_vec(plan).map_err(|e| {
+            RuntimeError::launch(id, LaunchFailure::new(LaunchStep::Launcher, e.to_string()))
         })?;
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin.write_all(&input).map_err(spawn_err)?;
-        }
+        // The launcher reads the whole plan before answering; stdin closes at the end of this
+        // statement. A launcher that exits without reading it (not a bulkhead binary) gives
+        // no answer, which is reported below.
+        let sent = child.stdin.take().map(|mut stdin| stdin.write_all(&input));
         let mut output = String::new();
-        if let Some(mut stdout) = child.stdout.take() {
-            stdout.read_to_string(&mut output).map_err(spawn_err)?;
-        }
+        let read = child
+            .stdout
+            .take()
+            .map(|mut stdout| stdout.read_to_string(&mut output));
         let _ = child.wait();
         match serde_json::from_str::<LaunchOutcome>(&output) {
             Ok(LaunchOutcome::Ready { init_pid }) => Ok(init_pid),
-            Ok(LaunchOutcome::Failed { message }) => Err(RuntimeError::Launch {
-                id: plan.spec.id.clone(),
-                message,
-            }),
-            Err(_) => Err(RuntimeError::Launch {
-                id: plan.spec.id.clone(),
-                message: format!(
-                    "the launcher gave no answer (is {} a bulkhead binary?)",
-                    exe.display()
-                ),
-            }),
+            Ok(LaunchOutcome::Failed(failure)) => Err(RuntimeError::launch(id, failure)),
+            Err(_) => Err(RuntimeError::launch(
+                id,
+                LaunchFailure {
+                    step: LaunchStep::Launcher,
+                    errno: [sent, read.map(|r| r.map(drop))]
+                        .into_iter()
+                        .flatten()
+                        .find_map(|r| r.err()?.raw_os_error()),
+                    detail: format!(
+                        "the launcher gave no answer (is {} a bulkhead binary?)",
+                        exe.display()
+                    ),
+                },
+            )),
         }
     }
 }

@@ -23,6 +23,7 @@
 //! # Ok::<(), bulkhead_s3fs::MountError>(())
 //! ```
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod client;
 mod config;

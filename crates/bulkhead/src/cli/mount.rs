@@ -193,6 +193,7 @@ fn config(args: &Args) -> anyhow::Result<MountConfig> {
 }
 
 /// Runs `bulkhead mount`.
+#[allow(unsafe_code)]
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let config = config(&args)?;
     // Part buffers are megabytes each and freed from other threads than the ones that

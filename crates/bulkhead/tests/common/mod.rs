@@ -49,11 +49,16 @@ pub struct TestRuntime {
 
 impl TestRuntime {
     pub fn new() -> Self {
+        Self::with_launcher(Path::new(env!("CARGO_BIN_EXE_bulkhead")))
+    }
+
+    /// A runtime that runs `exe __launch` to start sandboxes.
+    pub fn with_launcher(exe: &Path) -> Self {
         let state = tempfile::Builder::new()
             .prefix("bulkhead-test-")
             .tempdir_in("/var/tmp")
             .expect("tempdir");
-        let mut config = RuntimeConfig::new(state.path(), env!("CARGO_BIN_EXE_bulkhead"));
+        let mut config = RuntimeConfig::new(state.path(), exe);
         config.cgroup_parent = format!("bulkhead-test-{}", spec::new_id());
         let runtime = Runtime::new(config).expect("runtime");
         Self { runtime, state }

@@ -17,7 +17,6 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::socket::{SockFlag, accept4};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
@@ -110,11 +109,9 @@ impl Init {
     }
 
     fn accept(&mut self) {
-        if let Ok(raw) = accept4(self.listener.as_raw_fd(), SockFlag::SOCK_CLOEXEC) {
-            // SAFETY: accept4 returned a new descriptor that only we own.
-            let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+        if let Ok(fd) = sys::fdpass::accept(&self.listener) {
             self.conns.insert(
-                raw,
+                fd.as_raw_fd(),
                 Conn {
                     fd,
                     pid: None,

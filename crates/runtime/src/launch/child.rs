@@ -6,11 +6,13 @@ use std::path::Path;
 
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sched::{CloneFlags, unshare};
-use nix::unistd::{ForkResult, fork, pivot_root, sethostname};
+use nix::unistd::{pivot_root, sethostname};
 
+use super::failure::{At, LaunchFailure, LaunchStep};
 use super::launcher::Pipes;
 use super::plan::LaunchPlan;
 use crate::sys;
+use crate::sys::fork::{ForkResult, fork};
 
 /// Paths under /proc that are bound read-only (writes would reach the host kernel).
 const PROC_READONLY: &[&str] = &["sys", "sysrq-trigger", "irq", "bus", "fs"];
@@ -32,9 +34,16 @@ pub(crate) fn run_intermediate(plan: &LaunchPlan, pipes: &Pipes, listener: Owned
     match intermediate(plan, pipes, listener, &mut status) {
         Ok(()) => 0,
         Err(e) => {
-            let _ = status.write_all(e.as_bytes());
+            write_failure(&mut status, &e);
             1
         }
+    }
+}
+
+/// Reports a failure to L on the status pipe (L reads it after the pipe closes).
+fn write_failure(status: &mut std::fs::File, failure: &LaunchFailure) {
+    if let Ok(json) = serde_json::to_vec(failure) {
+        let _ = status.write_all(&json);
     }
 }
 
@@ -43,26 +52,32 @@ fn intermediate(
     pipes: &Pipes,
     listener: OwnedFd,
     status: &mut std::fs::File,
-) -> Result<(), String> {
+) -> Result<(), LaunchFailure> {
     // C keeps only its own pipe ends.
-    let mut c2l = std::fs::File::from(pipes.c2l.1.try_clone().map_err(|e| e.to_string())?);
-    let mut l2c = std::fs::File::from(pipes.l2c.0.try_clone().map_err(|e| e.to_string())?);
+    let mut c2l = std::fs::File::from(pipes.c2l.1.try_clone().at(LaunchStep::Handshake)?);
+    let mut l2c = std::fs::File::from(pipes.l2c.0.try_clone().at(LaunchStep::Handshake)?);
     // The user namespace comes first and alone: L must write its id maps (which needs host
     // privileges C is about to lose) and idmap the layers with it before anything else.
-    unshare(CloneFlags::CLONE_NEWUSER).map_err(|e| format!("creating the user namespace: {e}"))?;
+    unshare(CloneFlags::CLONE_NEWUSER).at(LaunchStep::UserNamespace)?;
     c2l.write_all(&[1])
-        .map_err(|e| format!("signalling the launcher: {e}"))?;
+        .at_with(LaunchStep::Handshake, || "signalling the launcher".into())?;
     let mut go = [0u8; 1];
-    l2c.read_exact(&mut go)
-        .map_err(|_| "the launcher gave up preparing the root filesystem".to_string())?;
+    l2c.read_exact(&mut go).map_err(|_| {
+        LaunchFailure::new(
+            LaunchStep::Handshake,
+            "the launcher gave up preparing the root filesystem",
+        )
+    })?;
     // The maps exist now. Until this point C still runs as host uid 0 (only its capabilities
     // are confined to the new namespace); become the namespace's root, which is the sandbox's
     // unprivileged host uid, and drop host root's supplementary groups.
-    nix::unistd::setgroups(&[]).map_err(|e| format!("dropping host groups: {e}"))?;
+    nix::unistd::setgroups(&[]).at_with(LaunchStep::DropHostIds, || "setgroups".into())?;
     let root_gid = nix::unistd::Gid::from_raw(0);
     let root_uid = nix::unistd::Uid::from_raw(0);
-    nix::unistd::setresgid(root_gid, root_gid, root_gid).map_err(|e| format!("setresgid: {e}"))?;
-    nix::unistd::setresuid(root_uid, root_uid, root_uid).map_err(|e| format!("setresuid: {e}"))?;
+    nix::unistd::setresgid(root_gid, root_gid, root_gid)
+        .at_with(LaunchStep::DropHostIds, || "setresgid".into())?;
+    nix::unistd::setresuid(root_uid, root_uid, root_uid)
+        .at_with(LaunchStep::DropHostIds, || "setresuid".into())?;
     // Now the other namespaces, owned by the new user namespace. The mount namespace is a copy
     // of L's, so it holds the overlay and /dev mounted there (locked together, which is fine).
     let flags = CloneFlags::CLONE_NEWNS
@@ -71,16 +86,16 @@ fn intermediate(
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWCGROUP;
-    unshare(flags).map_err(|e| format!("creating namespaces: {e}"))?;
-    // SAFETY: C is single-threaded (forked from the single-threaded L).
-    match unsafe { fork() }.map_err(|e| format!("forking the sandbox init: {e}"))? {
+    unshare(flags).at(LaunchStep::Namespaces)?;
+    // C is single-threaded (forked from the single-threaded L).
+    match fork().at(LaunchStep::ForkInit)? {
         ForkResult::Child => {
             drop(c2l);
             drop(l2c);
             let code = match become_init(plan, listener, status) {
                 Ok(never) => match never {},
                 Err(e) => {
-                    let _ = status.write_all(e.as_bytes());
+                    write_failure(status, &e);
                     1
                 }
             };
@@ -88,7 +103,7 @@ fn intermediate(
         }
         ForkResult::Parent { child } => {
             c2l.write_all(&child.as_raw().to_le_bytes())
-                .map_err(|e| format!("reporting the init pid: {e}"))?;
+                .at_with(LaunchStep::Handshake, || "reporting the init pid".into())?;
             Ok(())
         }
     }
@@ -98,33 +113,37 @@ fn become_init(
     plan: &LaunchPlan,
     listener: OwnedFd,
     status: &mut std::fs::File,
-) -> Result<std::convert::Infallible, String> {
+) -> Result<std::convert::Infallible, LaunchFailure> {
     let rootfs = plan.dir.join("rootfs");
     setup_mounts(&rootfs)?;
-    std::env::set_current_dir(&rootfs).map_err(|e| format!("entering the root: {e}"))?;
+    let pivot = LaunchStep::PivotRoot;
+    std::env::set_current_dir(&rootfs).at_with(pivot, || "entering the root".into())?;
     // pivot_root(".", ".") stacks the old root on top of the new one; detaching it leaves the
     // sandbox with no path back to the host's filesystem.
-    pivot_root(".", ".").map_err(|e| format!("pivot_root: {e}"))?;
-    umount2(".", MntFlags::MNT_DETACH).map_err(|e| format!("detaching the host root: {e}"))?;
-    std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))?;
-    sethostname(&plan.spec.id).map_err(|e| format!("setting the hostname: {e}"))?;
-    sys::net::loopback_up().map_err(|e| format!("bringing up loopback: {e}"))?;
+    pivot_root(".", ".").at_with(pivot, || "pivot_root".into())?;
+    umount2(".", MntFlags::MNT_DETACH).at_with(pivot, || "detaching the host root".into())?;
+    std::env::set_current_dir("/").at_with(pivot, || "chdir /".into())?;
+    sethostname(&plan.spec.id).at_with(LaunchStep::Network, || "sethostname".into())?;
+    sys::net::loopback_up().at_with(LaunchStep::Network, || "bringing up loopback".into())?;
     // Non-dumpable: sandboxed processes (even root inside) cannot open /proc/1/fd or ptrace
     // the init to reach the control socket.
-    sys::proc::set_non_dumpable().map_err(|e| format!("prctl: {e}"))?;
-    let init = crate::init::Init::new(listener).map_err(|e| format!("starting the init: {e}"))?;
+    sys::proc::set_non_dumpable().at_with(LaunchStep::Init, || "prctl".into())?;
+    let init = crate::init::Init::new(listener)
+        .map_err(|e| LaunchFailure::new(LaunchStep::Init, e.to_string()))?;
     status
         .write_all(b"READY")
-        .map_err(|e| format!("reporting readiness: {e}"))?;
+        .at_with(LaunchStep::Init, || "reporting readiness".into())?;
     let _ = status.flush();
     close_stdio();
     init.run()
+        .map_err(|e| LaunchFailure::new(LaunchStep::Init, e))
 }
 
 /// Mounts that need the sandbox's own pid/net namespaces: /proc, /sys, /dev/pts, and the
 /// masks over /proc. Done before pivot_root: in a user namespace, a new proc mount is only
 /// allowed while a fully visible proc (the host's) is still in the mount namespace.
-fn setup_mounts(rootfs: &Path) -> Result<(), String> {
+fn setup_mounts(rootfs: &Path) -> Result<(), LaunchFailure> {
+    let step = LaunchStep::KernelMounts;
     // Mounts copied from L's namespace are locked in ours, and pivot_root refuses a locked new
     // root: a recursive bind of the root onto itself makes an unlocked mount on top.
     mount(
@@ -134,11 +153,11 @@ fn setup_mounts(rootfs: &Path) -> Result<(), String> {
         MsFlags::MS_BIND | MsFlags::MS_REC,
         None::<&str>,
     )
-    .map_err(|e| format!("binding the root onto itself: {e}"))?;
+    .at_with(step, || "binding the root onto itself".into())?;
     let nse = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     let proc_dir = rootfs.join("proc");
     mount(Some("proc"), &proc_dir, Some("proc"), nse, None::<&str>)
-        .map_err(|e| format!("mounting /proc: {e}"))?;
+        .at_with(step, || "mounting /proc".into())?;
     // /sys read-only; absent (an empty directory) where the kernel refuses.
     let _ = mount(
         Some("sysfs"),
@@ -154,7 +173,7 @@ fn setup_mounts(rootfs: &Path) -> Result<(), String> {
         MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
         Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
     )
-    .map_err(|e| format!("mounting /dev/pts: {e}"))?;
+    .at_with(step, || "mounting /dev/pts".into())?;
     for name in PROC_READONLY {
         let path = proc_dir.join(name);
         if path.exists() {
@@ -165,7 +184,7 @@ fn setup_mounts(rootfs: &Path) -> Result<(), String> {
                 MsFlags::MS_BIND | MsFlags::MS_REC,
                 None::<&str>,
             )
-            .map_err(|e| format!("binding /proc/{name}: {e}"))?;
+            .at_with(step, || format!("binding /proc/{name}"))?;
             mount(
                 None::<&str>,
                 &path,
@@ -173,7 +192,7 @@ fn setup_mounts(rootfs: &Path) -> Result<(), String> {
                 MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | nse,
                 None::<&str>,
             )
-            .map_err(|e| format!("making /proc/{name} read-only: {e}"))?;
+            .at_with(step, || format!("making /proc/{name} read-only"))?;
         }
     }
     let null = rootfs.join("dev/null");
@@ -187,7 +206,7 @@ fn setup_mounts(rootfs: &Path) -> Result<(), String> {
                 MsFlags::MS_BIND,
                 None::<&str>,
             )
-            .map_err(|e| format!("masking /proc/{name}: {e}"))?;
+            .at_with(step, || format!("masking /proc/{name}"))?;
         }
     }
     Ok(())

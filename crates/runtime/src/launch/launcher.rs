@@ -7,19 +7,22 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, unshare};
 use nix::sys::wait::waitpid;
-use nix::unistd::{ForkResult, Pid, fork, pipe};
+use nix::unistd::{Pid, pipe};
 
+use super::failure::{At, LaunchFailure, LaunchStep};
 use super::plan::{LaunchOutcome, LaunchPlan};
 use super::{child, rootfs};
+use crate::sys::fork::{ForkResult, fork};
 
 /// Entry point of the launcher personality. Reads the plan from stdin, writes one
 /// [`LaunchOutcome`] as JSON to stdout, and returns the process exit code.
 ///
-/// Must be called in a freshly exec'd, single-threaded process: it forks.
+/// Must be called in a freshly exec'd, single-threaded process: it forks (and refuses to
+/// when the process has other threads).
 pub fn run_launcher() -> i32 {
     let outcome = match read_plan().and_then(|plan| launch(&plan)) {
         Ok(init_pid) => LaunchOutcome::Ready { init_pid },
-        Err(message) => LaunchOutcome::Failed { message },
+        Err(failure) => LaunchOutcome::Failed(failure),
     };
     let code = matches!(outcome, LaunchOutcome::Failed { .. }) as i32;
     let text = serde_json::to_string(&outcome).unwrap_or_else(|_| "{}".to_string());
@@ -29,64 +32,60 @@ pub fn run_launcher() -> i32 {
     code
 }
 
-fn read_plan() -> Result<LaunchPlan, String> {
+fn read_plan() -> Result<LaunchPlan, LaunchFailure> {
     let mut input = String::new();
     std::io::stdin()
         .read_to_string(&mut input)
-        .map_err(|e| format!("reading the launch plan: {e}"))?;
-    serde_json::from_str(&input).map_err(|e| format!("parsing the launch plan: {e}"))
+        .at_with(LaunchStep::Launcher, || "reading the launch plan".into())?;
+    serde_json::from_str(&input).map_err(|e| {
+        LaunchFailure::new(
+            LaunchStep::Launcher,
+            format!("parsing the launch plan: {e}"),
+        )
+    })
 }
 
-fn step<T, E: std::fmt::Display>(what: &str, r: Result<T, E>) -> Result<T, String> {
-    r.map_err(|e| format!("{what}: {e}"))
-}
-
-/// One-byte handshakes and error text between L, C and I travel over plain pipes.
+/// One-byte handshakes and failure reports between L, C and I travel over plain pipes.
 pub(crate) struct Pipes {
     /// C → L: "user namespace exists" (1 byte), then I's host pid (4 bytes).
     pub c2l: (OwnedFd, OwnedFd),
     /// L → C: "maps and mounts are ready" (1 byte).
     pub l2c: (OwnedFd, OwnedFd),
-    /// C or I → L: "READY" or an error message, then EOF.
+    /// C or I → L: "READY" or a [`LaunchFailure`] as JSON, then EOF.
     pub status: (OwnedFd, OwnedFd),
 }
 
-fn launch(plan: &LaunchPlan) -> Result<i32, String> {
+fn launch(plan: &LaunchPlan) -> Result<i32, LaunchFailure> {
     // Join the cgroup first: every process created from here on is accounted and limited,
     // and the cgroup namespace C creates is rooted at this cgroup.
     for dir in &plan.cgroup_dirs {
-        step(
-            "joining the sandbox cgroup",
-            std::fs::write(dir.join("cgroup.procs"), "0"),
-        )
-        .map_err(|e| format!("{e} ({})", dir.display()))?;
+        std::fs::write(dir.join("cgroup.procs"), "0")
+            .at_with(LaunchStep::JoinCgroup, || dir.display().to_string())?;
     }
     // A private mount namespace for L: the overlay and idmapped layers are mounted here, never
     // in the host's namespace.
-    step(
-        "creating the launcher mount namespace",
-        unshare(CloneFlags::CLONE_NEWNS),
-    )?;
-    step(
-        "making mounts private",
-        mount(
-            None::<&str>,
-            "/",
-            None::<&str>,
-            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-            None::<&str>,
-        ),
-    )?;
+    unshare(CloneFlags::CLONE_NEWNS).at(LaunchStep::MountNamespace)?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .at_with(LaunchStep::MountNamespace, || {
+        "making mounts private".into()
+    })?;
     let _ = std::fs::remove_file(&plan.socket);
-    let listener = step("binding the control socket", bind_seqpacket(&plan.socket))?;
+    let listener = bind_seqpacket(&plan.socket).at_with(LaunchStep::ControlSocket, || {
+        plan.socket.display().to_string()
+    })?;
     let pipes = Pipes {
-        c2l: step("pipe", pipe())?,
-        l2c: step("pipe", pipe())?,
-        status: step("pipe", pipe())?,
+        c2l: pipe().at(LaunchStep::Fork)?,
+        l2c: pipe().at(LaunchStep::Fork)?,
+        status: pipe().at(LaunchStep::Fork)?,
     };
-    // SAFETY: L is single-threaded (a fresh exec that started no threads), so the child may
-    // run arbitrary code after fork.
-    match step("fork", unsafe { fork() })? {
+    // L is a fresh exec that started no threads, so the child may run arbitrary code.
+    match fork().at(LaunchStep::Fork)? {
         ForkResult::Child => {
             let code = child::run_intermediate(plan, &pipes, listener);
             std::process::exit(code);
@@ -98,27 +97,38 @@ fn launch(plan: &LaunchPlan) -> Result<i32, String> {
     }
 }
 
-fn parent(plan: &LaunchPlan, pipes: Pipes, c: Pid) -> Result<i32, String> {
+/// What C or I reported on the status pipe, after it was closed: "READY", a failure, or
+/// nothing (it died without a word; `silent` says at which point).
+fn report(status: &mut std::fs::File, silent: LaunchFailure) -> Result<(), LaunchFailure> {
+    let mut text = String::new();
+    let _ = status.read_to_string(&mut text);
+    match text.as_str() {
+        "READY" => Ok(()),
+        "" => Err(silent),
+        text => Err(serde_json::from_str(text)
+            .unwrap_or_else(|_| LaunchFailure::new(silent.step, text.to_string()))),
+    }
+}
+
+fn parent(plan: &LaunchPlan, pipes: Pipes, c: Pid) -> Result<i32, LaunchFailure> {
     let Pipes { c2l, l2c, status } = pipes;
     drop(c2l.1);
     drop(l2c.0);
     drop(status.1);
     let mut c2l = std::fs::File::from(c2l.0);
     let mut status = std::fs::File::from(status.0);
-    let fail = |status: &mut std::fs::File, fallback: &str| {
-        let mut text = String::new();
-        let _ = status.read_to_string(&mut text);
+    let died = |status: &mut std::fs::File, step, what: &str| {
+        let failure = report(status, LaunchFailure::new(step, what));
         let _ = waitpid(c, None);
-        if text.is_empty() {
-            fallback.to_string()
-        } else {
-            text
-        }
+        failure
+            .err()
+            .unwrap_or_else(|| LaunchFailure::new(step, what))
     };
     let mut byte = [0u8; 1];
     if c2l.read_exact(&mut byte).is_err() {
-        return Err(fail(
+        return Err(died(
             &mut status,
+            LaunchStep::UserNamespace,
             "the sandbox process died before creating its user namespace",
         ));
     }
@@ -131,29 +141,27 @@ fn parent(plan: &LaunchPlan, pipes: Pipes, c: Pid) -> Result<i32, String> {
         return Err(e);
     }
     if l2c.write_all(&[1]).is_err() {
-        return Err(fail(
+        return Err(died(
             &mut status,
+            LaunchStep::Handshake,
             "the sandbox process died while its root was prepared",
         ));
     }
     let mut pid = [0u8; 4];
     if c2l.read_exact(&mut pid).is_err() {
-        return Err(fail(
+        return Err(died(
             &mut status,
+            LaunchStep::Namespaces,
             "the sandbox process died while creating namespaces",
         ));
     }
     let init_pid = i32::from_le_bytes(pid);
     let _ = waitpid(c, None);
-    let mut text = String::new();
-    let _ = status.read_to_string(&mut text);
-    if text == "READY" {
-        Ok(init_pid)
-    } else if text.is_empty() {
-        Err("the sandbox init exited during setup".to_string())
-    } else {
-        Err(text)
-    }
+    report(
+        &mut status,
+        LaunchFailure::new(LaunchStep::Init, "the sandbox init exited during setup"),
+    )?;
+    Ok(init_pid)
 }
 
 fn bind_seqpacket(path: &std::path::Path) -> std::io::Result<OwnedFd> {

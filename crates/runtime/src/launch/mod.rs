@@ -17,10 +17,18 @@
 //! (a child subreaper) and nothing but I stays alive per sandbox. L's mount namespace dies
 //! with L; the mounts live on only in I's namespace, so destroying the sandbox (killing I)
 //! releases every mount without an unmount call and leaves nothing in the host's mount table.
+//!
+//! A failure at any point is a [`LaunchFailure`] (the [`LaunchStep`], the errno, a detail):
+//! C and I write it to L over the status pipe, L writes it to the host on stdout, and the host
+//! turns it into [`crate::RuntimeError::Launch`], whose [`crate::RuntimeError::kind`] tells a
+//! broken image from a misconfigured host.
 
 pub(crate) mod child;
+mod failure;
 pub(crate) mod launcher;
 pub(crate) mod plan;
 pub(crate) mod rootfs;
 
+pub(crate) use failure::kind_of;
+pub use failure::{FailureKind, LaunchFailure, LaunchStep};
 pub use launcher::run_launcher;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::failure::LaunchFailure;
 use crate::spec::SandboxSpec;
 
 /// Everything the launcher needs; computed and validated by the host.
@@ -32,8 +33,5 @@ pub enum LaunchOutcome {
         init_pid: i32,
     },
     /// The sandbox could not be started.
-    Failed {
-        /// Which step failed and why.
-        message: String,
-    },
+    Failed(LaunchFailure),
 }

@@ -10,8 +10,10 @@ use std::path::{Path, PathBuf};
 use nix::mount::{MsFlags, mount};
 use nix::unistd::{Gid, Pid, Uid, chown};
 
+use super::failure::{At, LaunchFailure, LaunchStep};
 use super::plan::LaunchPlan;
 use crate::sys::idmap::bind_idmapped_readonly;
+use crate::sys::path::{Missing, walk_beneath};
 
 /// Host devices bound into every sandbox's `/dev`.
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
@@ -19,19 +21,16 @@ const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 /// Size of `/dev/shm` when no disk limit is given.
 const SHM_SIZE: &str = "64m";
 
-fn err<E: std::fmt::Display>(what: String) -> impl FnOnce(E) -> String {
-    move |e| format!("{what}: {e}")
-}
-
 /// Writes the id maps of C's user namespace, then mounts the root filesystem at
 /// `<dir>/rootfs` in L's mount namespace.
-pub(crate) fn prepare(plan: &LaunchPlan, c: Pid) -> Result<(), String> {
+pub(crate) fn prepare(plan: &LaunchPlan, c: Pid) -> Result<(), LaunchFailure> {
     let map = format!("0 {} {}\n", plan.root_host_id, plan.id_count);
     let proc_dir = PathBuf::from(format!("/proc/{c}"));
-    std::fs::write(proc_dir.join("uid_map"), &map).map_err(err("writing uid_map".into()))?;
-    std::fs::write(proc_dir.join("gid_map"), &map).map_err(err("writing gid_map".into()))?;
+    let maps = LaunchStep::IdMaps;
+    std::fs::write(proc_dir.join("uid_map"), &map).at_with(maps, || "uid_map".into())?;
+    std::fs::write(proc_dir.join("gid_map"), &map).at_with(maps, || "gid_map".into())?;
     let userns: OwnedFd = File::open(proc_dir.join("ns/user"))
-        .map_err(err("opening the user namespace".into()))?
+        .at_with(maps, || "opening the user namespace".into())?
         .into();
     let root = Ids(plan.root_host_id);
     let dir = &plan.dir;
@@ -40,14 +39,16 @@ pub(crate) fn prepare(plan: &LaunchPlan, c: Pid) -> Result<(), String> {
     let mut lowers = Vec::new();
     for (i, layer) in plan.spec.layers.iter().enumerate() {
         let target = dir.join("lower").join(i.to_string());
-        std::fs::create_dir_all(&target).map_err(err(format!("creating {}", target.display())))?;
+        std::fs::create_dir_all(&target)
+            .at_with(LaunchStep::Layers, || target.display().to_string())?;
         bind_idmapped_readonly(layer, &target, &userns)
-            .map_err(err(format!("idmapping layer {}", layer.display())))?;
+            .at_with(LaunchStep::Layers, || layer.display().to_string())?;
         lowers.push(format!("lower/{i}"));
     }
     // The writable layer: a tmpfs sized by the disk limit, owned by sandbox root.
     let rw = dir.join("rw");
-    std::fs::create_dir_all(&rw).map_err(err("creating the writable layer".into()))?;
+    let step = LaunchStep::WritableLayer;
+    std::fs::create_dir_all(&rw).at_with(step, || rw.display().to_string())?;
     let size = plan
         .spec
         .limits
@@ -62,20 +63,21 @@ pub(crate) fn prepare(plan: &LaunchPlan, c: Pid) -> Result<(), String> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         Some(opts.as_str()),
     )
-    .map_err(err("mounting the writable layer".into()))?;
+    .at(step)?;
     for sub in ["upper", "work"] {
-        root.mkdir(&rw.join(sub), 0o755)?;
+        root.mkdir(&rw.join(sub), 0o755).at(step)?;
     }
     // The overlay. Paths are relative to `dir` (the option string is limited to one page),
     // and overlay wants the top layer first.
     lowers.reverse();
     let rootfs = dir.join("rootfs");
-    std::fs::create_dir_all(&rootfs).map_err(err("creating the rootfs mount point".into()))?;
+    let step = LaunchStep::Overlay;
+    std::fs::create_dir_all(&rootfs).at_with(step, || rootfs.display().to_string())?;
     let opts = format!(
         "lowerdir={},upperdir=rw/upper,workdir=rw/work",
         lowers.join(":")
     );
-    std::env::set_current_dir(dir).map_err(err("entering the sandbox directory".into()))?;
+    std::env::set_current_dir(dir).at_with(step, || dir.display().to_string())?;
     mount(
         Some("overlay"),
         &rootfs,
@@ -83,16 +85,16 @@ pub(crate) fn prepare(plan: &LaunchPlan, c: Pid) -> Result<(), String> {
         MsFlags::MS_NOSUID,
         Some(opts.as_str()),
     )
-    .map_err(err("mounting the overlay root".into()))?;
+    .at(step)?;
 
     // The image is untrusted: a symlink at one of these would point L's mounts at the host.
     for (sub, mode) in [
-        ("proc", 0o555),
-        ("sys", 0o555),
-        ("tmp", 0o1777),
-        ("dev", 0o755),
+        ("/proc", 0o555),
+        ("/sys", 0o555),
+        ("/tmp", 0o1777),
+        ("/dev", 0o755),
     ] {
-        root.ensure_dir(&safe_join(&rootfs, Path::new(sub))?, mode)?;
+        walk_beneath(&rootfs, Path::new(sub), root.create(mode)).at(LaunchStep::MountPoints)?;
     }
     mount_dev(&rootfs.join("dev"), root)?;
     for bind in &plan.spec.binds {
@@ -107,45 +109,30 @@ pub(crate) fn prepare(plan: &LaunchPlan, c: Pid) -> Result<(), String> {
 struct Ids(u32);
 
 impl Ids {
-    fn chown(self, path: &Path) -> Result<(), String> {
+    fn chown(self, path: &Path) -> std::io::Result<()> {
         chown(
             path,
             Some(Uid::from_raw(self.0)),
             Some(Gid::from_raw(self.0)),
-        )
-        .map_err(err(format!("chown {}", path.display())))
+        )?;
+        Ok(())
     }
-    fn mkdir(self, path: &Path, mode: u32) -> Result<(), String> {
-        std::fs::create_dir(path).map_err(err(format!("mkdir {}", path.display())))?;
-        std::fs::set_permissions(path, PermissionsExt::from_mode(mode))
-            .map_err(err(format!("chmod {}", path.display())))?;
+    fn mkdir(self, path: &Path, mode: u32) -> std::io::Result<()> {
+        std::fs::create_dir(path)?;
+        std::fs::set_permissions(path, PermissionsExt::from_mode(mode))?;
         self.chown(path)
     }
-    /// Creates `path` (owned by sandbox root) unless it exists.
-    fn ensure_dir(self, path: &Path, mode: u32) -> Result<(), String> {
-        if path.symlink_metadata().is_ok() {
-            return Ok(());
+    /// Missing directories on a walk become sandbox root's; the last one gets `mode`.
+    fn create(self, mode: u32) -> Missing {
+        Missing::CreateDirs {
+            owner: self.0,
+            mode,
         }
-        if let Some(parent) = path.parent()
-            && parent.symlink_metadata().is_err()
-        {
-            self.ensure_dir(parent, 0o755)?;
-        }
-        self.mkdir(path, mode)
-    }
-    fn ensure_file(self, path: &Path) -> Result<(), String> {
-        if path.symlink_metadata().is_ok() {
-            return Ok(());
-        }
-        if let Some(parent) = path.parent() {
-            self.ensure_dir(parent, 0o755)?;
-        }
-        File::create(path).map_err(err(format!("creating {}", path.display())))?;
-        self.chown(path)
     }
 }
 
-fn mount_dev(dev: &Path, root: Ids) -> Result<(), String> {
+fn mount_dev(dev: &Path, root: Ids) -> Result<(), LaunchFailure> {
+    let step = LaunchStep::Dev;
     let opts = format!("mode=0755,size=65536k,uid={0},gid={0}", root.0);
     mount(
         Some("tmpfs"),
@@ -154,10 +141,13 @@ fn mount_dev(dev: &Path, root: Ids) -> Result<(), String> {
         MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
         Some(opts.as_str()),
     )
-    .map_err(err("mounting /dev".into()))?;
+    .at(step)?;
+    // A fresh tmpfs: nothing of the image's is in it, so plain paths are safe here.
     for name in DEVICES {
         let target = dev.join(name);
-        root.ensure_file(&target)?;
+        File::create(&target)
+            .and_then(|_| root.chown(&target))
+            .at_with(step, || target.display().to_string())?;
         let source = Path::new("/dev").join(name);
         mount(
             Some(&source),
@@ -166,10 +156,12 @@ fn mount_dev(dev: &Path, root: Ids) -> Result<(), String> {
             MsFlags::MS_BIND,
             None::<&str>,
         )
-        .map_err(err(format!("binding /dev/{name}")))?;
+        .at_with(step, || format!("binding /dev/{name}"))?;
     }
-    root.mkdir(&dev.join("pts"), 0o755)?;
-    root.mkdir(&dev.join("shm"), 0o1777)?;
+    root.mkdir(&dev.join("pts"), 0o755)
+        .at_with(step, || "/dev/pts".into())?;
+    root.mkdir(&dev.join("shm"), 0o1777)
+        .at_with(step, || "/dev/shm".into())?;
     let shm = format!("mode=1777,size={SHM_SIZE},uid={0},gid={0}", root.0);
     mount(
         Some("shm"),
@@ -178,7 +170,7 @@ fn mount_dev(dev: &Path, root: Ids) -> Result<(), String> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         Some(shm.as_str()),
     )
-    .map_err(err("mounting /dev/shm".into()))?;
+    .at_with(step, || "mounting /dev/shm".into())?;
     for (link, to) in [
         ("ptmx", "pts/ptmx"),
         ("fd", "/proc/self/fd"),
@@ -186,7 +178,7 @@ fn mount_dev(dev: &Path, root: Ids) -> Result<(), String> {
         ("stdout", "/proc/self/fd/1"),
         ("stderr", "/proc/self/fd/2"),
     ] {
-        symlink(to, dev.join(link)).map_err(err(format!("linking /dev/{link}")))?;
+        symlink(to, dev.join(link)).at_with(step, || format!("linking /dev/{link}"))?;
         let _ = nix::unistd::fchownat(
             None,
             &dev.join(link),
@@ -198,55 +190,34 @@ fn mount_dev(dev: &Path, root: Ids) -> Result<(), String> {
     Ok(())
 }
 
-/// Resolves `target` (absolute, inside the sandbox) under `rootfs` without following
-/// symlinks out of it: components must be plain names, and an existing symlink on the way is
-/// refused, since the image is untrusted.
-fn safe_join(rootfs: &Path, target: &Path) -> Result<PathBuf, String> {
-    let mut path = rootfs.to_path_buf();
-    for comp in target.components() {
-        match comp {
-            std::path::Component::RootDir => {}
-            std::path::Component::Normal(name) => {
-                path.push(name);
-                if path
-                    .symlink_metadata()
-                    .map(|m| m.file_type().is_symlink())
-                    .unwrap_or(false)
-                {
-                    return Err(format!(
-                        "bind target {} crosses a symlink in the image",
-                        target.display()
-                    ));
-                }
-            }
-            std::path::Component::CurDir => {}
-            _ => {
-                return Err(format!(
-                    "bind target {} must be absolute and normalised",
-                    target.display()
-                ));
-            }
-        }
-    }
-    Ok(path)
-}
-
+/// Mounts the host path `source` at `target` (inside the image) without following a symlink
+/// of the image's: the mount point is resolved by [`walk_beneath`], and created (owned by
+/// sandbox root) when missing, as a directory or an empty file like the source.
 fn bind_into(
     rootfs: &Path,
     source: &Path,
     target: &Path,
     read_only: bool,
     root: Ids,
-) -> Result<(), String> {
+) -> Result<(), LaunchFailure> {
+    let step = LaunchStep::Binds;
     let meta = source
         .metadata()
-        .map_err(err(format!("bind source {}", source.display())))?;
-    let dst = safe_join(rootfs, target)?;
-    if meta.is_dir() {
-        root.ensure_dir(&dst, 0o755)?
+        .at_with(step, || format!("bind source {}", source.display()))?;
+    let what = || format!("bind target {}", target.display());
+    let dst = if meta.is_dir() {
+        walk_beneath(rootfs, target, root.create(0o755)).at_with(step, what)?
     } else {
-        root.ensure_file(&dst)?
-    }
+        let parent = target.parent().unwrap_or(Path::new("/"));
+        walk_beneath(rootfs, parent, root.create(0o755)).at_with(step, what)?;
+        let dst = walk_beneath(rootfs, target, Missing::Leave).at_with(step, what)?;
+        if dst.symlink_metadata().is_err() {
+            File::create(&dst)
+                .and_then(|_| root.chown(&dst))
+                .at_with(step, what)?;
+        }
+        dst
+    };
     mount(
         Some(source),
         &dst,
@@ -254,11 +225,9 @@ fn bind_into(
         MsFlags::MS_BIND | MsFlags::MS_REC,
         None::<&str>,
     )
-    .map_err(err(format!(
-        "binding {} at {}",
-        source.display(),
-        target.display()
-    )))?;
+    .at_with(step, || {
+        format!("binding {} at {}", source.display(), target.display())
+    })?;
     if read_only {
         let flags = MsFlags::MS_BIND
             | MsFlags::MS_REMOUNT
@@ -266,41 +235,28 @@ fn bind_into(
             | MsFlags::MS_NOSUID
             | MsFlags::MS_NODEV;
         mount(None::<&str>, &dst, None::<&str>, flags, None::<&str>)
-            .map_err(err(format!("making {} read-only", target.display())))?;
+            .at_with(step, || format!("making {} read-only", target.display()))?;
     }
     Ok(())
 }
 
-/// `/etc/hostname` and `/etc/hosts` naming the sandbox, when the image has an `/etc`.
+/// `/etc/hostname` and `/etc/hosts` naming the sandbox, when the image has an `/etc`
+/// (reached without following a symlink of the image's).
 fn write_etc(rootfs: &Path, id: &str, root: Ids) {
-    let etc = rootfs.join("etc");
-    if !etc.is_dir()
-        || etc
-            .symlink_metadata()
-            .map(|m| m.file_type().is_symlink())
-            .unwrap_or(true)
-    {
-        return;
-    }
     let files = [
-        ("hostname", format!("{id}\n")),
+        ("/etc/hostname", format!("{id}\n")),
         (
-            "hosts",
+            "/etc/hosts",
             format!(
                 "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{id}\n"
             ),
         ),
     ];
     for (name, text) in files {
-        let path = etc.join(name);
-        if path
-            .symlink_metadata()
-            .map(|m| m.file_type().is_symlink())
-            .unwrap_or(false)
-        {
+        let Ok(path) = walk_beneath(rootfs, Path::new(name), Missing::Leave) else {
             continue;
-        }
-        if std::fs::write(&path, text).is_ok() {
+        };
+        if path.parent().is_some_and(Path::is_dir) && std::fs::write(&path, text).is_ok() {
             let _ = root.chown(&path);
         }
     }

@@ -9,6 +9,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use super::path::{Missing, walk_beneath};
+
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 const OPEN_TREE_CLOEXEC: libc::c_uint = libc::O_CLOEXEC as libc::c_uint;
 const AT_RECURSIVE: libc::c_uint = 0x8000;
@@ -147,45 +149,11 @@ pub fn attach_into(
             // namespace: give this thread its own first.
             nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS)?;
             nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNS)?;
-            let dst = prepare_target(&target, owner)?;
+            // From inside the sandbox's mount namespace, "/" is the sandbox's root.
+            let missing = Missing::CreateDirs { owner, mode: 0o755 };
+            let dst = walk_beneath(Path::new("/"), &target, missing)?;
             attach_tree(&tree, &dst)
         })?
         .join()
         .map_err(|_| io::Error::other("attach thread panicked"))?
-}
-
-/// Walks `target` from the (sandbox) root, refusing symlinks, creating missing directories.
-fn prepare_target(target: &Path, owner: u32) -> io::Result<std::path::PathBuf> {
-    let mut path = std::path::PathBuf::from("/");
-    for comp in target.components() {
-        match comp {
-            std::path::Component::RootDir | std::path::Component::CurDir => continue,
-            std::path::Component::Normal(name) => path.push(name),
-            _ => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "mount target must be absolute and normalised",
-                ));
-            }
-        }
-        match path.symlink_metadata() {
-            Ok(m) if m.file_type().is_symlink() => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("{} is a symlink", path.display()),
-                ));
-            }
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                std::fs::create_dir(&path)?;
-                nix::unistd::chown(
-                    &path,
-                    Some(nix::unistd::Uid::from_raw(owner)),
-                    Some(nix::unistd::Gid::from_raw(owner)),
-                )?;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(path)
 }

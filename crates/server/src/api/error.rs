@@ -44,9 +44,13 @@ impl From<ManagerError> for ApiError {
                 ApiError::Conflict(e.to_string())
             }
             M::Invalid(_) | M::InvalidCursor => ApiError::BadRequest(e.to_string()),
-            M::NoCapacity(_) => {
+            M::NoCapacity(ref cause) => {
                 // The client sees why (it is about the host or the template, not a secret).
                 let message = chain(&e);
+                // An image that cannot hold a sandbox fails on every retry: not a capacity issue.
+                if cause.kind() == bulkhead_runtime::FailureKind::Image {
+                    return ApiError::BadRequest(message);
+                }
                 tracing::warn!(error = %message, "no sandbox could be started");
                 ApiError::Unavailable(message)
             }
@@ -132,6 +136,15 @@ mod tests {
             (
                 ManagerError::NoCapacity(RuntimeError::UidsExhausted(1)),
                 503,
+            ),
+            (
+                ManagerError::NoCapacity(RuntimeError::Launch {
+                    id: id(),
+                    step: bulkhead_runtime::LaunchStep::MountPoints,
+                    errno: None,
+                    detail: "/proc is a symlink".into(),
+                }),
+                400,
             ),
             (
                 ManagerError::AttachStorage {
