@@ -1,0 +1,343 @@
+//! The host's sandbox network: the pool, the firewall, and one attachment per sandbox.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::net::Ipv4Addr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::cidr::Cidr;
+use crate::error::NetError;
+use crate::firewall::{Firewall, PairElem, SetChange};
+use crate::inside;
+use crate::link;
+use crate::netlink::Socket;
+use crate::policy::Policy;
+use crate::pool::Pool;
+
+/// Destinations no sandbox policy can open: "this network", RFC 1918, CGNAT, loopback,
+/// link-local (cloud metadata included), IETF protocol assignments, multicast and reserved.
+/// The host's own addresses are refused separately (input hook), and all IPv6.
+pub const ALWAYS_DENIED: &[&str] = &[
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.168.0.0/16",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+];
+
+/// Settings of the sandbox network.
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// The address pool; `None` = the first free /20 of `10.213.0.0/16`.
+    pub pool: Option<Cidr>,
+    /// Destinations always refused (defaults to [`ALWAYS_DENIED`]). The pool itself is
+    /// always added, so sandboxes never reach each other.
+    pub denied: Vec<Cidr>,
+    /// UDP and TCP port of the DNS forwarder on the host (see [`crate::DnsForwarder`]).
+    pub dns_port: u16,
+}
+
+impl NetConfig {
+    /// The defaults, with the forwarder on `dns_port`.
+    pub fn new(dns_port: u16) -> Self {
+        Self {
+            pool: None,
+            denied: ALWAYS_DENIED
+                .iter()
+                .filter_map(|s| s.parse().ok())
+                .collect(),
+            dns_port,
+        }
+    }
+}
+
+/// A sandbox's network as set up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    /// Host-side link name.
+    pub link: String,
+    /// The sandbox's address (on its `eth0`).
+    pub address: Ipv4Addr,
+    /// The host end: the sandbox's gateway and resolver.
+    pub gateway: Ipv4Addr,
+    /// The policy in force.
+    pub policy: Policy,
+    /// How long the setup took.
+    pub setup_time: Duration,
+}
+
+#[derive(Debug)]
+struct Attached {
+    slot: usize,
+    info: Attachment,
+    allow: Vec<PairElem>,
+    deny: Vec<PairElem>,
+}
+
+/// Sandbox networking on this host. Thread-safe; every method blocks for a few system calls.
+#[derive(Debug)]
+pub struct Network {
+    pool: Mutex<Pool>,
+    net: Cidr,
+    firewall: Firewall,
+    sandboxes: Mutex<HashMap<String, Attached>>,
+}
+
+fn elems(addr: Ipv4Addr, nets: &[Cidr]) -> Vec<PairElem> {
+    nets.iter()
+        .map(|n| PairElem {
+            sandbox: addr,
+            dest: *n,
+        })
+        .collect()
+}
+
+impl Network {
+    /// Claims the pool, removes links a previous run of this pool left, installs the
+    /// firewall table (replacing an old one), and enables IPv4 forwarding.
+    ///
+    /// Errors: [`NetError::PoolOverlap`] naming the route, [`NetError::NoPool`],
+    /// [`NetError::Nftables`] when the kernel refuses the table.
+    pub fn new(config: &NetConfig) -> Result<Self, NetError> {
+        let pool = Pool::claim(config.pool)?;
+        let net = pool.net;
+        let mut sock = Socket::route().map_err(|source| NetError::Host {
+            step: "opening a netlink socket",
+            source,
+        })?;
+        for name in pool.existing_links() {
+            let _ = link::delete_link(&mut sock, &name);
+        }
+        let firewall = Firewall::install(&net, &pool.prefix, &config.denied, config.dns_port)
+            .map_err(NetError::Nftables)?;
+        std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").map_err(|source| NetError::Host {
+            step: "enabling IPv4 forwarding",
+            source,
+        })?;
+        tracing::info!(pool = %net, "sandbox network ready");
+        Ok(Self {
+            pool: Mutex::new(pool),
+            net,
+            firewall,
+            sandboxes: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The address pool in use.
+    pub fn pool(&self) -> Cidr {
+        self.net
+    }
+
+    fn lock_pool(&self) -> std::sync::MutexGuard<'_, Pool> {
+        self.pool.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Attached>> {
+        self.sandboxes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Gives sandbox `id` (init process `pid`) a network: a veth pair with `eth0` created
+    /// directly in its namespace, an address, a default route via the host end, and
+    /// `policy`. On error nothing of it is left. [`NetError::PoolExhausted`] when no address
+    /// is free.
+    pub fn attach(&self, id: &str, pid: i32, policy: Policy) -> Result<Attachment, NetError> {
+        let started = Instant::now();
+        let (slot, name, gateway, address) = {
+            let mut pool = self.lock_pool();
+            let slot = pool
+                .take()
+                .ok_or_else(|| NetError::PoolExhausted(self.net.to_string()))?;
+            let (gw, addr) = pool.addresses(slot);
+            (slot, pool.link_name(slot), gw, addr)
+        };
+        let err = |step: &'static str| {
+            let id = id.to_string();
+            move |source| NetError::Setup { id, step, source }
+        };
+        let result = (|| {
+            let netns = File::open(format!("/proc/{pid}/ns/net"))
+                .map_err(err("opening the network namespace"))?;
+            let mut sock = Socket::route().map_err(err("opening a netlink socket"))?;
+            link::create_veth(
+                &mut sock,
+                &name,
+                inside::PEER,
+                std::os::fd::AsFd::as_fd(&netns),
+            )
+            .map_err(err("creating the veth pair"))?;
+            let index = link::index_of(&name).map_err(err("finding the host link"))?;
+            // Strict reverse-path filtering: a sandbox cannot send with another's address.
+            std::fs::write(format!("/proc/sys/net/ipv4/conf/{name}/rp_filter"), "1")
+                .map_err(err("enabling reverse-path filtering"))?;
+            link::add_address(&mut sock, index, gateway, 31)
+                .map_err(err("addressing the host end"))?;
+            inside::configure(&netns, address, 31, gateway)
+                .map_err(err("configuring the sandbox interface"))?;
+            let allow = elems(address, &policy.allow_out);
+            let deny = elems(address, &policy.effective_deny());
+            self.firewall
+                .apply(&SetChange {
+                    add_allow: allow.clone(),
+                    add_deny: deny.clone(),
+                    ..SetChange::default()
+                })
+                .map_err(err("adding the firewall elements"))?;
+            Ok((allow, deny))
+        })();
+        match result {
+            Ok((allow, deny)) => {
+                let info = Attachment {
+                    link: name,
+                    address,
+                    gateway,
+                    policy,
+                    setup_time: started.elapsed(),
+                };
+                tracing::debug!(sandbox_id = %id, address = %address, elapsed_us = info.setup_time.as_micros() as u64, "sandbox network attached");
+                self.lock_map().insert(
+                    id.to_string(),
+                    Attached {
+                        slot,
+                        info: info.clone(),
+                        allow,
+                        deny,
+                    },
+                );
+                Ok(info)
+            }
+            Err(e) => {
+                if let Ok(mut sock) = Socket::route() {
+                    let _ = link::delete_link(&mut sock, &name);
+                }
+                self.lock_pool().give_back(slot);
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes `/etc/resolv.conf` in the mount namespace of `pid` (a sandbox whose root is
+    /// host uid `root_uid`), naming the sandbox's gateway, where the firewall sends every DNS
+    /// query to the forwarder. Paths resolve against the sandbox's root; a symlink there is
+    /// replaced, never followed; a root without `/etc` is left alone.
+    pub fn write_resolv_conf(
+        &self,
+        id: &str,
+        pid: i32,
+        root_uid: u32,
+        attachment: &Attachment,
+    ) -> Result<(), NetError> {
+        inside::write_resolv_conf(pid, root_uid, attachment.gateway).map_err(|source| {
+            NetError::Setup {
+                id: id.to_string(),
+                step: "writing /etc/resolv.conf",
+                source,
+            }
+        })
+    }
+
+    /// Number of elements in the firewall's sets (for leak checks).
+    pub fn firewall_elements(&self) -> Result<usize, NetError> {
+        self.firewall
+            .count_elements()
+            .map_err(|source| NetError::Host {
+                step: "listing the firewall elements",
+                source,
+            })
+    }
+
+    /// Replaces the policy of sandbox `id` in one atomic firewall batch. Flows the new
+    /// policy refuses are reset at their next outgoing packet.
+    pub fn set_policy(&self, id: &str, policy: Policy) -> Result<(), NetError> {
+        let mut map = self.lock_map();
+        let entry = map
+            .get_mut(id)
+            .ok_or_else(|| NetError::Unknown(id.to_string()))?;
+        let addr = entry.info.address;
+        let allow = elems(addr, &policy.allow_out);
+        let deny = elems(addr, &policy.effective_deny());
+        let change = SetChange {
+            remove_allow: entry
+                .allow
+                .iter()
+                .filter(|e| !allow.contains(e))
+                .copied()
+                .collect(),
+            remove_deny: entry
+                .deny
+                .iter()
+                .filter(|e| !deny.contains(e))
+                .copied()
+                .collect(),
+            add_allow: allow
+                .iter()
+                .filter(|e| !entry.allow.contains(e))
+                .copied()
+                .collect(),
+            add_deny: deny
+                .iter()
+                .filter(|e| !entry.deny.contains(e))
+                .copied()
+                .collect(),
+        };
+        self.firewall
+            .apply(&change)
+            .map_err(|source| NetError::Setup {
+                id: id.to_string(),
+                step: "replacing the firewall elements",
+                source,
+            })?;
+        entry.allow = allow;
+        entry.deny = deny;
+        entry.info.policy = policy;
+        Ok(())
+    }
+
+    /// The network of sandbox `id`, if it has one.
+    pub fn get(&self, id: &str) -> Option<Attachment> {
+        self.lock_map().get(id).map(|a| a.info.clone())
+    }
+
+    /// Removes everything sandbox `id` had: its links (and with them addresses and routes),
+    /// its set elements, its address. Idempotent; a sandbox without network is a no-op.
+    pub fn detach(&self, id: &str) {
+        let Some(entry) = self.lock_map().remove(id) else {
+            return;
+        };
+        let change = SetChange {
+            remove_allow: entry.allow,
+            remove_deny: entry.deny,
+            ..SetChange::default()
+        };
+        if let Err(e) = self.firewall.apply(&change) {
+            tracing::warn!(sandbox_id = %id, error = %e, "removing firewall elements failed");
+        }
+        match Socket::route().and_then(|mut s| link::delete_link(&mut s, &entry.info.link)) {
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(sandbox_id = %id, error = %e, "removing the sandbox link failed")
+            }
+        }
+        self.lock_pool().give_back(entry.slot);
+    }
+
+    /// Number of sandboxes with a network.
+    pub fn attached(&self) -> usize {
+        self.lock_pool().in_use()
+    }
+
+    /// Host links of this pool that exist now (for leak checks).
+    pub fn links(&self) -> Vec<String> {
+        self.lock_pool().existing_links()
+    }
+
+    /// Removes the firewall table (a clean stop). Sandboxes keep their links until they end.
+    pub fn shutdown(&self) {
+        self.firewall.uninstall();
+    }
+}
