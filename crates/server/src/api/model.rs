@@ -29,12 +29,40 @@ pub struct NewSandbox {
     /// Legacy v1 flag; every sandbox gets an access token anyway.
     #[serde(default)]
     pub secure: Option<bool>,
-    /// Outbound internet (snake_case on the wire). Only `false`/absent is supported.
+    /// Outbound internet (snake_case on the wire); absent = the server's default.
     #[serde(default, rename = "allow_internet_access")]
     pub allow_internet_access: Option<bool>,
     /// Pause instead of kill on timeout.
     #[serde(default)]
     pub auto_pause: Option<bool>,
+    /// Egress rules.
+    #[serde(default)]
+    pub network: Option<SandboxNetworkConfig>,
+}
+
+/// `SandboxNetworkConfig` (create) and `SandboxNetworkUpdateConfig` (`PUT .../network`).
+/// Fields this server does not enforce (`dnsServers`, `allowPublicTraffic`, ...) are accepted
+/// and ignored, as the spec allows a minimal server to.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SandboxNetworkConfig {
+    #[serde(default)]
+    pub allow_out: Option<Vec<String>>,
+    #[serde(default)]
+    pub deny_out: Option<Vec<String>>,
+    /// Only in the update body (snake_case on the wire).
+    #[serde(default, rename = "allow_internet_access")]
+    pub allow_internet_access: Option<bool>,
+}
+
+/// The network part of `GET /sandboxes/{id}`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SandboxNetworkInfo {
+    pub allow_out: Vec<String>,
+    pub deny_out: Vec<String>,
+    /// Ports stay reachable through the edge proxy.
+    pub allow_public_traffic: bool,
 }
 
 /// Response of create/connect/resume.
@@ -88,6 +116,8 @@ pub struct SandboxDetail {
     pub envd_access_token: String,
     pub allow_internet_access: Option<bool>,
     pub domain: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<SandboxNetworkInfo>,
 }
 
 /// `POST /sandboxes/{id}/timeout`.

@@ -12,10 +12,10 @@ use super::auth::Team;
 use super::body::{JsonBody, SandboxId};
 use super::model::{
     CLIENT_ID, ConnectRequest, ListedSandbox, NewSandbox, RefreshRequest, SandboxCreated,
-    SandboxDetail, SandboxMetric, TimeoutRequest,
+    SandboxDetail, SandboxMetric, SandboxNetworkConfig, SandboxNetworkInfo, TimeoutRequest,
 };
 use crate::error::ApiError;
-use crate::manager::{CreateRequest, Entry, ListQuery, SandboxStatus};
+use crate::manager::{CreateRequest, Entry, ListQuery, NetworkRequest, SandboxStatus};
 use crate::state::AppState;
 
 /// The envd version every sandbox runs.
@@ -73,9 +73,6 @@ pub async fn create(
     if req.template_id.is_empty() {
         return Err(ApiError::BadRequest("templateID is required".into()));
     }
-    if req.allow_internet_access == Some(true) {
-        return Err(ApiError::BadRequest("internet access is not available on this server: sandboxes have loopback networking only".into()));
-    }
     let idempotency_key = headers
         .get("idempotency-key")
         .map(|v| v.to_str().map(str::to_string))
@@ -92,6 +89,7 @@ pub async fn create(
                 env_vars: req.env_vars.unwrap_or_default(),
                 auto_pause: req.auto_pause.unwrap_or(false),
                 idempotency_key,
+                network: network_request(req.allow_internet_access, req.network),
             },
         )
         .await?;
@@ -105,12 +103,43 @@ pub async fn get(
     SandboxId(id): SandboxId,
 ) -> Result<Json<SandboxDetail>, ApiError> {
     let e = owned(&st, &team, &id)?;
+    let net = st.manager.network_of(&e.id);
     Ok(Json(SandboxDetail {
         listed: listed(&e),
         envd_access_token: e.envd_token.clone(),
-        allow_internet_access: Some(false),
+        allow_internet_access: Some(net.as_ref().is_some_and(|a| a.policy.internet)),
         domain: Some(st.domain.clone()),
+        network: net.map(|a| SandboxNetworkInfo {
+            allow_out: a.policy.allow_out.iter().map(|c| c.to_string()).collect(),
+            deny_out: a.policy.deny_out.iter().map(|c| c.to_string()).collect(),
+            allow_public_traffic: true,
+        }),
     }))
+}
+
+fn network_request(
+    internet: Option<bool>,
+    network: Option<SandboxNetworkConfig>,
+) -> NetworkRequest {
+    let network = network.unwrap_or_default();
+    NetworkRequest {
+        internet: internet.or(network.allow_internet_access),
+        allow_out: network.allow_out.unwrap_or_default(),
+        deny_out: network.deny_out.unwrap_or_default(),
+    }
+}
+
+/// `PUT /sandboxes/{id}/network`: replaces every egress rule atomically; 204.
+pub async fn update_network(
+    State(st): State<AppState>,
+    Team(team): Team,
+    SandboxId(id): SandboxId,
+    JsonBody(req): JsonBody<SandboxNetworkConfig>,
+) -> Result<StatusCode, ApiError> {
+    st.manager
+        .update_network(&team, &id, network_request(None, Some(req)))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `DELETE /sandboxes/{id}`: 204, or 404 (the SDK's `kill()` then returns False).

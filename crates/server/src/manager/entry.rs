@@ -52,6 +52,8 @@ pub struct Entry {
     pub auto_pause: bool,
     /// The runtime handle.
     pub sandbox: Arc<Sandbox>,
+    /// The sandbox network it is attached to (removed from it at destroy).
+    pub(crate) network: Option<Arc<bulkhead_net::Network>>,
     pub(crate) mutable: Mutex<Mutable>,
 }
 

@@ -5,11 +5,13 @@
 mod entry;
 mod envd;
 mod list;
+mod network;
 mod persist;
 mod restore;
 
 pub use entry::{Entry, SandboxStatus};
 pub use list::{ListPage, ListQuery, parse_metadata_filter, parse_states, parse_time};
+pub use network::{NetworkRequest, NetworkSettings};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -81,6 +83,8 @@ pub struct ManagerConfig {
     pub strip_env_vars: Vec<String>,
     /// Storage attached to every sandbox before any user code runs.
     pub storage: Option<StorageConfig>,
+    /// The sandbox network; `None` = loopback only.
+    pub network: Option<NetworkSettings>,
 }
 
 struct Template {
@@ -112,6 +116,8 @@ pub struct CreateRequest {
     pub auto_pause: bool,
     /// `Idempotency-Key` header.
     pub idempotency_key: Option<String>,
+    /// `allow_internet_access` and `network`.
+    pub network: NetworkRequest,
 }
 
 /// Where envd's binary appears inside every sandbox.
@@ -153,7 +159,7 @@ impl Manager {
                 limits: t.limits.clone(),
                 binds,
             };
-            let prepare: bulkhead_runtime::Prepare = Arc::new(envd::start);
+            let prepare = network::prepare(config.network.clone());
             // Pools stay empty until `restore` has dealt with what a previous run left on disk
             // (it would otherwise take a filling pool's sandboxes for leftovers).
             let pool = Pool::with_prepare(runtime.clone(), key, 0, Some(prepare));
@@ -218,6 +224,7 @@ impl Manager {
             }
             Some(t) => Duration::from_secs(t as u64).min(self.config.max_lifetime),
         };
+        let policy = self.requested_policy(&req.network)?;
         let mut env_vars = req.env_vars;
         env_vars.retain(|k, _| !self.config.strip_env_vars.iter().any(|s| s == k));
         let envd_token = token();
@@ -232,11 +239,17 @@ impl Manager {
             .storage
             .clone()
             .filter(|st| st.sandbox_prefix.is_some());
+        let this = self.clone();
         let sandbox = tokio::task::spawn_blocking(move || {
             let sb = t
                 .pool
                 .create()
                 .map_err(|e| ApiError::Busy(format!("could not start a sandbox: {e}")))?;
+            if let Err(e) = this.apply_policy(&sb, policy) {
+                let _ = sb.destroy();
+                this.detach_own(sb.id());
+                return Err(e);
+            }
             // The sandbox's own part of the storage, before any user code can run.
             if let Some(st) = storage {
                 let dir = st.host_dir_for(sb.id());
@@ -244,6 +257,7 @@ impl Manager {
                     .and_then(|()| sb.attach(&dir, &st.target, st.read_only));
                 if let Err(e) = attached {
                     let _ = sb.destroy();
+                    this.detach_own(sb.id());
                     return Err(ApiError::Internal(format!(
                         "attaching storage {}: {e}",
                         dir.display()
@@ -252,6 +266,7 @@ impl Manager {
             }
             if let Err(e) = envd::init(&sb, &init) {
                 let _ = sb.destroy();
+                this.detach_own(sb.id());
                 return Err(ApiError::Internal(format!("envd setup failed: {e}")));
             }
             Ok(sb)
@@ -275,6 +290,7 @@ impl Manager {
             memory_mb: limits.memory_bytes.map(|b| b >> 20).unwrap_or(0),
             disk_mb: limits.disk_bytes.map(|b| b >> 20).unwrap_or(0),
             auto_pause: req.auto_pause,
+            network: self.config.network.as_ref().map(|n| n.network.clone()),
             sandbox: Arc::new(sandbox),
             mutable: Mutex::new(entry::Mutable {
                 end_at: clock::plus(now, timeout),
@@ -531,11 +547,13 @@ async fn pause_entry(entry: &Arc<Entry>) -> Result<bool, ApiError> {
 async fn destroy(entry: Arc<Entry>) {
     let id = entry.id.clone();
     let sandbox = entry.sandbox.clone();
+    let network = entry.network.clone();
     drop(entry);
     let _ = tokio::task::spawn_blocking(move || {
         if let Err(e) = sandbox.destroy() {
             tracing::warn!(sandbox_id = %id, error = %e, "sandbox cleanup incomplete");
         }
+        Manager::detach_network(network.as_ref(), &id);
     })
     .await;
 }

@@ -45,6 +45,9 @@ impl Manager {
                 memory_mb: u64::from(rec.memory_mb),
                 disk_mb: u64::from(rec.disk_mb),
                 auto_pause: false,
+                // The firewall table was rebuilt at start: an adopted sandbox's network is
+                // gone (its links went with the old pool), never silently widened.
+                network: None,
                 sandbox: Arc::new(sb),
                 mutable: Mutex::new(entry::Mutable {
                     end_at: rec.end_at,
