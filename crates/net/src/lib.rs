@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 mod cidr;
+mod conntrack;
 mod dns;
 mod error;
 mod firewall;

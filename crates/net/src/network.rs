@@ -304,7 +304,7 @@ impl Network {
     }
 
     /// Removes everything sandbox `id` had: its links (and with them addresses and routes),
-    /// its set elements, its address. Idempotent; a sandbox without network is a no-op.
+    /// its set elements, its conntrack entries, its address. Idempotent; a sandbox without network is a no-op.
     pub fn detach(&self, id: &str) {
         let Some(entry) = self.lock_map().remove(id) else {
             return;
@@ -322,6 +322,10 @@ impl Network {
             Err(e) => {
                 tracing::warn!(sandbox_id = %id, error = %e, "removing the sandbox link failed")
             }
+        }
+        // After the link is gone no new entry can appear for this address.
+        if let Err(e) = crate::conntrack::flush_source(entry.info.address) {
+            tracing::warn!(sandbox_id = %id, error = %e, "flushing conntrack entries failed");
         }
         self.lock_pool().give_back(entry.slot);
     }
