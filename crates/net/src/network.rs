@@ -75,6 +75,10 @@ pub struct Attachment {
 #[derive(Debug)]
 struct Attached {
     slot: usize,
+    /// The init's pid and the inode of its network namespace: the sandbox is gone when they
+    /// no longer match (pids are reused).
+    pid: i32,
+    netns_ino: u64,
     info: Attachment,
     allow: Vec<PairElem>,
     deny: Vec<PairElem>,
@@ -148,11 +152,13 @@ impl Network {
     /// is free.
     pub fn attach(&self, id: &str, pid: i32, policy: Policy) -> Result<Attachment, NetError> {
         let started = Instant::now();
+        let mut slot = self.lock_pool().take();
+        if slot.is_none() && self.reap() > 0 {
+            slot = self.lock_pool().take();
+        }
         let (slot, name, gateway, address) = {
-            let mut pool = self.lock_pool();
-            let slot = pool
-                .take()
-                .ok_or_else(|| NetError::PoolExhausted(self.net.to_string()))?;
+            let pool = self.lock_pool();
+            let slot = slot.ok_or_else(|| NetError::PoolExhausted(self.net.to_string()))?;
             let (gw, addr) = pool.addresses(slot);
             (slot, pool.link_name(slot), gw, addr)
         };
@@ -163,6 +169,11 @@ impl Network {
         let result = (|| {
             let netns = File::open(format!("/proc/{pid}/ns/net"))
                 .map_err(err("opening the network namespace"))?;
+            let ino = std::os::unix::fs::MetadataExt::ino(
+                &netns
+                    .metadata()
+                    .map_err(err("opening the network namespace"))?,
+            );
             let mut sock = Socket::route().map_err(err("opening a netlink socket"))?;
             link::create_veth(
                 &mut sock,
@@ -188,10 +199,10 @@ impl Network {
                     ..SetChange::default()
                 })
                 .map_err(err("adding the firewall elements"))?;
-            Ok((allow, deny))
+            Ok((allow, deny, ino))
         })();
         match result {
-            Ok((allow, deny)) => {
+            Ok((allow, deny, netns_ino)) => {
                 let info = Attachment {
                     link: name,
                     address,
@@ -204,6 +215,8 @@ impl Network {
                     id.to_string(),
                     Attached {
                         slot,
+                        pid,
+                        netns_ino,
                         info: info.clone(),
                         allow,
                         deny,
@@ -328,6 +341,25 @@ impl Network {
             tracing::warn!(sandbox_id = %id, error = %e, "flushing conntrack entries failed");
         }
         self.lock_pool().give_back(entry.slot);
+    }
+
+    /// Detaches every sandbox whose init has ended without a [`Network::detach`] (one
+    /// destroyed by a path that did not know of its network). Returns how many.
+    pub fn reap(&self) -> usize {
+        let dead: Vec<String> = self
+            .lock_map()
+            .iter()
+            .filter(|(_, a)| {
+                std::fs::metadata(format!("/proc/{}/ns/net", a.pid))
+                    .map(|m| std::os::unix::fs::MetadataExt::ino(&m) != a.netns_ino)
+                    .unwrap_or(true)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &dead {
+            self.detach(id);
+        }
+        dead.len()
     }
 
     /// Number of sandboxes with a network.

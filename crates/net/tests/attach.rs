@@ -3,7 +3,7 @@
 
 mod common;
 
-use bulkhead_net::{NetConfig, Network, Policy};
+use bulkhead_net::{Cidr, NetConfig, NetError, Network, Policy};
 use common::{Internet, Ns};
 
 /// `curl`'s exit code for a connection to `url` from inside `ns` (0 = answered, 7 = refused,
@@ -41,19 +41,7 @@ fn default_reaches_and_denied_is_refused() {
     let url = format!("http://{}:{}/", internet.addr, internet.port);
     assert_eq!(curl(&sb, &url), 0, "default policy reaches the test host");
 
-    let denied = Policy::parse(
-        true,
-        &[],
-        &[format!(
-            "{}/30",
-            internet
-                .addr
-                .rsplit_once('.')
-                .map(|(p, l)| format!("{p}.{}", l.parse::<u8>().unwrap() & !3))
-                .unwrap()
-        )],
-    )
-    .unwrap();
+    let denied = Policy::parse(true, &[], std::slice::from_ref(&internet.net)).unwrap();
     net.set_policy("sba", denied).expect("update");
     assert_eq!(curl(&sb, &url), 7, "deny_out refuses with a reset");
 
@@ -99,5 +87,35 @@ fn hundred_cycles_leave_nothing() {
     assert_eq!(net.links(), Vec::<String>::new());
     assert_eq!(net.firewall_elements().unwrap(), 0);
     assert_eq!(net.attached(), 0);
+    net.shutdown();
+}
+
+/// SECURITY.md "pool": an exhausted pool refuses with `PoolExhausted` and sets nothing up;
+/// a sandbox that ended without a detach gives its address back.
+#[test]
+fn exhausted_pool_refuses_and_dead_sandboxes_give_back() {
+    let mut config = NetConfig::new(5353);
+    config.pool = Some("10.215.255.252/30".parse::<Cidr>().unwrap());
+    let net = Network::new(&config).expect("network");
+    let (a, mut b, c) = (Ns::new(), Ns::new(), Ns::new());
+    net.attach("a", a.pid(), Policy::default())
+        .expect("attach a");
+    net.attach("b", b.pid(), Policy::default())
+        .expect("attach b");
+    let err = net.attach("c", c.pid(), Policy::default()).unwrap_err();
+    assert!(matches!(err, NetError::PoolExhausted(_)), "{err}");
+    assert_eq!(net.links().len(), 2);
+    assert_eq!(
+        c.sh("ip -o link show eth0").status.code(),
+        Some(1),
+        "nothing set up in c"
+    );
+    drop(std::mem::replace(&mut b, Ns::new()));
+    net.attach("c", c.pid(), Policy::default())
+        .expect("attach c after b ended");
+    assert!(net.get("b").is_none());
+    net.detach("a");
+    net.detach("c");
+    assert_eq!(net.links(), Vec::<String>::new());
     net.shutdown();
 }

@@ -66,7 +66,9 @@ fn run(args: &[&str]) {
 /// 198.51.100.0/24 (a /30 per test, claimed through a lock file) with an HTTP listener.
 pub struct Internet {
     pub ns: Ns,
+    /// The test host's address and its /30.
     pub addr: String,
+    pub net: String,
     pub port: u16,
     link: String,
     server: Child,
@@ -123,19 +125,22 @@ impl Internet {
             .stderr(Stdio::null())
             .spawn()
             .expect("python3");
-        for _ in 0..500 {
-            if ns
-                .sh(&format!("exec 3<>/dev/tcp/{peer}/{port}"))
-                .status
-                .success()
-            {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !ns
+            .sh(&format!("exec 3<>/dev/tcp/{peer}/{port}"))
+            .status
+            .success()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the test host's HTTP listener did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
         Self {
             ns,
             addr: peer,
+            net: format!("198.51.100.{}/30", 4 * n),
             port,
             link,
             server,
