@@ -186,11 +186,11 @@ def test_pip_install_as_default_user(server, sandboxes):
     ({"allowOut": ["not an address"]}, "not an address"),
     ({"denyOut": ["example.com"]}, "example.com"),
     ({"allowOut": ["pypi.org"]}, "pypi.org"),
-    ({"allowOut": ["pypi.org"], "denyOut": ["0.0.0.0/0"]}, "pypi.org"),
+    ({"allowOut": ["bad..name"], "denyOut": ["0.0.0.0/0"]}, "bad..name"),
 ])
 def test_bad_rules_are_400_naming_the_value(server, network, bad):
-    """An invalid CIDR, a domain in deny_out, a domain in allow_out without deny-all (E2B's
-    rule), and (not enforced yet) any domain rule: 400 naming the entry."""
+    """An invalid CIDR or name, a domain in deny_out, and a domain in allow_out without
+    deny-all (E2B's rule): 400 naming the entry."""
     req = urllib.request.Request(
         f"{server.api_url}/v2/sandboxes", method="POST",
         data=json.dumps({"templateID": "base", "network": network}).encode(),
@@ -199,6 +199,65 @@ def test_bad_rules_are_400_naming_the_value(server, network, bad):
         urllib.request.urlopen(req, timeout=30)
     assert e.value.code == 400
     assert bad in json.loads(e.value.read())["message"]
+
+
+DOMAIN_CASES = r"""
+import json, socket, ssl, sys
+ca, host = sys.argv[1], sys.argv[2]
+def https(name, sni=True):
+    ctx = ssl.create_default_context(cafile=ca)
+    if not sni:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    try:
+        raw = socket.create_connection((name if sni else socket.gethostbyname("pypi.org"), 443), timeout=20)
+        s = ctx.wrap_socket(raw, server_hostname=name if sni else None)
+        s.sendall(b"HEAD /simple/six/ HTTP/1.1\r\nHost: " + name.encode() + b"\r\nConnection: close\r\n\r\n")
+        return "ok" if s.recv(12).startswith(b"HTTP/1.1 200") else "other"
+    except (ConnectionResetError, ssl.SSLError, BrokenPipeError):
+        return "reset"
+    except ConnectionRefusedError:
+        return "refused"
+    except socket.timeout:
+        return "timeout"
+def http(addr, name):
+    try:
+        s = socket.create_connection((addr, 80), timeout=20)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: " + name.encode() + b"\r\n\r\n")
+        return "answered" if s.recv(5) else "closed"
+    except ConnectionResetError:
+        return "reset"
+    except ConnectionRefusedError:
+        return "refused"
+    except socket.timeout:
+        return "timeout"
+print(json.dumps({
+    "allowed": https("pypi.org"),
+    "other_name": https("files.pythonhosted.org"),
+    "no_sni": https("pypi.org", sni=False),
+    "ip_only": http(host, host),
+}))
+"""
+
+
+def test_domain_rules_by_sni_and_host(server, net, sandboxes):
+    """SECURITY.md "domain rules": with `deny_out: [0.0.0.0/0]`, a name in `allow_out` is
+    reached on 443 (TLS SNI checked by the egress proxy, which resolves the name itself);
+    another name, TLS without SNI and a bare-address HTTP request are reset, and other ports
+    stay refused. Traffic goes only to the package index (and never for refused names)."""
+    sb = sandboxes(network={"allow_out": ["pypi.org"], "deny_out": ["0.0.0.0/0"]})
+    ca = Path("/etc/ssl/certs/ca-certificates.crt")
+    sb.files.write("/tmp/host-ca.crt", ca.read_text() if ca.exists() else "")
+    sb.files.write("/tmp/domains.py", DOMAIN_CASES)
+    out = sb.commands.run(f"python3 /tmp/domains.py /tmp/host-ca.crt {net.host}", timeout=120)
+    got = json.loads(out.stdout)
+    assert got["allowed"] == "ok", got
+    assert got["other_name"] == "reset", got
+    assert got["no_sni"] == "reset", got
+    assert got["ip_only"] == "reset", got
+    assert probe(sb, "tcp", net.host, HTTP_PORT) == "refused"
+    assert probe(sb, "udp", net.host, 443).startswith("error:"), "QUIC-style UDP 443 refused"
+    assert "pypi.org" in sb.get_info().network["allow_out"]
 
 
 def _serve(binary: Path, *extra: str) -> tuple[subprocess.Popen, dict[str, str], Path]:

@@ -17,10 +17,12 @@
 //!     ip saddr . ip daddr @deny goto refuse
 //!     accept }
 //!   chain input { hook input
-//!     iifname "bhv*" udp/tcp dport <dns> accept
+//!     iifname "bhv*" udp/tcp dport <dns> accept; iifname "bhv*" tcp dport <proxy> accept
 //!     iifname "bhv*" goto refuse
 //!     udp/tcp dport <dns> drop }               # the forwarder answers sandboxes only
-//!   chain prerouting { nat hook prerouting: iifname "bhv*" udp/tcp dport 53 redirect to :<dns> }
+//!   set proxied { type ipv4_addr; }                              # sandboxes with domain rules
+//!   chain prerouting { nat hook prerouting: iifname "bhv*" udp/tcp dport 53 redirect to :<dns>
+//!     iifname "bhv*" ip saddr @proxied tcp dport {80, 443} redirect to :<proxy> }
 //!   chain postrouting { nat hook postrouting: ip saddr <pool> oifname != "bhv*" masquerade }
 //! }
 //! ```
@@ -37,8 +39,10 @@ use crate::nft::{self, FAMILY_INET as F, Rule};
 
 const ALLOW: &str = "allow";
 const DENY: &str = "deny";
+const PROXIED: &str = "proxied";
 const ALLOW_ID: u32 = 1;
 const DENY_ID: u32 = 2;
+const PROXIED_ID: u32 = 3;
 const IPPROTO_TCP: u8 = 6;
 const IPPROTO_UDP: u8 = 17;
 const NFPROTO_IPV4: u8 = 2;
@@ -58,13 +62,13 @@ pub(crate) struct PairElem {
 }
 
 impl PairElem {
-    fn keys(&self) -> (Vec<u8>, Vec<u8>) {
+    fn keys(&self) -> (Vec<u8>, Option<Vec<u8>>) {
         let s = self.sandbox.octets();
         let mut start = s.to_vec();
         start.extend_from_slice(&self.dest.first().octets());
         let mut end = s.to_vec();
         end.extend_from_slice(&self.dest.last().octets());
-        (start, end)
+        (start, Some(end))
     }
 }
 
@@ -75,6 +79,9 @@ pub(crate) struct SetChange {
     pub remove_deny: Vec<PairElem>,
     pub add_allow: Vec<PairElem>,
     pub add_deny: Vec<PairElem>,
+    /// Sandboxes whose ports 80/443 go to the egress proxy.
+    pub remove_proxied: Vec<std::net::Ipv4Addr>,
+    pub add_proxied: Vec<std::net::Ipv4Addr>,
 }
 
 impl SetChange {
@@ -83,6 +90,8 @@ impl SetChange {
             && self.remove_deny.is_empty()
             && self.add_allow.is_empty()
             && self.add_deny.is_empty()
+            && self.remove_proxied.is_empty()
+            && self.add_proxied.is_empty()
     }
 }
 
@@ -119,6 +128,7 @@ impl Firewall {
         prefix: &str,
         denied: &[Cidr],
         dns_port: u16,
+        proxy_port: Option<u16>,
     ) -> io::Result<Self> {
         let mut sock = Socket::netfilter()?;
         let table = format!("bulkhead-{}", prefix.trim_end_matches('-'));
@@ -129,6 +139,7 @@ impl Firewall {
             nft::new_table(F, t),
             nft::new_interval_set(F, t, ALLOW, ALLOW_ID, 2),
             nft::new_interval_set(F, t, DENY, DENY_ID, 2),
+            nft::new_set(F, t, PROXIED, PROXIED_ID, 4),
             nft::new_chain(F, t, "refuse", None),
             nft::new_chain(F, t, "from_sandbox", None),
             nft::new_chain(F, t, "forward", Some((nft::HOOK_FORWARD, -10, "filter"))),
@@ -221,6 +232,13 @@ impl Firewall {
                     .finish(),
             );
         }
+        if let Some(port) = proxy_port {
+            m.push(
+                dport(l4(iifname(rule("input")), IPPROTO_TCP), port)
+                    .verdict(nft::NF_ACCEPT, None)
+                    .finish(),
+            );
+        }
         m.push(
             iifname(rule("input"))
                 .verdict(nft::NFT_GOTO, Some("refuse"))
@@ -241,6 +259,27 @@ impl Firewall {
                     .redirect(nft::REG32_0)
                     .finish(),
             );
+        }
+        // prerouting: HTTP and HTTPS of sandboxes with domain rules go to the egress proxy.
+        if let Some(port) = proxy_port {
+            for web in [80u16, 443] {
+                m.push(
+                    dport(
+                        l4(
+                            iifname(rule("prerouting"))
+                                .meta(nft::META_NFPROTO, nft::REG32_1)
+                                .cmp(nft::REG32_1, nft::CMP_EQ, &[NFPROTO_IPV4])
+                                .payload(nft::BASE_NETWORK, 12, 4, nft::REG32_0)
+                                .lookup(PROXIED, PROXIED_ID, nft::REG32_0),
+                            IPPROTO_TCP,
+                        ),
+                        web,
+                    )
+                    .immediate(nft::REG32_0, &port.to_be_bytes())
+                    .redirect(nft::REG32_0)
+                    .finish(),
+                );
+            }
         }
         // postrouting: NAT for what leaves the host.
         m.push(
@@ -269,6 +308,11 @@ impl Firewall {
             return Ok(());
         }
         let keys = |v: &[PairElem]| v.iter().map(PairElem::keys).collect::<Vec<_>>();
+        let addrs = |v: &[std::net::Ipv4Addr]| {
+            v.iter()
+                .map(|a| (a.octets().to_vec(), None))
+                .collect::<Vec<_>>()
+        };
         let mut m = Vec::new();
         for (set, add, elems) in [
             (ALLOW, false, &change.remove_allow),
@@ -280,6 +324,17 @@ impl Firewall {
                 m.push(nft::set_elements(F, &self.table, set, add, &keys(elems)));
             }
         }
+        for (add, elems) in [(false, &change.remove_proxied), (true, &change.add_proxied)] {
+            if !elems.is_empty() {
+                m.push(nft::set_elements(
+                    F,
+                    &self.table,
+                    PROXIED,
+                    add,
+                    &addrs(elems),
+                ));
+            }
+        }
         let mut sock = self.sock.lock().unwrap_or_else(|p| p.into_inner());
         sock.transact(nft::batch(m), false)
     }
@@ -288,7 +343,7 @@ impl Firewall {
     pub(crate) fn count_elements(&self) -> io::Result<usize> {
         let mut sock = self.sock.lock().unwrap_or_else(|p| p.into_inner());
         let mut n = 0;
-        for set in [ALLOW, DENY] {
+        for set in [ALLOW, DENY, PROXIED] {
             n += sock.dump_count(nft::get_set_elements(F, &self.table, set), 3)?;
         }
         Ok(n)

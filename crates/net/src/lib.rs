@@ -26,10 +26,12 @@ mod network;
 mod nft;
 mod policy;
 mod pool;
+mod proxy;
 
 pub use cidr::{Cidr, CidrError};
 pub use dns::{DnsForwarder, parse_resolv_conf};
 pub use error::NetError;
 pub use network::{ALWAYS_DENIED, Attachment, NetConfig, Network};
-pub use policy::{Policy, PolicyError};
+pub use policy::{DomainRule, Policy, PolicyError};
 pub use pool::AUTO_RANGE;
+pub use proxy::EgressProxy;

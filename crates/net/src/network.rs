@@ -14,6 +14,7 @@ use crate::link;
 use crate::netlink::Socket;
 use crate::policy::Policy;
 use crate::pool::Pool;
+use crate::proxy::{EgressProxy, RuleMap, Rules};
 
 /// Destinations no sandbox policy can open: "this network", RFC 1918, CGNAT, loopback,
 /// link-local (cloud metadata included), IETF protocol assignments, multicast and reserved.
@@ -41,6 +42,8 @@ pub struct NetConfig {
     pub denied: Vec<Cidr>,
     /// UDP and TCP port of the DNS forwarder on the host (see [`crate::DnsForwarder`]).
     pub dns_port: u16,
+    /// Port of the egress proxy ([`crate::EgressProxy`]); `None` = domain rules refused.
+    pub proxy_port: Option<u16>,
 }
 
 impl NetConfig {
@@ -53,6 +56,7 @@ impl NetConfig {
                 .filter_map(|s| s.parse().ok())
                 .collect(),
             dns_port,
+            proxy_port: None,
         }
     }
 }
@@ -91,6 +95,9 @@ pub struct Network {
     net: Cidr,
     firewall: Firewall,
     sandboxes: Mutex<HashMap<String, Attached>>,
+    /// Domain rules per sandbox address, read by the egress proxy.
+    rules: Option<RuleMap>,
+    denied: Vec<Cidr>,
 }
 
 fn elems(addr: Ipv4Addr, nets: &[Cidr]) -> Vec<PairElem> {
@@ -100,6 +107,15 @@ fn elems(addr: Ipv4Addr, nets: &[Cidr]) -> Vec<PairElem> {
             dest: *n,
         })
         .collect()
+}
+
+/// The `proxied` element of a sandbox whose policy has domain rules.
+fn proxied(addr: Ipv4Addr, policy: &Policy) -> Vec<Ipv4Addr> {
+    if policy.allow_domains.is_empty() {
+        Vec::new()
+    } else {
+        vec![addr]
+    }
 }
 
 impl Network {
@@ -118,8 +134,14 @@ impl Network {
         for name in pool.existing_links() {
             let _ = link::delete_link(&mut sock, &name);
         }
-        let firewall = Firewall::install(&net, &pool.prefix, &config.denied, config.dns_port)
-            .map_err(NetError::Nftables)?;
+        let firewall = Firewall::install(
+            &net,
+            &pool.prefix,
+            &config.denied,
+            config.dns_port,
+            config.proxy_port,
+        )
+        .map_err(NetError::Nftables)?;
         std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").map_err(|source| NetError::Host {
             step: "enabling IPv4 forwarding",
             source,
@@ -130,7 +152,43 @@ impl Network {
             net,
             firewall,
             sandboxes: Mutex::new(HashMap::new()),
+            rules: config.proxy_port.map(|_| RuleMap::default()),
+            denied: config.denied.iter().copied().chain([net]).collect(),
         })
+    }
+
+    /// Hands `proxy` the rules it enforces and the ranges it must never connect to. Call
+    /// before running it; a network without a proxy port ignores it.
+    pub fn connect_proxy(&self, proxy: &mut EgressProxy) {
+        if let Some(r) = &self.rules {
+            proxy.rules = r.clone();
+            proxy.set_denied(self.denied.clone());
+        }
+    }
+
+    /// True when domain rules are enforced (an egress proxy is configured).
+    pub fn domain_rules(&self) -> bool {
+        self.rules.is_some()
+    }
+
+    fn set_rules(&self, addr: Ipv4Addr, policy: Option<&Policy>) {
+        if let Some(map) = &self.rules {
+            let mut map = map.write().unwrap_or_else(|p| p.into_inner());
+            match policy.filter(|p| !p.allow_domains.is_empty()) {
+                Some(p) => {
+                    map.insert(
+                        addr,
+                        Rules {
+                            domains: p.allow_domains.clone(),
+                            allow: p.allow_out.clone(),
+                        },
+                    );
+                }
+                None => {
+                    map.remove(&addr);
+                }
+            }
+        }
     }
 
     /// The address pool in use.
@@ -190,12 +248,21 @@ impl Network {
                 .map_err(err("addressing the host end"))?;
             inside::configure(&netns, address, 31, gateway)
                 .map_err(err("configuring the sandbox interface"))?;
+            if !policy.allow_domains.is_empty() && self.rules.is_none() {
+                return Err(NetError::Setup {
+                    id: id.to_string(),
+                    step: "applying domain rules without an egress proxy",
+                    source: std::io::Error::from(std::io::ErrorKind::Unsupported),
+                });
+            }
             let allow = elems(address, &policy.allow_out);
             let deny = elems(address, &policy.effective_deny());
+            self.set_rules(address, Some(&policy));
             self.firewall
                 .apply(&SetChange {
                     add_allow: allow.clone(),
                     add_deny: deny.clone(),
+                    add_proxied: proxied(address, &policy),
                     ..SetChange::default()
                 })
                 .map_err(err("adding the firewall elements"))?;
@@ -225,6 +292,7 @@ impl Network {
                 Ok(info)
             }
             Err(e) => {
+                self.set_rules(address, None);
                 if let Ok(mut sock) = Socket::route() {
                     let _ = link::delete_link(&mut sock, &name);
                 }
@@ -272,9 +340,22 @@ impl Network {
             .get_mut(id)
             .ok_or_else(|| NetError::Unknown(id.to_string()))?;
         let addr = entry.info.address;
+        if !policy.allow_domains.is_empty() && self.rules.is_none() {
+            return Err(NetError::Setup {
+                id: id.to_string(),
+                step: "applying domain rules without an egress proxy",
+                source: std::io::Error::from(std::io::ErrorKind::Unsupported),
+            });
+        }
         let allow = elems(addr, &policy.allow_out);
         let deny = elems(addr, &policy.effective_deny());
+        let (was, now) = (proxied(addr, &entry.info.policy), proxied(addr, &policy));
+        // The proxy learns the new rules first: a connection it sees in between is judged
+        // by the new policy, as the firewall's packets will be after the batch.
+        self.set_rules(addr, Some(&policy));
         let change = SetChange {
+            remove_proxied: was.iter().filter(|a| !now.contains(a)).copied().collect(),
+            add_proxied: now.iter().filter(|a| !was.contains(a)).copied().collect(),
             remove_allow: entry
                 .allow
                 .iter()
@@ -322,9 +403,11 @@ impl Network {
         let Some(entry) = self.lock_map().remove(id) else {
             return;
         };
+        self.set_rules(entry.info.address, None);
         let change = SetChange {
             remove_allow: entry.allow,
             remove_deny: entry.deny,
+            remove_proxied: proxied(entry.info.address, &entry.info.policy),
             ..SetChange::default()
         };
         if let Err(e) = self.firewall.apply(&change) {

@@ -133,13 +133,26 @@ pub(crate) fn new_interval_set(family: u8, table: &str, name: &str, id: u32, fie
     m
 }
 
-/// Adds (`add`) or removes elements `[start, end]` (keys of equal length) to set `set`.
+/// A plain (hash) set of `key_len`-byte keys.
+pub(crate) fn new_set(family: u8, table: &str, name: &str, id: u32, key_len: u32) -> Msg {
+    let mut m = msg(NFT_MSG_NEWSET, family, NLM_F_CREATE);
+    m.str(1, table)
+        .str(2, name)
+        .u32_be(3, 0)
+        .u32_be(4, 7)
+        .u32_be(5, key_len)
+        .u32_be(10, id);
+    m
+}
+
+/// Adds (`add`) or removes elements to set `set`: a key, and for interval sets the
+/// inclusive end of the range (same length).
 pub(crate) fn set_elements(
     family: u8,
     table: &str,
     set: &str,
     add: bool,
-    elems: &[(Vec<u8>, Vec<u8>)],
+    elems: &[(Vec<u8>, Option<Vec<u8>>)],
 ) -> Msg {
     let (kind, flags) = if add {
         (NFT_MSG_NEWSETELEM, NLM_F_CREATE)
@@ -152,7 +165,9 @@ pub(crate) fn set_elements(
     for (start, end) in elems {
         m.begin(1);
         m.begin(1).attr(1, start).end();
-        m.begin(10).attr(1, end).end();
+        if let Some(end) = end {
+            m.begin(10).attr(1, end).end();
+        }
         m.end();
     }
     m.end();

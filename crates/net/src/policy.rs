@@ -16,6 +16,58 @@ pub struct Policy {
     pub allow_out: Vec<Cidr>,
     /// Destinations refused.
     pub deny_out: Vec<Cidr>,
+    /// Names allowed on ports 80 (HTTP `Host`) and 443 (TLS SNI), through the egress proxy.
+    /// Only with `deny_out` covering everything (E2B's rule).
+    pub allow_domains: Vec<DomainRule>,
+}
+
+/// A domain in `allowOut`: `name`, `*.name` (its subdomains at any depth, not the name
+/// itself) or `*` (every name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainRule {
+    name: String,
+    subdomains: bool,
+}
+
+impl DomainRule {
+    fn parse(s: &str) -> Self {
+        let s = s.trim().trim_end_matches('.').to_ascii_lowercase();
+        match s.strip_prefix("*.") {
+            Some(rest) => Self {
+                name: rest.to_string(),
+                subdomains: true,
+            },
+            None if s == "*" => Self {
+                name: String::new(),
+                subdomains: true,
+            },
+            None => Self {
+                name: s,
+                subdomains: false,
+            },
+        }
+    }
+
+    /// True when `host` (lowercase, no trailing dot) is covered.
+    pub fn matches(&self, host: &str) -> bool {
+        if !self.subdomains {
+            return host == self.name;
+        }
+        self.name.is_empty()
+            || host
+                .strip_suffix(self.name.as_str())
+                .is_some_and(|head| head.ends_with('.') && head.len() > 1)
+    }
+}
+
+impl std::fmt::Display for DomainRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.subdomains, self.name.is_empty()) {
+            (true, true) => f.write_str("*"),
+            (true, false) => write!(f, "*.{}", self.name),
+            _ => f.write_str(&self.name),
+        }
+    }
 }
 
 impl Default for Policy {
@@ -25,6 +77,7 @@ impl Default for Policy {
             internet: true,
             allow_out: Vec::new(),
             deny_out: Vec::new(),
+            allow_domains: Vec::new(),
         }
     }
 }
@@ -46,9 +99,9 @@ pub enum PolicyError {
     /// A domain in `allowOut` while `denyOut` does not cover everything (E2B refuses it too).
     #[error("allowOut entry {0:?} is a domain: domain rules require denyOut to contain 0.0.0.0/0")]
     DomainWithoutDenyAll(String),
-    /// A domain rule, which this server does not enforce yet.
+    /// A domain rule on a server that runs no egress proxy.
     #[error(
-        "allowOut entry {0:?} is a domain: domain rules are not supported by this server; use IP addresses or CIDRs"
+        "allowOut entry {0:?} is a domain: domain rules are not enabled on this server; use IP addresses or CIDRs"
     )]
     DomainUnsupported(String),
 }
@@ -72,8 +125,8 @@ fn looks_like_domain(s: &str) -> bool {
 }
 
 impl Policy {
-    /// Parses E2B's fields. Refuses invalid entries, domains in `deny_out`, and (until domain
-    /// rules are enforced) any domain in `allow_out`.
+    /// Parses E2B's fields. Refuses invalid entries, domains in `deny_out`, and a domain in
+    /// `allow_out` unless `deny_out` covers everything (or the internet is off).
     pub fn parse(
         internet: bool,
         allow_out: &[String],
@@ -95,16 +148,16 @@ impl Policy {
             }
         }
         let mut allow = Vec::new();
+        let mut domains = Vec::new();
         for v in allow_out {
             match v.trim().parse::<Cidr>() {
                 Ok(c) => allow.push(c),
                 Err(_) if looks_like_domain(v.trim()) => {
                     let denies_all = !internet || deny.iter().any(|c| c.prefix() == 0);
-                    return Err(if denies_all {
-                        PolicyError::DomainUnsupported(v.clone())
-                    } else {
-                        PolicyError::DomainWithoutDenyAll(v.clone())
-                    });
+                    if !denies_all {
+                        return Err(PolicyError::DomainWithoutDenyAll(v.clone()));
+                    }
+                    domains.push(DomainRule::parse(v));
                 }
                 Err(_) => {
                     return Err(PolicyError::Invalid {
@@ -118,6 +171,7 @@ impl Policy {
             internet,
             allow_out: normalise(&allow),
             deny_out: normalise(&deny),
+            allow_domains: domains,
         })
     }
 
@@ -152,11 +206,14 @@ mod tests {
     }
 
     #[test]
-    fn domains_follow_e2b_then_refuse() {
+    fn domains_follow_e2b() {
         let e = Policy::parse(true, &s(&["pypi.org"]), &[]).unwrap_err();
         assert_eq!(e, PolicyError::DomainWithoutDenyAll("pypi.org".into()));
-        let e = Policy::parse(true, &s(&["*.pypi.org"]), &s(&["0.0.0.0/0"])).unwrap_err();
-        assert_eq!(e, PolicyError::DomainUnsupported("*.pypi.org".into()));
+        let p = Policy::parse(true, &s(&["*.pypi.org", "pypi.org"]), &s(&["0.0.0.0/0"])).unwrap();
+        let (sub, apex) = (&p.allow_domains[0], &p.allow_domains[1]);
+        assert!(sub.matches("files.pypi.org") && !sub.matches("pypi.org"));
+        assert!(apex.matches("pypi.org") && !apex.matches("evilpypi.org"));
+        assert!(!sub.matches("evilpypi.org") && sub.to_string() == "*.pypi.org");
     }
 
     #[test]

@@ -248,9 +248,12 @@ pub fn run(mut args: Args, matches: Option<&clap::ArgMatches>) -> anyhow::Result
         .context("starting tokio")?;
     let args_keep = args.keep_sandboxes;
     let result = tokio.block_on(async move {
-        let (network, dns_task) = match network {
-            Some((settings, dns)) => (Some(settings), Some(tokio::spawn(dns.run()))),
-            None => (None, None),
+        let (network, tasks) = match network {
+            Some(n) => (
+                Some(n.settings),
+                vec![tokio::spawn(n.dns.run()), tokio::spawn(n.proxy.run())],
+            ),
+            None => (None, Vec::new()),
         };
         let net_handle = network.as_ref().map(|n| n.network.clone());
         let manager = Manager::new(
@@ -331,7 +334,7 @@ pub fn run(mut args: Args, matches: Option<&clap::ArgMatches>) -> anyhow::Result
                 n.shutdown();
             }
         }
-        if let Some(t) = dns_task {
+        for t in tasks {
             t.abort();
         }
         Ok::<u8, anyhow::Error>(0)

@@ -110,7 +110,13 @@ pub async fn get(
         allow_internet_access: Some(net.as_ref().is_some_and(|a| a.policy.internet)),
         domain: Some(st.domain.clone()),
         network: net.map(|a| SandboxNetworkInfo {
-            allow_out: a.policy.allow_out.iter().map(|c| c.to_string()).collect(),
+            allow_out: a
+                .policy
+                .allow_out
+                .iter()
+                .map(|c| c.to_string())
+                .chain(a.policy.allow_domains.iter().map(|d| d.to_string()))
+                .collect(),
             deny_out: a.policy.deny_out.iter().map(|c| c.to_string()).collect(),
             allow_public_traffic: true,
         }),

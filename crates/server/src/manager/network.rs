@@ -77,13 +77,20 @@ impl Manager {
         req: &NetworkRequest,
     ) -> Result<Option<Policy>, ApiError> {
         match &self.config.network {
-            Some(s) => Policy::parse(
-                req.internet.unwrap_or(s.default_internet),
-                &req.allow_out,
-                &req.deny_out,
-            )
-            .map(Some)
-            .map_err(bad),
+            Some(s) => {
+                let p = Policy::parse(
+                    req.internet.unwrap_or(s.default_internet),
+                    &req.allow_out,
+                    &req.deny_out,
+                )
+                .map_err(bad)?;
+                if let Some(d) = p.allow_domains.first()
+                    && !s.network.domain_rules()
+                {
+                    return Err(bad(PolicyError::DomainUnsupported(d.to_string())));
+                }
+                Ok(Some(p))
+            }
             None if req.internet == Some(true) || !req.allow_out.is_empty() => {
                 Err(ApiError::BadRequest(
                     "internet access is not available on this server: sandboxes have loopback networking only"
