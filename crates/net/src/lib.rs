@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 mod cidr;
+mod config;
 mod conntrack;
 mod dns;
 mod error;
@@ -29,9 +30,10 @@ mod pool;
 mod proxy;
 
 pub use cidr::{Cidr, CidrError};
+pub use config::{ALWAYS_DENIED, NetConfig};
 pub use dns::{DnsForwarder, parse_resolv_conf};
 pub use error::NetError;
-pub use network::{ALWAYS_DENIED, Attachment, NetConfig, Network};
+pub use network::{Attachment, Network};
 pub use policy::{DomainRule, Policy, PolicyError};
 pub use pool::AUTO_RANGE;
 pub use proxy::EgressProxy;
