@@ -260,6 +260,40 @@ def test_domain_rules_by_sni_and_host(server, net, sandboxes):
     assert "pypi.org" in sb.get_info().network["allow_out"]
 
 
+def test_update_network_resets_proxied_flows(server, sandboxes):
+    """SECURITY.md "update_network": a connection the egress proxy relays for a name that the
+    new policy drops is ended (reset) when the policy changes."""
+    sb = sandboxes(network={"allow_out": ["pypi.org"], "deny_out": ["0.0.0.0/0"]})
+    ca = Path("/etc/ssl/certs/ca-certificates.crt")
+    sb.files.write("/tmp/host-ca.crt", ca.read_text() if ca.exists() else "")
+    script = (
+        "import os, socket, ssl, time\n"
+        "ctx = ssl.create_default_context(cafile='/tmp/host-ca.crt')\n"
+        "s = ctx.wrap_socket(socket.create_connection(('pypi.org', 443), timeout=20),"
+        " server_hostname='pypi.org')\n"
+        "open('/tmp/connected', 'w').close()\n"
+        "while not os.path.exists('/tmp/go'): time.sleep(0.05)\n"
+        # Nothing is sent, so the server says nothing: only a reset ends this read.
+        "try:\n"
+        "    d = s.recv(5); print('answered' if d else 'closed')\n"
+        "except (ConnectionResetError, ssl.SSLError, BrokenPipeError): print('reset')\n"
+        "except socket.timeout: print('timeout')\n"
+    )
+    sb.files.write("/tmp/flow.py", script)
+    handle = sb.commands.run("python3 /tmp/flow.py", background=True)
+    for _ in range(400):
+        if sb.files.exists("/tmp/connected"):
+            break
+        time.sleep(0.05)
+    assert sb.files.exists("/tmp/connected")
+    sb.update_network({"deny_out": ["0.0.0.0/0"]})
+    sb.files.write("/tmp/go", "")
+    # The proxy resets the connection; Python's TLS layer may report that as an EOF (it
+    # suppresses "ragged" EOFs). Either way the idle connection ended, where it would
+    # otherwise have waited for its 20 s timeout.
+    assert handle.wait().stdout.strip() in ("reset", "closed")
+
+
 def _serve(binary: Path, *extra: str) -> tuple[subprocess.Popen, dict[str, str], Path]:
     tmp = Path(tempfile.mkdtemp(prefix="bulkhead-net-"))
     tmp.chmod(0o755)

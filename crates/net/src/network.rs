@@ -127,23 +127,17 @@ impl Network {
         self.rules.is_some()
     }
 
-    fn set_rules(&self, addr: Ipv4Addr, policy: Option<&Policy>) {
-        if let Some(map) = &self.rules {
-            let mut map = map.write().unwrap_or_else(|p| p.into_inner());
-            match policy.filter(|p| !p.allow_domains.is_empty()) {
-                Some(p) => {
-                    map.insert(
-                        addr,
-                        Rules {
-                            domains: p.allow_domains.clone(),
-                            allow: p.allow_out.clone(),
-                        },
-                    );
-                }
-                None => {
-                    map.remove(&addr);
-                }
-            }
+    /// Tells the egress proxy the domain rules of sandbox `id` at `addr` (none: forget it).
+    fn set_rules(&self, id: &str, addr: Ipv4Addr, policy: Option<&Policy>) {
+        if let Some(table) = &self.rules {
+            let rules = policy
+                .filter(|p| !p.allow_domains.is_empty())
+                .map(|p| Rules {
+                    sandbox_id: id.to_string(),
+                    domains: p.allow_domains.clone(),
+                    allow: p.allow_out.clone(),
+                });
+            table.set(addr, rules);
         }
     }
 
@@ -213,7 +207,7 @@ impl Network {
             }
             let allow = elems(address, &policy.allow_out);
             let deny = elems(address, &policy.effective_deny());
-            self.set_rules(address, Some(&policy));
+            self.set_rules(id, address, Some(&policy));
             self.firewall
                 .apply(&SetChange {
                     add_allow: allow.clone(),
@@ -248,7 +242,7 @@ impl Network {
                 Ok(info)
             }
             Err(e) => {
-                self.set_rules(address, None);
+                self.set_rules(id, address, None);
                 if let Ok(mut sock) = Socket::route() {
                     let _ = link::delete_link(&mut sock, &name);
                 }
@@ -308,7 +302,7 @@ impl Network {
         let (was, now) = (proxied(addr, &entry.info.policy), proxied(addr, &policy));
         // The proxy learns the new rules first: a connection it sees in between is judged
         // by the new policy, as the firewall's packets will be after the batch.
-        self.set_rules(addr, Some(&policy));
+        self.set_rules(id, addr, Some(&policy));
         let change = SetChange {
             remove_proxied: was.iter().filter(|a| !now.contains(a)).copied().collect(),
             add_proxied: now.iter().filter(|a| !was.contains(a)).copied().collect(),
@@ -359,7 +353,7 @@ impl Network {
         let Some(entry) = self.lock_map().remove(id) else {
             return;
         };
-        self.set_rules(entry.info.address, None);
+        self.set_rules(id, entry.info.address, None);
         let change = SetChange {
             remove_allow: entry.allow,
             remove_deny: entry.deny,

@@ -24,12 +24,64 @@ const MAX_HELLO: usize = 16 * 1024;
 /// What the proxy knows of each sandbox with domain rules (by sandbox address).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Rules {
+    pub sandbox_id: String,
     pub domains: Vec<DomainRule>,
     pub allow: Vec<Cidr>,
 }
 
+impl Rules {
+    /// Whether a connection to `dst` naming `name` passes.
+    fn allows(&self, name: Option<&str>, dst: SocketAddr) -> bool {
+        let by_name = name.is_some_and(|n| self.domains.iter().any(|d| d.matches(n)));
+        let by_address = match dst.ip() {
+            std::net::IpAddr::V4(ip) => self.allow.iter().any(|c| c.contains(ip)),
+            std::net::IpAddr::V6(_) => false,
+        };
+        by_name || by_address
+    }
+}
+
+/// The rules by sandbox address, and a signal raised on every change (relayed connections
+/// are judged again then).
+#[derive(Debug)]
+pub(crate) struct RuleTable {
+    map: RwLock<HashMap<Ipv4Addr, Rules>>,
+    changed: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for RuleTable {
+    fn default() -> Self {
+        Self {
+            map: RwLock::new(HashMap::new()),
+            changed: tokio::sync::watch::Sender::new(0),
+        }
+    }
+}
+
+impl RuleTable {
+    pub(crate) fn get(&self, addr: &Ipv4Addr) -> Option<Rules> {
+        self.map
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(addr)
+            .cloned()
+    }
+
+    /// Sets (or with `None` removes) the rules of `addr`.
+    pub(crate) fn set(&self, addr: Ipv4Addr, rules: Option<Rules>) {
+        {
+            let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+            match rules {
+                Some(r) => map.insert(addr, r),
+                None => map.remove(&addr),
+            };
+        }
+        self.changed.send_modify(|g| *g = g.wrapping_add(1));
+    }
+}
+
 /// Shared between [`crate::Network`] (which writes) and the proxy (which reads).
-pub(crate) type RuleMap = Arc<RwLock<HashMap<Ipv4Addr, Rules>>>;
+pub(crate) type RuleMap = Arc<RuleTable>;
 
 /// The egress proxy's listener, bound before the firewall is installed.
 #[derive(Debug)]
@@ -71,8 +123,9 @@ impl EgressProxy {
             };
             let shared = shared.clone();
             tokio::spawn(async move {
-                if let Err(reason) = handle(client, peer, &shared.0, &shared.1).await {
-                    tracing::info!(source = %peer, reason, "egress connection refused");
+                if let Err((sandbox_id, reason)) = handle(client, peer, &shared.0, &shared.1).await
+                {
+                    tracing::info!(sandbox_id, source = %peer, reason, "egress connection refused");
                 }
             });
         }
@@ -92,34 +145,31 @@ fn original_dst(client: &TcpStream) -> Option<SocketAddr> {
     Some(SocketAddr::from((ip, u16::from_be(sa.sin_port))))
 }
 
+/// Serves one redirected connection. An error names the sandbox (when known) and why it
+/// was refused; the client has been reset then.
 async fn handle(
     mut client: TcpStream,
     peer: SocketAddr,
     rules: &RuleMap,
     denied: &[Cidr],
-) -> Result<(), &'static str> {
+) -> Result<(), (String, &'static str)> {
+    let refuse = |client: TcpStream, id: &str, why: &'static str| {
+        reset(client);
+        Err((id.to_string(), why))
+    };
     let SocketAddr::V4(peer4) = peer else {
-        reset(client);
-        return Err("not IPv4");
+        return refuse(client, "", "not IPv4");
     };
-    let sandbox_rules = rules
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(peer4.ip())
-        .cloned();
-    let (Some(r), Some(dst)) = (sandbox_rules, original_dst(&client)) else {
-        reset(client);
-        return Err("no rules for this source");
+    let (Some(r), Some(dst)) = (rules.get(peer4.ip()), original_dst(&client)) else {
+        return refuse(client, "", "no rules for this source");
     };
+    let id = r.sandbox_id.clone();
     let mut buf = Vec::with_capacity(4096);
     let name = loop {
         let mut chunk = [0u8; 4096];
         let n = match tokio::time::timeout(HELLO_TIMEOUT, client.read(&mut chunk)).await {
             Ok(Ok(n)) if n > 0 => n,
-            _ => {
-                reset(client);
-                return Err("no request");
-            }
+            _ => return refuse(client, &id, "no request"),
         };
         buf.extend_from_slice(&chunk[..n]);
         let parsed = if dst.port() == 443 {
@@ -134,49 +184,70 @@ async fn handle(
             Parsed::More => break None,
         }
     };
-    let by_address = match dst.ip() {
-        std::net::IpAddr::V4(ip) => r.allow.iter().any(|c| c.contains(ip)),
-        std::net::IpAddr::V6(_) => false,
-    };
+    if !r.allows(name.as_deref(), dst) {
+        let why = if name.is_some() {
+            "name not allowed"
+        } else {
+            "no name (SNI or Host) in the request"
+        };
+        return refuse(client, &id, why);
+    }
+    let by_name = name
+        .as_deref()
+        .is_some_and(|n| r.domains.iter().any(|d| d.matches(n)));
     let target: Vec<SocketAddr> = match &name {
-        Some(n) if r.domains.iter().any(|d| d.matches(n)) => {
-            match tokio::net::lookup_host((n.as_str(), dst.port())).await {
-                Ok(addrs) => addrs
-                    .filter(|a| match a.ip() {
-                        std::net::IpAddr::V4(ip) => !denied.iter().any(|c| c.contains(ip)),
-                        std::net::IpAddr::V6(_) => false,
-                    })
-                    .collect(),
-                Err(_) => Vec::new(),
-            }
-        }
-        _ if by_address => vec![dst],
-        _ => {
-            reset(client);
-            return Err(if name.is_some() {
-                "name not allowed"
-            } else {
-                "no name (SNI or Host) in the request"
-            });
-        }
+        Some(n) if by_name => match tokio::net::lookup_host((n.as_str(), dst.port())).await {
+            Ok(addrs) => addrs
+                .filter(|a| match a.ip() {
+                    std::net::IpAddr::V4(ip) => !denied.iter().any(|c| c.contains(ip)),
+                    std::net::IpAddr::V6(_) => false,
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        },
+        _ => vec![dst],
     };
     for addr in target {
-        if let Ok(Ok(mut server)) =
+        let Ok(Ok(mut server)) =
             tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await
+        else {
+            continue;
+        };
+        let _ = server.set_nodelay(true);
+        if tokio::io::AsyncWriteExt::write_all(&mut server, &buf)
+            .await
+            .is_err()
         {
-            let _ = server.set_nodelay(true);
-            if tokio::io::AsyncWriteExt::write_all(&mut server, &buf)
-                .await
-                .is_err()
-            {
-                break;
-            }
-            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-            return Ok(());
+            break;
         }
+        let mut changed = rules.changed.subscribe();
+        let tightened = {
+            let relay = tokio::io::copy_bidirectional(&mut client, &mut server);
+            tokio::pin!(relay);
+            loop {
+                tokio::select! {
+                    _ = &mut relay => break false,
+                    _ = changed.changed() => {
+                        let still = rules
+                            .get(peer4.ip())
+                            .is_some_and(|now| now.allows(name.as_deref(), dst));
+                        if !still {
+                            break true;
+                        }
+                    }
+                }
+            }
+        };
+        if tightened {
+            return refuse(client, &id, "the policy no longer allows it");
+        }
+        return Ok(());
     }
-    reset(client);
-    Err("the allowed name resolved to no reachable address")
+    refuse(
+        client,
+        &id,
+        "the allowed name resolved to no reachable address",
+    )
 }
 
 /// Result of parsing the first bytes of a connection.
