@@ -21,7 +21,7 @@ pub const ALWAYS_DENIED: &[&str] = &[
 /// Settings of the sandbox network.
 #[derive(Debug, Clone)]
 pub struct NetConfig {
-    /// The address pool; `None` = the first free /20 of `10.213.0.0/16`.
+    /// The address pool; `None` = the first free /20 of `10.208.0.0/12`, from 10.213.0.0/20 on.
     pub pool: Option<Cidr>,
     /// Destinations always refused (defaults to [`ALWAYS_DENIED`]). The pool itself is
     /// always added, so sandboxes never reach each other.

@@ -12,8 +12,10 @@ use crate::error::NetError;
 
 /// Where pool locks live.
 const LOCK_DIR: &str = "/run/bulkhead-net";
-/// The range an automatic pool is carved from, and the size of each automatic pool.
-pub const AUTO_RANGE: &str = "10.213.0.0/16";
+/// The range automatic pools are carved from (256 pools of 2048 sandboxes), and the pool
+/// tried first: many servers on one host (tests run several at once) each get their own.
+pub const AUTO_RANGE: &str = "10.208.0.0/12";
+const AUTO_FIRST: &str = "10.213.0.0";
 const AUTO_PREFIX: u8 = 20;
 
 /// A claimed pool.
@@ -52,7 +54,8 @@ fn host_routes() -> Vec<(Cidr, String)> {
 }
 
 impl Pool {
-    /// Claims `net`, or (when `None`) the first free /20 of [`AUTO_RANGE`]. Refuses a pool
+    /// Claims `net`, or (when `None`) the first free /20 of [`AUTO_RANGE`] from 10.213.0.0/20
+    /// on (wrapping around). Refuses a pool
     /// that overlaps a host route other than the default route or this pool's own leftover
     /// links, and one another server holds.
     pub(crate) fn claim(net: Option<Cidr>) -> Result<Self, NetError> {
@@ -69,10 +72,15 @@ impl Pool {
                     .parse()
                     .map_err(|_| NetError::NoPool(format!("bad built-in range {AUTO_RANGE}")))?;
                 let step = 1u64 << (32 - AUTO_PREFIX);
+                let count = range.size() / step;
+                let first = AUTO_FIRST
+                    .parse::<Ipv4Addr>()
+                    .map(|a| u64::from(u32::from(a) - u32::from(range.first())) / step)
+                    .unwrap_or(0);
                 let mut last = None;
-                for i in 0..(range.size() / step) {
-                    let Some(net) = range.nth(i * step).and_then(|a| Cidr::new(a, AUTO_PREFIX))
-                    else {
+                for i in 0..count {
+                    let at = ((first + i) % count) * step;
+                    let Some(net) = range.nth(at).and_then(|a| Cidr::new(a, AUTO_PREFIX)) else {
                         break;
                     };
                     match Self::try_claim(net) {

@@ -119,3 +119,18 @@ fn exhausted_pool_refuses_and_dead_sandboxes_give_back() {
     assert_eq!(net.links(), Vec::<String>::new());
     net.shutdown();
 }
+
+/// SECURITY.md "pool": two networks on one host never share an automatic pool.
+#[test]
+fn automatic_pools_never_overlap() {
+    let (a, b) = (network(), network());
+    assert!(
+        !a.pool().overlaps(&b.pool()),
+        "{} and {}",
+        a.pool(),
+        b.pool()
+    );
+    assert_eq!(a.pool().prefix(), 20);
+    a.shutdown();
+    b.shutdown();
+}

@@ -189,8 +189,9 @@ pub struct Args {
         value_name = "BOOL"
     )]
     pub(crate) sandbox_internet: bool,
-    /// Address pool of sandboxes (a /31 each); default: the first /20 of 10.213.0.0/16 that
-    /// no other server holds. Refused when it overlaps a host route.
+    /// Address pool of sandboxes (a /31 each); default: the first /20 of 10.208.0.0/12
+    /// (from 10.213.0.0/20 on) that no other server holds. Refused when it overlaps a host
+    /// route.
     #[arg(
         long,
         env = "BULKHEAD_SANDBOX_CIDR",
