@@ -33,7 +33,7 @@ fn create_prints_a_working_secret_once_and_list_never_shows_it() {
     assert!(out.status.success(), "{}", stderr(&out));
     let secret = stdout(&out).trim().to_owned();
     assert!(
-        secret.starts_with("bk_") && secret.len() == 43,
+        secret.starts_with("e2b_") && secret.len() == 44,
         "{secret:?}"
     );
     assert!(!stderr(&out).contains(&secret));

@@ -1,20 +1,25 @@
 //! Bulkhead's server: the E2B-compatible control plane and the edge proxy on one port.
 //!
 //! Owns the registry of live sandboxes (per team), their timeouts, pause/resume, and the
-//! routing of sandbox traffic into each sandbox's network namespace. Does not own isolation
-//! (`bulkhead-runtime`), the in-sandbox protocol (`bulkhead-envd`) or key storage (behind
-//! [`api::auth::Authenticator`]).
+//! routing of sandbox traffic into each sandbox's network namespace. [`api`] owns the wire
+//! (routes, keys, bodies, error bodies) and reaches sandboxes through
+//! [`manager::SandboxBackend`]; [`manager`] owns the sandboxes and speaks no HTTP. Does not
+//! own isolation (`bulkhead-runtime`), the in-sandbox protocol (`bulkhead-envd`) or storage
+//! of keys and rows (`bulkhead-store`, keys behind [`api::auth::Authenticator`]).
 //!
-//! Threads: runs on the caller's tokio runtime; launches, destroys and cgroup reads go to the
+//! Threads: runs on the caller's tokio runtime (one task per connection, plus the timeout
+//! reaper started by [`serve`]); launches, destroys, cgroup reads and SQLite go to the
 //! blocking pool.
 
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod api;
 pub mod clock;
-pub mod error;
+pub mod listener;
 pub mod manager;
 pub mod proxy;
+mod report;
 pub mod sandbox_http;
 pub mod state;
 
@@ -22,14 +27,14 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::serve::ListenerExt;
 
+pub use listener::ConnectionLimits;
 pub use manager::{Manager, ManagerConfig, StorageConfig, TemplateConfig};
 pub use state::AppState;
 
 /// The whole HTTP application: proxy middleware in front of the API routes.
 pub fn app(state: AppState) -> Router {
-    api::router()
+    api::router::<Manager>()
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             proxy::route,
@@ -37,21 +42,18 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves `state` on `listener` until `shutdown` resolves, with TCP_NODELAY on every
+/// Serves `state` on `listener` until `shutdown` resolves, under `limits` (connection caps
+/// and timeouts that hold before authentication: [`listener`]), with TCP_NODELAY on every
 /// accepted connection (without it, small requests on reused connections wait ~40 ms for
 /// delayed ACKs). Starts the timeout reaper.
 pub async fn serve(
     state: AppState,
     listener: tokio::net::TcpListener,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let reaper = tokio::spawn(Arc::clone(&state.manager).reap_expired());
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let result = axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let result = listener::serve_connections(listener, app(state), limits, shutdown).await;
     reaper.abort();
     result
 }

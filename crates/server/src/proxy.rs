@@ -165,7 +165,7 @@ async fn forward(st: AppState, target: Target, mut req: Request) -> Response {
         headers.remove(h);
     }
     headers.insert(header::HOST, HeaderValue::from_static("localhost"));
-    match sandbox_http::send(entry.sandbox.clone(), target.port, req).await {
+    match sandbox_http::send(entry.sandbox().clone(), target.port, req).await {
         Ok(resp) => resp.map(Body::new),
         Err(SandboxHttpError::PortClosed(_)) => proxy_error(
             StatusCode::BAD_GATEWAY,

@@ -1,8 +1,10 @@
 //! Teams and API keys: creation, authentication, listing, revocation.
 //!
-//! A key's secret is `bk_` followed by 40 random `[a-z0-9]` (206 bits); only its SHA-256 is
-//! stored, plus a short display prefix (`bk_` and the next 8 characters) so people can tell
-//! keys apart.
+//! A key's secret is `e2b_` followed by 40 random lowercase hex digits (160 bits), the format
+//! E2B's own keys have and the one older E2B SDKs check on the client before sending anything.
+//! Keys made before this format (`bk_` + 40 `[a-z0-9]`) keep working: authentication looks the
+//! secret's SHA-256 up whatever its form. Only that hash is stored, plus a short display prefix
+//! (the first 12 characters, e.g. `e2b_` and the next 8) so people can tell keys apart.
 
 use rand::Rng;
 use rusqlite::{OptionalExtension, Row, params};
@@ -13,8 +15,11 @@ use crate::timestamp::{from_micros, now, to_micros};
 use crate::{Secret, Store, StoreError, Timestamp};
 
 const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-/// Prefix of every API key secret.
-pub const SECRET_PREFIX: &str = "bk_";
+const HEX: &[u8] = b"0123456789abcdef";
+/// Prefix of every new API key secret (E2B's format: `e2b_` + 40 hex digits).
+pub const SECRET_PREFIX: &str = "e2b_";
+/// Prefix of the keys made before E2B's format was adopted; they still authenticate.
+const LEGACY_SECRET_PREFIX: &str = "bk_";
 const SECRET_RANDOM_LEN: usize = 40;
 const DISPLAY_PREFIX_LEN: usize = SECRET_PREFIX.len() + 8;
 /// `last_used_at` is rewritten at most this often per key, so authentication is a read in
@@ -54,7 +59,7 @@ pub struct ApiKeyInfo {
     pub team_name: String,
     /// A human label.
     pub name: String,
-    /// The first characters of the secret (`bk_` + 8), safe to show.
+    /// The first characters of the secret (`e2b_` + 8), safe to show.
     pub prefix: String,
     /// When it was created.
     pub created_at: Timestamp,
@@ -74,9 +79,13 @@ pub struct NewApiKey {
 }
 
 fn random_string(len: usize) -> String {
+    random_from(ALPHABET, len)
+}
+
+fn random_from(alphabet: &[u8], len: usize) -> String {
     let mut rng = rand::rng();
     (0..len)
-        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .map(|_| char::from(alphabet[rng.random_range(0..alphabet.len())]))
         .collect()
 }
 
@@ -93,6 +102,14 @@ fn random_uuid() -> String {
         &hex[16..20],
         &hex[20..32]
     )
+}
+
+/// Whether `secret` has the shape of a key this store makes (`e2b_` + 40) or made before
+/// (`bk_` + 40), so junk never reaches SQLite.
+fn plausible_secret(secret: &str) -> bool {
+    [SECRET_PREFIX, LEGACY_SECRET_PREFIX]
+        .iter()
+        .any(|p| secret.len() == p.len() + SECRET_RANDOM_LEN && secret.starts_with(p))
 }
 
 fn sha256(secret: &str) -> [u8; 32] {
@@ -212,7 +229,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::UnknownTeam`] if the team does not exist.
     pub fn create_api_key(&self, team: &TeamId, name: &str) -> Result<NewApiKey, StoreError> {
-        let secret = format!("{SECRET_PREFIX}{}", random_string(SECRET_RANDOM_LEN));
+        let secret = format!("{SECRET_PREFIX}{}", random_from(HEX, SECRET_RANDOM_LEN));
         let id = format!("key_{}", random_string(12));
         let prefix = secret[..DISPLAY_PREFIX_LEN].to_owned();
         let created_at = now();
@@ -262,9 +279,7 @@ impl Store {
     /// [`StoreError::Sqlite`] (e.g. the database is locked for longer than the busy timeout).
     pub fn authenticate(&self, secret: &str) -> Result<Option<ApiKeyInfo>, StoreError> {
         // Cheap rejection of anything that cannot be a key, before touching SQLite.
-        if secret.len() != SECRET_PREFIX.len() + SECRET_RANDOM_LEN
-            || !secret.starts_with(SECRET_PREFIX)
-        {
+        if !plausible_secret(secret) {
             return Ok(None);
         }
         let hash = sha256(secret);
@@ -322,7 +337,7 @@ impl Store {
     }
 
     /// Revokes the key identified by `id_or_prefix`: its full id, its display prefix
-    /// (`bk_xxxxxxxx`), or an unambiguous beginning of its id (at least `key_` + 4).
+    /// (`e2b_xxxxxxxx`, or `bk_xxxxxxxx` for older keys), or an unambiguous beginning of its id (at least `key_` + 4).
     /// Returns `false` when nothing matches; revoking a revoked key returns `true` and keeps
     /// the first revocation time.
     ///
@@ -416,9 +431,15 @@ mod tests {
         let team = s.ensure_team("default").unwrap();
         let key = s.create_api_key(&team, "ci").unwrap();
         let secret = key.secret.expose();
-        assert_eq!(secret.len(), 43);
-        assert!(secret.starts_with("bk_"));
-        assert!(secret[3..].bytes().all(|b| ALPHABET.contains(&b)));
+        // E2B's format, which SDK 2.45 checks on the client: `e2b_` + 40 lowercase hex.
+        assert_eq!(secret.len(), 44, "{secret}");
+        assert!(secret.starts_with("e2b_"));
+        assert!(
+            secret[4..]
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+            "{secret}"
+        );
         assert!(secret.starts_with(&key.info.prefix));
         assert!(s.has_api_keys().unwrap());
 
@@ -440,6 +461,24 @@ mod tests {
     }
 
     #[test]
+    fn keys_in_the_earlier_bk_format_still_authenticate() {
+        let s = Store::open_in_memory().unwrap();
+        let team = s.ensure_team("default").unwrap();
+        let legacy = format!("bk_{}", random_string(SECRET_RANDOM_LEN));
+        s.conn()
+            .execute(
+                "INSERT INTO api_keys (id, team_id, name, prefix, secret_sha256, created_at) \
+                 VALUES ('key_legacy00000', ?1, 'old', ?2, ?3, 0)",
+                params![team.0, &legacy[..11], &sha256(&legacy)[..]],
+            )
+            .unwrap();
+        let info = s.authenticate(&legacy).unwrap().unwrap();
+        assert_eq!(info.id, "key_legacy00000");
+        assert!(s.revoke_api_key(&legacy[..11]).unwrap());
+        assert_eq!(s.authenticate(&legacy).unwrap(), None);
+    }
+
+    #[test]
     fn wrong_or_junk_secrets_do_not_authenticate() {
         let s = Store::open_in_memory().unwrap();
         let team = s.ensure_team("default").unwrap();
@@ -454,6 +493,7 @@ mod tests {
         for junk in [
             "",
             "bk_",
+            "e2b_",
             "x",
             &wrong,
             "bk_\u{1F600}\u{0}",

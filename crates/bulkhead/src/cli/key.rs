@@ -40,7 +40,7 @@ pub enum KeyCommand {
     },
     /// List API keys (never their secrets).
     List,
-    /// Revoke an API key: its id, its prefix (bk_xxxxxxxx) or a unique beginning of its id.
+    /// Revoke an API key: its id, its prefix (e2b_xxxxxxxx) or a unique beginning of its id.
     Revoke {
         /// The key's id or prefix.
         id: String,
