@@ -305,8 +305,9 @@ def _serve(binary: Path, *extra: str) -> tuple[subprocess.Popen, dict[str, str],
 
 def test_serve_refuses_a_pool_overlapping_a_host_route(server, net):
     """`--sandbox-cidr` overlapping a host route: exit 64 and the route named."""
-    proc, _, _ = _serve(server.binary, "--sandbox-cidr", f"198.51.100.{4 * net.slot}/30")
+    proc, _, tmp = _serve(server.binary, "--sandbox-cidr", f"198.51.100.{4 * net.slot}/30")
     _, err = proc.communicate(timeout=60)
+    subprocess.run(["rm", "-rf", str(tmp)])
     assert proc.returncode == 64
     assert f"198.51.100.{4 * net.slot}/30" in err.decode() and net.link in err.decode()
 
