@@ -32,14 +32,27 @@ GR
   touch "$dir/.complete"
 }
 
+# Settings of the debian rootfs that a cached copy gets too (cheap, idempotent): pip installs
+# for the default user as on E2B's base image, which Debian's externally-managed-environment
+# guard would otherwise refuse (pip falls back to the user's site when site-packages is not
+# writable).
+configure_debian() {
+  local dir="$1"
+  if ! grep -qs '^break-system-packages' "$dir/etc/pip.conf"; then
+    printf '[global]\nbreak-system-packages = true\n' > "$dir/etc/pip.conf"
+    chmod 0644 "$dir/etc/pip.conf"
+  fi
+}
+
 build_debian() {
   local dir="$out/debian"
-  [ -f "$dir/.complete" ] && return 0
+  if [ -f "$dir/.complete" ]; then configure_debian "$dir"; return 0; fi
   rm -rf "$dir" "$dir.tmp"
   debootstrap --variant=minbase --include=python3,python3-pip,python3-venv,ca-certificates,procps \
     bookworm "$dir.tmp" "$mirror"
   chroot "$dir.tmp" /bin/sh -c 'id user >/dev/null 2>&1 || useradd -m -u 1000 -s /bin/bash user'
   rm -rf "$dir.tmp"/var/cache/apt/archives/*.deb "$dir.tmp"/var/lib/apt/lists/*
+  configure_debian "$dir.tmp"
   mv "$dir.tmp" "$dir"
   touch "$dir/.complete"
 }

@@ -207,6 +207,37 @@ pub struct Args {
         value_name = "FILE"
     )]
     pub(crate) storage_credentials_file: Option<PathBuf>,
+    /// Give sandboxes a network (a veth, NAT, the firewall and a DNS forwarder). Off =
+    /// loopback only, for hosts without nf_tables.
+    #[arg(
+        long,
+        env = "BULKHEAD_SANDBOX_NETWORK",
+        help_heading = "Network",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        value_name = "BOOL"
+    )]
+    pub(crate) sandbox_network: bool,
+    /// `allow_internet_access` of a create that does not say.
+    #[arg(
+        long,
+        env = "BULKHEAD_SANDBOX_INTERNET",
+        help_heading = "Network",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        value_name = "BOOL"
+    )]
+    pub(crate) sandbox_internet: bool,
+    /// Address pool of sandboxes (a /31 each); default: the first /20 of 10.208.0.0/12
+    /// (from 10.213.0.0/20 on) that no other server holds. Refused when it overlaps a host
+    /// route.
+    #[arg(
+        long,
+        env = "BULKHEAD_SANDBOX_CIDR",
+        help_heading = "Network",
+        value_name = "CIDR"
+    )]
+    pub(crate) sandbox_cidr: Option<String>,
 }
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -244,12 +275,27 @@ pub fn run(mut args: Args, matches: Option<&clap::ArgMatches>) -> anyhow::Result
             return Ok(EXIT_BAD_CONFIG);
         }
     };
+    let network = match super::serve_network::setup(&args) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("bulkhead: sandbox network: {e:#}");
+            return Ok(EXIT_BAD_CONFIG);
+        }
+    };
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting tokio")?;
     let args_keep = args.keep_sandboxes;
     let result = tokio.block_on(async move {
+        let (network, tasks) = match network {
+            Some(n) => (
+                Some(n.settings),
+                vec![tokio::spawn(n.dns.run()), tokio::spawn(n.proxy.run())],
+            ),
+            None => (None, Vec::new()),
+        };
+        let net_handle = network.as_ref().map(|n| n.network.clone());
         let manager = Manager::new(
             runtime,
             store.clone(),
@@ -270,6 +316,7 @@ pub fn run(mut args: Args, matches: Option<&clap::ArgMatches>) -> anyhow::Result
                 max_lifetime: Duration::from_secs(args.max_lifetime),
                 strip_env_vars: args.strip_env.clone(),
                 storage: Some(storage),
+                network,
             },
         );
         // Sandboxes of the previous run: running ones are taken back, everything else that is
@@ -321,6 +368,12 @@ pub fn run(mut args: Args, matches: Option<&clap::ArgMatches>) -> anyhow::Result
         } else {
             tracing::info!("shutting down: removing sandboxes");
             manager.kill_all().await;
+            if let Some(n) = &net_handle {
+                n.shutdown();
+            }
+        }
+        for t in tasks {
+            t.abort();
         }
         Ok::<u8, anyhow::Error>(0)
     });

@@ -44,6 +44,9 @@ struct FileConfig {
     storage_sandbox_prefix: Option<String>,
     storage_profile: Option<String>,
     storage_credentials_file: Option<PathBuf>,
+    sandbox_network: Option<bool>,
+    sandbox_internet: Option<bool>,
+    sandbox_cidr: Option<String>,
 }
 
 /// Reads the file (if any) and fills every option that still has its built-in default.
@@ -92,6 +95,8 @@ pub fn apply_file(args: &mut Args, matches: Option<&clap::ArgMatches>) -> anyhow
     fill!(storage_region);
     fill!(storage_path);
     fill!(storage_read_only);
+    fill!(sandbox_network);
+    fill!(sandbox_internet);
     // Options without a default: the file fills them only when neither flag nor variable did.
     macro_rules! fill_opt {
         ($field:ident) => {
@@ -105,6 +110,7 @@ pub fn apply_file(args: &mut Args, matches: Option<&clap::ArgMatches>) -> anyhow
     fill_opt!(storage_sandbox_prefix);
     fill_opt!(storage_profile);
     fill_opt!(storage_credentials_file);
+    fill_opt!(sandbox_cidr);
     tracing::info!(path = %path.display(), "configuration file applied");
     Ok(())
 }

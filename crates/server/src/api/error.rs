@@ -43,7 +43,12 @@ impl From<ManagerError> for ApiError {
             M::AlreadyPaused { .. } | M::AlreadyRunning { .. } | M::IdempotencyKeyFailed => {
                 ApiError::Conflict(e.to_string())
             }
-            M::Invalid(_) | M::InvalidCursor => ApiError::BadRequest(e.to_string()),
+            M::Invalid(_) | M::InvalidCursor | M::Policy(_) => ApiError::BadRequest(e.to_string()),
+            M::NetworkFull(_) => {
+                let message = chain(&e);
+                tracing::warn!(error = %message, "no sandbox network could be set up");
+                ApiError::Unavailable(message)
+            }
             M::NoCapacity(ref cause) => {
                 // The client sees why (it is about the host or the template, not a secret).
                 let message = chain(&e);
@@ -58,6 +63,7 @@ impl From<ManagerError> for ApiError {
             | M::EnvdSetup(_)
             | M::Freeze { .. }
             | M::Store { .. }
+            | M::Network(_)
             | M::Task(_) => ApiError::Internal(Box::new(e)),
         }
     }
@@ -133,6 +139,18 @@ mod tests {
             (Invalid::NegativeTimeout.into(), 400),
             (Invalid::InternetAccess.into(), 400),
             (ManagerError::InvalidCursor, 400),
+            (
+                bulkhead_net::PolicyError::DomainInDeny("example.com".into()).into(),
+                400,
+            ),
+            (
+                ManagerError::NetworkFull(bulkhead_net::NetError::PoolExhausted("p".into())),
+                503,
+            ),
+            (
+                ManagerError::Network(bulkhead_net::NetError::Unknown(id())),
+                500,
+            ),
             (
                 ManagerError::NoCapacity(RuntimeError::UidsExhausted(1)),
                 503,

@@ -16,7 +16,7 @@ pub use error::ApiError;
 
 use axum::Router;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 
 use crate::manager::SandboxBackend;
 use crate::state::AppState;
@@ -38,6 +38,10 @@ pub fn router<B: SandboxBackend>() -> Router<AppState<B>> {
             get(sandboxes::get::<B>).delete(sandboxes::kill::<B>),
         )
         .route("/sandboxes/{id}/timeout", post(sandboxes::set_timeout::<B>))
+        .route(
+            "/sandboxes/{id}/network",
+            put(sandboxes::update_network::<B>),
+        )
         .route("/v2/sandboxes/{id}/connect", post(sandboxes::connect::<B>))
         .route("/sandboxes/{id}/connect", post(sandboxes::connect::<B>))
         .route("/sandboxes/{id}/resume", post(sandboxes::resume::<B>))

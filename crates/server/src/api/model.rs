@@ -9,7 +9,7 @@ use bulkhead_store::SandboxRecord;
 use serde::{Deserialize, Serialize};
 
 use crate::clock;
-use crate::manager::{CreateRequest, SandboxMetrics};
+use crate::manager::{CreateRequest, NetworkRequest, NetworkView, SandboxMetrics};
 
 /// The envd version every sandbox runs.
 pub const ENVD_VERSION: &str = bulkhead_envd::ENVD_VERSION;
@@ -36,12 +36,52 @@ pub struct NewSandbox {
     /// Legacy v1 flag; every sandbox gets an access token anyway.
     #[serde(default)]
     pub secure: Option<bool>,
-    /// Outbound internet (snake_case on the wire). Only `false`/absent is supported.
+    /// Outbound internet (snake_case on the wire); absent = the server's default.
     #[serde(default, rename = "allow_internet_access")]
     pub allow_internet_access: Option<bool>,
     /// Pause instead of kill on timeout.
     #[serde(default)]
     pub auto_pause: Option<bool>,
+    /// Egress rules.
+    #[serde(default)]
+    pub network: Option<SandboxNetworkConfig>,
+}
+
+/// `SandboxNetworkConfig` (create) and `SandboxNetworkUpdateConfig` (`PUT .../network`).
+/// Fields this server does not enforce (`dnsServers`, `allowPublicTraffic`, ...) are accepted
+/// and ignored, as the spec allows a minimal server to.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SandboxNetworkConfig {
+    #[serde(default)]
+    pub allow_out: Option<Vec<String>>,
+    #[serde(default)]
+    pub deny_out: Option<Vec<String>>,
+    /// Only in the update body (snake_case on the wire).
+    #[serde(default, rename = "allow_internet_access")]
+    pub allow_internet_access: Option<bool>,
+}
+
+impl SandboxNetworkConfig {
+    /// The manager's view of these fields; `internet` is the create's top-level
+    /// `allow_internet_access` (the update body has it inside).
+    pub fn into_request(self, internet: Option<bool>) -> NetworkRequest {
+        NetworkRequest {
+            internet: internet.or(self.allow_internet_access),
+            allow_out: self.allow_out.unwrap_or_default(),
+            deny_out: self.deny_out.unwrap_or_default(),
+        }
+    }
+}
+
+/// The network part of `GET /sandboxes/{id}`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SandboxNetworkInfo {
+    pub allow_out: Vec<String>,
+    pub deny_out: Vec<String>,
+    /// Ports stay reachable through the edge proxy.
+    pub allow_public_traffic: bool,
 }
 
 impl NewSandbox {
@@ -53,7 +93,10 @@ impl NewSandbox {
             metadata: self.metadata.unwrap_or_default(),
             env_vars: self.env_vars.unwrap_or_default(),
             auto_pause: self.auto_pause.unwrap_or(false),
-            allow_internet_access: self.allow_internet_access.unwrap_or(false),
+            network: self
+                .network
+                .unwrap_or_default()
+                .into_request(self.allow_internet_access),
             idempotency_key,
         }
     }
@@ -147,16 +190,23 @@ pub struct SandboxDetail {
     pub envd_access_token: String,
     pub allow_internet_access: Option<bool>,
     pub domain: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<SandboxNetworkInfo>,
 }
 
 impl SandboxDetail {
-    /// The detail of `r`.
-    pub fn new(r: &SandboxRecord, domain: &str) -> Self {
+    /// The detail of `r`, with its network (`None`: loopback only).
+    pub fn new(r: &SandboxRecord, domain: &str, network: Option<NetworkView>) -> Self {
         Self {
             listed: ListedSandbox::new(r),
             envd_access_token: r.envd_access_token.expose().to_string(),
-            allow_internet_access: Some(false),
+            allow_internet_access: Some(network.as_ref().is_some_and(|n| n.internet)),
             domain: Some(domain.to_string()),
+            network: network.map(|n| SandboxNetworkInfo {
+                allow_out: n.allow_out,
+                deny_out: n.deny_out,
+                allow_public_traffic: true,
+            }),
         }
     }
 }

@@ -14,7 +14,7 @@ use super::auth::Team;
 use super::body::{JsonBody, SandboxId};
 use super::model::{
     ConnectRequest, ListedSandbox, NewSandbox, RefreshRequest, SandboxCreated, SandboxDetail,
-    SandboxMetric, TimeoutRequest,
+    SandboxMetric, SandboxNetworkConfig, TimeoutRequest,
 };
 use super::{headers, query};
 use crate::manager::SandboxBackend;
@@ -49,7 +49,21 @@ pub async fn get<B: SandboxBackend>(
     SandboxId(id): SandboxId,
 ) -> Result<Json<SandboxDetail>, ApiError> {
     let rec = st.manager.get(&team, &id).await?;
-    Ok(Json(SandboxDetail::new(&rec, &st.domain)))
+    let network = st.manager.network(&team, &id).await?;
+    Ok(Json(SandboxDetail::new(&rec, &st.domain, network)))
+}
+
+/// `PUT /sandboxes/{id}/network`: replaces every egress rule atomically; 204.
+pub async fn update_network<B: SandboxBackend>(
+    State(st): State<AppState<B>>,
+    Team(team): Team,
+    SandboxId(id): SandboxId,
+    JsonBody(req): JsonBody<SandboxNetworkConfig>,
+) -> Result<StatusCode, ApiError> {
+    st.manager
+        .update_network(&team, &id, req.into_request(None))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `DELETE /sandboxes/{id}`: 204, or 404 (the SDK's `kill()` then returns False).

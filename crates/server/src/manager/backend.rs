@@ -6,7 +6,9 @@ use std::future::Future;
 
 use bulkhead_store::{SandboxRecord, TeamId};
 
-use super::{CreateRequest, ListPage, ListQuery, Manager, ManagerError};
+use super::{
+    CreateRequest, Invalid, ListPage, ListQuery, Manager, ManagerError, NetworkRequest, NetworkView,
+};
 
 /// A sandbox reached through connect.
 #[derive(Debug)]
@@ -101,6 +103,28 @@ pub trait SandboxBackend: Send + Sync + 'static {
         team: &TeamId,
         id: &str,
     ) -> impl Future<Output = Result<SandboxMetrics, ManagerError>> + Send;
+
+    /// The sandbox's network ([`Manager::network_of`]); by default none (loopback only).
+    fn network(
+        &self,
+        team: &TeamId,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<NetworkView>, ManagerError>> + Send {
+        let _ = (team, id);
+        async { Ok(None) }
+    }
+
+    /// Replaces the sandbox's egress rules ([`Manager::update_network`]); by default refused
+    /// (no sandbox network).
+    fn update_network(
+        &self,
+        team: &TeamId,
+        id: &str,
+        req: NetworkRequest,
+    ) -> impl Future<Output = Result<(), ManagerError>> + Send {
+        let _ = (team, id, req);
+        async { Err(Invalid::InternetAccess.into()) }
+    }
 }
 
 impl SandboxBackend for Manager {
@@ -158,5 +182,18 @@ impl SandboxBackend for Manager {
 
     async fn metrics(&self, team: &TeamId, id: &str) -> Result<SandboxMetrics, ManagerError> {
         Manager::metrics(self, team, id).await
+    }
+
+    async fn network(&self, team: &TeamId, id: &str) -> Result<Option<NetworkView>, ManagerError> {
+        self.network_of(team, id)
+    }
+
+    async fn update_network(
+        &self,
+        team: &TeamId,
+        id: &str,
+        req: NetworkRequest,
+    ) -> Result<(), ManagerError> {
+        Manager::update_network(self, team, id, req).await
     }
 }

@@ -9,7 +9,10 @@ use std::time::Duration;
 use bulkhead_runtime::Sandbox;
 use bulkhead_store::{SandboxRecord, SandboxStatus, Secret, StoreError, TeamId};
 
+use bulkhead_net::Policy;
+
 use super::error::{Invalid, ManagerError};
+use super::network::{self, NetworkRequest, NetworkSettings};
 use super::{Entry, Manager, StorageConfig, Template, envd, persist};
 use crate::clock;
 
@@ -27,8 +30,8 @@ pub struct CreateRequest {
     pub env_vars: BTreeMap<String, String>,
     /// Pause instead of kill at timeout.
     pub auto_pause: bool,
-    /// Outbound internet asked for (refused: sandboxes have loopback only).
-    pub allow_internet_access: bool,
+    /// `allow_internet_access` and `network` (checked in [`Manager::create`]).
+    pub network: NetworkRequest,
     /// The idempotency key (already checked for its syntax): a repeated key returns the
     /// sandbox the first request created, as long as it lives.
     pub idempotency_key: Option<String>,
@@ -59,9 +62,7 @@ impl Manager {
         team: &TeamId,
         req: CreateRequest,
     ) -> Result<SandboxRecord, ManagerError> {
-        if req.allow_internet_access {
-            return Err(Invalid::InternetAccess.into());
-        }
+        let policy = self.requested_policy(&req.network)?;
         if let Some(key) = &req.idempotency_key
             && let Some(rec) = self.by_idempotency_key(team, key).await?
         {
@@ -91,8 +92,11 @@ impl Manager {
             .clone()
             .filter(|st| st.sandbox_prefix.is_some());
         let t = template.clone();
-        let sandbox =
-            tokio::task::spawn_blocking(move || hand_over(&t, storage.as_ref(), &init)).await??;
+        let net = self.config.network.clone();
+        let sandbox = tokio::task::spawn_blocking(move || {
+            hand_over(&t, storage.as_ref(), &init, net.as_ref(), policy)
+        })
+        .await??;
         let now = clock::now();
         let limits = &template.config.limits;
         let mib = |b: Option<u64>| b.map(|b| u32::try_from(b >> 20).unwrap_or(u32::MAX));
@@ -115,7 +119,8 @@ impl Manager {
             idempotency_key: req.idempotency_key,
             auto_pause: req.auto_pause,
         };
-        let entry = Arc::new(Entry::new(record.clone(), sandbox));
+        let network = self.config.network.as_ref().map(|n| n.network.clone());
+        let entry = Arc::new(Entry::new(record.clone(), sandbox).with_network(network));
         let row = record.clone();
         let inserted = persist::db(&self.store, "recording the sandbox", move |s| {
             Ok(s.insert_sandbox(&row))
@@ -166,25 +171,35 @@ impl Manager {
     }
 }
 
-/// Takes a sandbox from the template's pool and readies it for its user: its own part of
-/// the storage, then envd's settings, both before any user code can run. Blocking.
+/// Takes a sandbox from the template's pool and readies it for its user: its network
+/// policy, its own part of the storage, then envd's settings, all before any user code can
+/// run. Blocking.
 fn hand_over(
     template: &Template,
     storage: Option<&StorageConfig>,
     init: &envd::InitRequest,
+    net: Option<&NetworkSettings>,
+    policy: Option<Policy>,
 ) -> Result<Sandbox, ManagerError> {
     let sb = template.pool.create().map_err(ManagerError::NoCapacity)?;
+    if let Err(e) = network::apply_policy(net, &sb, policy) {
+        let _ = sb.destroy();
+        network::detach(net, sb.id());
+        return Err(e);
+    }
     if let Some(st) = storage {
         let dir = st.host_dir_for(sb.id());
         let attached = create_shared_dirs(&st.host_root, &dir)
             .and_then(|()| sb.attach(&dir, &st.target, st.read_only));
         if let Err(source) = attached {
             let _ = sb.destroy();
+            network::detach(net, sb.id());
             return Err(ManagerError::AttachStorage { path: dir, source });
         }
     }
     if let Err(e) = envd::init(&sb, init) {
         let _ = sb.destroy();
+        network::detach(net, sb.id());
         return Err(ManagerError::EnvdSetup(e));
     }
     Ok(sb)

@@ -13,6 +13,8 @@ use bulkhead_store::{SandboxRecord, SandboxStatus, TeamId, Timestamp};
 pub struct Entry {
     sandbox: Arc<Sandbox>,
     state: Mutex<State>,
+    /// The sandbox network it is attached to (left at destroy).
+    network: Option<Arc<bulkhead_net::Network>>,
 }
 
 #[derive(Debug)]
@@ -33,7 +35,19 @@ impl Entry {
                 record,
                 last_cpu: None,
             }),
+            network: None,
         }
+    }
+
+    /// Notes that the sandbox is attached to `network`, so that destroy detaches it.
+    pub(crate) fn with_network(mut self, network: Option<Arc<bulkhead_net::Network>>) -> Self {
+        self.network = network;
+        self
+    }
+
+    /// The sandbox network it is attached to.
+    pub(crate) fn network(&self) -> Option<&Arc<bulkhead_net::Network>> {
+        self.network.as_ref()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

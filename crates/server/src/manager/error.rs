@@ -90,6 +90,15 @@ pub enum ManagerError {
         #[source]
         source: StoreError,
     },
+    /// A network rule this server refuses (the message names the entry).
+    #[error(transparent)]
+    Policy(#[from] bulkhead_net::PolicyError),
+    /// Every sandbox address is in use (retryable).
+    #[error("no sandbox network address is free")]
+    NetworkFull(#[source] bulkhead_net::NetError),
+    /// Setting up or changing a sandbox's network failed.
+    #[error("sandbox network")]
+    Network(#[source] bulkhead_net::NetError),
     /// A blocking task panicked or was cancelled.
     #[error("blocking task failed")]
     Task(#[from] tokio::task::JoinError),
@@ -104,7 +113,7 @@ pub enum Invalid {
     /// A new timeout is negative.
     #[error("timeout must not be negative")]
     NegativeTimeout,
-    /// Outbound networking was asked for; sandboxes have loopback only.
+    /// Outbound networking was asked for on a server without a sandbox network.
     #[error(
         "internet access is not available on this server: sandboxes have loopback networking only"
     )]

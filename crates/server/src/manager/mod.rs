@@ -10,6 +10,7 @@ mod envd;
 mod error;
 mod lifecycle;
 mod list;
+mod network;
 mod persist;
 mod reap;
 mod restore;
@@ -21,6 +22,7 @@ pub use entry::Entry;
 pub use envd::EnvdError;
 pub use error::{Invalid, ManagerError};
 pub use list::{ListPage, ListQuery, MAX_PAGE};
+pub use network::{NetworkRequest, NetworkSettings, NetworkView};
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -88,6 +90,8 @@ pub struct ManagerConfig {
     pub strip_env_vars: Vec<String>,
     /// Storage attached to every sandbox before any user code runs.
     pub storage: Option<StorageConfig>,
+    /// The sandbox network; `None` = loopback only.
+    pub network: Option<NetworkSettings>,
 }
 
 struct Template {
@@ -132,7 +136,7 @@ impl Manager {
                 limits: t.limits.clone(),
                 binds,
             };
-            let prepare: bulkhead_runtime::Prepare = Arc::new(envd::start);
+            let prepare = network::prepare(config.network.clone());
             // Pools stay empty until `restore` has dealt with what a previous run left on disk
             // (it would otherwise take a filling pool's sandboxes for leftovers).
             let pool = Pool::with_prepare(runtime.clone(), key, 0, Some(prepare));
@@ -197,10 +201,14 @@ impl Manager {
 /// is left on disk is removed at the next start.
 async fn destroy(entry: Arc<Entry>) {
     let sandbox = entry.sandbox().clone();
+    let network = entry.network().cloned();
     drop(entry);
     let _ = tokio::task::spawn_blocking(move || {
         if let Err(e) = sandbox.destroy() {
             tracing::warn!(sandbox_id = %sandbox.id(), error = %e, "sandbox cleanup incomplete");
+        }
+        if let Some(n) = network {
+            n.detach(sandbox.id());
         }
     })
     .await;

@@ -55,7 +55,8 @@ impl SandboxBackend for Memory {
         team: &TeamId,
         req: CreateRequest,
     ) -> Result<SandboxRecord, ManagerError> {
-        if req.allow_internet_access {
+        // Like a server without a sandbox network: internet access is refused.
+        if req.network.internet == Some(true) {
             return Err(Invalid::InternetAccess.into());
         }
         let mut rows = self.rows.lock().unwrap();
