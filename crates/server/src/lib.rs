@@ -16,6 +16,7 @@ pub mod error;
 pub mod manager;
 pub mod proxy;
 pub mod sandbox_http;
+pub mod signed_url;
 pub mod state;
 
 use std::future::Future;

@@ -323,6 +323,11 @@ impl Manager {
         self.read().get(id).cloned()
     }
 
+    /// Every registered sandbox, of every team (for the edge proxy's signed-URL lookup).
+    pub fn entries(&self) -> Vec<Arc<Entry>> {
+        self.read().values().cloned().collect()
+    }
+
     /// Kills and removes a sandbox. Returns false when there was none.
     pub async fn kill(&self, team: &str, id: &str) -> bool {
         let entry = {
