@@ -13,11 +13,13 @@
 pub mod api;
 pub mod clock;
 pub mod error;
+pub mod listen;
 pub mod manager;
 pub mod proxy;
 pub mod sandbox_http;
 pub mod signed_url;
 pub mod state;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -46,13 +48,29 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with_tls(state, listener, None, shutdown).await
+}
+
+/// [`serve`], and with `tls` also HTTPS on the same port: each connection's first byte
+/// tells a TLS ClientHello from plain HTTP ([`listen`]).
+pub async fn serve_with_tls(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let reaper = tokio::spawn(Arc::clone(&state.manager).reap_expired());
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let result = axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let result = match tls {
+        Some(tls) => listen::serve(app(state), listener, tls, shutdown).await,
+        None => {
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            axum::serve(listener, app(state))
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    };
     reaper.abort();
     result
 }

@@ -5,7 +5,7 @@
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderValue, StatusCode, Uri, Version, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -193,6 +193,9 @@ async fn forward(st: AppState, target: Target, mut req: Request) -> Response {
         headers.remove(h);
     }
     headers.insert(header::HOST, HeaderValue::from_static("localhost"));
+    // The sandbox hop is HTTP/1.1 whatever the client spoke: an HTTP/2 request forwarded
+    // with its version kept would leave a body of unknown length without chunked framing.
+    *req.version_mut() = Version::HTTP_11;
     match sandbox_http::send(entry.sandbox.clone(), target.port, req).await {
         Ok(resp) => resp.map(Body::new),
         Err(SandboxHttpError::PortClosed(_)) => proxy_error(

@@ -9,6 +9,7 @@ pub mod run;
 pub mod sandbox;
 pub mod serve;
 mod serve_config;
+mod serve_tls;
 mod storage_mount;
 
 use clap::{Parser, Subcommand};
