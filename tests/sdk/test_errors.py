@@ -94,7 +94,7 @@ def test_another_teams_sandbox_is_not_found(server, sandbox):
 def test_a_revoked_key_is_refused(server):
     key = server.create_key("sdk-revoked-team")
     assert _api(server, "GET", "/v2/sandboxes", key=key).status_code == 200
-    prefix = key[:11]
+    prefix = key[:12]  # the display prefix: "e2b_" and the next 8
     out = subprocess.run([str(server.binary), "key", "revoke", prefix, "--data-dir",
                           str(server.data_dir)], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr

@@ -473,6 +473,67 @@ fn restart_after_a_crash_adopts_running_sandboxes() {
     }
 }
 
+/// Auto-pause is part of the sandbox's record: after a server restart the sandbox is still
+/// paused at its timeout, not killed, and resumes with its files.
+#[test]
+fn auto_pause_survives_a_restart() {
+    let data = data_dir();
+    let mut srv = Server::start(data.path());
+    let v = srv.create(r#"{"templateID":"base","autoPause":true,"timeout":3600}"#);
+    let id = v["sandboxID"].as_str().unwrap().to_string();
+    let token = v["envdAccessToken"].as_str().unwrap().to_string();
+    let route = [
+        ("E2b-Sandbox-Id", id.as_str()),
+        ("E2b-Sandbox-Port", "49983"),
+        ("X-Access-Token", token.as_str()),
+    ];
+    let file = "/files?path=/tmp/kept.txt&username=root";
+    let mut upload = route.to_vec();
+    upload.push(("Content-Type", "application/octet-stream"));
+    assert_eq!(
+        srv.request("POST", file, &upload, b"paused, not gone").0,
+        200
+    );
+    srv.child.kill().unwrap();
+    let _ = srv.child.wait();
+
+    let srv = Server::start(data.path());
+    // Its timeout passes under the new server.
+    let (s, v) = srv.api(
+        "POST",
+        &format!("/sandboxes/{id}/timeout"),
+        r#"{"timeout":0}"#,
+    );
+    assert_eq!(s, 204, "{v}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (s, detail) = srv.api("GET", &format!("/sandboxes/{id}"), "");
+        assert_eq!(
+            s, 200,
+            "the auto-pause sandbox was killed at its timeout: {detail}"
+        );
+        if detail["state"] == "paused" {
+            break;
+        }
+        assert_eq!(detail["state"], "running");
+        assert!(Instant::now() < deadline, "never paused: {detail}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (s, v) = srv.api(
+        "POST",
+        &format!("/v2/sandboxes/{id}/connect"),
+        r#"{"timeout":60}"#,
+    );
+    assert_eq!(s, 201, "connecting should resume it: {v}");
+    let (s, _, body) = srv.request("GET", file, &route, b"");
+    assert_eq!(
+        (s, String::from_utf8_lossy(&body).to_string()),
+        (200, "paused, not gone".to_string())
+    );
+    assert_eq!(srv.api("DELETE", &format!("/sandboxes/{id}"), "").0, 204);
+    srv.stop();
+}
+
 /// Another team's key sees none of this team's sandboxes: 404, never its data.
 #[test]
 fn teams_are_isolated() {

@@ -55,10 +55,10 @@ impl Serve {
     fn cli(&self, args: &[&str]) -> (i32, String, String) {
         let out = Command::new(env!("CARGO_BIN_EXE_bulkhead"))
             .arg("sandbox")
-            .args(["--server", &self.url, "--api-key", &self.key])
+            .args(["--server", &self.url])
             .args(args)
             .env_remove("E2B_API_URL")
-            .env_remove("E2B_API_KEY")
+            .env("E2B_API_KEY", &self.key)
             .output()
             .unwrap();
         (

@@ -1,21 +1,25 @@
 //! Bulkhead's server: the E2B-compatible control plane and the edge proxy on one port.
 //!
 //! Owns the registry of live sandboxes (per team), their timeouts, pause/resume, and the
-//! routing of sandbox traffic into each sandbox's network namespace. Does not own isolation
-//! (`bulkhead-runtime`), the in-sandbox protocol (`bulkhead-envd`) or key storage (behind
-//! [`api::auth::Authenticator`]).
+//! routing of sandbox traffic into each sandbox's network namespace. [`api`] owns the wire
+//! (routes, keys, bodies, error bodies) and reaches sandboxes through
+//! [`manager::SandboxBackend`]; [`manager`] owns the sandboxes and speaks no HTTP. Does not
+//! own isolation (`bulkhead-runtime`), the in-sandbox protocol (`bulkhead-envd`) or storage
+//! of keys and rows (`bulkhead-store`, keys behind [`api::auth::Authenticator`]).
 //!
-//! Threads: runs on the caller's tokio runtime; launches, destroys and cgroup reads go to the
+//! Threads: runs on the caller's tokio runtime (one task per connection, plus the timeout
+//! reaper started by [`serve`]); launches, destroys, cgroup reads and SQLite go to the
 //! blocking pool.
 
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod api;
 pub mod clock;
-pub mod error;
 pub mod listen;
 pub mod manager;
 pub mod proxy;
+mod report;
 pub mod sandbox_http;
 pub mod signed_url;
 pub mod state;
@@ -32,7 +36,7 @@ pub use state::AppState;
 
 /// The whole HTTP application: proxy middleware in front of the API routes.
 pub fn app(state: AppState) -> Router {
-    api::router()
+    api::router::<Manager>()
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             proxy::route,

@@ -121,7 +121,7 @@ pub async fn route(State(st): State<AppState>, mut req: Request, next: Next) -> 
         Ok(None) => match signed_url::resolve(&st.manager, req.method(), req.uri()) {
             Resolution::NotSigned => return next.run(req).await,
             Resolution::Sandbox(entry) => Target {
-                sandbox_id: entry.id.clone(),
+                sandbox_id: entry.id().to_string(),
                 port: ENVD_PORT,
             },
             Resolution::Invalid => return invalid_signature(),
@@ -196,7 +196,7 @@ async fn forward(st: AppState, target: Target, mut req: Request) -> Response {
     // The sandbox hop is HTTP/1.1 whatever the client spoke: an HTTP/2 request forwarded
     // with its version kept would leave a body of unknown length without chunked framing.
     *req.version_mut() = Version::HTTP_11;
-    match sandbox_http::send(entry.sandbox.clone(), target.port, req).await {
+    match sandbox_http::send(entry.sandbox().clone(), target.port, req).await {
         Ok(resp) => resp.map(Body::new),
         Err(SandboxHttpError::PortClosed(_)) => proxy_error(
             StatusCode::BAD_GATEWAY,

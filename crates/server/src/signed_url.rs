@@ -68,7 +68,9 @@ pub fn resolve(manager: &Manager, method: &Method, uri: &Uri) -> Resolution {
     let mut found: Option<Arc<Entry>> = None;
     let mut matches = 0usize;
     for entry in manager.entries() {
-        let expected = bulkhead_envd::file_signature(path, op, user, &entry.envd_token, expiration);
+        let expected = entry.with(|r| {
+            bulkhead_envd::file_signature(path, op, user, r.envd_access_token.expose(), expiration)
+        });
         if ct_eq(expected.as_bytes(), signature.as_bytes()) {
             matches += 1;
             found = Some(entry);

@@ -26,7 +26,6 @@ impl std::fmt::Display for ConflictKind {
 /// Everything a store operation can fail with.
 ///
 /// Callers act differently on: [`Conflict`](Self::Conflict) (409 or an idempotent replay),
-/// [`InvalidCursor`](Self::InvalidCursor) and [`InvalidLimit`](Self::InvalidLimit) (400),
 /// [`UnknownTeam`](Self::UnknownTeam), [`Ambiguous`](Self::Ambiguous); everything else is an
 /// internal error.
 #[derive(Debug, thiserror::Error)]
@@ -60,15 +59,6 @@ pub enum StoreError {
     UnknownTeam {
         /// The team id given.
         team: TeamId,
-    },
-    /// A pagination cursor was not produced by this store (or by a query in the other order).
-    #[error("invalid pagination cursor")]
-    InvalidCursor,
-    /// A page size outside 1..=100.
-    #[error("page size {limit} is outside 1..=100")]
-    InvalidLimit {
-        /// The limit given.
-        limit: u32,
     },
     /// An id prefix matched more than one API key; nothing was revoked.
     #[error("{prefix:?} matches {matches} API keys; give more of the id")]

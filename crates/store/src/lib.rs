@@ -1,9 +1,12 @@
 //! `bulkhead-store`: Bulkhead's metadata database (SQLite) and the data-dir path layout.
 //!
 //! It owns: the schema and its migrations (`PRAGMA user_version`), teams, API keys (only
-//! SHA-256 hashes of secrets are stored), and the sandbox registry the server lists, pages
-//! through and re-adopts after a restart. Every SQL statement of Bulkhead lives in this
+//! SHA-256 hashes of secrets are stored), and the sandbox registry: one [`SandboxRecord`] per
+//! sandbox the server runs or keeps paused, every field of it persisted, so that a restarted
+//! server takes its sandboxes back unchanged. Every SQL statement of Bulkhead lives in this
 //! crate, so that another database (PostgreSQL) can stand beside SQLite behind the same API.
+//!
+//! It does not list or page sandboxes for the API: the server filters its own registry.
 //!
 //! It does not own policy: who may see which sandbox, timeouts, defaults and limits are the
 //! server's. Nothing here reads the environment or spawns threads.
@@ -27,7 +30,6 @@
 mod error;
 mod keys;
 mod layout;
-mod list;
 mod sandbox;
 mod schema;
 mod secret;
@@ -38,7 +40,6 @@ pub use chrono;
 pub use error::{ConflictKind, StoreError};
 pub use keys::{ApiKeyInfo, NewApiKey, SECRET_PREFIX, TeamId};
 pub use layout::DataDir;
-pub use list::{MAX_PAGE, Order, SandboxPage, SandboxQuery};
 pub use sandbox::{SandboxRecord, SandboxStatus};
 pub use secret::Secret;
 pub use store::Store;

@@ -67,12 +67,14 @@ pub struct SandboxRecord {
     pub disk_mb: u32,
     /// The `Idempotency-Key` it was created with; unique per team.
     pub idempotency_key: Option<String>,
+    /// Paused instead of killed when `end_at` passes.
+    pub auto_pause: bool,
 }
 
-/// The column list every sandbox query selects, in [`sandbox_from_row`]'s order.
+/// The column list every sandbox query selects, in [`raw_from_row`]'s order.
 pub(crate) const SANDBOX_COLUMNS: &str = "s.sandbox_id, s.team_id, s.template_id, s.alias, \
      s.started_at, s.end_at, s.state, s.envd_access_token, s.cpu_count, s.memory_mb, \
-     s.disk_mb, s.idempotency_key";
+     s.disk_mb, s.idempotency_key, s.auto_pause";
 
 /// One `sandboxes` row as SQLite returns it, before its values are checked.
 struct RawSandbox {
@@ -88,6 +90,7 @@ struct RawSandbox {
     memory_mb: i64,
     disk_mb: i64,
     idempotency_key: Option<String>,
+    auto_pause: bool,
 }
 
 fn raw_from_row(row: &Row<'_>) -> rusqlite::Result<RawSandbox> {
@@ -104,6 +107,7 @@ fn raw_from_row(row: &Row<'_>) -> rusqlite::Result<RawSandbox> {
         memory_mb: row.get(9)?,
         disk_mb: row.get(10)?,
         idempotency_key: row.get(11)?,
+        auto_pause: row.get(12)?,
     })
 }
 
@@ -133,13 +137,14 @@ impl RawSandbox {
             metadata: BTreeMap::new(),
             envd_access_token: Secret::new(self.envd_access_token),
             idempotency_key: self.idempotency_key,
+            auto_pause: self.auto_pause,
             sandbox_id: self.sandbox_id,
         })
     }
 }
 
 /// Runs `SELECT {SANDBOX_COLUMNS} FROM sandboxes s {tail}` and fills in each row's metadata.
-pub(crate) fn query_sandboxes(
+fn query_sandboxes(
     conn: &Connection,
     tail: &str,
     args: &[&dyn ToSql],
@@ -179,8 +184,8 @@ impl Store {
         let tx = conn.transaction().op("begin inserting a sandbox")?;
         tx.execute(
             "INSERT INTO sandboxes (sandbox_id, team_id, template_id, alias, started_at, \
-             end_at, state, envd_access_token, cpu_count, memory_mb, disk_mb, idempotency_key) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+             end_at, state, envd_access_token, cpu_count, memory_mb, disk_mb, idempotency_key, \
+             auto_pause) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             params![
                 rec.sandbox_id,
                 rec.team_id.as_str(),
@@ -194,6 +199,7 @@ impl Store {
                 rec.memory_mb,
                 rec.disk_mb,
                 rec.idempotency_key,
+                rec.auto_pause,
             ],
         )
         .map_err(|e| match violation(&e) {
@@ -351,12 +357,12 @@ impl Store {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
     use crate::timestamp::parse_rfc3339;
 
     /// A running sandbox of `team` started at `started` (RFC 3339).
-    pub(crate) fn record(team: &TeamId, id: &str, started: &str) -> SandboxRecord {
+    fn record(team: &TeamId, id: &str, started: &str) -> SandboxRecord {
         let started_at = parse_rfc3339(started).unwrap();
         SandboxRecord {
             sandbox_id: id.to_owned(),
@@ -372,6 +378,7 @@ pub(crate) mod tests {
             memory_mb: 512,
             disk_mb: 1024,
             idempotency_key: None,
+            auto_pause: false,
         }
     }
 
@@ -385,6 +392,7 @@ pub(crate) mod tests {
         rec.metadata.insert("app".into(), "x/y".into());
         rec.idempotency_key = Some("idem".into());
         rec.cpu_count = u32::MAX;
+        rec.auto_pause = true;
         s.insert_sandbox(&rec).unwrap();
         assert_eq!(s.get_sandbox("sbx1").unwrap(), Some(rec.clone()));
         assert!(s.sandbox_exists("sbx1").unwrap());

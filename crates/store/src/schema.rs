@@ -51,6 +51,9 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (sandbox_id, key)
     ) WITHOUT ROWID;
     CREATE INDEX sandbox_metadata_kv ON sandbox_metadata(key, value);",
+    // 2: whether a sandbox pauses instead of dying at its timeout. Rows written before it
+    // existed were never auto-pause ones (the flag was not kept), so 0 is their truth.
+    "ALTER TABLE sandboxes ADD COLUMN auto_pause INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// The schema version this build writes.
@@ -81,4 +84,36 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tx.commit().op("commit a migration")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database written by a build that knew only migration 1 opens, keeps its rows and
+    /// reads them as not auto-pausing.
+    #[test]
+    fn a_version_1_database_migrates_and_keeps_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute_batch(
+                "INSERT INTO teams VALUES ('t1', 'default', 0);
+                 INSERT INTO sandboxes VALUES ('sbx1', 't1', 'base', NULL, 1000000, 2000000,
+                     'running', 'tok', 1, 512, 1024, 'key-1');
+                 INSERT INTO sandbox_metadata VALUES ('sbx1', 'k', 'v');",
+            )
+            .unwrap();
+        }
+        let store = crate::Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), LATEST);
+        let rec = store.get_sandbox("sbx1").unwrap().unwrap();
+        assert!(!rec.auto_pause);
+        assert_eq!(rec.idempotency_key.as_deref(), Some("key-1"));
+        assert_eq!(rec.metadata.get("k").map(String::as_str), Some("v"));
+        assert_eq!(rec.envd_access_token.expose(), "tok");
+    }
 }

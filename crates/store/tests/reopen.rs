@@ -1,6 +1,6 @@
 //! Data survives closing and reopening the database file, through the public API only.
 
-use bulkhead_store::{DataDir, SandboxQuery, SandboxRecord, SandboxStatus, Secret, Store};
+use bulkhead_store::{DataDir, SandboxRecord, SandboxStatus, Secret, Store};
 
 #[test]
 fn reopen_after_close_keeps_teams_keys_and_sandboxes() {
@@ -25,6 +25,7 @@ fn reopen_after_close_keeps_teams_keys_and_sandboxes() {
             memory_mb: 256,
             disk_mb: 512,
             idempotency_key: Some("req-1".into()),
+            auto_pause: true,
         };
         store.insert_sandbox(&rec).unwrap();
         (team, key, rec)
@@ -40,9 +41,7 @@ fn reopen_after_close_keeps_teams_keys_and_sandboxes() {
         store.find_by_idempotency_key(&team, "req-1").unwrap(),
         Some(rec.clone())
     );
-    let page = store.list_sandboxes(&SandboxQuery::new(team)).unwrap();
-    assert_eq!(page.items, vec![rec]);
-    assert_eq!(page.next_token, None);
+    assert_eq!(store.get_sandbox("i1abc").unwrap(), Some(rec));
 }
 
 #[test]

@@ -1,5 +1,9 @@
 //! How client subcommands find the server: flags, else the SDK's variables
 //! (`E2B_API_URL`, `E2B_API_KEY`), else the local default server and its key file.
+//!
+//! The key itself is never taken from argv: anything on a command line is readable by every
+//! user of the host through `ps` and `/proc/<pid>/cmdline`. It comes from `E2B_API_KEY`, a
+//! file named by `--api-key-file`, or the local server's key file.
 
 use std::path::PathBuf;
 
@@ -12,8 +16,12 @@ pub struct ServerArgs {
     /// Server URL (default: $E2B_API_URL, else http://127.0.0.1:3000).
     #[arg(long, global = true, value_name = "URL")]
     pub server: Option<String>,
-    /// API key (default: $E2B_API_KEY, else the key file of the local server).
-    #[arg(long, global = true, value_name = "KEY", hide_env_values = true)]
+    /// File holding the API key (default: $E2B_API_KEY, else the key file of the local
+    /// server). The key is never accepted on the command line, where `ps` shows it.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub api_key_file: Option<PathBuf>,
+    /// Refused: a key in argv is visible to every user of the host. Kept only to say so.
+    #[arg(long, global = true, value_name = "KEY", hide = true)]
     pub api_key: Option<String>,
     /// Data directory of the local server, for its key file.
     #[arg(
@@ -43,23 +51,36 @@ impl ServerArgs {
             .clone()
             .or_else(|| std::env::var("E2B_API_URL").ok().filter(|s| !s.is_empty()))
             .unwrap_or_else(|| "http://127.0.0.1:3000".into());
-        let key = match self
-            .api_key
-            .clone()
-            .or_else(|| std::env::var("E2B_API_KEY").ok().filter(|s| !s.is_empty()))
-        {
-            Some(k) => k,
-            None => {
-                let path = self.data_dir.join("api-key");
-                std::fs::read_to_string(&path)
-                    .with_context(|| format!("no API key: pass --api-key, set E2B_API_KEY, or run on the server host ({} unreadable)", path.display()))?
-                    .trim()
-                    .to_string()
-            }
+        if self.api_key.is_some() {
+            anyhow::bail!(
+                "--api-key would put the key in the process list (ps shows every argument to \
+                 every user): set E2B_API_KEY or pass --api-key-file FILE instead"
+            );
+        }
+        let key = if let Some(path) = &self.api_key_file {
+            read_key_file(path)?
+        } else if let Some(k) = std::env::var("E2B_API_KEY").ok().filter(|s| !s.is_empty()) {
+            k
+        } else {
+            let path = self.data_dir.join("api-key");
+            read_key_file(&path).with_context(|| {
+                "no API key: set E2B_API_KEY, pass --api-key-file FILE, or run on the server host"
+            })?
         };
         Ok(Server {
             url: url.trim_end_matches('/').to_string(),
             key,
         })
     }
+}
+
+/// The first line of `path`, trimmed; an empty file is an error, not an empty key.
+fn read_key_file(path: &std::path::Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the API key file {}", path.display()))?;
+    let key = text.lines().next().unwrap_or("").trim();
+    if key.is_empty() {
+        anyhow::bail!("the API key file {} is empty", path.display());
+    }
+    Ok(key.to_string())
 }

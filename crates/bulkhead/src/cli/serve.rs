@@ -262,10 +262,7 @@ pub fn run(mut args: Args, matches: Option<&clap::ArgMatches>) -> anyhow::Result
         );
         // Sandboxes of the previous run: running ones are taken back, everything else that is
         // left on disk (a crash, SIGKILL) is removed completely before serving.
-        let (adopted, removed) = manager
-            .restore()
-            .await
-            .map_err(|e| anyhow::anyhow!("restoring sandboxes: {e}"))?;
+        let (adopted, removed) = manager.restore().await.context("restoring sandboxes")?;
         if adopted + removed > 0 {
             tracing::info!(adopted, removed, "sandboxes of the previous run restored");
         }

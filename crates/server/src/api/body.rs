@@ -4,7 +4,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use super::ApiError;
 
 /// JSON request body; an empty body parses as `{}`.
 pub struct JsonBody<T>(pub T);

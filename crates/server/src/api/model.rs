@@ -5,7 +5,14 @@
 
 use std::collections::BTreeMap;
 
+use bulkhead_store::SandboxRecord;
 use serde::{Deserialize, Serialize};
+
+use crate::clock;
+use crate::manager::{CreateRequest, SandboxMetrics};
+
+/// The envd version every sandbox runs.
+pub const ENVD_VERSION: &str = bulkhead_envd::ENVD_VERSION;
 
 /// The constant `clientID` the reference server returns (deprecated, still required by the
 /// Python parser).
@@ -37,6 +44,21 @@ pub struct NewSandbox {
     pub auto_pause: Option<bool>,
 }
 
+impl NewSandbox {
+    /// The manager's request; `idempotency_key` comes from the header.
+    pub fn into_request(self, idempotency_key: Option<String>) -> CreateRequest {
+        CreateRequest {
+            template: self.template_id,
+            timeout: self.timeout,
+            metadata: self.metadata.unwrap_or_default(),
+            env_vars: self.env_vars.unwrap_or_default(),
+            auto_pause: self.auto_pause.unwrap_or(false),
+            allow_internet_access: self.allow_internet_access.unwrap_or(false),
+            idempotency_key,
+        }
+    }
+}
+
 /// Response of create/connect/resume.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -53,6 +75,23 @@ pub struct SandboxCreated {
     pub domain: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alias: Option<String>,
+}
+
+impl SandboxCreated {
+    /// The answer for `r`; the SDK builds `get_host(port)` = `<port>-<id>.<domain>` from
+    /// `domain`.
+    pub fn new(r: &SandboxRecord, domain: &str) -> Self {
+        Self {
+            template_id: r.template_id.clone(),
+            sandbox_id: r.sandbox_id.clone(),
+            client_id: CLIENT_ID,
+            envd_version: ENVD_VERSION,
+            envd_access_token: r.envd_access_token.expose().to_string(),
+            traffic_access_token: None,
+            domain: Some(domain.to_string()),
+            alias: r.alias.clone(),
+        }
+    }
 }
 
 /// Items of the sandbox list, and (with extra fields) the detail.
@@ -79,6 +118,26 @@ pub struct ListedSandbox {
     pub metadata: BTreeMap<String, String>,
 }
 
+impl ListedSandbox {
+    /// The list item for `r`.
+    pub fn new(r: &SandboxRecord) -> Self {
+        Self {
+            template_id: r.template_id.clone(),
+            sandbox_id: r.sandbox_id.clone(),
+            client_id: CLIENT_ID,
+            alias: r.alias.clone(),
+            started_at: clock::rfc3339(r.started_at),
+            end_at: clock::rfc3339(r.end_at),
+            cpu_count: r.cpu_count,
+            memory_mb: u64::from(r.memory_mb),
+            disk_size_mb: u64::from(r.disk_mb),
+            state: r.status.as_str(),
+            envd_version: ENVD_VERSION,
+            metadata: r.metadata.clone(),
+        }
+    }
+}
+
 /// `GET /sandboxes/{id}`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -88,6 +147,18 @@ pub struct SandboxDetail {
     pub envd_access_token: String,
     pub allow_internet_access: Option<bool>,
     pub domain: Option<String>,
+}
+
+impl SandboxDetail {
+    /// The detail of `r`.
+    pub fn new(r: &SandboxRecord, domain: &str) -> Self {
+        Self {
+            listed: ListedSandbox::new(r),
+            envd_access_token: r.envd_access_token.expose().to_string(),
+            allow_internet_access: Some(false),
+            domain: Some(domain.to_string()),
+        }
+    }
 }
 
 /// `POST /sandboxes/{id}/timeout`.
@@ -124,4 +195,21 @@ pub struct SandboxMetric {
     pub mem_cache: u64,
     pub disk_used: u64,
     pub disk_total: u64,
+}
+
+impl SandboxMetric {
+    /// The sample `m`, stamped `now`.
+    pub fn new(m: &SandboxMetrics, now: clock::Timestamp) -> Self {
+        Self {
+            timestamp: clock::rfc3339(now),
+            timestamp_unix: now.timestamp(),
+            cpu_count: m.cpu_count,
+            cpu_used_pct: m.cpu_used_pct,
+            mem_used: m.mem_used,
+            mem_total: m.mem_total,
+            mem_cache: 0,
+            disk_used: 0,
+            disk_total: m.disk_total,
+        }
+    }
 }

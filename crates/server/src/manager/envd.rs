@@ -42,6 +42,20 @@ pub(crate) fn start(sandbox: &Sandbox) -> Result<(), String> {
     }
 }
 
+/// Configuring envd at hand-over failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvdError {
+    /// The settings could not be encoded.
+    #[error("encoding /init")]
+    Encode(#[source] serde_json::Error),
+    /// envd could not be reached or the exchange broke off.
+    #[error("{0} envd")]
+    Io(&'static str, #[source] std::io::Error),
+    /// envd answered with a status other than 2xx.
+    #[error("envd answered /init with {0:?}")]
+    Status(String),
+}
+
 /// Settings pushed to envd at hand-over.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -52,14 +66,14 @@ pub(crate) struct InitRequest {
 }
 
 /// Sends `POST /init`. Blocking; one short HTTP/1.1 exchange.
-pub(crate) fn init(sandbox: &Sandbox, req: &InitRequest) -> Result<(), String> {
-    let body = serde_json::to_vec(req).map_err(|e| e.to_string())?;
+pub(crate) fn init(sandbox: &Sandbox, req: &InitRequest) -> Result<(), EnvdError> {
+    let body = serde_json::to_vec(req).map_err(EnvdError::Encode)?;
     let mut stream = sandbox
         .connect_tcp(ENVD_PORT, Duration::from_secs(2))
-        .map_err(|e| format!("connecting to envd: {e}"))?;
+        .map_err(|e| EnvdError::Io("connecting to", e))?;
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| EnvdError::Io("setting a read timeout on the connection to", e))?;
     let head = format!(
         "POST /init HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
@@ -67,15 +81,15 @@ pub(crate) fn init(sandbox: &Sandbox, req: &InitRequest) -> Result<(), String> {
     stream
         .write_all(head.as_bytes())
         .and_then(|()| stream.write_all(&body))
-        .map_err(|e| format!("sending /init: {e}"))?;
+        .map_err(|e| EnvdError::Io("sending /init to", e))?;
     let mut response = String::new();
     stream
         .read_to_string(&mut response)
-        .map_err(|e| format!("reading /init: {e}"))?;
+        .map_err(|e| EnvdError::Io("reading /init from", e))?;
     let status = response.split_whitespace().nth(1).unwrap_or("");
     if status.starts_with('2') {
         Ok(())
     } else {
-        Err(format!("envd answered /init with {status}"))
+        Err(EnvdError::Status(status.to_string()))
     }
 }

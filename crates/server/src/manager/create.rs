@@ -1,0 +1,210 @@
+//! Creating a sandbox: a pooled sandbox is handed over, given its storage and its envd
+//! settings, recorded, and registered.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bulkhead_runtime::Sandbox;
+use bulkhead_store::{SandboxRecord, SandboxStatus, Secret, StoreError, TeamId};
+
+use super::error::{Invalid, ManagerError};
+use super::{Entry, Manager, StorageConfig, Template, envd, persist};
+use crate::clock;
+
+/// A create request after parsing. New settings are new fields (with a `Default`), each
+/// checked in [`Manager::create`] before anything is started.
+#[derive(Debug, Default, Clone)]
+pub struct CreateRequest {
+    /// Template name or id.
+    pub template: String,
+    /// Seconds until the sandbox times out; `None` = the default. Must be positive.
+    pub timeout: Option<i64>,
+    /// Metadata.
+    pub metadata: BTreeMap<String, String>,
+    /// Sandbox-wide env vars.
+    pub env_vars: BTreeMap<String, String>,
+    /// Pause instead of kill at timeout.
+    pub auto_pause: bool,
+    /// Outbound internet asked for (refused: sandboxes have loopback only).
+    pub allow_internet_access: bool,
+    /// The idempotency key (already checked for its syntax): a repeated key returns the
+    /// sandbox the first request created, as long as it lives.
+    pub idempotency_key: Option<String>,
+}
+
+/// Where envd's binary appears inside every sandbox.
+pub const ENVD_PATH: &str = "/.bulkhead/bulkhead";
+
+fn token() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..40)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+impl Manager {
+    /// Creates a sandbox for `team` and returns its row.
+    ///
+    /// # Errors
+    /// [`ManagerError::Invalid`] for a refused value, [`ManagerError::TemplateNotFound`],
+    /// [`ManagerError::NoCapacity`] when no sandbox can be started, and internal errors for
+    /// storage, envd or the store; a sandbox started for a failed create is destroyed.
+    #[tracing::instrument(skip_all, fields(template_id = %req.template))]
+    pub async fn create(
+        &self,
+        team: &TeamId,
+        req: CreateRequest,
+    ) -> Result<SandboxRecord, ManagerError> {
+        if req.allow_internet_access {
+            return Err(Invalid::InternetAccess.into());
+        }
+        if let Some(key) = &req.idempotency_key
+            && let Some(rec) = self.by_idempotency_key(team, key).await?
+        {
+            return Ok(rec);
+        }
+        let template = self.templates.get(&req.template).cloned().ok_or_else(|| {
+            ManagerError::TemplateNotFound {
+                template: req.template.clone(),
+            }
+        })?;
+        let timeout = match req.timeout {
+            None => self.config.default_timeout,
+            Some(t) if t <= 0 => return Err(Invalid::CreateTimeout.into()),
+            Some(t) => Duration::from_secs(t.unsigned_abs()).min(self.config.max_lifetime),
+        };
+        let mut env_vars = req.env_vars;
+        env_vars.retain(|k, _| !self.config.strip_env_vars.iter().any(|s| s == k));
+        let envd_token = token();
+        let init = envd::InitRequest {
+            env_vars,
+            access_token: envd_token.clone(),
+            default_user: "user".into(),
+        };
+        let storage = self
+            .config
+            .storage
+            .clone()
+            .filter(|st| st.sandbox_prefix.is_some());
+        let t = template.clone();
+        let sandbox =
+            tokio::task::spawn_blocking(move || hand_over(&t, storage.as_ref(), &init)).await??;
+        let now = clock::now();
+        let limits = &template.config.limits;
+        let mib = |b: Option<u64>| b.map(|b| u32::try_from(b >> 20).unwrap_or(u32::MAX));
+        let record = SandboxRecord {
+            sandbox_id: sandbox.id().to_string(),
+            team_id: team.clone(),
+            template_id: template.config.id.clone(),
+            alias: (req.template != template.config.id).then_some(req.template),
+            started_at: now,
+            end_at: clock::plus(now, timeout),
+            status: SandboxStatus::Running,
+            metadata: req.metadata,
+            envd_access_token: Secret::new(envd_token),
+            cpu_count: limits
+                .cpu_millis
+                .map(|m| u32::try_from(m.div_ceil(1000)).unwrap_or(u32::MAX))
+                .unwrap_or(1),
+            memory_mb: mib(limits.memory_bytes).unwrap_or(0),
+            disk_mb: mib(limits.disk_bytes).unwrap_or(0),
+            idempotency_key: req.idempotency_key,
+            auto_pause: req.auto_pause,
+        };
+        let entry = Arc::new(Entry::new(record.clone(), sandbox));
+        let row = record.clone();
+        let inserted = persist::db(&self.store, "recording the sandbox", move |s| {
+            Ok(s.insert_sandbox(&row))
+        })
+        .await;
+        match inserted {
+            Ok(Ok(())) => {}
+            // Two creates with one idempotency key raced: keep the first, drop this one.
+            Ok(Err(StoreError::Conflict { .. })) if record.idempotency_key.is_some() => {
+                super::destroy(entry).await;
+                let key = record.idempotency_key.unwrap_or_default();
+                return self
+                    .by_idempotency_key(team, &key)
+                    .await?
+                    .ok_or(ManagerError::IdempotencyKeyFailed);
+            }
+            Ok(Err(source)) => {
+                super::destroy(entry).await;
+                return Err(ManagerError::Store {
+                    op: "recording the sandbox",
+                    source,
+                });
+            }
+            Err(e) => {
+                super::destroy(entry).await;
+                return Err(e);
+            }
+        }
+        self.write().insert(record.sandbox_id.clone(), entry);
+        tracing::info!(sandbox_id = %record.sandbox_id, template_id = %record.template_id, "sandbox created");
+        Ok(record)
+    }
+
+    /// The team's live sandbox created with idempotency key `key`.
+    async fn by_idempotency_key(
+        &self,
+        team: &TeamId,
+        key: &str,
+    ) -> Result<Option<SandboxRecord>, ManagerError> {
+        let (t, k) = (team.clone(), key.to_string());
+        let rec = persist::db(&self.store, "looking up an idempotency key", move |s| {
+            s.find_by_idempotency_key(&t, &k)
+        })
+        .await?;
+        Ok(rec
+            .and_then(|r| self.lookup(team, &r.sandbox_id))
+            .map(|e| e.record()))
+    }
+}
+
+/// Takes a sandbox from the template's pool and readies it for its user: its own part of
+/// the storage, then envd's settings, both before any user code can run. Blocking.
+fn hand_over(
+    template: &Template,
+    storage: Option<&StorageConfig>,
+    init: &envd::InitRequest,
+) -> Result<Sandbox, ManagerError> {
+    let sb = template.pool.create().map_err(ManagerError::NoCapacity)?;
+    if let Some(st) = storage {
+        let dir = st.host_dir_for(sb.id());
+        let attached = create_shared_dirs(&st.host_root, &dir)
+            .and_then(|()| sb.attach(&dir, &st.target, st.read_only));
+        if let Err(source) = attached {
+            let _ = sb.destroy();
+            return Err(ManagerError::AttachStorage { path: dir, source });
+        }
+    }
+    if let Err(e) = envd::init(&sb, init) {
+        let _ = sb.destroy();
+        return Err(ManagerError::EnvdSetup(e));
+    }
+    Ok(sb)
+}
+
+/// Creates `dir` below `root`, every new component open to all sandbox uids (0777), as the
+/// storage root itself is: sandboxes run as their own unprivileged host uids.
+fn create_shared_dirs(root: &Path, dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let rel = dir
+        .strip_prefix(root)
+        .map_err(|_| std::io::Error::other("storage path outside its root"))?;
+    let mut path = root.to_path_buf();
+    for comp in rel.components() {
+        path.push(comp);
+        match std::fs::create_dir(&path) {
+            Ok(()) => std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777))?,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

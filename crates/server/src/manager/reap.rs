@@ -1,0 +1,73 @@
+//! The timeout reaper: kills (or, with auto-pause, pauses) sandboxes whose end has passed,
+//! and removes sandboxes that died outside the server's control.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bulkhead_store::SandboxStatus;
+
+use super::lifecycle::pause_entry;
+use super::{Entry, Manager, destroy};
+use crate::clock;
+
+impl Manager {
+    /// Runs forever, every 250 ms: sandboxes whose init died on its own (killed from
+    /// outside) are removed; sandboxes past their end are paused when they were created
+    /// with auto-pause (and then kept until their maximum lifetime), killed otherwise.
+    pub async fn reap_expired(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tick.tick().await;
+            self.reap_once().await;
+        }
+    }
+
+    async fn reap_once(&self) {
+        let now = clock::now();
+        let (dead, expired): (Vec<Arc<Entry>>, Vec<Arc<Entry>>) = {
+            let map = self.read();
+            let dead = map
+                .values()
+                .filter(|e| !e.sandbox().is_running())
+                .cloned()
+                .collect();
+            let expired = map
+                .values()
+                .filter(|e| e.end_at() <= now)
+                .cloned()
+                .collect();
+            (dead, expired)
+        };
+        for e in dead {
+            if self.write().remove(e.id()).is_some() {
+                tracing::warn!(sandbox_id = %e.id(), "sandbox died outside the server's control; removing it");
+                self.forget(e.id()).await;
+                destroy(e).await;
+            }
+        }
+        for e in expired {
+            let (auto_pause, status) = e.with(|r| (r.auto_pause, r.status));
+            if auto_pause && status == SandboxStatus::Running {
+                match pause_entry(&e).await {
+                    Ok(_) => {
+                        tracing::info!(sandbox_id = %e.id(), "sandbox paused at its timeout");
+                        // Paused sandboxes are kept until the maximum lifetime.
+                        e.with(|r| r.end_at = self.end_limit(r));
+                        self.save_status(&e).await;
+                        self.save_end(&e).await;
+                    }
+                    Err(err) => {
+                        // Tried again at the next tick; debug, not warn, so a stuck cgroup does not flood the log.
+                        tracing::debug!(sandbox_id = %e.id(), error = %crate::report::chain(&err), "could not pause a sandbox at its timeout");
+                    }
+                }
+                continue;
+            }
+            if self.write().remove(e.id()).is_some() {
+                tracing::info!(sandbox_id = %e.id(), "sandbox timed out");
+                self.forget(e.id()).await;
+                destroy(e).await;
+            }
+        }
+    }
+}
