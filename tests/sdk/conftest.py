@@ -57,6 +57,8 @@ NEWER_SDK_ONLY = {
         "Sandbox.create(idempotency_key=)",
     "test_timeout_of_zero_is_refused": "sending timeout=0 (2.2 sends its default instead)",
     "test_connect_never_shortens_a_running_sandboxs_timeout": "connect calling the API",
+    # e2b-code-interpreter 2.0.0 on e2b 2.45.1 fails client-side (no AsyncSandbox._transport).
+    "test_run_code_in_the_default_context": "a matching e2b-code-interpreter",
 }
 
 
