@@ -7,7 +7,7 @@ mod common;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use bulkhead_runtime::{ExecError, ExecFailure, ExecSpec, Pool, PoolKey, Stdio};
+use bulkhead_runtime::{ExecError, ExecFailure, ExecSpec, Pool, PoolKey, Stdio, WinSize};
 use common::*;
 
 #[test]
@@ -163,8 +163,10 @@ fn stdin_signals_and_pty() {
     let mut p = sb
         .exec(ExecSpec {
             stdio: Stdio::Pty {
-                rows: 33,
-                cols: 101,
+                size: WinSize {
+                    cols: 101,
+                    rows: 33,
+                },
             },
             ..ExecSpec::command(["sh", "-c", "stty size; tty"])
         })

@@ -43,8 +43,8 @@ pub struct EnvdConfig {
     pub default_user: String,
     /// Working directory for empty paths and commands without `cwd`; `None` = the user's home.
     pub default_workdir: Option<PathBuf>,
-    /// Sandbox-wide environment variables, applied to every process after `PATH`, `HOME`,
-    /// `USER`, `LOGNAME` and before the request's own `envs`.
+    /// Sandbox-wide environment variables, applied to every process over the baseline of
+    /// `bulkhead_spawn::env` and under the request's own `envs`.
     pub env_vars: BTreeMap<String, String>,
     /// `PATH` given to every process.
     pub path_env: String,
@@ -69,7 +69,7 @@ impl Default for EnvdConfig {
             default_user: "user".to_owned(),
             default_workdir: None,
             env_vars: BTreeMap::new(),
-            path_env: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
+            path_env: bulkhead_spawn::env::DEFAULT_PATH.to_owned(),
             access_token: None,
             version: ENVD_VERSION.to_owned(),
             default_keepalive: Duration::from_secs(90),

@@ -50,6 +50,7 @@ mod tests {
             gid: 1000,
             home: "/home/user".into(),
             groups: vec![],
+            shell: "/bin/bash".into(),
         }
     }
 

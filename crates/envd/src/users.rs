@@ -1,24 +1,15 @@
 //! Users and groups of the sandbox, read from its `/etc/passwd` and `/etc/group` (paths come
-//! from the config so tests can point them at temp files). The files are re-read on every
-//! lookup: they are small, and users added at run time must be found.
+//! from the config so tests can point them at temp files) and parsed by `bulkhead_spawn::users`,
+//! the parser every process starter shares. The files are re-read on every lookup: they are
+//! small, and users added at run time must be found.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use bulkhead_spawn::users::{self as db, group_entries, passwd_entries};
+
 /// A sandbox user that processes run as and files are owned by.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct User {
-    /// Login name.
-    pub name: String,
-    /// User id.
-    pub uid: u32,
-    /// Primary group id.
-    pub gid: u32,
-    /// Home directory.
-    pub home: PathBuf,
-    /// Supplementary group ids (from `/etc/group` member lists), primary group included.
-    pub groups: Vec<u32>,
-}
+pub use bulkhead_spawn::User;
 
 /// A user lookup failure.
 #[derive(Debug, thiserror::Error)]
@@ -53,47 +44,34 @@ impl UserDb {
         }
     }
 
-    /// Looks a user up by name.
+    /// Looks a user up by name (supplementary groups from the group file; a missing group
+    /// file only loses them).
     pub fn lookup(&self, name: &str) -> Result<User, UserError> {
-        let text = std::fs::read_to_string(&self.passwd).map_err(|source| UserError::Read {
+        let passwd = std::fs::read_to_string(&self.passwd).map_err(|source| UserError::Read {
             path: self.passwd.clone(),
             source,
         })?;
-        let entry = text
-            .lines()
-            .filter_map(parse_passwd_line)
-            .find(|(n, ..)| *n == name)
-            .ok_or_else(|| UserError::Unknown(name.to_owned()))?;
-        let (name, uid, gid, home) = entry;
-        let mut groups = vec![gid];
-        // A missing group file only loses supplementary groups.
-        if let Ok(text) = std::fs::read_to_string(&self.group) {
-            for (_, id, members) in text.lines().filter_map(parse_group_line) {
-                if members.contains(&name) && !groups.contains(&id) {
-                    groups.push(id);
-                }
-            }
-        }
-        Ok(User {
-            name: name.to_owned(),
-            uid,
-            gid,
-            home: PathBuf::from(home),
-            groups,
-        })
+        let group = std::fs::read_to_string(&self.group).unwrap_or_default();
+        db::lookup(name, &passwd, &group).map_err(|_| UserError::Unknown(name.to_owned()))
     }
 
     /// A snapshot of id → name maps, for owner and group names in directory listings.
     pub fn names(&self) -> Names {
         let mut names = Names::default();
         if let Ok(text) = std::fs::read_to_string(&self.passwd) {
-            for (n, uid, ..) in text.lines().filter_map(parse_passwd_line) {
-                names.users.entry(uid).or_insert_with(|| n.to_owned());
+            for e in passwd_entries(&text) {
+                names
+                    .users
+                    .entry(e.uid)
+                    .or_insert_with(|| e.name.to_owned());
             }
         }
         if let Ok(text) = std::fs::read_to_string(&self.group) {
-            for (n, gid, _) in text.lines().filter_map(parse_group_line) {
-                names.groups.entry(gid).or_insert_with(|| n.to_owned());
+            for e in group_entries(&text) {
+                names
+                    .groups
+                    .entry(e.gid)
+                    .or_insert_with(|| e.name.to_owned());
             }
         }
         names
@@ -123,25 +101,6 @@ impl Names {
             .cloned()
             .unwrap_or_else(|| gid.to_string())
     }
-}
-
-/// `name:pw:uid:gid:gecos:home:shell` → (name, uid, gid, home).
-fn parse_passwd_line(line: &str) -> Option<(&str, u32, u32, &str)> {
-    let f: Vec<&str> = line.split(':').collect();
-    if f.len() < 7 || f[0].is_empty() || f[0].starts_with('#') {
-        return None;
-    }
-    Some((f[0], f[2].parse().ok()?, f[3].parse().ok()?, f[5]))
-}
-
-/// `name:pw:gid:member,member` → (name, gid, members).
-fn parse_group_line(line: &str) -> Option<(&str, u32, Vec<&str>)> {
-    let f: Vec<&str> = line.split(':').collect();
-    if f.len() < 4 || f[0].is_empty() || f[0].starts_with('#') {
-        return None;
-    }
-    let members = f[3].split(',').filter(|m| !m.is_empty()).collect();
-    Some((f[0], f[2].parse().ok()?, members))
 }
 
 #[cfg(test)]

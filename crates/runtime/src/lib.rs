@@ -31,6 +31,7 @@ pub mod spec;
 mod sys;
 mod uids;
 
+pub use bulkhead_spawn::WinSize;
 pub use error::{ExecError, RuntimeError};
 pub use launch::run_launcher;
 pub use limits::Limits;

@@ -1,8 +1,10 @@
 //! A process running in a sandbox, seen from the host.
 
 use std::fs::File;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
+
+use bulkhead_spawn::WinSize;
 
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, connect, socket};
 
@@ -119,9 +121,9 @@ impl Process {
     }
 
     /// Resizes the PTY (no-op without one).
-    pub fn resize(&self, rows: u16, cols: u16) -> Result<(), ExecError> {
+    pub fn resize(&self, size: WinSize) -> Result<(), ExecError> {
         match &self.pty {
-            Some(pty) => sys::proc::set_winsize(pty.as_raw_fd(), rows, cols).map_err(ExecError::Io),
+            Some(pty) => bulkhead_spawn::pty::set_size(pty.as_fd(), size).map_err(ExecError::Io),
             None => Ok(()),
         }
     }

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use bulkhead_spawn::WinSize;
 use serde::{Deserialize, Serialize};
 
 use crate::limits::Limits;
@@ -42,10 +43,8 @@ pub enum Stdio {
     },
     /// One pseudo-terminal for all three streams, as the process's controlling terminal.
     Pty {
-        /// Terminal rows.
-        rows: u16,
-        /// Terminal columns.
-        cols: u16,
+        /// Terminal size.
+        size: WinSize,
     },
 }
 
@@ -54,8 +53,8 @@ pub enum Stdio {
 pub struct ExecSpec {
     /// Program and arguments; `argv[0]` is looked up in `PATH` when it has no `/`.
     pub argv: Vec<String>,
-    /// Environment. Nothing is inherited from the host; `PATH`, `HOME`, `USER`, `LOGNAME`,
-    /// `LANG` (and `TERM` on a PTY) get defaults when absent.
+    /// Environment, laid over the baseline of `bulkhead_spawn::env` (`PATH`, `HOME`, `USER`,
+    /// `LOGNAME`, `SHELL`, `LANG`, and `TERM` on a PTY); nothing is inherited from the host.
     pub env: Vec<(String, String)>,
     /// Working directory; defaults to the user's home, or `/`.
     pub cwd: Option<String>,

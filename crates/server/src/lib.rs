@@ -16,7 +16,7 @@
 
 pub mod api;
 pub mod clock;
-pub mod listen;
+pub mod listener;
 pub mod manager;
 pub mod proxy;
 mod report;
@@ -29,8 +29,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::serve::ListenerExt;
 
+pub use listener::ConnectionLimits;
 pub use manager::{Manager, ManagerConfig, StorageConfig, TemplateConfig};
 pub use state::AppState;
 
@@ -44,37 +44,30 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves `state` on `listener` until `shutdown` resolves, with TCP_NODELAY on every
+/// Serves `state` on `listener` until `shutdown` resolves, under `limits` (connection caps
+/// and timeouts that hold before authentication: [`listener`]), with TCP_NODELAY on every
 /// accepted connection (without it, small requests on reused connections wait ~40 ms for
 /// delayed ACKs). Starts the timeout reaper.
 pub async fn serve(
     state: AppState,
     listener: tokio::net::TcpListener,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_with_tls(state, listener, None, shutdown).await
+    serve_with_tls(state, listener, limits, None, shutdown).await
 }
 
 /// [`serve`], and with `tls` also HTTPS on the same port: each connection's first byte
-/// tells a TLS ClientHello from plain HTTP ([`listen`]).
+/// tells a TLS ClientHello from plain HTTP ([`tls::accept`]).
 pub async fn serve_with_tls(
     state: AppState,
     listener: tokio::net::TcpListener,
+    limits: ConnectionLimits,
     tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let reaper = tokio::spawn(Arc::clone(&state.manager).reap_expired());
-    let result = match tls {
-        Some(tls) => listen::serve(app(state), listener, tls, shutdown).await,
-        None => {
-            let listener = listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            axum::serve(listener, app(state))
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-    };
+    let result = listener::serve_connections(listener, app(state), limits, tls, shutdown).await;
     reaper.abort();
     result
 }

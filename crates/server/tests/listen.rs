@@ -19,10 +19,11 @@ async fn start(dir: &std::path::Path) -> (SocketAddr, LocalCa, tokio::sync::ones
     let addr = listener.local_addr().expect("addr");
     let app = Router::new().route("/", get(|| async { "hello" }));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(bulkhead_server::listen::serve(
-        app,
+    tokio::spawn(bulkhead_server::listener::serve_connections(
         listener,
-        config,
+        app,
+        bulkhead_server::listener::ConnectionLimits::default(),
+        Some(config),
         async {
             let _ = stopped.await;
         },

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use bulkhead_runtime::{
-    ExecError, ExecSpec, Limits, Runtime, RuntimeConfig, SandboxSpec, Stdio, limits, spec,
+    ExecError, ExecSpec, Limits, Runtime, RuntimeConfig, SandboxSpec, Stdio, WinSize, limits, spec,
 };
 use clap::Args as ClapArgs;
 use nix::sys::signal::{SigSet, Signal};
@@ -153,8 +153,9 @@ fn run_inner(args: Args) -> anyhow::Result<u8> {
         })
         .context("creating the sandbox")?;
     let stdio = if args.tty {
-        let (rows, cols) = terminal_size();
-        Stdio::Pty { rows, cols }
+        Stdio::Pty {
+            size: terminal_size(),
+        }
     } else {
         Stdio::Pipes {
             stdin: args.interactive,
@@ -253,19 +254,12 @@ fn copy(from: &mut impl Read, to: &mut impl Write) {
     }
 }
 
-fn terminal_size() -> (u16, u16) {
-    let mut ws = nix::libc::winsize {
-        ws_row: 0,
-        ws_col: 0,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCGWINSZ writes a winsize into the struct we pass.
-    let rc = unsafe { nix::libc::ioctl(1, nix::libc::TIOCGWINSZ, &mut ws) };
-    if rc == 0 && ws.ws_row > 0 {
-        (ws.ws_row, ws.ws_col)
-    } else {
-        (24, 80)
+/// The size of the terminal on our stdout, or 80×24 when it is not a terminal.
+fn terminal_size() -> WinSize {
+    use std::os::fd::AsFd;
+    match bulkhead_spawn::pty::size(std::io::stdout().as_fd()) {
+        Ok(size) if size.rows > 0 => size,
+        _ => WinSize::DEFAULT,
     }
 }
 

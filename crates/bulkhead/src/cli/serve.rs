@@ -118,6 +118,45 @@ pub struct Args {
         value_name = "NAME"
     )]
     pub(crate) strip_env: Vec<String>,
+    /// Open client connections in all. At the cap, the oldest connection with no request in
+    /// flight is closed to make room; the server also raises its own open-file limit to
+    /// fit.
+    #[arg(
+        long,
+        env = "BULKHEAD_MAX_CONNECTIONS",
+        default_value_t = 4096,
+        help_heading = "Connections",
+        value_name = "N"
+    )]
+    pub(crate) max_connections: usize,
+    /// Open connections from one client address (counted before authentication).
+    #[arg(
+        long,
+        env = "BULKHEAD_MAX_CONNECTIONS_PER_CLIENT",
+        default_value_t = 1024,
+        help_heading = "Connections",
+        value_name = "N"
+    )]
+    pub(crate) max_connections_per_client: usize,
+    /// Seconds a connection has to send a request's headers before it is closed.
+    #[arg(
+        long,
+        env = "BULKHEAD_HEADER_TIMEOUT",
+        default_value_t = 10,
+        help_heading = "Connections",
+        value_name = "SECS"
+    )]
+    pub(crate) header_timeout: u64,
+    /// Seconds without traffic either way after which a connection is closed (above the
+    /// SDKs' 300 s keep-alive expiry, so clients normally close first).
+    #[arg(
+        long,
+        env = "BULKHEAD_IDLE_TIMEOUT",
+        default_value_t = 310,
+        help_heading = "Connections",
+        value_name = "SECS"
+    )]
+    pub(crate) idle_timeout: u64,
     /// Leave sandboxes running when the server stops; the next start adopts them. By
     /// default a stop removes every sandbox.
     #[arg(long, env = "BULKHEAD_KEEP_SANDBOXES")]
@@ -271,6 +310,7 @@ pub fn run(mut args: Args, matches: Option<&clap::ArgMatches>) -> anyhow::Result
             auth: Arc::new(store),
             domain: args.domain.clone(),
         };
+        let limits = connection_limits(&args)?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("binding {}", args.listen))?;
@@ -301,7 +341,7 @@ pub fn run(mut args: Args, matches: Option<&clap::ArgMatches>) -> anyhow::Result
         let _ = std::io::stdout().flush();
         tracing::info!(%addr, "serving");
         let tls_config = tls.map(|t| t.config);
-        bulkhead_server::serve_with_tls(state, listener, tls_config, shutdown_signal())
+        bulkhead_server::serve_with_tls(state, listener, limits, tls_config, shutdown_signal())
             .await
             .context("serving")?;
         if args.keep_sandboxes {
@@ -411,4 +451,34 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
+}
+
+/// The connection limits from the flags, checked, with the process's open-file limit raised
+/// to its hard limit so the cap (not EMFILE) is what a flood meets first.
+fn connection_limits(args: &Args) -> anyhow::Result<bulkhead_server::ConnectionLimits> {
+    let limits = bulkhead_server::ConnectionLimits {
+        max_connections: args.max_connections,
+        max_per_client: args.max_connections_per_client,
+        header_read_timeout: std::time::Duration::from_secs(args.header_timeout),
+        idle_timeout: std::time::Duration::from_secs(args.idle_timeout),
+    };
+    limits
+        .validate()
+        .map_err(|e| anyhow::anyhow!("invalid connection limits: {e}"))?;
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        }
+        // Sandboxes, mounts, the database and sockets to envd need descriptors too.
+        let budget = usize::try_from(hard).unwrap_or(usize::MAX) / 2;
+        if limits.max_connections > budget {
+            tracing::warn!(
+                max_connections = limits.max_connections,
+                nofile = hard,
+                "the connection cap is more than half the open-file limit: a flood may meet EMFILE before the cap"
+            );
+        }
+    }
+    Ok(limits)
 }

@@ -33,6 +33,10 @@ struct FileConfig {
     max_lifetime: Option<u64>,
     strip_env: Option<Vec<String>>,
     keep_sandboxes: Option<bool>,
+    max_connections: Option<usize>,
+    max_connections_per_client: Option<usize>,
+    header_timeout: Option<u64>,
+    idle_timeout: Option<u64>,
     storage_bucket: Option<String>,
     storage_prefix: Option<String>,
     storage_endpoint: Option<String>,
@@ -82,6 +86,10 @@ pub fn apply_file(args: &mut Args, matches: Option<&clap::ArgMatches>) -> anyhow
     fill!(max_lifetime);
     fill!(strip_env);
     fill!(keep_sandboxes);
+    fill!(max_connections);
+    fill!(max_connections_per_client);
+    fill!(header_timeout);
+    fill!(idle_timeout);
     fill!(storage_prefix);
     fill!(storage_region);
     fill!(storage_path);

@@ -4,15 +4,14 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::fd::AsFd;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use nix::fcntl::OFlag;
+use bulkhead_spawn::{ChildSetup, Identity, WinSize};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::AsyncReadExt;
@@ -21,7 +20,6 @@ use super::error::ProcessError;
 use super::messages::{DataEvent, EndEvent, ProcessConfig, Size};
 use super::table::{Ending, InputSink, ProcHandle, Subscription};
 use crate::state::SharedState;
-use crate::sys::{self, Identity};
 use crate::users::User;
 
 /// How long output readers may still run after the process exited (a background grandchild
@@ -47,18 +45,16 @@ pub struct SpawnSpec {
     pub deadline: Option<Duration>,
 }
 
-/// The environment of a process: PATH, HOME, USER, LOGNAME, then the sandbox's variables,
-/// then the request's (later wins).
+/// The environment of a process: the baseline every starter gives (`bulkhead_spawn::env`:
+/// PATH, HOME, USER, LOGNAME, SHELL, LANG, and TERM with a PTY), then the sandbox's
+/// variables, then the request's (later wins).
 pub fn environment(
     state: &SharedState,
     user: &User,
+    pty: bool,
     request: &BTreeMap<String, String>,
 ) -> BTreeMap<String, String> {
-    let mut env = BTreeMap::new();
-    env.insert("PATH".to_owned(), state.config.path_env.clone());
-    env.insert("HOME".to_owned(), user.home.display().to_string());
-    env.insert("USER".to_owned(), user.name.clone());
-    env.insert("LOGNAME".to_owned(), user.name.clone());
+    let mut env = bulkhead_spawn::env::baseline(user, &state.config.path_env, pty);
     env.extend(state.settings().env_vars);
     env.extend(request.iter().map(|(k, v)| (k.clone(), v.clone())));
     env
@@ -73,12 +69,11 @@ pub fn spawn(
     if !spec.cwd.is_dir() {
         return Err(ProcessError::CwdMissing(spec.cwd));
     }
-    let env = environment(state, &spec.user, &spec.config.envs);
-    let identity = needs_switch(&spec.user).then(|| Identity {
-        uid: spec.user.uid,
-        gid: spec.user.gid,
-        groups: spec.user.groups.clone(),
-    });
+    let env = environment(state, &spec.user, spec.pty.is_some(), &spec.config.envs);
+    let mut setup = ChildSetup::new().controlling_tty(spec.pty.is_some());
+    if needs_switch(&spec.user) {
+        setup = setup.identity(&Identity::from(&spec.user));
+    }
     let spawn_err = |source| ProcessError::Spawn {
         cmd: spec.config.cmd.clone(),
         source,
@@ -91,12 +86,11 @@ pub fn spawn(
     // The command (and with it the parent's copies of the PTY slave) is dropped at the end
     // of this block, so the master sees EOF once the child side closes.
     let mut child = {
-        let mut cmd = tokio::process::Command::new(&spec.config.cmd);
+        let mut cmd = std::process::Command::new(&spec.config.cmd);
         cmd.args(&spec.config.args)
             .env_clear()
             .envs(&env)
-            .current_dir(&spec.cwd)
-            .kill_on_drop(false);
+            .current_dir(&spec.cwd);
         match &pty {
             Some((_, slave)) => {
                 let fd = |f: &File| f.try_clone().map(Stdio::from).map_err(ProcessError::Pty);
@@ -111,7 +105,9 @@ pub fn spawn(
                 cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
             }
         }
-        sys::child_setup(&mut cmd, identity, pty.is_some());
+        setup.install(&mut cmd);
+        let mut cmd = tokio::process::Command::from(cmd);
+        cmd.kill_on_drop(false);
         cmd.spawn().map_err(spawn_err)?
     };
     let Some(pid) = child.id() else {
@@ -210,25 +206,21 @@ fn needs_switch(user: &User) -> bool {
 
 /// Opens a PTY pair (both ends close-on-exec) with the given size: (master, slave).
 fn open_pty(size: Size) -> std::io::Result<(File, File)> {
-    let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)?;
-    nix::pty::grantpt(&master)?;
-    nix::pty::unlockpt(&master)?;
-    let slave_path = nix::pty::ptsname_r(&master)?;
-    let slave = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NOCTTY)
-        .open(slave_path)?;
-    let master: OwnedFd = master.as_fd().try_clone_to_owned()?;
-    let master = File::from(master);
-    resize(&master, size)?;
-    Ok((master, slave))
+    let pty = bulkhead_spawn::pty::open(win_size(size))?;
+    Ok((File::from(pty.master), File::from(pty.slave)))
+}
+
+/// The protocol's size as a window size (0 is treated as 1; values are clamped to u16).
+fn win_size(size: Size) -> WinSize {
+    WinSize {
+        cols: WinSize::dimension(size.cols),
+        rows: WinSize::dimension(size.rows),
+    }
 }
 
 /// Sets the PTY size (0 is treated as 1; values are clamped to u16).
 pub fn resize(master: &File, size: Size) -> std::io::Result<()> {
-    let clamp = |v: u32| u16::try_from(v.max(1)).unwrap_or(u16::MAX);
-    sys::set_winsize(master.as_fd(), clamp(size.cols), clamp(size.rows))
+    bulkhead_spawn::pty::set_size(master.as_fd(), win_size(size))
 }
 
 async fn read_pipe<R: tokio::io::AsyncRead + Unpin>(

@@ -7,7 +7,6 @@
 //! descriptors go to the host with `SCM_RIGHTS`.
 
 mod spawn;
-pub mod users;
 
 pub use spawn::DEFAULT_PATH;
 

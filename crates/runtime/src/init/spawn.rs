@@ -1,23 +1,22 @@
-//! Starting one process inside the sandbox: user, environment, stdio, privileges, exec.
-//!
-//! Runs in the init, which is single-threaded, so the forked child may allocate before exec.
+//! Starting one process inside the sandbox: the request turned into a `bulkhead_spawn`
+//! command (user, environment, working directory, stdio), plus the sandbox's own policy
+//! (capabilities, no_new_privs, seccomp) as the starter's [`Confine`] steps.
 
-use std::ffi::CString;
-use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd};
 
+use bulkhead_spawn::{
+    ChildSetup, Command, CommandError, Confine, Identity, SpawnError, Stage, pty, users,
+};
+use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, signal, sigprocmask};
-use nix::unistd::{ForkResult, Gid, Uid, dup2, fork, pipe2, setsid};
+use nix::unistd::pipe2;
 
-use super::users::{self, User};
 use crate::protocol::ExecFailure;
 use crate::seccomp::SandboxFilters;
 use crate::spec::{ExecSpec, Stdio};
 use crate::sys;
 
-/// Default `PATH` inside sandboxes.
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub use bulkhead_spawn::env::DEFAULT_PATH;
 
 /// A started process and the descriptors for the host.
 pub(crate) struct Spawned {
@@ -27,91 +26,68 @@ pub(crate) struct Spawned {
 
 type Failure = (ExecFailure, String);
 
-/// Stages a child reports through the error pipe.
-const STAGE_SETUP: u8 = 1;
-const STAGE_CWD: u8 = 2;
-const STAGE_EXEC: u8 = 3;
-
-fn cstring(what: &str, s: &str) -> Result<CString, Failure> {
-    CString::new(s).map_err(|_| (ExecFailure::Invalid, format!("{what} contains a NUL byte")))
-}
-
 fn other<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> Failure {
     move |e| (ExecFailure::Other, format!("{what}: {e}"))
 }
 
-/// Builds the final environment: defaults first, then the caller's values.
-fn environment(spec: &ExecSpec, user: &User) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = vec![
-        ("PATH".into(), DEFAULT_PATH.into()),
-        ("HOME".into(), user.home.clone()),
-        ("USER".into(), user.name.clone()),
-        ("LOGNAME".into(), user.name.clone()),
-        ("LANG".into(), "C.UTF-8".into()),
-    ];
-    if matches!(spec.stdio, Stdio::Pty { .. }) {
-        env.push(("TERM".into(), "xterm-256color".into()));
+/// The sandbox's policy for every process: a bounding set cut to the default capabilities
+/// while still privileged; then, right before exec, the effective sets of a root process cut
+/// the same way, no_new_privs, and the seccomp filter.
+///
+/// These steps allocate (the caps crate builds sets), which is sound only because the init is
+/// single-threaded.
+struct SandboxPolicy<'a> {
+    filters: &'a SandboxFilters,
+    root: bool,
+}
+
+impl Confine for SandboxPolicy<'_> {
+    fn before_identity(&self) -> Result<(), Errno> {
+        sys::caps::drop_bounding().map_err(|_| Errno::EPERM)
     }
-    for (k, v) in &spec.env {
-        match env.iter_mut().find(|(ek, _)| ek == k) {
-            Some(slot) => slot.1 = v.clone(),
-            None => env.push((k.clone(), v.clone())),
+
+    fn before_exec(&self) -> Result<(), Errno> {
+        if self.root {
+            sys::caps::restrict_sets().map_err(|_| Errno::EPERM)?;
         }
+        sys::proc::set_no_new_privs()
+            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))?;
+        self.filters.apply().map_err(|_| Errno::EPERM)
     }
-    env
 }
 
 /// Starts `spec`. On success the returned descriptors are, for pipes, stdout, stderr and
 /// (when asked) stdin; for a PTY, the master.
 pub(crate) fn spawn(spec: &ExecSpec, filters: &SandboxFilters) -> Result<Spawned, Failure> {
-    let program = spec
-        .argv
-        .first()
-        .filter(|p| !p.is_empty())
-        .ok_or((ExecFailure::Invalid, "empty command".to_string()))?;
+    if spec.argv.first().is_none_or(|p| p.is_empty()) {
+        return Err((ExecFailure::Invalid, CommandError::Empty.to_string()));
+    }
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
     let user = users::resolve(spec.user.as_deref(), &passwd, &group)
-        .map_err(|e| (ExecFailure::UnknownUser, e))?;
-    let env = environment(spec, &user);
+        .map_err(|e| (ExecFailure::UnknownUser, e.to_string()))?;
+    let pty_size = match spec.stdio {
+        Stdio::Pty { size } => Some(size),
+        Stdio::Pipes { .. } => None,
+    };
+    let mut env = bulkhead_spawn::env::baseline(&user, DEFAULT_PATH, pty_size.is_some());
+    env.extend(spec.env.iter().cloned());
     let cwd = match &spec.cwd {
         Some(c) => c.clone(),
-        None if std::path::Path::new(&user.home).is_dir() => user.home.clone(),
+        None if user.home.is_dir() => user.home.display().to_string(),
         None => "/".to_string(),
     };
-    let argv = spec
-        .argv
-        .iter()
-        .map(|a| cstring("an argument", a))
-        .collect::<Result<Vec<_>, _>>()?;
-    let envp = env
-        .iter()
-        .map(|(k, v)| cstring("an environment variable", &format!("{k}={v}")))
-        .collect::<Result<Vec<_>, _>>()?;
-    let path = env
-        .iter()
-        .find(|(k, _)| k == "PATH")
-        .map(|(_, v)| v.as_str())
-        .unwrap_or(DEFAULT_PATH);
-    let candidates = if program.contains('/') {
-        vec![cstring("the command", program)?]
-    } else {
-        path.split(':')
-            .filter(|d| !d.is_empty())
-            .map(|d| cstring("PATH", &format!("{d}/{program}")))
-            .collect::<Result<Vec<_>, _>>()?
-    };
-    let cwd_c = cstring("the working directory", &cwd)?;
+    let cmd = Command::new(&spec.argv, &env, &cwd).map_err(|e| match e {
+        CommandError::Empty | CommandError::Nul(_) => (ExecFailure::Invalid, e.to_string()),
+    })?;
 
-    // Child ends (dup'd onto 0, 1, 2) and host ends.
+    // Child ends (wired to 0, 1, 2) and host ends.
     let mut host_fds: Vec<OwnedFd> = Vec::new();
-    let child_fds: [OwnedFd; 3];
-    let mut pty_rows_cols = None;
-    match spec.stdio {
-        Stdio::Pipes { stdin } => {
+    let child_fds: [OwnedFd; 3] = match pty_size {
+        None => {
             let (out_r, out_w) = pipe2(OFlag::O_CLOEXEC).map_err(other("pipe"))?;
             let (err_r, err_w) = pipe2(OFlag::O_CLOEXEC).map_err(other("pipe"))?;
-            let child_in: OwnedFd = if stdin {
+            let child_in: OwnedFd = if matches!(spec.stdio, Stdio::Pipes { stdin: true }) {
                 let (in_r, in_w) = pipe2(OFlag::O_CLOEXEC).map_err(other("pipe"))?;
                 host_fds.extend([out_r, err_r, in_w]);
                 in_r
@@ -121,133 +97,60 @@ pub(crate) fn spawn(spec: &ExecSpec, filters: &SandboxFilters) -> Result<Spawned
                     .map_err(other("opening /dev/null"))?
                     .into()
             };
-            child_fds = [child_in, out_w, err_w];
+            [child_in, out_w, err_w]
         }
-        Stdio::Pty { rows, cols } => {
-            let pty = nix::pty::openpty(None, None).map_err(other("openpty"))?;
-            sys::proc::set_winsize(pty.master.as_raw_fd(), rows, cols)
-                .map_err(other("setting the terminal size"))?;
-            nix::fcntl::fcntl(
-                pty.master.as_raw_fd(),
-                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-            )
-            .map_err(other("fcntl"))?;
+        Some(size) => {
+            let pty = pty::open(size).map_err(other("opening a terminal"))?;
             let s1 = pty.slave.try_clone().map_err(other("dup"))?;
             let s2 = pty.slave.try_clone().map_err(other("dup"))?;
             host_fds.push(pty.master);
-            child_fds = [pty.slave, s1, s2];
-            pty_rows_cols = Some((rows, cols));
+            [pty.slave, s1, s2]
         }
-    }
-    let (err_r, err_w) = pipe2(OFlag::O_CLOEXEC).map_err(other("pipe"))?;
-
-    // SAFETY: the init is single-threaded, so the child can run ordinary Rust code.
-    match unsafe { fork() }.map_err(other("fork"))? {
-        ForkResult::Child => {
-            drop(err_r);
-            let (stage, errno) = child(
-                &user,
-                &child_fds,
-                pty_rows_cols.is_some(),
-                &cwd_c,
-                &argv,
-                &envp,
-                &candidates,
-                filters,
-            );
-            let mut msg = [0u8; 5];
-            msg[0] = stage;
-            msg[1..].copy_from_slice(&errno.to_le_bytes());
-            let _ = nix::unistd::write(&err_w, &msg);
-            // SAFETY: _exit skips the parent's atexit handlers and buffers, as a failed exec must.
-            unsafe { libc::_exit(127) }
-        }
-        ForkResult::Parent { child } => {
-            drop(child_fds);
-            drop(err_w);
-            let mut report = Vec::new();
-            let _ = std::fs::File::from(err_r).read_to_end(&mut report);
-            if report.len() < 5 {
-                return Ok(Spawned {
-                    pid: child.as_raw(),
-                    fds: host_fds,
-                });
-            }
-            let _ = nix::sys::wait::waitpid(child, None);
-            let errno = i32::from_le_bytes([report[1], report[2], report[3], report[4]]);
-            let err = std::io::Error::from_raw_os_error(errno);
-            Err(match report[0] {
-                STAGE_CWD => (
-                    ExecFailure::BadCwd,
-                    format!("working directory {cwd:?}: {err}"),
-                ),
-                STAGE_EXEC if errno == libc::ENOENT || errno == libc::ENOTDIR => (
-                    ExecFailure::NotFound,
-                    format!("{program}: command not found"),
-                ),
-                STAGE_EXEC if errno == libc::EACCES || errno == libc::ENOEXEC => {
-                    (ExecFailure::NotExecutable, format!("{program}: {err}"))
-                }
-                STAGE_EXEC => (ExecFailure::Other, format!("{program}: {err}")),
-                _ => (ExecFailure::Other, format!("process setup failed: {err}")),
-            })
-        }
+    };
+    let setup = ChildSetup::new()
+        .identity(&Identity::from(&user))
+        .controlling_tty(pty_size.is_some());
+    let policy = SandboxPolicy {
+        filters,
+        root: user.uid == 0,
+    };
+    let stdio = [
+        child_fds[0].as_fd(),
+        child_fds[1].as_fd(),
+        child_fds[2].as_fd(),
+    ];
+    let started = bulkhead_spawn::spawn(&cmd, stdio, &setup, &policy);
+    // The host's ends are all that stays open here: the master sees EOF once the child
+    // side closes.
+    drop(child_fds);
+    match started {
+        Ok(pid) => Ok(Spawned {
+            pid: pid.as_raw(),
+            fds: host_fds,
+        }),
+        Err(e) => Err(failure(e, cmd.program(), &cwd)),
     }
 }
 
-/// The forked child: returns only on failure, with the stage and errno.
-#[allow(clippy::too_many_arguments)]
-fn child(
-    user: &User,
-    stdio: &[OwnedFd; 3],
-    pty: bool,
-    cwd: &CString,
-    argv: &[CString],
-    envp: &[CString],
-    candidates: &[CString],
-    filters: &SandboxFilters,
-) -> (u8, i32) {
-    let errno = |e: nix::Error| (STAGE_SETUP, e as i32);
-    let io = |e: std::io::Error| (STAGE_SETUP, e.raw_os_error().unwrap_or(libc::EIO));
-    let setup = || -> Result<(), (u8, i32)> {
-        // The init blocks SIGCHLD for its signalfd and Rust ignores SIGPIPE; neither must leak
-        // into user programs.
-        sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None).map_err(errno)?;
-        // SAFETY: restoring the default disposition installs no handler code.
-        unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) }.map_err(errno)?;
-        setsid().map_err(errno)?;
-        for (i, fd) in stdio.iter().enumerate() {
-            dup2(fd.as_raw_fd(), i as RawFd).map_err(errno)?;
-        }
-        if pty {
-            sys::proc::set_controlling_tty(0).map_err(io)?;
-        }
-        sys::proc::cloexec_from_3();
-        sys::caps::drop_bounding().map_err(|_| (STAGE_SETUP, libc::EPERM))?;
-        let groups: Vec<Gid> = user.groups.iter().map(|g| Gid::from_raw(*g)).collect();
-        nix::unistd::setgroups(&groups).map_err(errno)?;
-        let gid = Gid::from_raw(user.gid);
-        nix::unistd::setresgid(gid, gid, gid).map_err(errno)?;
-        let uid = Uid::from_raw(user.uid);
-        nix::unistd::setresuid(uid, uid, uid).map_err(errno)?;
-        if user.uid == 0 {
-            sys::caps::restrict_sets().map_err(|_| (STAGE_SETUP, libc::EPERM))?;
-        }
-        nix::unistd::chdir(cwd.as_c_str()).map_err(|e| (STAGE_CWD, e as i32))?;
-        sys::proc::set_no_new_privs().map_err(io)?;
-        filters.apply().map_err(|_| (STAGE_SETUP, libc::EPERM))?;
-        Ok(())
+fn failure(e: SpawnError, program: &str, cwd: &str) -> Failure {
+    let (stage, errno) = match e {
+        SpawnError::Child { stage, errno } => (stage, errno),
+        SpawnError::Pipe(errno) | SpawnError::Fork(errno) => (Stage::Setup, errno),
     };
-    if let Err(e) = setup() {
-        return e;
-    }
-    let mut last = libc::ENOENT;
-    for candidate in candidates {
-        let Err(e) = nix::unistd::execve(candidate, argv, envp);
-        match e as i32 {
-            libc::ENOENT | libc::ENOTDIR => {}
-            code => last = code,
+    let err = std::io::Error::from_raw_os_error(errno as i32);
+    match stage {
+        Stage::Cwd => (
+            ExecFailure::BadCwd,
+            format!("working directory {cwd:?}: {err}"),
+        ),
+        Stage::Exec if errno == Errno::ENOENT || errno == Errno::ENOTDIR => (
+            ExecFailure::NotFound,
+            format!("{program}: command not found"),
+        ),
+        Stage::Exec if errno == Errno::EACCES || errno == Errno::ENOEXEC => {
+            (ExecFailure::NotExecutable, format!("{program}: {err}"))
         }
+        Stage::Exec => (ExecFailure::Other, format!("{program}: {err}")),
+        Stage::Setup => (ExecFailure::Other, format!("process setup failed: {err}")),
     }
-    (STAGE_EXEC, last)
 }

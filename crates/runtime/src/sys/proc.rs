@@ -37,20 +37,6 @@ pub fn set_child_subreaper() -> io::Result<()> {
     prctl(libc::PR_SET_CHILD_SUBREAPER, 1)
 }
 
-/// Marks every descriptor from 3 upwards close-on-exec, so a process about to exec inherits
-/// only its stdio.
-pub fn cloexec_from_3() {
-    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags.
-    unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            3 as libc::c_uint,
-            libc::c_uint::MAX,
-            libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
-        );
-    }
-}
-
 /// Opens a pidfd for `pid`: a handle that keeps referring to this process even after the
 /// pid number is reused.
 pub fn pidfd_open(pid: i32) -> io::Result<std::os::fd::OwnedFd> {
@@ -76,34 +62,6 @@ pub fn pidfd_send_signal(pidfd: &std::os::fd::OwnedFd, signal: libc::c_int) -> i
             0 as libc::c_uint,
         )
     };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
-/// Sets the window size of a terminal.
-pub fn set_winsize(fd: std::os::fd::RawFd, rows: u16, cols: u16) -> io::Result<()> {
-    let ws = libc::winsize {
-        ws_row: rows,
-        ws_col: cols,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCSWINSZ reads a winsize struct that lives across the call.
-    let rc = unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
-/// Makes the terminal on `fd` the controlling terminal of the calling session leader.
-pub fn set_controlling_tty(fd: std::os::fd::RawFd) -> io::Result<()> {
-    // SAFETY: TIOCSCTTY takes an integer argument.
-    let rc = unsafe { libc::ioctl(fd, libc::TIOCSCTTY, 0) };
     if rc < 0 {
         Err(io::Error::last_os_error())
     } else {

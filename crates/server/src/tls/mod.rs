@@ -3,6 +3,7 @@
 //! configuration that serves it with ALPN `h2` and `http/1.1`, as the SDKs offer both.
 
 pub mod ca;
+mod stream;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 pub use ca::LocalCa;
+pub use stream::{Stream, accept};
 
 /// Setting up TLS failed.
 #[derive(Debug, thiserror::Error)]
