@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The official E2B SDKs (pinned) for the SDK compatibility tests, installed outside the
 # checkout so they cannot disturb other tools: Python e2b in its own venv, JS e2b in its own
-# npm prefix. Idempotent.
+# npm prefix; plus older releases for the version matrix (docs/COMPATIBILITY.md), one venv or
+# prefix each. Idempotent.
 set -euo pipefail
 venv="${BULKHEAD_SDK_VENV:-/opt/bulkhead-sdk-venv}"
 js_dir="${BULKHEAD_SDK_JS:-/opt/bulkhead-sdk-js}"
@@ -17,6 +18,16 @@ py_test_pins=(
   "hypothesis==6.170.15"
 )
 js_version="2.51.0"
+# The version matrix: venv -> e2b and e2b-code-interpreter releases (the tooling pins above
+# apply to each; h2 because the domain pass speaks HTTP/2 over TLS).
+matrix_venvs=(
+  "${BULKHEAD_SDK_2_45_VENV:-/opt/bulkhead-sdk-2.45-venv} e2b==2.45.1 e2b-code-interpreter==2.0.0"
+  "${BULKHEAD_SDK_2_2_VENV:-/opt/bulkhead-sdk-2.2-venv} e2b==2.2.0 e2b-code-interpreter==2.0.0"
+)
+matrix_tool_pins=("httpx==0.28.1" "pytest==9.2.0" "pytest-asyncio==1.5.0" "pytest-timeout==2.4.0"
+  "hypothesis==6.170.15" "h2==4.4.1")
+js_old_dir="${BULKHEAD_SDK_JS_OLD:-/opt/bulkhead-sdk-js-2.2}"
+js_old_version="2.2.10"
 
 # Interpreters: use what the machine has, else Debian's packages.
 need=()
@@ -44,4 +55,24 @@ if [ "$installed_js" != "$js_version" ]; then
   mkdir -p "$js_dir"
   [ -f "$js_dir/package.json" ] || echo '{"name":"bulkhead-sdk-js","private":true}' > "$js_dir/package.json"
   npm install --prefix "$js_dir" --silent --no-audit --no-fund "e2b@$js_version"
+fi
+
+# pip's check again, per matrix venv: its pins at exactly their versions, else (re)install.
+for entry in "${matrix_venvs[@]}"; do
+  read -r dir sdk ci <<<"$entry"
+  pins=("$sdk" "$ci" "${matrix_tool_pins[@]}")
+  if ! "$dir/bin/python" - "${pins[@]}" <<'PY' 2>/dev/null; then
+import importlib.metadata as m, sys
+sys.exit(any(m.version(p.split("==")[0]) != p.split("==")[1] for p in sys.argv[1:]))
+PY
+    python3 -m venv "$dir"
+    "$dir/bin/pip" install --quiet --disable-pip-version-check "${pins[@]}"
+  fi
+done
+
+installed_js_old=$(node -p "require('$js_old_dir/node_modules/e2b/package.json').version" 2>/dev/null || true)
+if [ "$installed_js_old" != "$js_old_version" ]; then
+  mkdir -p "$js_old_dir"
+  [ -f "$js_old_dir/package.json" ] || echo '{"name":"bulkhead-sdk-js-old","private":true}' > "$js_old_dir/package.json"
+  npm install --prefix "$js_old_dir" --silent --no-audit --no-fund "e2b@$js_old_version"
 fi

@@ -4,7 +4,9 @@ import subprocess
 
 import httpx
 import pytest
-from e2b import AuthenticationException, Sandbox, SandboxException, SandboxNotFoundException
+from e2b import AuthenticationException, Sandbox, SandboxException
+
+from compat import CREATE, SandboxNotFoundException
 
 
 def _api(server, method, path, key=None, **kw):
@@ -30,7 +32,7 @@ def test_bad_api_key_raises_authentication_exception(server):
 
 def test_unknown_template_raises_the_sdk_not_found_error(server):
     with pytest.raises(SandboxException) as ei:
-        Sandbox.create("no-such-template")
+        Sandbox.create("no-such-template", **CREATE)
     assert "404" in str(ei.value) and "no-such-template" in str(ei.value), str(ei.value)
     r = _api(server, "POST", "/v2/sandboxes", json={"templateID": "no-such-template"})
     _assert_error_body(r, 404)
@@ -98,4 +100,4 @@ def test_a_revoked_key_is_refused(server):
     assert out.returncode == 0, out.stderr
     _assert_error_body(_api(server, "GET", "/v2/sandboxes", key=key), 401)
     with pytest.raises(AuthenticationException):
-        Sandbox.create("base", api_key=key)
+        Sandbox.create("base", api_key=key, **CREATE)

@@ -6,8 +6,10 @@ import time
 
 import httpx
 import pytest
-from e2b import FileNotFoundException, FilesystemEventType, FileType
+from e2b import FilesystemEventType, FileType
 from e2b.sandbox.filesystem.filesystem import WriteEntry
+
+from compat import FileNotFoundException
 
 
 def test_write_and_read_text(sandbox):
@@ -121,40 +123,56 @@ async def test_watch_dir_async_streams_events(async_sandbox):
     assert any(e.name == "a.txt" for e in seen)
 
 
-def _routed(sandbox, url: str) -> tuple[str, dict]:
-    """The SDK builds signed URLs on E2B_SANDBOX_URL, a shared gateway, so a client must
-    also name the sandbox: with the routing headers, as any gateway client does."""
-    return url, {"E2b-Sandbox-Id": sandbox.sandbox_id, "E2b-Sandbox-Port": "49983"}
-
-
-def test_signed_upload_and_download_urls(sandbox):
-    up_url, headers = _routed(sandbox, sandbox.upload_url("/home/user/signed.txt"))
+def test_signed_urls_work_as_plain_links(sandbox, server):
+    """The SDK builds signed URLs on E2B_SANDBOX_URL, which names no sandbox: a plain client
+    with no routing header reaches the sandbox whose token signed the link. (Through
+    E2B_DOMAIN the link's host names the sandbox: test_domain.py.)"""
+    up_url = sandbox.upload_url("/home/user/signed.txt")
     assert "signature=" in up_url
-    r = httpx.post(up_url, headers=headers, files={"file": ("signed.txt", b"via url")})
+    if up_url.startswith(server.sandbox_url):
+        assert sandbox.sandbox_id not in up_url
+    r = httpx.post(up_url, files={"file": ("signed.txt", b"via url")})
     assert r.status_code == 200, r.text
     assert sandbox.files.read("/home/user/signed.txt") == "via url"
-    down_url, headers = _routed(sandbox, sandbox.download_url("/home/user/signed.txt"))
-    r = httpx.get(down_url, headers=headers)
+    down_url = sandbox.download_url("/home/user/signed.txt")
+    r = httpx.get(down_url)
     assert r.status_code == 200, r.text
     assert r.content == b"via url"
-    # The signature covers the path: reusing it for another file is refused.
-    r = httpx.get(down_url.replace("signed.txt", "other.txt"), headers=headers)
+
+
+def test_signed_url_with_a_tampered_path_is_refused(sandbox):
+    sandbox.files.write("/home/user/other.txt", "secret")
+    down_url = sandbox.download_url("/home/user/signed.txt")
+    r = httpx.get(down_url.replace("signed.txt", "other.txt"))
+    assert r.status_code == 401, r.text
+    assert r.json()["code"] == 401
+    # A download signature does not authorise an upload of the same path.
+    r = httpx.post(down_url, files={"file": ("signed.txt", b"x")})
+    assert r.status_code == 401, r.text
+    # With the routing headers, envd itself refuses the tampered link.
+    r = httpx.get(down_url.replace("signed.txt", "other.txt"),
+                  headers={"E2b-Sandbox-Id": sandbox.sandbox_id, "E2b-Sandbox-Port": "49983"})
     assert r.status_code == 401, r.text
 
 
 def test_signed_url_expires(sandbox):
-    url, headers = _routed(sandbox, sandbox.download_url("/home/user/.profile",
-                                                         use_signature_expiration=1))
+    url = sandbox.download_url("/home/user/.profile", use_signature_expiration=1)
     time.sleep(2.2)
-    r = httpx.get(url, headers=headers)
+    r = httpx.get(url)
     assert r.status_code == 401, r.text
+    assert "expired" in r.json()["message"]
+
+
+def test_unsigned_files_request_without_a_route_is_not_found(server):
+    r = httpx.get(f"{server.sandbox_url}/files", params={"path": "/etc/hostname"})
+    assert r.status_code == 404, r.text
 
 
 def test_host_routed_download_url(sandbox, server):
     """Wildcard-domain routing: `Host: 49983-<id>.<domain>` reaches envd without headers."""
     sandbox.files.write("/home/user/hosted.txt", "by host")
     url = sandbox.download_url("/home/user/hosted.txt")
-    r = httpx.get(url, headers={"Host": f"49983-{sandbox.sandbox_id}.localhost"})
+    r = httpx.get(url, headers={"Host": f"49983-{sandbox.sandbox_id}.{server.domain}"})
     assert r.status_code == 200, r.text
     assert r.content == b"by host"
 

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from compat import CREATE
 from e2b import Sandbox
 
 FUZZ = settings(max_examples=120, deadline=None, derandomize=True, database=None,
@@ -43,7 +44,7 @@ def api(server):
 
 @pytest.fixture(scope="module")
 def live_id(server):
-    sbx = Sandbox.create("base", timeout=300)
+    sbx = Sandbox.create("base", timeout=300, **CREATE)
     server.sandbox_ids.add(sbx.sandbox_id)
     yield sbx.sandbox_id
     sbx.kill()

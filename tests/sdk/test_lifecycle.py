@@ -8,18 +8,13 @@ import uuid
 from datetime import datetime, timezone
 
 import pytest
-from e2b import (
-    Sandbox,
-    SandboxNotFoundException,
-    SandboxException,
-    SandboxNotRunningException,
-    SandboxQuery,
-    SandboxState,
-)
+from e2b import Sandbox, SandboxException, SandboxQuery, SandboxState
+
+from compat import CREATE, SandboxNotFoundException, SandboxNotRunningException
 
 
 def _create(server, **kw) -> Sandbox:
-    sbx = Sandbox.create("base", **{"timeout": 120, **kw})
+    sbx = Sandbox.create("base", **{"timeout": 120, **CREATE, **kw})
     server.sandbox_ids.add(sbx.sandbox_id)
     return sbx
 
@@ -220,7 +215,7 @@ def test_idempotency_key_returns_the_same_sandbox(server):
 
 def test_timeout_of_zero_is_refused(server):
     with pytest.raises(SandboxException) as ei:
-        Sandbox.create("base", timeout=0)
+        Sandbox.create("base", timeout=0, **CREATE)
     assert "400" in str(ei.value), str(ei.value)
 
 
@@ -300,7 +295,7 @@ def test_killing_a_sandbox_ends_its_open_command_streams(server):
 async def test_ten_async_sandboxes_at_once(server):
     from e2b import AsyncSandbox
 
-    sbxs = await asyncio.gather(*[AsyncSandbox.create("base", timeout=60) for _ in range(10)])
+    sbxs = await asyncio.gather(*[AsyncSandbox.create("base", timeout=60, **CREATE) for _ in range(10)])
     server.sandbox_ids.update(s.sandbox_id for s in sbxs)
     try:
         assert len({s.sandbox_id for s in sbxs}) == 10

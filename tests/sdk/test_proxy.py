@@ -5,6 +5,7 @@ import time
 
 import httpx
 import pytest
+from compat import CREATE
 from e2b import Sandbox
 
 
@@ -43,13 +44,13 @@ def test_a_sandbox_port_is_reachable_by_routing_headers(web_sandbox, server):
 
 def test_a_sandbox_port_is_reachable_by_host_label(web_sandbox, server):
     r = httpx.get(server.api_url + "/index.html",
-                  headers={"Host": f"8000-{web_sandbox.sandbox_id}.localhost"})
+                  headers={"Host": f"8000-{web_sandbox.sandbox_id}.{server.domain}"})
     assert r.status_code == 200 and r.text == "hello from 8000"
 
 
 def test_get_host_names_a_host_this_server_routes(web_sandbox, server):
     host = web_sandbox.get_host(8000)
-    assert host == f"8000-{web_sandbox.sandbox_id}.localhost", host
+    assert host == f"8000-{web_sandbox.sandbox_id}.{server.domain}", host
     r = httpx.get(server.api_url + "/index.html", headers={"Host": host})
     assert r.status_code == 200 and r.text == "hello from 8000"
 
@@ -62,7 +63,7 @@ def test_a_closed_port_is_the_reference_port_not_open_502(sandbox, server):
 
 
 def test_envd_needs_this_sandboxs_access_token(sandbox, server):
-    other = Sandbox.create("base", timeout=60)
+    other = Sandbox.create("base", timeout=60, **CREATE)
     server.sandbox_ids.add(other.sandbox_id)
     try:
         url = server.sandbox_url + "/files?path=/etc/hostname"

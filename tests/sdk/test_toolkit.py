@@ -4,6 +4,7 @@ with envs and a timeout, reused across calls, health-checked before each, killed
 import asyncio
 
 import pytest
+from compat import CREATE
 from e2b import CommandExitException, TimeoutException
 from e2b_code_interpreter import AsyncSandbox
 
@@ -13,7 +14,7 @@ ENVS = {"STORAGE_BASE_PATH": "/opt/sentient", "ROMA_S3_BUCKET": "bucket-x",
 
 @pytest.fixture
 async def toolkit_sandbox(server):
-    sbx = await AsyncSandbox.create(template="base", timeout=300, envs=ENVS,
+    sbx = await AsyncSandbox.create(template="base", timeout=300, envs=ENVS, **CREATE,
                                     api_key=server.api_key)
     server.sandbox_ids.add(sbx.sandbox_id)
     try:
@@ -68,7 +69,7 @@ async def test_write_temp_then_rename_async(toolkit_sandbox):
 
 
 async def test_dead_sandbox_is_detected_before_a_call(server):
-    sbx = await AsyncSandbox.create(template="base", timeout=300, envs=ENVS)
+    sbx = await AsyncSandbox.create(template="base", timeout=300, envs=ENVS, **CREATE)
     server.sandbox_ids.add(sbx.sandbox_id)
     assert await sbx.kill() is True
     assert await sbx.is_running() is False

@@ -21,7 +21,9 @@ pub mod manager;
 pub mod proxy;
 mod report;
 pub mod sandbox_http;
+pub mod signed_url;
 pub mod state;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -52,8 +54,20 @@ pub async fn serve(
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with_tls(state, listener, limits, None, shutdown).await
+}
+
+/// [`serve`], and with `tls` also HTTPS on the same port: each connection's first byte
+/// tells a TLS ClientHello from plain HTTP ([`tls::accept`]).
+pub async fn serve_with_tls(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    limits: ConnectionLimits,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let reaper = tokio::spawn(Arc::clone(&state.manager).reap_expired());
-    let result = listener::serve_connections(listener, app(state), limits, shutdown).await;
+    let result = listener::serve_connections(listener, app(state), limits, tls, shutdown).await;
     reaper.abort();
     result
 }

@@ -31,6 +31,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::ServerConfig;
 
 /// Limits on client connections, applied before authentication.
 #[derive(Debug, Clone)]
@@ -202,13 +204,16 @@ impl Drop for InFlight {
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Serves `app` on `listener` under `limits` until `shutdown` resolves, then lets open
-/// requests finish for up to 10 s.
+/// requests finish for up to 10 s. With `tls`, a connection that opens with a TLS
+/// ClientHello is served over TLS ([`crate::tls::accept`]), within the first-request deadline.
 pub async fn serve_connections(
     listener: TcpListener,
     app: Router,
     limits: ConnectionLimits,
+    tls: Option<Arc<ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let tls = tls.map(TlsAcceptor::from);
     let admission = Admission {
         limits: limits.clone(),
         table: Arc::default(),
@@ -241,6 +246,7 @@ pub async fn serve_connections(
         let _ = tcp.set_nodelay(true);
         tokio::spawn(serve_one(
             tcp,
+            tls.clone(),
             peer,
             app.clone(),
             builder.clone(),
@@ -256,8 +262,10 @@ pub async fn serve_connections(
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn serve_one(
     tcp: TcpStream,
+    tls: Option<TlsAcceptor>,
     peer: SocketAddr,
     app: Router,
     builder: Arc<Builder<TokioExecutor>>,
@@ -265,7 +273,22 @@ async fn serve_one(
     limits: ConnectionLimits,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let io = TokioIo::new(IdleTimeout::new(tcp, limits.idle_timeout));
+    let accepted = tokio::time::timeout(
+        limits.header_read_timeout,
+        crate::tls::accept(tcp, tls.as_ref()),
+    );
+    let stream = match accepted.await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(client = %peer, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(client = %peer, "no TLS handshake in time: connection closed");
+            return;
+        }
+    };
+    let io = TokioIo::new(IdleTimeout::new(stream, limits.idle_timeout));
     let served = Arc::new(AtomicUsize::new(0));
     let (active, table, id, counted) = (
         admitted.active.clone(),

@@ -5,11 +5,12 @@
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderValue, StatusCode, Uri, Version, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::sandbox_http::{self, SandboxHttpError};
+use crate::signed_url::{self, Resolution};
 use crate::state::AppState;
 
 /// envd paths only the host may call.
@@ -105,13 +106,40 @@ fn proxy_error(status: StatusCode, sandbox_id: &str, message: &str) -> Response 
 }
 
 /// Middleware in front of the API router: sandbox requests are proxied, the rest passes on.
-pub async fn route(State(st): State<AppState>, req: Request, next: Next) -> Response {
+/// A `/files` request that names no sandbox but carries a signature goes to the sandbox
+/// that signed it ([`signed_url`]).
+pub async fn route(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    // HTTP/2 carries the host as the `:authority` pseudo-header, which hyper keeps in the URI.
+    if !req.headers().contains_key(header::HOST)
+        && let Some(authority) = req.uri().authority()
+        && let Ok(v) = HeaderValue::from_str(authority.as_str())
+    {
+        req.headers_mut().insert(header::HOST, v);
+    }
     let target = match target(req.headers(), &st.domain) {
         Ok(Some(t)) => t,
-        Ok(None) => return next.run(req).await,
+        Ok(None) => match signed_url::resolve(&st.manager, req.method(), req.uri()) {
+            Resolution::NotSigned => return next.run(req).await,
+            Resolution::Sandbox(entry) => Target {
+                sandbox_id: entry.id().to_string(),
+                port: ENVD_PORT,
+            },
+            Resolution::Invalid => return invalid_signature(),
+        },
         Err(message) => return proxy_error(StatusCode::BAD_REQUEST, "", &message),
     };
     forward(st, target, req).await
+}
+
+/// envd's answer to a signature that does not verify.
+fn invalid_signature() -> Response {
+    let body = serde_json::json!({"code": 401, "message": "invalid signature"});
+    let mut resp = (StatusCode::UNAUTHORIZED, body.to_string()).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    resp
 }
 
 async fn forward(st: AppState, target: Target, mut req: Request) -> Response {
@@ -165,6 +193,9 @@ async fn forward(st: AppState, target: Target, mut req: Request) -> Response {
         headers.remove(h);
     }
     headers.insert(header::HOST, HeaderValue::from_static("localhost"));
+    // The sandbox hop is HTTP/1.1 whatever the client spoke: an HTTP/2 request forwarded
+    // with its version kept would leave a body of unknown length without chunked framing.
+    *req.version_mut() = Version::HTTP_11;
     match sandbox_http::send(entry.sandbox().clone(), target.port, req).await {
         Ok(resp) => resp.map(Body::new),
         Err(SandboxHttpError::PortClosed(_)) => proxy_error(

@@ -8,8 +8,10 @@ const { Sandbox, CommandExitError } = require(path.join(jsDir, 'node_modules', '
 
 async function main() {
   const tag = `js-${process.pid}-${Date.now()}`
+  // e2b 2.2 sends allowInternetAccess: true unless told otherwise (docs/COMPATIBILITY.md).
   const sbx = await Sandbox.create('base', {
     timeoutMs: 120_000, envs: { FROM_JS: 'yes' }, metadata: { suite: tag, odd: 'a b/c&d=e' },
+    allowInternetAccess: false,
   })
   const report = { sandboxId: sbx.sandboxId }
   try {
@@ -28,7 +30,9 @@ async function main() {
     assert.equal(await sbx.files.exists('/home/user/js.txt'), true)
     assert.equal(await sbx.isRunning(), true)
   } finally {
-    report.killed = await sbx.kill()
+    // The instance kill of e2b 2.2 returns nothing; later releases return whether it killed.
+    const killed = await sbx.kill()
+    report.killed = killed === undefined ? true : killed
     report.killedAgain = await Sandbox.kill(sbx.sandboxId)
   }
   assert.equal(report.killed, true)

@@ -10,6 +10,7 @@ pub mod sandbox;
 pub mod serve;
 mod serve_config;
 mod serve_network;
+mod serve_tls;
 mod storage_mount;
 
 use clap::{Parser, Subcommand};

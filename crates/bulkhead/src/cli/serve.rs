@@ -36,9 +36,29 @@ pub struct Args {
         value_name = "DIR"
     )]
     pub(crate) data_dir: PathBuf,
-    /// Domain for host routing (`<port>-<sandboxid>.<domain>`).
+    /// Domain for host routing (`<port>-<sandboxid>.<domain>`). Any domain but `localhost`
+    /// also serves HTTPS on the same port for `api.<domain>` and `*.<domain>` (the way every
+    /// SDK release connects, with E2B_DOMAIN), with --tls-cert/--tls-key or else a
+    /// certificate from a local CA kept in <data-dir>/tls.
     #[arg(long, env = "BULKHEAD_DOMAIN", default_value = "localhost")]
     pub(crate) domain: String,
+    /// PEM certificate chain for HTTPS (e.g. a wildcard certificate for `*.<domain>` that
+    /// also names `api.<domain>`); needs --tls-key.
+    #[arg(
+        long,
+        env = "BULKHEAD_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(
+        long,
+        env = "BULKHEAD_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub(crate) tls_key: Option<PathBuf>,
     /// Root filesystem of the built-in `base` template.
     #[arg(
         long,
@@ -282,6 +302,13 @@ pub fn run(mut args: Args, matches: Option<&clap::ArgMatches>) -> anyhow::Result
             return Ok(EXIT_BAD_CONFIG);
         }
     };
+    let tls = match super::serve_tls::setup(&args, &layout) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("bulkhead: tls: {e:#}");
+            return Ok(EXIT_BAD_CONFIG);
+        }
+    };
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -354,10 +381,14 @@ pub fn run(mut args: Args, matches: Option<&clap::ArgMatches>) -> anyhow::Result
             }
             None => println!("# create an API key with: bulkhead key create"),
         }
+        if let Some(tls) = &tls {
+            tls.print_exports(&args.domain, addr);
+        }
         use std::io::Write;
         let _ = std::io::stdout().flush();
         tracing::info!(%addr, "serving");
-        bulkhead_server::serve(state, listener, limits, shutdown_signal())
+        let tls_config = tls.map(|t| t.config);
+        bulkhead_server::serve_with_tls(state, listener, limits, tls_config, shutdown_signal())
             .await
             .context("serving")?;
         if args.keep_sandboxes {

@@ -21,6 +21,8 @@ struct FileConfig {
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     domain: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     base_rootfs: Option<PathBuf>,
     pool_size: Option<usize>,
     sandbox_memory: Option<String>,
@@ -105,6 +107,8 @@ pub fn apply_file(args: &mut Args, matches: Option<&clap::ArgMatches>) -> anyhow
             }
         };
     }
+    fill_opt!(tls_cert);
+    fill_opt!(tls_key);
     fill_opt!(storage_bucket);
     fill_opt!(storage_endpoint);
     fill_opt!(storage_sandbox_prefix);

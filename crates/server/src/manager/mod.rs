@@ -182,6 +182,11 @@ impl Manager {
         self.read().get(id).cloned()
     }
 
+    /// Every registered sandbox, of every team (for the edge proxy's signed-URL lookup).
+    pub fn entries(&self) -> Vec<Arc<Entry>> {
+        self.read().values().cloned().collect()
+    }
+
     /// Kills every sandbox and forgets it (a clean server stop).
     pub async fn kill_all(&self) {
         let all: Vec<Arc<Entry>> = self.write().drain().map(|(_, e)| e).collect();
