@@ -4,6 +4,7 @@
 
 mod entry;
 mod envd;
+mod interpreter;
 mod list;
 mod persist;
 mod restore;
@@ -36,6 +37,9 @@ pub struct TemplateConfig {
     pub limits: Limits,
     /// Warm pool size.
     pub pool_size: usize,
+    /// Runs the code-interpreter server (port 49999) in every sandbox, started and warmed
+    /// while pooled. The root filesystem must bring python3 with ipykernel.
+    pub code_interpreter: bool,
 }
 
 /// The storage every sandbox sees (a bucket mounted on the host, or a local directory).
@@ -153,7 +157,11 @@ impl Manager {
                 limits: t.limits.clone(),
                 binds,
             };
-            let prepare: bulkhead_runtime::Prepare = Arc::new(envd::start);
+            let prepare: bulkhead_runtime::Prepare = if t.code_interpreter {
+                Arc::new(|sb| envd::start(sb).and_then(|()| interpreter::start(sb)))
+            } else {
+                Arc::new(envd::start)
+            };
             // Pools stay empty until `restore` has dealt with what a previous run left on disk
             // (it would otherwise take a filling pool's sandboxes for leftovers).
             let pool = Pool::with_prepare(runtime.clone(), key, 0, Some(prepare));
