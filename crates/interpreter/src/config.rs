@@ -46,9 +46,12 @@ pub struct InterpreterConfig {
     /// Upper bound of any execution; a request may ask for less (`timeout` in its body).
     /// `None`: only the request's own deadline and the client's disconnect end a cell.
     pub max_execution: Option<Duration>,
-    /// How long an interrupted cell may take to stop before its kernel is killed and
-    /// restarted.
+    /// How long a cell interrupted at its deadline may take to stop before its stream ends
+    /// with `TimeoutError`.
     pub interrupt_grace: Duration,
+    /// How long an interrupted cell may take to stop before its kernel is killed and
+    /// restarted (the context's state is lost then).
+    pub restart_after: Duration,
     /// Quiet interval after which a `keepalive` line is sent.
     pub keepalive: Duration,
     /// How long a kernel may take from spawn to answering `kernel_info`.
@@ -73,7 +76,8 @@ impl Default for InterpreterConfig {
             prewarm: vec!["python".to_owned()],
             envd: None,
             max_execution: None,
-            interrupt_grace: Duration::from_millis(300),
+            interrupt_grace: Duration::from_millis(400),
+            restart_after: Duration::from_secs(5),
             keepalive: Duration::from_secs(1),
             kernel_start_timeout: Duration::from_secs(60),
         }

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use crate::config::InterpreterConfig;
 use crate::env;
 use crate::error::KernelError;
-use crate::execute::{self, CellEnd, Output, Stop, Timing};
+use crate::execute::{self, CellEnd, Output, Timing};
 use crate::kernel::{Kernel, KernelHandle};
 use crate::ndjson::OutputLine;
 
@@ -200,22 +200,15 @@ impl Context {
         let timing = Timing {
             deadline: req.deadline,
             grace: c.interrupt_grace,
+            kill_after: c.restart_after,
             keepalive: c.keepalive,
         };
         let end = execute::run(kernel, &req.code, false, &mut out, timing).await;
         let restart = match end {
             Ok(CellEnd::Finished(_)) => false,
             Ok(CellEnd::Unresponsive(stop)) => {
+                tracing::warn!(context = %self.id, ?stop, "the cell ignored the interrupt; restarting its kernel");
                 kernel.handle().kill();
-                let why = match stop {
-                    Stop::Deadline => "the execution passed its deadline",
-                    Stop::ClientGone => "the client went away",
-                };
-                out.send(OutputLine::server_error(
-                    "TimeoutError",
-                    format!("{why} and the code ignored the interrupt: the context's kernel was restarted and its state is lost"),
-                ))
-                .await;
                 true
             }
             Ok(CellEnd::KernelDied(status)) => {
@@ -239,7 +232,7 @@ impl Context {
                 true
             }
         };
-        out.send(OutputLine::EndOfExecution).await;
+        out.finish().await;
         drop(out);
         if restart {
             slot.kernel = None;
@@ -261,6 +254,7 @@ async fn hidden(kernel: &Kernel, code: &str) {
     let timing = Timing {
         deadline: Some(Instant::now() + HIDDEN_CELL_LIMIT),
         grace: Duration::from_secs(1),
+        kill_after: Duration::from_secs(1),
         keepalive: Duration::from_secs(3600),
     };
     match execute::run(kernel, code, true, &mut Output::discard(), timing).await {

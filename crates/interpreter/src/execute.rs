@@ -42,6 +42,7 @@ pub(crate) enum CellEnd {
 pub(crate) struct Output {
     tx: Option<mpsc::Sender<Bytes>>,
     error_sent: bool,
+    ended: bool,
 }
 
 impl Output {
@@ -50,6 +51,7 @@ impl Output {
         Self {
             tx: Some(tx),
             error_sent: false,
+            ended: false,
         }
     }
 
@@ -58,6 +60,7 @@ impl Output {
         Self {
             tx: None,
             error_sent: false,
+            ended: true,
         }
     }
 
@@ -73,6 +76,15 @@ impl Output {
         if let Some(tx) = &self.tx {
             let _ = tx.send(line.encode()).await;
         }
+    }
+
+    /// Sends `end_of_execution` (once) and detaches: later lines are dropped.
+    pub async fn finish(&mut self) {
+        if !self.ended {
+            self.send(OutputLine::EndOfExecution).await;
+            self.ended = true;
+        }
+        self.tx = None;
     }
 
     /// Whether the reader has gone away (never, for a discarding output).
@@ -91,6 +103,12 @@ impl Output {
     fn streams(&self) -> bool {
         self.tx.is_some()
     }
+
+    /// Drops the reader (it went away): nothing more is sent.
+    fn detach(&mut self) {
+        self.tx = None;
+        self.ended = true;
+    }
 }
 
 /// Timing of one cell.
@@ -98,8 +116,12 @@ impl Output {
 pub(crate) struct Timing {
     /// When to interrupt; `None` = never (only a client that goes away does).
     pub deadline: Option<Instant>,
-    /// How long an interrupted cell may take to stop.
+    /// How long a cell interrupted at its deadline may take to stop before the stream ends
+    /// with `TimeoutError` (the kernel keeps its chance to stop until `kill_after`).
     pub grace: Duration,
+    /// How long an interrupted cell may take to stop before it is reported unresponsive
+    /// (and its kernel killed by the caller).
+    pub kill_after: Duration,
     /// Quiet interval before a `keepalive` line.
     pub keepalive: Duration,
 }
@@ -137,8 +159,9 @@ async fn pump(
 ) -> CellEnd {
     let mut stopped: Option<(Stop, Instant)> = None;
     loop {
-        let deadline = match (stopped, timing.deadline) {
-            (Some((_, at)), _) => Some(at + timing.grace),
+        let timer = match (stopped, timing.deadline) {
+            (Some((Stop::Deadline, at)), _) if out.streams() => Some(at + timing.grace),
+            (Some((_, at)), _) => Some(at + timing.kill_after),
             (None, d) => d,
         };
         let client_watch = stopped.is_none() && out.streams();
@@ -152,8 +175,17 @@ async fn pump(
                 }
                 None => return CellEnd::KernelDied(kernel.exited().await),
             },
-            () = sleep_until(deadline) => match stopped {
-                Some((stop, _)) => return CellEnd::Unresponsive(stop),
+            () = sleep_until(timer) => match stopped {
+                Some((stop, _)) if !out.streams() => return CellEnd::Unresponsive(stop),
+                Some(_) => {
+                    // The stream ends on time; the kernel still gets until `kill_after`.
+                    out.send(OutputLine::server_error(
+                        "TimeoutError",
+                        "the execution passed its deadline and was interrupted; if it ignores the interrupt, the context's kernel is restarted and its state lost",
+                    ))
+                    .await;
+                    out.finish().await;
+                }
                 None => {
                     kernel.interrupt();
                     stopped = Some((Stop::Deadline, Instant::now()));
@@ -162,6 +194,7 @@ async fn pump(
             () = out.closed(), if client_watch => {
                 kernel.interrupt();
                 stopped = Some((Stop::ClientGone, Instant::now()));
+                out.detach();
             },
             () = tokio::time::sleep(timing.keepalive), if out.streams() => {
                 out.send(OutputLine::Keepalive).await;

@@ -174,6 +174,17 @@ impl Kernel {
 
     async fn connect(&mut self, info: &ConnectionInfo) -> Result<(), KernelError> {
         let session = random_hex(16);
+        // zeromq's connect backs off exponentially (up to 30 s) while a port is closed, so
+        // wait here, cheaply, until the kernel has bound the ports we use.
+        for port in [info.iopub_port, info.shell_port] {
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+            while tokio::net::TcpStream::connect(addr).await.is_err() {
+                if self.exit_status().is_some() {
+                    return Err(KernelError::Zmq("exited".into()));
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
         // A connect can fail while the kernel is still binding its ports (refused, or reset
         // mid-handshake): try again until it exits or the caller's timeout ends this.
         let iopub = loop {
