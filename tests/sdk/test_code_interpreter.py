@@ -187,8 +187,9 @@ def test_a_timeout_interrupts_the_cell_and_the_next_call_works(ci):
 
 
 @pytest.mark.xfail(strict=False, raises=TimeoutException, reason=(
-    "known gap: after a client disconnect, a cell that catches KeyboardInterrupt should have "
-    "its kernel killed and restarted 5 s later, but the next call still waits past 60 s"))
+    "known gap: the SDK's disconnect does not always reach the execution server through the "
+    "edge proxy, so the cell is never interrupted and its kernel never restarted (a request's "
+    "own `timeout` does restart it: see crates/interpreter/README.md)"))
 def test_a_cell_that_ignores_interrupts_gets_a_fresh_kernel(ci):
     with pytest.raises(TimeoutException):
         ci.run_code(
