@@ -3,10 +3,14 @@
 # machine's Debian mirror, and caches them outside the checkout:
 #   $BULKHEAD_ROOTFS_DIR/busybox   tiny rootfs (busybox-static applets) for fast tests
 #   $BULKHEAD_ROOTFS_DIR/debian    Debian bookworm minbase + python3 (+ pip, venv)
+#   $BULKHEAD_ROOTFS_DIR/code-interpreter
+#                                  debian + Jupyter kernels (ipykernel, bash_kernel) and
+#                                  numpy, pandas, matplotlib, e2b-charts from the package index
 # Idempotent: a rootfs is rebuilt only when its ".complete" stamp is missing.
 set -euo pipefail
 out="${BULKHEAD_ROOTFS_DIR:-/var/cache/bulkhead/rootfs}"
 mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+here="$(cd "$(dirname "$0")" && pwd)"
 mkdir -p "$out"
 
 build_busybox() {
@@ -57,10 +61,43 @@ build_debian() {
   touch "$dir/.complete"
 }
 
+# The root filesystem of the `code-interpreter` template: the Debian one plus the kernels and
+# libraries the execution server (crates/interpreter) needs, and IPython settings under /etc.
+build_code_interpreter() {
+  local dir="$out/code-interpreter"
+  [ -f "$dir/.complete" ] && return 0
+  build_debian
+  rm -rf "$dir" "$dir.tmp"
+  cp -a "$out/debian" "$dir.tmp"
+  rm -f "$dir.tmp/.complete"
+  cp /etc/resolv.conf "$dir.tmp/etc/resolv.conf"
+  mount --bind /dev "$dir.tmp/dev"
+  mount -t proc proc "$dir.tmp/proc"
+  trap "umount '$dir.tmp/proc' '$dir.tmp/dev' 2>/dev/null || true" EXIT
+  # The host's CA bundle, for package indexes reached through an inspecting proxy.
+  cp "${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}" "$dir.tmp/tmp/host-ca.crt"
+  local pip=(chroot "$dir.tmp" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root
+    PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_DEFAULT_TIMEOUT=180 PIP_CERT=/tmp/host-ca.crt
+    python3 -m pip install --no-cache-dir --break-system-packages)
+  "${pip[@]}" ipykernel numpy pandas matplotlib bash_kernel
+  # E2B's chart extraction; the formatter below works without it (no `chart` field then).
+  "${pip[@]}" e2b-charts || echo "warning: e2b-charts did not install; results carry no chart" >&2
+  umount "$dir.tmp/proc" "$dir.tmp/dev"
+  trap - EXIT
+  rm -f "$dir.tmp/tmp/host-ca.crt"
+  : > "$dir.tmp/etc/resolv.conf"
+  install -d "$dir.tmp/etc/ipython"
+  install -m 0644 "$here/rootfs/code-interpreter/ipython_kernel_config.py" "$dir.tmp/etc/ipython/"
+  install -m 0644 "$here/rootfs/code-interpreter/bulkhead_formatters.py" "$dir.tmp/etc/ipython/"
+  mv "$dir.tmp" "$dir"
+  touch "$dir/.complete"
+}
+
 case "${1:-all}" in
   busybox) build_busybox ;;
   debian) build_debian ;;
-  all) build_busybox; build_debian ;;
-  *) echo "usage: $0 [busybox|debian|all]" >&2; exit 64 ;;
+  code-interpreter) build_code_interpreter ;;
+  all) build_busybox; build_debian; build_code_interpreter ;;
+  *) echo "usage: $0 [busybox|debian|code-interpreter|all]" >&2; exit 64 ;;
 esac
 echo "rootfs ready in $out"

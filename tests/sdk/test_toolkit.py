@@ -1,5 +1,6 @@
-"""The agent toolkit's flow (seed-system.md): `e2b_code_interpreter.AsyncSandbox` created
-with envs and a timeout, reused across calls, health-checked before each, killed at the end."""
+"""The agent toolkit's flow (seed-system.md): `e2b_code_interpreter.AsyncSandbox` of the
+code-interpreter template created with envs and a timeout, reused across calls (commands,
+files, `run_code`), health-checked before each, killed at the end."""
 
 import asyncio
 
@@ -14,7 +15,7 @@ ENVS = {"STORAGE_BASE_PATH": "/opt/sentient", "ROMA_S3_BUCKET": "bucket-x",
 
 @pytest.fixture
 async def toolkit_sandbox(server):
-    sbx = await AsyncSandbox.create(template="base", timeout=300, envs=ENVS, **CREATE,
+    sbx = await AsyncSandbox.create(template="code-interpreter", timeout=300, envs=ENVS, **CREATE,
                                     api_key=server.api_key)
     server.sandbox_ids.add(sbx.sandbox_id)
     try:
@@ -76,12 +77,12 @@ async def test_dead_sandbox_is_detected_before_a_call(server):
     assert await sbx.kill() is False
 
 
-@pytest.mark.xfail(strict=True, raises=TimeoutException, reason=(
-    "the base template runs no code-interpreter service on port 49999, so run_code gets the "
-    "proxy's 502 'The sandbox is running but port is not open' (which the SDK maps to "
-    "TimeoutException); the toolkit's run_code (seed-system.md) needs a "
-    "code-interpreter template"))
 async def test_run_code_in_the_default_context(toolkit_sandbox):
     execution = await toolkit_sandbox.run_code("x = 21\nprint(x * 2)\nx")
     assert execution.logs.stdout == ["42\n"]
     assert execution.text == "21"
+    # The sandbox's envs reach the kernel on its first use, and stay.
+    execution = await toolkit_sandbox.run_code("import os\nos.environ['ROMA_S3_BUCKET']")
+    assert execution.text == "bucket-x"
+    execution = await toolkit_sandbox.run_code("x + 1")
+    assert execution.text == "22"

@@ -133,7 +133,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     result
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     match (
         signal(SignalKind::terminate()),

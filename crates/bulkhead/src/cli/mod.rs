@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod envd;
+pub mod interpreter;
 pub mod key;
 pub mod mount;
 pub mod run;
@@ -42,6 +43,9 @@ pub enum Command {
     /// In-sandbox daemon speaking the E2B envd protocol (started by the sandbox init).
     #[command(hide = true)]
     Envd(envd::Args),
+    /// In-sandbox code-interpreter server on port 49999 (started in interpreter templates).
+    #[command(hide = true)]
+    Interpreter(interpreter::Args),
 }
 
 /// Runs one subcommand and returns its exit code.
@@ -55,5 +59,6 @@ pub fn dispatch(command: Command, matches: &clap::ArgMatches) -> anyhow::Result<
         Command::Key(args) => key::run(args),
         Command::Mount(args) => mount::run(args),
         Command::Envd(args) => envd::run(args),
+        Command::Interpreter(args) => interpreter::run(args),
     }
 }

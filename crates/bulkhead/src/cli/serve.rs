@@ -67,6 +67,16 @@ pub struct Args {
         value_name = "DIR"
     )]
     pub(crate) base_rootfs: PathBuf,
+    /// Root filesystem of the built-in `code-interpreter` template (alias
+    /// `code-interpreter-v1`, E2B's default for `e2b_code_interpreter`), served when it
+    /// exists: `scripts/build-rootfs.sh code-interpreter` builds it.
+    #[arg(
+        long,
+        env = "BULKHEAD_CODE_INTERPRETER_ROOTFS",
+        default_value = "/var/cache/bulkhead/rootfs/code-interpreter",
+        value_name = "DIR"
+    )]
+    pub(crate) code_interpreter_rootfs: PathBuf,
     /// Sandboxes kept warm per template.
     #[arg(long, env = "BULKHEAD_POOL_SIZE", default_value_t = 2)]
     pub(crate) pool_size: usize,
@@ -327,17 +337,7 @@ pub fn run(mut args: Args, matches: Option<&clap::ArgMatches>) -> anyhow::Result
             runtime,
             store.clone(),
             ManagerConfig {
-                templates: vec![TemplateConfig {
-                    id: "base".into(),
-                    aliases: vec![],
-                    layers: vec![
-                        args.base_rootfs
-                            .canonicalize()
-                            .context("resolving the base rootfs")?,
-                    ],
-                    limits,
-                    pool_size: args.pool_size,
-                }],
+                templates: templates(&args, limits)?,
                 envd_binary: exe,
                 default_timeout: Duration::from_secs(args.default_timeout),
                 max_lifetime: Duration::from_secs(args.max_lifetime),
@@ -416,6 +416,39 @@ pub fn run(mut args: Args, matches: Option<&clap::ArgMatches>) -> anyhow::Result
         super::storage_mount::release(&mountpoint);
     }
     result
+}
+
+/// The built-in templates: `base`, and `code-interpreter` when its root filesystem exists.
+fn templates(args: &Args, limits: Limits) -> anyhow::Result<Vec<TemplateConfig>> {
+    let mut templates = vec![TemplateConfig {
+        id: "base".into(),
+        aliases: vec![],
+        layers: vec![
+            args.base_rootfs
+                .canonicalize()
+                .context("resolving the base rootfs")?,
+        ],
+        limits: limits.clone(),
+        pool_size: args.pool_size,
+        code_interpreter: false,
+    }];
+    let ci = &args.code_interpreter_rootfs;
+    if ci.join("bin").exists() {
+        templates.push(TemplateConfig {
+            id: "code-interpreter".into(),
+            aliases: vec!["code-interpreter-v1".into()],
+            layers: vec![
+                ci.canonicalize()
+                    .context("resolving the code-interpreter rootfs")?,
+            ],
+            limits,
+            pool_size: args.pool_size,
+            code_interpreter: true,
+        });
+    } else {
+        tracing::info!(path = %ci.display(), "no code-interpreter root filesystem; its template is not served");
+    }
+    Ok(templates)
 }
 
 fn sandbox_limits(args: &Args) -> anyhow::Result<Limits> {

@@ -24,6 +24,7 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     base_rootfs: Option<PathBuf>,
+    code_interpreter_rootfs: Option<PathBuf>,
     pool_size: Option<usize>,
     sandbox_memory: Option<String>,
     sandbox_disk: Option<String>,
@@ -80,6 +81,7 @@ pub fn apply_file(args: &mut Args, matches: Option<&clap::ArgMatches>) -> anyhow
     fill!(data_dir);
     fill!(domain);
     fill!(base_rootfs);
+    fill!(code_interpreter_rootfs);
     fill!(pool_size);
     fill!(sandbox_memory);
     fill!(sandbox_disk);

@@ -8,6 +8,7 @@ mod create;
 mod entry;
 mod envd;
 mod error;
+mod interpreter;
 mod lifecycle;
 mod list;
 mod network;
@@ -45,6 +46,9 @@ pub struct TemplateConfig {
     pub limits: Limits,
     /// Warm pool size.
     pub pool_size: usize,
+    /// Runs the code-interpreter server (port 49999) in every sandbox, started and warmed
+    /// while pooled. The root filesystem must bring python3 with ipykernel.
+    pub code_interpreter: bool,
 }
 
 /// The storage every sandbox sees (a bucket mounted on the host, or a local directory).
@@ -136,7 +140,7 @@ impl Manager {
                 limits: t.limits.clone(),
                 binds,
             };
-            let prepare = network::prepare(config.network.clone());
+            let prepare = network::prepare(config.network.clone(), t.code_interpreter);
             // Pools stay empty until `restore` has dealt with what a previous run left on disk
             // (it would otherwise take a filling pool's sandboxes for leftovers).
             let pool = Pool::with_prepare(runtime.clone(), key, 0, Some(prepare));

@@ -76,11 +76,14 @@ fn net_error(e: NetError) -> ManagerError {
 }
 
 /// The work done on every sandbox before it is ready: envd, then its network.
-pub(crate) fn prepare(settings: Option<NetworkSettings>) -> Prepare {
+pub(crate) fn prepare(settings: Option<NetworkSettings>, code_interpreter: bool) -> Prepare {
     Arc::new(move |sb: &Sandbox| {
         envd::start(sb).map_err(|e| e.to_string())?;
         if let Some(s) = &settings {
             attach(&s.network, sb, s.default_policy()).map_err(|e| e.to_string())?;
+        }
+        if code_interpreter {
+            super::interpreter::start(sb)?;
         }
         Ok(())
     })
