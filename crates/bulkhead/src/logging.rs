@@ -1,4 +1,9 @@
 //! Log setup: human-readable lines on stderr, filtered by `RUST_LOG` or `-v`.
+//!
+//! Logging never fails the process: a daemon whose stderr reader went away (envd, when the
+//! server that drained it restarts) gets EPIPE on every write, and tracing's default is to
+//! report that with `eprintln!`, which panics on the same broken stderr and took envd and
+//! every connection it served down with it.
 
 use tracing_subscriber::EnvFilter;
 
@@ -15,5 +20,6 @@ pub fn init(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .log_internal_errors(false)
         .try_init();
 }

@@ -29,7 +29,9 @@ fn main() -> ExitCode {
     match cli::dispatch(args.command, &matches) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            eprintln!("bulkhead: {err:#}");
+            // Not eprintln!: it panics when stderr is a broken pipe.
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "bulkhead: {err:#}");
             ExitCode::from(1)
         }
     }

@@ -756,3 +756,52 @@ fn sandboxes_killed_from_outside_are_removed() {
     }
     srv.stop();
 }
+
+#[test]
+fn envd_keeps_serving_when_its_log_reader_goes_away() {
+    let data = data_dir();
+    let mut srv = Server::start(data.path());
+    let v = srv.create(r#"{"templateID":"base"}"#);
+    let id = v["sandboxID"].as_str().unwrap().to_string();
+    let token = v["envdAccessToken"].as_str().unwrap().to_string();
+    let route = [
+        ("E2b-Sandbox-Id", id.as_str()),
+        ("E2b-Sandbox-Port", "49983"),
+        ("X-Access-Token", token.as_str()),
+    ];
+    // A read that envd fails and logs (the reproduction of envd dying on its own log line).
+    let logged = "/files?path=/proc/1/environ&username=root";
+    let (s, _, _) = srv.request("GET", logged, &route, b"");
+    assert!(s >= 400, "{s}");
+    let log = data.path().join("sandboxes").join(&id).join("envd.log");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&log).unwrap_or_default().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "envd's log was not kept in {log:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The server that drained envd's stderr dies; the sandbox is adopted by the next one,
+    // and envd's stderr is now a pipe nobody reads: every log line meets EPIPE.
+    srv.child.kill().unwrap();
+    let _ = srv.child.wait();
+    let srv = Server::start(data.path());
+    for _ in 0..3 {
+        let (s, _, _) = srv.request("GET", logged, &route, b"");
+        assert!((400..500).contains(&s), "envd stopped answering: {s}");
+    }
+    let (s, _, _) = srv.request(
+        "POST",
+        "/files?path=/tmp/after.txt&username=root",
+        &[
+            route[0],
+            route[1],
+            route[2],
+            ("Content-Type", "application/octet-stream"),
+        ],
+        b"still serving",
+    );
+    assert_eq!(s, 200);
+    assert_eq!(srv.api("DELETE", &format!("/sandboxes/{id}"), "").0, 204);
+}

@@ -1,7 +1,7 @@
 //! A running sandbox, seen from the host.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -81,6 +81,13 @@ impl Sandbox {
     /// Sandbox id (also its hostname).
     pub fn id(&self) -> &str {
         &self.state.id
+    }
+
+    /// The host directory the runtime keeps for this sandbox (outside its root, not
+    /// reachable from inside). Callers may keep per-sandbox files here, such as logs; it is
+    /// removed with everything in it by [`Sandbox::destroy`].
+    pub fn state_dir(&self) -> &Path {
+        &self.state.dir
     }
 
     /// Host pid of the sandbox init.

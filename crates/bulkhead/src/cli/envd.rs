@@ -89,7 +89,9 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let config = match config(args) {
         Ok(c) => c,
         Err(err) => {
-            eprintln!("bulkhead envd: {err:#}");
+            // Not eprintln!: it panics when stderr is a broken pipe.
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "bulkhead envd: {err:#}");
             return Ok(EXIT_BAD_CONFIG);
         }
     };

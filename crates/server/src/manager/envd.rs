@@ -21,11 +21,14 @@ pub(crate) fn start(sandbox: &Sandbox) -> Result<(), String> {
         detach: true,
         ..ExecSpec::command([ENVD_PATH, "envd", "--listen", listen.as_str()])
     };
-    let process = sandbox
+    let mut process = sandbox
         .exec(spec)
         .map_err(|e| format!("starting envd: {e}"))?;
-    // envd's stdio pipes are dropped: it must never block on them (it logs to stderr and
-    // ignores write errors).
+    // envd logs to stderr: keep it, for the sandbox's life, in the sandbox's state directory
+    // on the host (out of the sandbox's reach). Its stdout carries nothing and is dropped.
+    if let Some(stderr) = process.stderr.take() {
+        keep_log(stderr, sandbox.state_dir().join(ENVD_LOG))?;
+    }
     drop(process);
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
@@ -40,6 +43,51 @@ pub(crate) fn start(sandbox: &Sandbox) -> Result<(), String> {
         }
         std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// envd's log in a sandbox's state directory.
+pub(crate) const ENVD_LOG: &str = "envd.log";
+
+/// The most of envd's log kept per sandbox; what comes after is drained and dropped, so a
+/// chatty envd can neither fill the host's disk nor block on a full pipe.
+const LOG_CAP: u64 = 1 << 20;
+
+/// Copies `pipe` into `path` on a small thread of its own until envd exits (EOF), keeping
+/// the first [`LOG_CAP`] bytes.
+fn keep_log(mut pipe: std::fs::File, path: std::path::PathBuf) -> Result<(), String> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| format!("creating {}: {e}", path.display()))?;
+    std::thread::Builder::new()
+        .name("envd-log".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            let mut kept = 0u64;
+            let mut buf = [0u8; 8192];
+            loop {
+                let n = match pipe.read(&mut buf) {
+                    Ok(0) => return,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(_) => return,
+                };
+                if kept < LOG_CAP {
+                    let take = n.min(usize::try_from(LOG_CAP - kept).unwrap_or(n));
+                    if file.write_all(&buf[..take]).is_err() {
+                        kept = LOG_CAP;
+                        continue;
+                    }
+                    kept += take as u64;
+                    if kept >= LOG_CAP {
+                        let _ = file.write_all(b"\n[bulkhead: envd log truncated at 1 MiB]\n");
+                    }
+                }
+            }
+        })
+        .map_err(|e| format!("starting envd's log thread: {e}"))?;
+    Ok(())
 }
 
 /// Configuring envd at hand-over failed.
