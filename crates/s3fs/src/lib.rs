@@ -32,7 +32,7 @@ mod fs;
 mod fuse;
 mod mount;
 
-pub use config::{MIN_PART_SIZE, MountConfig};
+pub use config::{Attributes, MIN_PART_SIZE, MountConfig};
 pub use credentials::Credentials;
 pub use error::{ConfigError, CredentialsError, FsError, MountError, S3Error};
 pub use mount::{MountHandle, S3Mount};

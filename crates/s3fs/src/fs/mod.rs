@@ -8,6 +8,7 @@ mod cache;
 mod dir;
 mod file_ops;
 pub(crate) mod inodes;
+mod listing;
 mod meta;
 mod namespace;
 mod read;
@@ -27,7 +28,6 @@ use crate::client::{Meta, S3Client};
 use crate::config::MountConfig;
 use crate::error::FsError;
 
-pub(crate) use dir::DirEntry;
 pub(crate) use meta::MetaChange;
 pub(crate) use write::WriteState;
 
@@ -62,7 +62,7 @@ pub(crate) enum Handle {
         state: Arc<tokio::sync::Mutex<WriteState>>,
     },
     /// An open directory: its listing, taken at the first readdir.
-    Dir(tokio::sync::Mutex<Option<Vec<DirEntry>>>),
+    Dir(tokio::sync::Mutex<Option<dir::Listing>>),
 }
 
 /// The filesystem.
@@ -156,8 +156,18 @@ impl S3Fs {
         lock(&self.cache).put(path, known);
     }
 
+    /// Records what a listing said; with uniform attributes that is all there is to know.
     pub(crate) fn cache_put_listed(&self, path: &str, known: Known) {
-        lock(&self.cache).put_listed(path, known);
+        if self.cfg.uniform() {
+            lock(&self.cache).put(path, known);
+        } else {
+            lock(&self.cache).put_listed(path, known);
+        }
+    }
+
+    /// What the caches vouch for about `path`, without asking S3.
+    pub(crate) fn cache_get(&self, path: &str) -> Option<Known> {
+        lock(&self.cache).get(path)
     }
 
     pub(crate) fn cache_invalidate(&self, path: &str) {
@@ -168,7 +178,7 @@ impl S3Fs {
         lock(&self.inodes).get_or_insert(path, kind)
     }
 
-    fn dir_attr(&self, ino: u64, meta: Meta) -> Attr {
+    pub(crate) fn dir_attr(&self, ino: u64, meta: Meta) -> Attr {
         Attr {
             ino,
             kind: Kind::Dir,
@@ -202,7 +212,8 @@ impl S3Fs {
         );
         let list = list.map_err(FsError::s3("ListObjectsV2", &dkey))?;
         // A directory wins over a file of the same name: both cannot be shown.
-        let known = if list.objects.first().is_some_and(|o| o.key == dkey) {
+        let uniform = self.cfg.uniform();
+        let known = if list.objects.first().is_some_and(|o| o.key == dkey) && !uniform {
             // The marker carries the directory's attributes.
             let marker = self.client.head_object(&dkey).await;
             let marker = marker.map_err(FsError::s3("HeadObject", &dkey))?;
@@ -214,7 +225,7 @@ impl S3Fs {
                 Some(m) => Known::File {
                     size: m.size,
                     mtime: m.mtime,
-                    meta: m.meta,
+                    meta: if uniform { Meta::default() } else { m.meta },
                 },
                 None => Known::Absent,
             }
@@ -280,7 +291,7 @@ impl S3Fs {
     }
 
     /// Size and attributes of `path` while a writer has it open.
-    async fn open_writer_state(&self, path: &str) -> Option<(u64, Meta)> {
+    pub(crate) async fn open_writer_state(&self, path: &str) -> Option<(u64, Meta)> {
         let ino = lock(&self.inodes).ino_of(path)?;
         let w = self.writer_of(ino)?;
         let w = w.lock().await;
