@@ -126,6 +126,17 @@ impl Filesystem for FuseAdapter {
         Ok(())
     }
 
+    /// The session ends (unmounted): directory times still pending are written.
+    fn destroy(&mut self) {
+        let fs = self.fs.clone();
+        let flushed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.rt.block_on(fs.flush_dir_times());
+        }));
+        if flushed.is_err() {
+            tracing::warn!("directory times not stored: the runtime was already stopped");
+        }
+    }
+
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         match self.run("lookup", parent.0, self.fs.lookup(parent.0, name)) {
             Ok(a) => reply.entry(&self.ttl, &self.attr(&a), Generation(0)),

@@ -88,6 +88,7 @@ impl S3Mount {
         fuse_config.clone_fd = true;
         let bucket = config.bucket.clone();
         let fs = Arc::new(S3Fs::new(client, config));
+        S3Fs::spawn_dir_times_flusher(&fs, runtime.handle());
         let adapter = FuseAdapter::new(fs, runtime.handle().clone());
         let session = fuser::spawn_mount(adapter, mountpoint, &fuse_config).map_err(|source| {
             MountError::Fuse {

@@ -1,7 +1,8 @@
-//! Listings at scale: `ls -l` costs one listing plus, with stored attributes, one HEAD per
-//! entry sent concurrently (readdirplus), and with uniform attributes no request per entry
-//! at all. Requests are counted by moto_server's recorder, concurrency by the connections a
-//! proxy in front of it accepts.
+//! What directory work costs in requests: `ls -l` costs one listing plus, with stored
+//! attributes, one HEAD per entry sent concurrently (readdirplus), and with uniform
+//! attributes no request per entry at all; a create is one PUT and a remove one DELETE,
+//! with the directory's times written in batches. Requests are counted by moto_server's
+//! recorder, concurrency by the connections a proxy in front of it accepts.
 
 // Fixture helpers outside #[test] fns panic on setup failure, as tests do.
 #![allow(clippy::unwrap_used)]
@@ -177,4 +178,72 @@ fn ls_l_with_uniform_attributes_sends_no_request_per_entry() {
     let err = std::os::unix::fs::symlink("new", d.join("link")).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EPERM));
     m.unmount().unwrap();
+}
+
+/// SEMANTICS "Consistency model" (directories): with stored attributes, N creates cost N
+/// PUTs of the files and a few of the directory's marker, not one per create; the same for
+/// removes; the directory shows its new times at once and stores them by the unmount.
+#[test]
+fn creates_and_removes_cost_one_request_each_and_directory_times_are_batched() {
+    const N: usize = 60;
+    let moto = Moto::start();
+    let bucket = bucket_name("cre");
+    moto.mkbucket(&bucket);
+    let dir = tempfile::tempdir().unwrap();
+    let _guard = UnmountGuard(dir.path().to_path_buf());
+    let m = mount(
+        &moto,
+        &moto.endpoint,
+        &bucket,
+        dir.path(),
+        Attributes::Stored,
+    );
+    let d = dir.path().join("d");
+    fs::create_dir(&d).unwrap();
+    let old = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+    fs::File::open(&d)
+        .unwrap()
+        .set_times(fs::FileTimes::new().set_modified(old))
+        .unwrap();
+
+    moto.record_start();
+    for i in 0..N {
+        fs::write(d.join(format!("f{i:03}")), b"data").unwrap();
+    }
+    let created = moto.record_stop();
+    assert!(
+        fs::metadata(&d).unwrap().modified().unwrap() > old,
+        "new times at once"
+    );
+    let file_puts = count(&created, "PUT", "/d/f");
+    let marker_puts = created
+        .iter()
+        .filter(|(m, u)| m == "PUT" && u.ends_with("/d/"))
+        .count();
+    assert_eq!(file_puts, N, "one PUT per file: {created:#?}");
+    assert!(
+        marker_puts < N / 2,
+        "directory times are batched: {marker_puts} marker PUTs for {N} creates"
+    );
+
+    moto.record_start();
+    for i in 0..N {
+        fs::remove_file(d.join(format!("f{i:03}"))).unwrap();
+    }
+    let removed = moto.record_stop();
+    assert_eq!(count(&removed, "DELETE", "/d/f"), N, "{removed:#?}");
+    let marker_puts = removed
+        .iter()
+        .filter(|(m, u)| m == "PUT" && u.ends_with("/d/"))
+        .count();
+    assert!(
+        marker_puts < N / 2,
+        "{marker_puts} marker PUTs for {N} removes"
+    );
+    m.unmount().unwrap();
+    let stored = moto.meta(&bucket, "d/");
+    assert_ne!(
+        stored["mtime"], "1000000000",
+        "stored by the unmount: {stored}"
+    );
 }

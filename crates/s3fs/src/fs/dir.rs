@@ -114,10 +114,12 @@ impl S3Fs {
         if page.objects.iter().any(|o| o.key != key) || !page.prefixes.is_empty() {
             return Err(FsError::NotEmpty);
         }
+        let marker = self.dir_times.forget(&path).await;
         self.client
             .delete_object(&key)
             .await
             .map_err(FsError::s3("DeleteObject", &key))?;
+        drop(marker);
         self.cache_invalidate(&path);
         self.cache_put(&path, Known::Absent);
         self.inodes().remove_path(&path);

@@ -121,6 +121,7 @@ impl S3Fs {
         for (e, (child, known)) in entries[skip..].iter_mut().zip(fetched) {
             if let Some(known) = known {
                 self.cache_put(&child, known);
+                let known = self.with_dir_times(&child, known);
                 e.attr = self.attr_from(&child, known);
             }
         }

@@ -103,43 +103,6 @@ impl S3Fs {
         }
     }
 
-    /// An entry of the directory holding `path` was created, removed or renamed: its stored
-    /// mtime and ctime move to now, as s3fs-fuse does. Only a directory whose marker stores
-    /// attributes is updated (the mount root, implied directories and those of other
-    /// clients have none to update). The entry's own change is already in S3, so a failure
-    /// here is logged, not returned.
-    pub(crate) async fn touch_parent(&self, path: &str) {
-        let parent = super::inodes::parent_of(path);
-        if parent.is_empty() || self.cfg.uniform() {
-            return;
-        }
-        let r: Result<(), FsError> = async {
-            let Known::Dir(meta) = self.resolve(parent).await? else {
-                return Ok(());
-            };
-            if meta.is_empty() {
-                return Ok(());
-            }
-            let now = epoch_secs(SystemTime::now());
-            let meta = Meta {
-                mtime: Some(now),
-                ctime: Some(now),
-                ..meta
-            };
-            let key = self.dir_key(parent);
-            self.client
-                .put_object_meta(&key, bytes::Bytes::new(), &meta)
-                .await
-                .map_err(FsError::s3("PutObject", &key))?;
-            self.cache_put(parent, Known::Dir(meta));
-            Ok(())
-        }
-        .await;
-        if let Err(e) = r {
-            tracing::warn!(dir = parent, error = %crate::fuse::chain(&e), "directory times not updated");
-        }
-    }
-
     /// With uniform attributes nothing is stored: a mode or owner other than the one shown is
     /// refused with `EPERM`, the same ones and any times are accepted and change nothing
     /// (the times shown stay `Last-Modified`).
@@ -205,6 +168,8 @@ impl S3Fs {
             Known::Dir(meta) => {
                 let meta = self.changed_meta(Kind::Dir, meta, self.mount_time, &ch);
                 let key = self.dir_key(&path);
+                // The times set here replace any the directory's entries left pending.
+                let _marker = self.dir_times.forget(&path).await;
                 // The marker is empty: writing it anew (or for the first time, for an
                 // implied directory) stores the attributes.
                 self.client

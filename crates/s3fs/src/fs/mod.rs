@@ -6,6 +6,7 @@
 
 mod cache;
 mod dir;
+mod dir_times;
 mod file_ops;
 pub(crate) mod inodes;
 mod listing;
@@ -76,6 +77,8 @@ pub(crate) struct S3Fs {
     /// Open write states by inode, with the number of handles using each.
     writers: Mutex<HashMap<u64, (SharedWrite, usize)>>,
     next_fh: AtomicU64,
+    /// Directory times not yet written to their markers.
+    dir_times: dir_times::DirTimes,
     /// Shown as the mtime of directories, which S3 does not have.
     pub(crate) mount_time: SystemTime,
 }
@@ -95,6 +98,7 @@ impl S3Fs {
             handles: Mutex::new(HashMap::new()),
             writers: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
+            dir_times: dir_times::DirTimes::default(),
             mount_time: SystemTime::now(),
             cfg,
         }
@@ -189,8 +193,15 @@ impl S3Fs {
     }
 
     /// What `path` is, from the open writers, the caches, or S3 (HEAD of the file key and a
-    /// one-key listing under the directory prefix, in parallel).
+    /// one-key listing under the directory prefix, in parallel), with a directory's pending
+    /// times.
     pub(crate) async fn resolve(&self, path: &str) -> Result<Known, FsError> {
+        let known = self.resolve_stored(path).await?;
+        Ok(self.with_dir_times(path, known))
+    }
+
+    /// [`Self::resolve`] without pending directory times.
+    async fn resolve_stored(&self, path: &str) -> Result<Known, FsError> {
         if path.is_empty() {
             return Ok(Known::Dir(Meta::default()));
         }

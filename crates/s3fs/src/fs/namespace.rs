@@ -132,6 +132,8 @@ impl S3Fs {
     /// Moves every key under `from/` to `to/`; the new marker carries the source's `meta`.
     async fn rename_dir(&self, from: &str, to: &str, meta: Meta) -> Result<(), FsError> {
         let (fkey, tkey) = (self.dir_key(from), self.dir_key(to));
+        // Pending times of the old names go with them; the new marker carries `meta`.
+        let _marker = self.dir_times.forget(from).await;
         // The new marker first, so the target exists even if the source was implicit.
         self.client
             .put_object_meta(&tkey, bytes::Bytes::new(), &meta)
