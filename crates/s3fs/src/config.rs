@@ -69,6 +69,9 @@ pub struct MountConfig {
     pub fuse_threads: usize,
     /// Where staging files for in-place edits go; `None` = the system temp dir.
     pub staging_dir: Option<PathBuf>,
+    /// Where the mount records its multipart uploads in progress, so that the next mount of
+    /// the bucket aborts those a killed mount left; `None` = `<temp dir>/bulkhead-s3fs-<euid>`.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Default for MountConfig {
@@ -95,6 +98,7 @@ impl Default for MountConfig {
             request_timeout: Duration::from_secs(60),
             fuse_threads: 8,
             staging_dir: None,
+            state_dir: None,
         }
     }
 }

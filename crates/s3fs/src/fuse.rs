@@ -218,7 +218,7 @@ impl Filesystem for FuseAdapter {
             }
             let meta = fs.new_meta(Kind::File, mode, req.uid(), req.gid());
             let (attr, fh) = fs.create(parent.0, name, meta).await?;
-            let r = fs.flush(fh).await;
+            let r = fs.fsync(fh).await;
             fs.release(fh).await;
             r.map(|()| attr)
         });
@@ -407,7 +407,7 @@ impl Filesystem for FuseAdapter {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        match self.run("fsync", ino.0, self.fs.flush(fh.0)) {
+        match self.run("fsync", ino.0, self.fs.fsync(fh.0)) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }

@@ -30,6 +30,7 @@ mod credentials;
 mod error;
 mod fs;
 mod fuse;
+mod journal;
 mod mount;
 
 pub use config::{Attributes, MIN_PART_SIZE, MountConfig};

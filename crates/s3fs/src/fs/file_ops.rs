@@ -90,9 +90,25 @@ impl S3Fs {
         }
     }
 
-    /// `flush(fh)` (every `close`) and `fsync(fh)`: commits the file and returns the upload's
-    /// error if it failed.
+    /// `flush(fh)` (every `close`): commits the file and returns the upload's error if it
+    /// failed. A file only emptied (created or opened with `O_TRUNC`, nothing written) is
+    /// left to the last release: closing a duplicate descriptor before the data comes
+    /// must not replace the previous object with nothing.
     pub(crate) async fn flush(&self, fh: u64) -> Result<(), FsError> {
+        match &*self.handle(fh)? {
+            Handle::Write { state, .. } => {
+                let mut s = state.lock().await;
+                if s.only_emptied() {
+                    return Ok(());
+                }
+                s.commit(self).await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// `fsync(fh)`: commits the file, whatever it holds.
+    pub(crate) async fn fsync(&self, fh: u64) -> Result<(), FsError> {
         match &*self.handle(fh)? {
             Handle::Write { state, .. } => state.lock().await.commit(self).await,
             _ => Ok(()),

@@ -77,6 +77,8 @@ pub(crate) struct S3Fs {
     /// Open write states by inode, with the number of handles using each.
     writers: Mutex<HashMap<u64, (SharedWrite, usize)>>,
     next_fh: AtomicU64,
+    /// Multipart uploads in progress, for the next mount should this one die.
+    journal: Option<crate::journal::Journal>,
     /// Directory times not yet written to their markers.
     dir_times: dir_times::DirTimes,
     /// Shown as the mtime of directories, which S3 does not have.
@@ -89,8 +91,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl S3Fs {
-    pub(crate) fn new(client: S3Client, cfg: MountConfig) -> Self {
+    pub(crate) fn new(
+        client: S3Client,
+        cfg: MountConfig,
+        journal: Option<crate::journal::Journal>,
+    ) -> Self {
         Self {
+            journal,
             client,
             prefix: cfg.key_prefix(),
             inodes: Mutex::new(Inodes::new()),
@@ -116,6 +123,20 @@ impl S3Fs {
             self.prefix.clone()
         } else {
             format!("{}{path}/", self.prefix)
+        }
+    }
+
+    /// Records a multipart upload started (see [`crate::journal`]).
+    pub(crate) fn journal_started(&self, key: &str, id: &str) {
+        if let Some(j) = &self.journal {
+            j.started(key, id);
+        }
+    }
+
+    /// Records a multipart upload completed or aborted.
+    pub(crate) fn journal_ended(&self, id: &str) {
+        if let Some(j) = &self.journal {
+            j.ended(id);
         }
     }
 

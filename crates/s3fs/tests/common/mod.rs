@@ -44,6 +44,23 @@ pub fn free_port() -> u16 {
         .expect("no free port")
 }
 
+/// A boto3 check started ahead of time (see [`Moto::later`]).
+pub struct Later(Child);
+
+impl Later {
+    /// Runs it now and returns its stdout.
+    pub fn run(mut self) -> Vec<u8> {
+        self.0.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        let out = self.0.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "s3.py failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+}
+
 /// Where moto_server on `port` records requests.
 fn recording_path(port: u16) -> PathBuf {
     std::env::temp_dir().join(format!("moto-recording-{port}.jsonl"))
@@ -196,6 +213,31 @@ impl Moto {
         let mut out = String::new();
         let _ = s.read_to_string(&mut out);
         assert!(out.contains(" 200 "), "recorder {action}: {out}");
+    }
+
+    /// The boto3 helper for `args`, started now (before the caller opens files a fork
+    /// would flush when its child execs) and run by [`Later::run`].
+    pub fn later(&self, args: &[&str]) -> Later {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../s3fs/tests/common/s3.py");
+        let child = Command::new(python_path())
+            .arg(script)
+            .arg(&self.endpoint)
+            .arg("on-stdin")
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", &self.key_id)
+            .env("AWS_SECRET_ACCESS_KEY", &self.secret)
+            .env_remove("AWS_CA_BUNDLE")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot run python");
+        Later(child)
+    }
+
+    /// Keys of the multipart uploads in progress in `bucket`.
+    pub fn uploads(&self, bucket: &str) -> Vec<String> {
+        serde_json::from_str(&self.py(&["uploads", bucket])).expect("json")
     }
 
     /// Stops the server (as an endpoint outage would).
