@@ -119,7 +119,12 @@ impl Filesystem for FuseAdapter {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         // Bigger requests mean fewer round trips; the kernel clamps what it cannot do.
         let _ = config.set_max_write(1 << 20);
-        let _ = config.set_max_readahead(1 << 20);
+        if let Err(max) = config.set_max_readahead(1 << 20) {
+            // The kernel offers its block-device readahead (128 KiB unless raised); ask for
+            // as much as it allows.
+            let _ = config.set_max_readahead(max);
+            tracing::debug!(max, "kernel readahead is capped below 1 MiB");
+        }
         let _ = config.add_capabilities(fuser::InitFlags::FUSE_ATOMIC_O_TRUNC);
         // Listings hand the kernel each entry's attributes: no lookup per entry for `ls -l`.
         let _ = config.add_capabilities(fuser::InitFlags::FUSE_DO_READDIRPLUS);

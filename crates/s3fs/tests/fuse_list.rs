@@ -247,3 +247,45 @@ fn creates_and_removes_cost_one_request_each_and_directory_times_are_batched() {
         "stored by the unmount: {stored}"
     );
 }
+
+/// SEMANTICS "read": reads that arrive slightly out of order, as the kernel's readahead
+/// requests do across FUSE threads, are served by one streamed GET, not by a ranged GET
+/// each.
+#[test]
+fn reads_slightly_out_of_order_share_one_streamed_get() {
+    use std::os::unix::fs::FileExt;
+    let moto = Moto::start();
+    let bucket = bucket_name("ooo");
+    moto.mkbucket(&bucket);
+    let dir = tempfile::tempdir().unwrap();
+    let _guard = UnmountGuard(dir.path().to_path_buf());
+    let data = common::pattern(6 << 20, 3);
+    let m = mount(
+        &moto,
+        &moto.endpoint,
+        &bucket,
+        dir.path(),
+        Attributes::Stored,
+    );
+    fs::write(dir.path().join("ooo.bin"), &data).unwrap();
+    m.unmount().unwrap();
+
+    let m = mount(
+        &moto,
+        &moto.endpoint,
+        &bucket,
+        dir.path(),
+        Attributes::Stored,
+    );
+    let f = fs::File::open(dir.path().join("ooo.bin")).unwrap();
+    moto.record_start();
+    let mut buf = vec![0u8; 1 << 20];
+    for at in [1usize << 20, 0, 2 << 20, 4 << 20, 3 << 20] {
+        f.read_exact_at(&mut buf, at as u64).unwrap();
+        assert_eq!(buf, data[at..at + (1 << 20)], "bytes at {at}");
+    }
+    let reqs = moto.record_stop();
+    drop(f);
+    m.unmount().unwrap();
+    assert_eq!(count(&reqs, "GET", "/ooo.bin"), 1, "{reqs:#?}");
+}
