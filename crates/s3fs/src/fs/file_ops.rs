@@ -128,8 +128,10 @@ impl S3Fs {
             {
                 tracing::error!(key = %s.key(), error = %crate::fuse::chain(&e), "data written to this file could not be uploaded");
             }
+            if self.detach_writer(*ino) {
+                s.set_released();
+            }
             drop(s);
-            self.detach_writer(*ino);
         }
     }
 
@@ -142,7 +144,13 @@ impl S3Fs {
             return Err(FsError::IsDir);
         }
         if let Some(w) = self.writer_of(ino) {
-            return w.lock().await.truncate(self, size).await;
+            let mut s = w.lock().await;
+            s.truncate(self, size).await?;
+            if s.is_released() {
+                // The last handle went away while we waited: nobody else will commit it.
+                s.commit(self).await?;
+            }
+            return Ok(());
         }
         let (cur, meta) = match self.resolve(&path).await? {
             Known::File { size, meta, .. } => (size, meta),

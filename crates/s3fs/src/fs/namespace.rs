@@ -21,10 +21,21 @@ impl S3Fs {
             Known::File { .. } => {}
         }
         let key = self.file_key(&path);
+        // A writer still open (or whose release is still committing) must not bring the
+        // object back after the delete.
+        let writer = self.inodes().ino_of(&path).and_then(|i| self.writer_of(i));
+        let mut writer = match &writer {
+            Some(w) => Some(w.lock().await),
+            None => None,
+        };
+        if let Some(w) = writer.as_mut() {
+            w.unlink(self).await;
+        }
         self.client
             .delete_object(&key)
             .await
             .map_err(FsError::s3("DeleteObject", &key))?;
+        drop(writer);
         self.cache_put(&path, Known::Absent);
         self.inodes().remove_path(&path);
         self.touch_parent(&path).await;

@@ -57,6 +57,11 @@ pub(crate) struct WriteState {
     mode: Mode,
     /// The attributes every upload of this file carries.
     meta: Meta,
+    /// Its last handle was released: a change made through the inode since (a truncate
+    /// that raced the release) must commit itself.
+    released: bool,
+    /// Its name was removed while open: commits change nothing in S3 any more.
+    unlinked: bool,
 }
 
 pub(super) fn join_err(key: &str) -> FsError {
@@ -76,6 +81,8 @@ impl WriteState {
             failed: false,
             mode: Mode::Clean,
             meta,
+            released: false,
+            unlinked: false,
         }
     }
 
@@ -93,6 +100,8 @@ impl WriteState {
                 upload: None,
             },
             meta,
+            released: false,
+            unlinked: false,
         }
     }
 
@@ -396,7 +405,7 @@ impl WriteState {
     /// Makes S3 hold the current content. Returns after S3 acknowledged it.
     pub(crate) async fn commit(&mut self, fs: &S3Fs) -> Result<(), FsError> {
         self.check_failed()?;
-        if !self.dirty {
+        if !self.dirty || self.unlinked {
             return Ok(());
         }
         let key = self.key.clone();
@@ -481,6 +490,28 @@ impl WriteState {
     /// Whether the content differs from S3.
     pub(crate) fn is_dirty(&self) -> bool {
         self.dirty && !self.failed
+    }
+
+    /// The file's name was removed while it is open: as on a local filesystem, what is
+    /// still written goes nowhere, and no commit brings the object back.
+    pub(crate) async fn unlink(&mut self, fs: &S3Fs) {
+        // The content moves to local staging (aborting a streamed upload) while the
+        // object still exists, so later reads and writes of the open file keep working.
+        if let Err(e) = self.stage_locally(fs).await {
+            tracing::warn!(key = %self.key, error = %crate::fuse::chain(&e), "open file removed: its content is no longer readable");
+        }
+        self.unlinked = true;
+        self.dirty = false;
+    }
+
+    /// Marks the state as left by its last handle.
+    pub(crate) fn set_released(&mut self) {
+        self.released = true;
+    }
+
+    /// Whether the last handle is gone (see [`Self::set_released`]).
+    pub(crate) fn is_released(&self) -> bool {
+        self.released
     }
 
     /// Whether the only change is an emptying (a new file, `O_TRUNC`) with nothing written
