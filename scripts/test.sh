@@ -11,6 +11,8 @@ cargo nextest run --locked --workspace --profile ci
 
 # The SDK suite drives the debug binary built here (one `bulkhead serve` per session).
 cargo build --locked -p bulkhead
+# Listing gate (about 20 s): `ls -l` of 1,000 files on a mount within 3x a direct listing.
+/opt/bulkhead-venv/bin/python bench/s3fs/gate.py --bulkhead "$CARGO_TARGET_DIR/debug/bulkhead"
 sdk_venv="${BULKHEAD_SDK_VENV:-/opt/bulkhead-sdk-venv}"
 if [ ! -x "$sdk_venv/bin/python" ]; then
   echo "test.sh: $sdk_venv is missing: run scripts/ci/setup-30-sdk.sh" >&2

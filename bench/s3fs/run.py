@@ -8,7 +8,10 @@ scripts/ci/setup-20-s3.sh:
     /opt/bulkhead-venv/bin/python bench/s3fs/run.py --bulkhead target/release/bulkhead
 
 Workloads (see BENCHMARKS.md): sequential write then read of one file (--size-mib), N
-creates of 4 KiB files (--files), and `ls -l` of those files on a fresh mount.
+creates of 4 KiB files (--files), `ls -l` of those files on a fresh mount, `rm -rf` of
+them, and `ls -l` of --many files (written with boto3) on a fresh mount. Clients:
+direct (boto3), bulkhead (stored attributes), bulkhead-uniform (--attributes uniform),
+s3fs, rclone. bench/s3fs/gate.py is the CI-sized listing check built on the same helpers.
 """
 import argparse
 import json
@@ -69,14 +72,18 @@ def clean_env():
 class Mount:
     """Starts one FUSE client on a bucket; `rss_kib` reads its peak RSS when known."""
 
-    def __init__(self, kind, endpoint, bucket, mnt, bulkhead, workdir):
+    def __init__(self, kind, endpoint, bucket, mnt, bulkhead, workdir, extra=None):
         self.kind, self.endpoint, self.bucket, self.mnt = kind, endpoint, bucket, mnt
         self.bulkhead, self.workdir, self.proc = bulkhead, workdir, None
+        self.extra = list(extra or [])
+        if kind == "bulkhead-uniform":
+            self.kind, self.extra = "bulkhead", self.extra + ["--attributes", "uniform"]
 
     def start(self):
         env = clean_env()
         if self.kind == "bulkhead":
-            cmd = [self.bulkhead, "mount", self.bucket, self.mnt, "--endpoint", self.endpoint, "-f"]
+            cmd = [self.bulkhead, "mount", self.bucket, self.mnt, "--endpoint", self.endpoint,
+                   "-f"] + self.extra
         elif self.kind == "s3fs":
             pw = os.path.join(self.workdir, "passwd-s3fs")
             with open(pw, "w") as f:
@@ -195,6 +202,14 @@ def wait_listed(s3, bucket, prefix, n, timeout=600):
     raise RuntimeError(f"{n} objects not uploaded after {timeout}s")
 
 
+def fill(s3, bucket, prefix, n):
+    payload = b"x" * 4096
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(16) as ex:
+        list(ex.map(lambda i: s3.put_object(Bucket=bucket, Key=f"{prefix}f{i:05}", Body=payload),
+                    range(n)))
+
+
 def bench_mount(kind, args, endpoint, s3, data, workdir):
     bucket = f"bench-{kind}"
     s3.create_bucket(Bucket=bucket)
@@ -217,12 +232,18 @@ def bench_mount(kind, args, endpoint, s3, data, workdir):
         m.stop()
         m.start()
         r["ls_s"] = fs_ls(os.path.join(mnt, "small"), args.files)
+        r["rm_s"] = timed(lambda: shutil.rmtree(os.path.join(mnt, "small")))
+        if args.many:
+            m.stop()
+            fill(s3, bucket, "many/", args.many)
+            m.start()
+            r["ls_many_s"] = fs_ls(os.path.join(mnt, "many"), args.many)
     except Exception as e:  # a peer failing must not hide the other results
         r["error"] = str(e)
     finally:
         m.stop()
     # Only our own mount process is a single process whose peak is meaningful here.
-    r["peak_rss_mib"] = m.peak_kib / 1024 if kind == "bulkhead" else None
+    r["peak_rss_mib"] = m.peak_kib / 1024 if kind.startswith("bulkhead") else None
     return r
 
 
@@ -259,25 +280,22 @@ def bench_direct(args, s3, data):
         if n != args.files:
             raise RuntimeError(f"listed {n}")
     r["ls_s"] = timed(ls)
+    if args.many:
+        fill(s3, bucket, "many/", args.many)
+
+        def ls_many():
+            pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="many/",
+                                                                  Delimiter="/")
+            if sum(len(p.get("Contents", [])) for p in pages) != args.many:
+                raise RuntimeError("listed too few")
+        r["ls_many_s"] = timed(ls_many)
     return r
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--size-mib", type=int, default=1024)
-    p.add_argument("--files", type=int, default=1000)
-    p.add_argument("--bulkhead", default="/var/cache/bulkhead/target/release/bulkhead")
-    p.add_argument("--moto-server", default=os.path.join(os.path.dirname(sys.executable),
-                                                          "moto_server"))
-    p.add_argument("--clients", default="direct,bulkhead,s3fs,rclone")
-    p.add_argument("--json", default="bench/s3fs/results.json")
-    args = p.parse_args()
-    for tool in ("s3fs", "rclone"):
-        if tool in args.clients and shutil.which(tool) is None:
-            sys.exit(f"{tool} not installed: run scripts/ci/setup-00-apt.sh")
-
+def start_moto(moto_server):
+    """A moto_server on a free port: (process, endpoint, boto3 client)."""
     port = free_port()
-    moto = subprocess.Popen([args.moto_server, "-H", "127.0.0.1", "-p", str(port)],
+    moto = subprocess.Popen([moto_server, "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     endpoint = f"http://127.0.0.1:{port}"
     deadline = time.time() + 30
@@ -287,11 +305,32 @@ def main():
             break
         except OSError:
             if time.time() > deadline:
+                moto.kill()
                 sys.exit("moto_server did not start")
             time.sleep(0.1)
     s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
                       aws_access_key_id=KEY, aws_secret_access_key=SECRET,
                       config=Config(max_pool_connections=16))
+    return moto, endpoint, s3
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--size-mib", type=int, default=1024)
+    p.add_argument("--files", type=int, default=1000)
+    p.add_argument("--many", type=int, default=10000,
+                   help="entries of the large listing (0: skip)")
+    p.add_argument("--bulkhead", default="/var/cache/bulkhead/target/release/bulkhead")
+    p.add_argument("--moto-server", default=os.path.join(os.path.dirname(sys.executable),
+                                                          "moto_server"))
+    p.add_argument("--clients", default="direct,bulkhead,bulkhead-uniform,s3fs,rclone")
+    p.add_argument("--json", default="bench/s3fs/results.json")
+    args = p.parse_args()
+    for tool in ("s3fs", "rclone"):
+        if tool in args.clients and shutil.which(tool) is None:
+            sys.exit(f"{tool} not installed: run scripts/ci/setup-00-apt.sh")
+
+    moto, endpoint, s3 = start_moto(args.moto_server)
     data = os.urandom(args.size_mib * CHUNK)
     workdir = tempfile.mkdtemp(prefix="s3bench-")
     results = {}
@@ -331,9 +370,10 @@ def main():
         return spec.format(v) if isinstance(v, (int, float)) else "-"
 
     print(f"\nS3 mount benchmark: {mib} MiB sequential, {args.files} x 4 KiB creates, "
-          f"ls -l of {args.files} (moto_server on 127.0.0.1)\n")
-    print(f"{'client':<10} {'write MiB/s':>12} {'read MiB/s':>11} {'w % direct':>10} "
-          f"{'r % direct':>10} {'creates s':>10} {'x s3fs':>7} {'ls -l s':>8} {'peak RSS MiB':>12}")
+          f"ls -l of {args.files} and of {args.many} (moto_server on 127.0.0.1)\n")
+    print(f"{'client':<17} {'write MiB/s':>12} {'read MiB/s':>11} {'w % direct':>10} "
+          f"{'r % direct':>10} {'creates s':>10} {'x s3fs':>7} {'ls -l s':>8} {'rm -rf s':>8} "
+          f"{'ls -l many s':>12} {'peak RSS MiB':>12}")
     for kind, r in rows:
         wr = r.get("write_mib_s")
         rd = r.get("read_mib_s")
@@ -341,9 +381,10 @@ def main():
         rpct = 100 * rd / direct["read_mib_s"] if rd and direct.get("read_mib_s") else None
         speed = s3fs["creates_s"] / r["creates_s"] if r.get("creates_s") and s3fs.get("creates_s") else None
         r["write_pct_direct"], r["read_pct_direct"], r["creates_x_s3fs"] = wpct, rpct, speed
-        print(f"{kind:<10} {fmt(wr):>12} {fmt(rd):>11} {fmt(wpct, '{:.0f}%'):>10} "
+        print(f"{kind:<17} {fmt(wr):>12} {fmt(rd):>11} {fmt(wpct, '{:.0f}%'):>10} "
               f"{fmt(rpct, '{:.0f}%'):>10} {fmt(r.get('creates_s'), '{:.2f}'):>10} "
               f"{fmt(speed, '{:.1f}x'):>7} {fmt(r.get('ls_s'), '{:.2f}'):>8} "
+              f"{fmt(r.get('rm_s'), '{:.2f}'):>8} {fmt(r.get('ls_many_s'), '{:.2f}'):>12} "
               f"{fmt(r.get('peak_rss_mib'), '{:.0f}'):>12}"
               + (f"  error: {r['error']}" if "error" in r else ""))
     out = {"size_mib": mib, "files": args.files, "results": results,

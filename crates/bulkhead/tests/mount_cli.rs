@@ -215,6 +215,97 @@ fn filesystem_killed_mid_write_fails_the_writer() {
     );
 }
 
+fn mount_fg(moto: &Moto, bucket: &str, dir: &Path) -> std::process::Child {
+    let child = bulkhead()
+        .args(["mount", bucket])
+        .arg(dir)
+        .args(["--endpoint", &moto.endpoint, "-f"])
+        .env("AWS_ACCESS_KEY_ID", "a")
+        .env("AWS_SECRET_ACCESS_KEY", "b")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !is_mounted(dir) {
+        assert!(Instant::now() < deadline, "mount did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+/// SEMANTICS "Errors and outages": a mount killed (`kill -9`) while overwriting a file,
+/// while writing a new one, and after `cmd > file` closed its first descriptor leaves the
+/// previous objects intact and no new one; the next mount of the bucket aborts the
+/// multipart uploads the dead one left.
+#[test]
+fn killed_mount_loses_nothing_and_its_uploads_are_aborted_at_the_next_mount() {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let moto = Moto::start();
+    let bucket = bucket_name("lose");
+    moto.mkbucket(&bucket);
+    moto.py(&["put", &bucket, "old.bin", "old content"]);
+    moto.py(&["put", &bucket, "shell.txt", "shell old"]);
+    let dir = tempfile::tempdir().unwrap();
+    let _guard = UnmountGuard(dir.path().to_path_buf());
+    let mut child = mount_fg(&moto, &bucket, dir.path());
+    let chunk = common::pattern(1 << 20, 9);
+    // Started before any file is open: its fork must not flush them.
+    let check = moto.later(&["get", &bucket, "old.bin"]);
+
+    // Overwrite and new file, both past one part (8 MiB): multipart uploads in progress.
+    let mut over = File::create(dir.path().join("old.bin")).unwrap();
+    let mut new = File::create(dir.path().join("new.bin")).unwrap();
+    for _ in 0..12 {
+        over.write_all(&chunk).unwrap();
+        new.write_all(&chunk).unwrap();
+    }
+    // `cmd > shell.txt`: the shell opens (truncating), duplicates onto 1, closes the
+    // original; the command writes, and is still writing when the mount dies.
+    let opened = File::create(dir.path().join("shell.txt")).unwrap();
+    // SAFETY: dup of a descriptor owned by `opened`, which stays open until the dup exists.
+    let dup = unsafe { libc::dup(opened.as_raw_fd()) };
+    assert!(dup >= 0);
+    drop(opened);
+    // SAFETY: `dup` is a fresh descriptor owned by nothing else.
+    let mut out = unsafe { File::from_raw_fd(dup) };
+    out.write_all(b"partial").unwrap();
+    // A reader on the same mount while the writer streams must not commit it.
+    let mut head = vec![0u8; 4096];
+    let reader = File::open(dir.path().join("old.bin")).unwrap();
+    std::os::unix::fs::FileExt::read_exact_at(&reader, &mut head, 0).unwrap();
+    assert_eq!(head, chunk[..4096], "the reader sees the writer's data");
+    assert_eq!(check.run(), b"old content", "not committed by the read");
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop((over, new, out, reader));
+    let _ = Command::new("umount").arg("-l").arg(dir.path()).status();
+    assert_eq!(moto.get(&bucket, "old.bin"), b"old content");
+    assert_eq!(moto.get(&bucket, "shell.txt"), b"shell old");
+    assert!(
+        moto.stat(&bucket, "new.bin").is_null(),
+        "no partial new object"
+    );
+    let left = moto.uploads(&bucket);
+    assert!(
+        !left.is_empty(),
+        "the dead mount left its uploads: {left:?}"
+    );
+
+    let mut child = mount_fg(&moto, &bucket, dir.path());
+    assert_eq!(
+        moto.uploads(&bucket),
+        Vec::<String>::new(),
+        "aborted at mount"
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("old.bin")).unwrap(),
+        b"old content"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 /// `--help` explains the command.
 #[test]
 fn help_explains_the_command() {
@@ -226,6 +317,8 @@ fn help_explains_the_command() {
         "--stat-cache-ttl",
         "allow_other",
         "--read-only",
+        "--attributes",
+        "uniform",
         "EXAMPLES",
     ] {
         assert!(text.contains(needle), "missing {needle} in:\n{text}");

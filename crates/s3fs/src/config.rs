@@ -9,6 +9,20 @@ use crate::error::ConfigError;
 /// S3's minimum part size (all parts but the last).
 pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 
+/// Where the mode, owner and times an entry shows come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Attributes {
+    /// Stored per object as `x-amz-meta-*` (s3fs-fuse's format): chmod, chown and utimes
+    /// persist, and a listing fetches each entry's attributes (HEADs, `listing_concurrency`
+    /// at a time). The mount's modes and owner stand in for objects without them.
+    #[default]
+    Stored,
+    /// The mount's `file_mode`/`dir_mode`/`uid`/`gid` for every entry and `Last-Modified` as
+    /// every time (goofys, mountpoint-s3): a listing needs no request per entry, objects are
+    /// written without metadata, and chmod/chown to other values are refused.
+    Uniform,
+}
+
 /// How one bucket (or prefix of it) is mounted. Built by the caller; this crate never reads
 /// the environment or argv.
 #[derive(Clone, Debug)]
@@ -27,13 +41,17 @@ pub struct MountConfig {
     pub stat_cache_ttl: Duration,
     /// How long "this name is a file / a directory / absent" is trusted.
     pub type_cache_ttl: Duration,
-    /// Permission bits every directory shows.
+    /// Stored (per object) or uniform attributes.
+    pub attributes: Attributes,
+    /// HEADs in flight while a listing fetches stored attributes.
+    pub listing_concurrency: usize,
+    /// Permission bits of directories without stored ones (every directory when uniform).
     pub dir_mode: u16,
-    /// Permission bits every file shows.
+    /// Permission bits of files without stored ones (every file when uniform).
     pub file_mode: u16,
-    /// Owner every entry shows.
+    /// Owner of entries without a stored one (every entry when uniform).
     pub uid: u32,
-    /// Group every entry shows.
+    /// Group of entries without a stored one (every entry when uniform).
     pub gid: u32,
     /// Let users other than the mounting one use the mount (FUSE `allow_other`).
     pub allow_other: bool,
@@ -51,6 +69,9 @@ pub struct MountConfig {
     pub fuse_threads: usize,
     /// Where staging files for in-place edits go; `None` = the system temp dir.
     pub staging_dir: Option<PathBuf>,
+    /// Where the mount records its multipart uploads in progress, so that the next mount of
+    /// the bucket aborts those a killed mount left; `None` = `<temp dir>/bulkhead-s3fs-<euid>`.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Default for MountConfig {
@@ -63,6 +84,8 @@ impl Default for MountConfig {
             credentials: None,
             stat_cache_ttl: Duration::from_secs(1),
             type_cache_ttl: Duration::from_secs(1),
+            attributes: Attributes::Stored,
+            listing_concurrency: 32,
             dir_mode: 0o755,
             file_mode: 0o644,
             uid: 0,
@@ -75,6 +98,7 @@ impl Default for MountConfig {
             request_timeout: Duration::from_secs(60),
             fuse_threads: 8,
             staging_dir: None,
+            state_dir: None,
         }
     }
 }
@@ -120,6 +144,12 @@ impl MountConfig {
                 rule: "between 128 KiB and 256 MiB",
             });
         }
+        if self.listing_concurrency == 0 || self.listing_concurrency > 256 {
+            return Err(ConfigError::Range {
+                name: "listing_concurrency",
+                rule: "between 1 and 256",
+            });
+        }
         if self.fuse_threads == 0 || self.fuse_threads > 256 {
             return Err(ConfigError::Range {
                 name: "fuse_threads",
@@ -139,6 +169,11 @@ impl MountConfig {
             });
         }
         Ok(())
+    }
+
+    /// Whether attributes are uniform (nothing is read from or written to object metadata).
+    pub fn uniform(&self) -> bool {
+        self.attributes == Attributes::Uniform
     }
 
     /// The endpoint URL in use.

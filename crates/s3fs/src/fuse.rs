@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
     KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow,
-    WriteFlags,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
+    Request, TimeOrNow, WriteFlags,
 };
 use tracing::Instrument;
 
@@ -119,9 +119,27 @@ impl Filesystem for FuseAdapter {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         // Bigger requests mean fewer round trips; the kernel clamps what it cannot do.
         let _ = config.set_max_write(1 << 20);
-        let _ = config.set_max_readahead(1 << 20);
+        if let Err(max) = config.set_max_readahead(1 << 20) {
+            // The kernel offers its block-device readahead (128 KiB unless raised); ask for
+            // as much as it allows.
+            let _ = config.set_max_readahead(max);
+            tracing::debug!(max, "kernel readahead is capped below 1 MiB");
+        }
         let _ = config.add_capabilities(fuser::InitFlags::FUSE_ATOMIC_O_TRUNC);
+        // Listings hand the kernel each entry's attributes: no lookup per entry for `ls -l`.
+        let _ = config.add_capabilities(fuser::InitFlags::FUSE_DO_READDIRPLUS);
         Ok(())
+    }
+
+    /// The session ends (unmounted): directory times still pending are written.
+    fn destroy(&mut self) {
+        let fs = self.fs.clone();
+        let flushed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.rt.block_on(fs.flush_dir_times());
+        }));
+        if flushed.is_err() {
+            tracing::warn!("directory times not stored: the runtime was already stopped");
+        }
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
@@ -203,9 +221,9 @@ impl Filesystem for FuseAdapter {
                 let (uid, gid) = (req.uid(), req.gid());
                 return fs.mknod_special(parent.0, name, mode, rdev, uid, gid).await;
             }
-            let meta = S3Fs::new_meta(Kind::File, mode, req.uid(), req.gid());
+            let meta = fs.new_meta(Kind::File, mode, req.uid(), req.gid());
             let (attr, fh) = fs.create(parent.0, name, meta).await?;
-            let r = fs.flush(fh).await;
+            let r = fs.fsync(fh).await;
             fs.release(fh).await;
             r.map(|()| attr)
         });
@@ -224,7 +242,7 @@ impl Filesystem for FuseAdapter {
         _umask: u32,
         reply: ReplyEntry,
     ) {
-        let meta = S3Fs::new_meta(Kind::Dir, mode, req.uid(), req.gid());
+        let meta = self.fs.new_meta(Kind::Dir, mode, req.uid(), req.gid());
         match self.run("mkdir", parent.0, self.fs.mkdir(parent.0, name, meta)) {
             Ok(a) => reply.entry(&self.ttl, &self.attr(&a), Generation(0)),
             Err(e) => reply.error(e),
@@ -394,7 +412,7 @@ impl Filesystem for FuseAdapter {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        match self.run("fsync", ino.0, self.fs.flush(fh.0)) {
+        match self.run("fsync", ino.0, self.fs.fsync(fh.0)) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }
@@ -415,14 +433,41 @@ impl Filesystem for FuseAdapter {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        match self.run("readdir", ino.0, self.fs.readdir(ino.0, fh.0, offset)) {
+        match self.run(
+            "readdir",
+            ino.0,
+            self.fs.readdir(ino.0, fh.0, offset, false),
+        ) {
             Ok(entries) => {
                 for (i, e) in entries.iter().enumerate() {
-                    let kind = match e.kind {
-                        Kind::Dir => FileType::Directory,
-                        Kind::File => FileType::RegularFile,
-                    };
-                    if reply.add(INodeNo(e.ino), offset + i as u64 + 1, kind, &e.name) {
+                    let kind = self.attr(&e.attr).kind;
+                    if reply.add(INodeNo(e.attr.ino), offset + i as u64 + 1, kind, &e.name) {
+                        break;
+                    }
+                }
+                reply.ok();
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    /// readdir with each entry's attributes, so that `ls -l` needs no lookup per entry.
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let f = self.fs.readdir(ino.0, fh.0, offset, true);
+        match self.run("readdirplus", ino.0, f) {
+            Ok(entries) => {
+                for (i, e) in entries.iter().enumerate() {
+                    let attr = self.attr(&e.attr);
+                    let at = offset + i as u64 + 1;
+                    let ino = INodeNo(e.attr.ino);
+                    if reply.add(ino, at, &e.name, &self.ttl, &attr, Generation(0)) {
                         break;
                     }
                 }
@@ -505,7 +550,7 @@ impl Filesystem for FuseAdapter {
         _flags: i32,
         reply: ReplyCreate,
     ) {
-        let meta = S3Fs::new_meta(Kind::File, mode, req.uid(), req.gid());
+        let meta = self.fs.new_meta(Kind::File, mode, req.uid(), req.gid());
         match self.run("create", parent.0, self.fs.create(parent.0, name, meta)) {
             Ok((a, fh)) => reply.created(
                 &self.ttl,

@@ -31,9 +31,10 @@ mod credentials;
 mod error;
 mod fs;
 mod fuse;
+mod journal;
 mod mount;
 
-pub use config::{MIN_PART_SIZE, MountConfig};
+pub use config::{Attributes, MIN_PART_SIZE, MountConfig};
 pub use credentials::Credentials;
 pub use error::{ConfigError, CredentialsError, FsError, MountError, S3Error};
 pub use mount::{MountHandle, S3Mount};

@@ -11,6 +11,7 @@ use crate::config::MountConfig;
 use crate::error::MountError;
 use crate::fs::S3Fs;
 use crate::fuse::FuseAdapter;
+use crate::journal::Journal;
 
 /// Mounts buckets.
 #[derive(Debug)]
@@ -66,6 +67,22 @@ impl S3Mount {
                 endpoint: endpoint.clone(),
                 source,
             })?;
+        let journal = if config.read_only {
+            None
+        } else {
+            let dir = config.state_dir.clone().unwrap_or_else(|| {
+                std::env::temp_dir()
+                    .join(format!("bulkhead-s3fs-{}", nix::unistd::geteuid().as_raw()))
+            });
+            let scope = (endpoint.as_str(), config.bucket.as_str(), prefix.as_str());
+            match runtime.block_on(Journal::open(&dir, scope, &client)) {
+                Ok(j) => Some(j),
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "no upload journal: uploads of a killed mount will not be aborted");
+                    None
+                }
+            }
+        };
         let mut options = vec![
             MountOption::FSName(format!("bulkhead-s3:{}", config.bucket)),
             MountOption::Subtype("bulkhead-s3".into()),
@@ -87,7 +104,8 @@ impl S3Mount {
         fuse_config.n_threads = Some(config.fuse_threads);
         fuse_config.clone_fd = true;
         let bucket = config.bucket.clone();
-        let fs = Arc::new(S3Fs::new(client, config));
+        let fs = Arc::new(S3Fs::new(client, config, journal));
+        S3Fs::spawn_dir_times_flusher(&fs, runtime.handle());
         let adapter = FuseAdapter::new(fs, runtime.handle().clone());
         let session = fuser::spawn_mount(adapter, mountpoint, &fuse_config).map_err(|source| {
             MountError::Fuse {

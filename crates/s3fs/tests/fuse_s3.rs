@@ -378,3 +378,19 @@ fn rename_while_open_for_writing_keeps_writing_to_the_new_name() {
     assert_eq!(fx.moto.get(&fx.bucket, "final.txt"), b"part one;part two");
     assert!(fx.moto.stat(&fx.bucket, "draft.tmp").is_null());
 }
+
+/// SEMANTICS "unlink": removing a file that is still open for writing deletes the object,
+/// and closing the file afterwards does not bring it back (as on a local filesystem).
+#[test]
+fn unlink_of_an_open_file_is_not_undone_by_its_close() {
+    let fx = setup();
+    let mut f = File::create(fx.path("gone.txt")).unwrap();
+    f.write_all(b"first").unwrap();
+    f.sync_all().unwrap();
+    assert_eq!(fx.moto.get(&fx.bucket, "gone.txt"), b"first");
+    fs::remove_file(fx.path("gone.txt")).unwrap();
+    f.write_all(b" and more").unwrap();
+    close(f).expect("close succeeds");
+    assert!(fx.moto.stat(&fx.bucket, "gone.txt").is_null());
+    assert!(!fx.path("gone.txt").exists());
+}

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use bulkhead_s3fs::{Credentials, MountConfig, MountHandle, S3Mount};
+use bulkhead_s3fs::{Attributes, Credentials, MountConfig, MountHandle, S3Mount};
 use clap::Args as ClapArgs;
 
 /// Mount an S3 bucket (or a prefix of it) as a filesystem.
@@ -30,6 +30,19 @@ Wrong credentials, a missing bucket or an unreachable endpoint fail here, before
 mounted. Files are uploaded when closed: close() and fsync() return only once the upload is
 complete, and return its error if it failed. Unmount with `umount MOUNTPOINT` (or Ctrl-C /
 SIGTERM with -f).
+
+ATTRIBUTES: with --attributes stored (the default), mode, owner and times are kept per object
+as x-amz-meta-* (s3fs-fuse's format); a listing fetches them with up to 32 HEADs in flight
+(`ls -l` of 1,000 files costs one listing and 1,000 concurrent HEADs). With --attributes
+uniform, every entry shows --file-mode/--dir-mode, --uid/--gid and Last-Modified (as goofys
+and mountpoint-s3 do): a listing costs no request per entry, objects are written without
+metadata, chmod/chown to other values fail with EPERM, utimes change nothing, and symlinks,
+fifos and device nodes are refused with EPERM.
+
+CACHING: sizes, times and attributes are trusted for --stat-cache-ttl and file / directory /
+absent for --type-cache-ttl, counted from when the whole listing or the lookup that told
+them was done; the kernel caches attributes and names for --stat-cache-ttl. Changes made
+through this mount show at once; changes by other clients within the TTLs.
 
 CREDENTIALS, first found: --credentials-file (profile --profile or default); --profile in
 $AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials; AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY
@@ -68,16 +81,20 @@ pub struct Args {
     /// How long "is a file / is a directory / does not exist" is cached.
     #[arg(long, default_value = "1s", value_parser = parse_duration, help_heading = "Caching")]
     pub type_cache_ttl: Duration,
-    /// Permission bits shown for directories (octal).
+    /// Where mode, owner and times come from: stored per object, or uniform (the four
+    /// options below for every entry; no request per entry in listings).
+    #[arg(long, value_enum, default_value = "stored", help_heading = "Ownership")]
+    pub attributes: AttributesArg,
+    /// Permission bits of directories without stored ones (every directory when uniform).
     #[arg(long, default_value = "0755", value_parser = parse_mode, help_heading = "Ownership")]
     pub dir_mode: u16,
-    /// Permission bits shown for files (octal).
+    /// Permission bits of files without stored ones (every file when uniform).
     #[arg(long, default_value = "0644", value_parser = parse_mode, help_heading = "Ownership")]
     pub file_mode: u16,
-    /// Owner shown for every entry (default: the user running the command).
+    /// Owner of entries without a stored one (default: the user running the command).
     #[arg(long, help_heading = "Ownership")]
     pub uid: Option<u32>,
-    /// Group shown for every entry (default: the group running the command).
+    /// Group of entries without a stored one (default: the group running the command).
     #[arg(long, help_heading = "Ownership")]
     pub gid: Option<u32>,
     /// Mount options, comma-separated: allow_other, ro, rw.
@@ -92,6 +109,15 @@ pub struct Args {
     /// In the background, append logs to this file (default: discarded).
     #[arg(long, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
+}
+
+/// `--attributes`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AttributesArg {
+    /// Mode, owner and times stored per object (x-amz-meta-*).
+    Stored,
+    /// The mount's modes and owner for every entry, Last-Modified as its times.
+    Uniform,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -180,6 +206,10 @@ fn config(args: &Args) -> anyhow::Result<MountConfig> {
         credentials: credentials(args)?,
         stat_cache_ttl: args.stat_cache_ttl,
         type_cache_ttl: args.type_cache_ttl,
+        attributes: match args.attributes {
+            AttributesArg::Stored => Attributes::Stored,
+            AttributesArg::Uniform => Attributes::Uniform,
+        },
         dir_mode: args.dir_mode,
         file_mode: args.file_mode,
         uid: args.uid.unwrap_or_else(|| nix::unistd::geteuid().as_raw()),

@@ -22,6 +22,8 @@ struct Recorded {
     endpoint: Option<String>,
     region: String,
     read_only: bool,
+    /// `--attributes` of the mount (a mount recorded without it predates uniform ones).
+    attributes: String,
 }
 
 fn is_live_fuse_mount(path: &Path) -> bool {
@@ -54,6 +56,7 @@ pub fn ensure(args: &Args, layout: &DataDir, bucket: &str) -> anyhow::Result<Pat
         endpoint: args.storage_endpoint.clone(),
         region: args.storage_region.clone(),
         read_only: args.storage_read_only,
+        attributes: "uniform".into(),
     };
     std::fs::create_dir_all(&mountpoint)
         .with_context(|| format!("creating {}", mountpoint.display()))?;
@@ -81,8 +84,12 @@ pub fn ensure(args: &Args, layout: &DataDir, bucket: &str) -> anyhow::Result<Pat
     let mut cmd = Command::new(exe);
     cmd.arg("mount").arg(&target).arg(&mountpoint);
     // Sandboxes run as their own host uids: like the seed's goofys mount, every file is open
-    // to them (the bucket holds nothing but their shared files).
+    // to them (the bucket holds nothing but their shared files). Uniform attributes: no
+    // per-file owner to keep between sandboxes of different uids, and listings of busy
+    // directories cost no request per entry.
     cmd.args([
+        "--attributes",
+        "uniform",
         "--dir-mode",
         "0777",
         "--file-mode",

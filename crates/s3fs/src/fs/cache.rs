@@ -1,6 +1,7 @@
 //! Stat cache (file size, mtime and stored attributes) and type cache (file / directory /
 //! absent), each entry with its own expiry. A listing tells sizes but not attributes: its
-//! entries vouch for the type only, and a stat asks S3 for the attributes.
+//! entries vouch for the type only (keeping attributes already known within the stat TTL),
+//! and a stat asks S3 for the attributes.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
@@ -96,7 +97,19 @@ impl Cache {
             Known::Dir(meta) => (Some(Kind::Dir), 0, SystemTime::UNIX_EPOCH, meta),
             Known::Absent => (None, 0, SystemTime::UNIX_EPOCH, Meta::default()),
         };
-        let meta = with_meta.then_some(meta);
+        let mut meta = with_meta.then_some(meta);
+        let mut stat_until = now + self.stat_ttl;
+        if !with_meta
+            && let Some(old) = self.entries.get(path)
+            && old.kind == kind
+            && old.meta.is_some()
+            && old.stat_until > now
+        {
+            // A listing does not take back the attributes a HEAD (or our own write) told
+            // within the stat TTL.
+            meta = old.meta;
+            stat_until = old.stat_until;
+        }
         self.entries.insert(
             path.to_string(),
             Entry {
@@ -104,7 +117,7 @@ impl Cache {
                 size,
                 mtime,
                 meta,
-                stat_until: now + self.stat_ttl,
+                stat_until,
                 type_until: now + self.type_ttl,
             },
         );
@@ -143,5 +156,12 @@ mod tests {
         let mut c = Cache::new(Duration::from_secs(60), Duration::from_secs(60));
         c.put_listed("d", Known::Dir(Meta::default()));
         assert_eq!(c.get("d"), None, "a listing does not vouch for attributes");
+        let stored = Meta {
+            uid: Some(7),
+            ..Meta::default()
+        };
+        c.put("e", Known::Dir(stored));
+        c.put_listed("e", Known::Dir(Meta::default()));
+        assert_eq!(c.get("e"), Some(Known::Dir(stored)), "a listing keeps them");
     }
 }

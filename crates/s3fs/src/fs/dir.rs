@@ -1,24 +1,25 @@
-//! Directories: listing (ListObjectsV2 with `/` as delimiter, every page), mkdir (a `dir/`
+//! Directories: open, read (the listing itself is in [`super::listing`]), mkdir (a `dir/`
 //! marker object), rmdir (only when nothing but the marker is left).
 
-use std::collections::BTreeMap;
-
 use super::cache::Known;
-use super::inodes::{self, Kind};
+use super::inodes::Kind;
 use super::{Attr, Handle, S3Fs};
 use crate::client::Meta;
-use crate::client::list::PageCursor;
 use crate::error::FsError;
 
-/// Keys per ListObjectsV2 page.
-const PAGE: u32 = 1000;
-
-/// One directory entry as readdir returns it.
+/// One directory entry as readdir returns it, with the attributes readdirplus hands the
+/// kernel.
 #[derive(Clone, Debug)]
 pub(crate) struct DirEntry {
-    pub ino: u64,
-    pub kind: Kind,
     pub name: String,
+    pub attr: Attr,
+}
+
+/// The listing an open directory serves readdir from, taken at the first call.
+pub(crate) struct Listing {
+    entries: Vec<DirEntry>,
+    /// Whether the entries carry their stored attributes (fetched for readdirplus).
+    with_attrs: bool,
 }
 
 impl S3Fs {
@@ -31,103 +32,36 @@ impl S3Fs {
         Ok(self.new_fh(Handle::Dir(tokio::sync::Mutex::new(None))))
     }
 
-    /// `readdir(fh, offset)`: entries from `offset` on. The listing is taken once per open
-    /// directory (at offset 0) and served from memory after that.
+    /// `readdir(fh, offset)` (`plus`: readdirplus): entries from `offset` on. The listing is
+    /// taken once per open directory (at offset 0) and served from memory after that; for
+    /// readdirplus with stored attributes it also fetches each entry's attributes.
     pub(crate) async fn readdir(
         &self,
         ino: u64,
         fh: u64,
         offset: u64,
+        plus: bool,
     ) -> Result<Vec<DirEntry>, FsError> {
         let handle = self.handle(fh)?;
         let Handle::Dir(listing) = &*handle else {
             return Err(FsError::BadHandle);
         };
         let mut listing = listing.lock().await;
-        if offset == 0 || listing.is_none() {
-            *listing = Some(self.list_dir(ino).await?);
-        }
-        let entries = listing.as_deref().unwrap_or_default();
-        let skip = usize::try_from(offset).unwrap_or(usize::MAX);
-        Ok(entries.iter().skip(skip).cloned().collect())
-    }
-
-    /// The whole listing of directory `ino`, `.` and `..` first; fills the caches.
-    async fn list_dir(&self, ino: u64) -> Result<Vec<DirEntry>, FsError> {
-        let (path, _) = self.path_of(ino)?;
-        let dkey = self.dir_key(&path);
-        let mut names: BTreeMap<String, (Kind, Known)> = BTreeMap::new();
-        let mut cursor: Option<PageCursor> = None;
-        loop {
-            let page = self
-                .client
-                .list_page(&dkey, Some("/"), cursor.as_ref(), PAGE)
-                .await
-                .map_err(FsError::s3("ListObjectsV2", &dkey))?;
-            for o in &page.objects {
-                let name = &o.key[dkey.len().min(o.key.len())..];
-                if name.is_empty() || name.contains('/') {
-                    continue; // the directory's own marker
-                }
-                names.entry(name.to_string()).or_insert((
-                    Kind::File,
-                    Known::File {
-                        size: o.size,
-                        mtime: o.mtime,
-                        meta: Meta::default(),
-                    },
-                ));
+        let need_attrs = plus && !self.cfg.uniform();
+        let stale = listing.as_ref().is_none_or(|l| need_attrs && !l.with_attrs);
+        if offset == 0 || stale {
+            let mut entries = self.list_dir(ino).await?;
+            if need_attrs {
+                self.fetch_attrs(ino, &mut entries).await?;
             }
-            for p in &page.prefixes {
-                let name = p[dkey.len().min(p.len())..].trim_end_matches('/');
-                if name.is_empty() || name.contains('/') {
-                    continue;
-                }
-                // A directory wins over a file of the same name.
-                names.insert(name.to_string(), (Kind::Dir, Known::Dir(Meta::default())));
-            }
-            match page.next {
-                Some(next) => cursor = Some(next),
-                None => break,
-            }
-        }
-        for (p, _) in self.writers_under(&path) {
-            let name = p.rsplit('/').next().unwrap_or(&p).to_string();
-            names.entry(name).or_insert((
-                Kind::File,
-                Known::File {
-                    size: 0,
-                    mtime: std::time::SystemTime::now(),
-                    meta: Meta::default(),
-                },
-            ));
-        }
-        let parent_ino = self
-            .inodes()
-            .ino_of(inodes::parent_of(&path))
-            .unwrap_or(super::inodes::ROOT);
-        let mut out = Vec::with_capacity(names.len() + 2);
-        out.push(DirEntry {
-            ino,
-            kind: Kind::Dir,
-            name: ".".into(),
-        });
-        out.push(DirEntry {
-            ino: parent_ino,
-            kind: Kind::Dir,
-            name: "..".into(),
-        });
-        for (name, (kind, known)) in names {
-            let child = inodes::join(&path, &name);
-            // Listings carry no attributes: only the type is cached.
-            self.cache_put_listed(&child, known);
-            out.push(DirEntry {
-                ino: self.ino_for(&child, kind),
-                kind,
-                name,
+            *listing = Some(Listing {
+                entries,
+                with_attrs: need_attrs,
             });
         }
-        Ok(out)
+        let entries = listing.as_ref().map_or(&[][..], |l| &l.entries);
+        let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+        Ok(entries.iter().skip(skip).cloned().collect())
     }
 
     /// `mkdir(parent, name)`: writes the `name/` marker object, carrying `meta`.
@@ -180,10 +114,12 @@ impl S3Fs {
         if page.objects.iter().any(|o| o.key != key) || !page.prefixes.is_empty() {
             return Err(FsError::NotEmpty);
         }
+        let marker = self.dir_times.forget(&path).await;
         self.client
             .delete_object(&key)
             .await
             .map_err(FsError::s3("DeleteObject", &key))?;
+        drop(marker);
         self.cache_invalidate(&path);
         self.cache_put(&path, Known::Absent);
         self.inodes().remove_path(&path);

@@ -90,9 +90,25 @@ impl S3Fs {
         }
     }
 
-    /// `flush(fh)` (every `close`) and `fsync(fh)`: commits the file and returns the upload's
-    /// error if it failed.
+    /// `flush(fh)` (every `close`): commits the file and returns the upload's error if it
+    /// failed. A file only emptied (created or opened with `O_TRUNC`, nothing written) is
+    /// left to the last release: closing a duplicate descriptor before the data comes
+    /// must not replace the previous object with nothing.
     pub(crate) async fn flush(&self, fh: u64) -> Result<(), FsError> {
+        match &*self.handle(fh)? {
+            Handle::Write { state, .. } => {
+                let mut s = state.lock().await;
+                if s.only_emptied() {
+                    return Ok(());
+                }
+                s.commit(self).await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// `fsync(fh)`: commits the file, whatever it holds.
+    pub(crate) async fn fsync(&self, fh: u64) -> Result<(), FsError> {
         match &*self.handle(fh)? {
             Handle::Write { state, .. } => state.lock().await.commit(self).await,
             _ => Ok(()),
@@ -112,8 +128,10 @@ impl S3Fs {
             {
                 tracing::error!(key = %s.key(), error = %crate::fuse::chain(&e), "data written to this file could not be uploaded");
             }
+            if self.detach_writer(*ino) {
+                s.set_released();
+            }
             drop(s);
-            self.detach_writer(*ino);
         }
     }
 
@@ -126,7 +144,13 @@ impl S3Fs {
             return Err(FsError::IsDir);
         }
         if let Some(w) = self.writer_of(ino) {
-            return w.lock().await.truncate(self, size).await;
+            let mut s = w.lock().await;
+            s.truncate(self, size).await?;
+            if s.is_released() {
+                // The last handle went away while we waited: nobody else will commit it.
+                s.commit(self).await?;
+            }
+            return Ok(());
         }
         let (cur, meta) = match self.resolve(&path).await? {
             Known::File { size, meta, .. } => (size, meta),

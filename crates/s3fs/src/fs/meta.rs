@@ -42,8 +42,17 @@ fn type_bits(kind: Kind) -> u32 {
 
 impl S3Fs {
     /// The attributes a new entry of `kind` gets: permission bits `mode` (already masked by
-    /// the kernel), owned by the creating `uid`/`gid`, all times now.
-    pub(crate) fn new_meta(kind: Kind, mode: u32, uid: u32, gid: u32) -> Meta {
+    /// the kernel), owned by the creating `uid`/`gid`, all times now. None with uniform
+    /// attributes (the object is written without metadata).
+    pub(crate) fn new_meta(&self, kind: Kind, mode: u32, uid: u32, gid: u32) -> Meta {
+        if self.cfg.uniform() {
+            return Meta::default();
+        }
+        Self::stored_meta(kind, mode, uid, gid)
+    }
+
+    /// The attributes stored on a new entry (see [`Self::new_meta`]).
+    pub(crate) fn stored_meta(kind: Kind, mode: u32, uid: u32, gid: u32) -> Meta {
         let now = epoch_secs(SystemTime::now());
         Meta {
             mode: Some(type_bits(kind) | (mode & 0o7777)),
@@ -94,40 +103,21 @@ impl S3Fs {
         }
     }
 
-    /// An entry of the directory holding `path` was created, removed or renamed: its stored
-    /// mtime and ctime move to now, as s3fs-fuse does. Only a directory whose marker stores
-    /// attributes is updated (the mount root, implied directories and those of other
-    /// clients have none to update). The entry's own change is already in S3, so a failure
-    /// here is logged, not returned.
-    pub(crate) async fn touch_parent(&self, path: &str) {
-        let parent = super::inodes::parent_of(path);
-        if parent.is_empty() {
-            return;
-        }
-        let r: Result<(), FsError> = async {
-            let Known::Dir(meta) = self.resolve(parent).await? else {
-                return Ok(());
-            };
-            if meta.is_empty() {
-                return Ok(());
-            }
-            let now = epoch_secs(SystemTime::now());
-            let meta = Meta {
-                mtime: Some(now),
-                ctime: Some(now),
-                ..meta
-            };
-            let key = self.dir_key(parent);
-            self.client
-                .put_object_meta(&key, bytes::Bytes::new(), &meta)
-                .await
-                .map_err(FsError::s3("PutObject", &key))?;
-            self.cache_put(parent, Known::Dir(meta));
+    /// With uniform attributes nothing is stored: a mode or owner other than the one shown is
+    /// refused with `EPERM`, the same ones and any times are accepted and change nothing
+    /// (the times shown stay `Last-Modified`).
+    fn check_uniform(&self, kind: Kind, ch: &MetaChange) -> Result<(), FsError> {
+        let perm = u32::from(match kind {
+            Kind::File => self.cfg.file_mode,
+            Kind::Dir => self.cfg.dir_mode,
+        });
+        let same_mode = ch.mode.is_none_or(|m| m & 0o7777 == perm);
+        let same_uid = ch.uid.is_none_or(|u| u == self.cfg.uid);
+        let same_gid = ch.gid.is_none_or(|g| g == self.cfg.gid);
+        if same_mode && same_uid && same_gid {
             Ok(())
-        }
-        .await;
-        if let Err(e) = r {
-            tracing::warn!(dir = parent, error = %crate::fuse::chain(&e), "directory times not updated");
+        } else {
+            Err(FsError::Unsupported)
         }
     }
 
@@ -136,7 +126,10 @@ impl S3Fs {
     /// root of the mount has no object to store them on and refuses with `EPERM`.
     pub(crate) async fn set_meta(&self, ino: u64, ch: MetaChange) -> Result<(), FsError> {
         self.check_writable()?;
-        let (path, _) = self.path_of(ino)?;
+        let (path, kind) = self.path_of(ino)?;
+        if self.cfg.uniform() {
+            return self.check_uniform(kind, &ch);
+        }
         if path.is_empty() {
             return Err(FsError::Unsupported);
         }
@@ -175,6 +168,8 @@ impl S3Fs {
             Known::Dir(meta) => {
                 let meta = self.changed_meta(Kind::Dir, meta, self.mount_time, &ch);
                 let key = self.dir_key(&path);
+                // The times set here replace any the directory's entries left pending.
+                let _marker = self.dir_times.forget(&path).await;
                 // The marker is empty: writing it anew (or for the first time, for an
                 // implied directory) stores the attributes.
                 self.client

@@ -6,8 +6,10 @@
 
 mod cache;
 mod dir;
+mod dir_times;
 mod file_ops;
 pub(crate) mod inodes;
+mod listing;
 mod meta;
 mod namespace;
 mod read;
@@ -27,7 +29,6 @@ use crate::client::{Meta, S3Client};
 use crate::config::MountConfig;
 use crate::error::FsError;
 
-pub(crate) use dir::DirEntry;
 pub(crate) use meta::MetaChange;
 pub(crate) use write::WriteState;
 
@@ -62,7 +63,7 @@ pub(crate) enum Handle {
         state: Arc<tokio::sync::Mutex<WriteState>>,
     },
     /// An open directory: its listing, taken at the first readdir.
-    Dir(tokio::sync::Mutex<Option<Vec<DirEntry>>>),
+    Dir(tokio::sync::Mutex<Option<dir::Listing>>),
 }
 
 /// The filesystem.
@@ -76,6 +77,10 @@ pub(crate) struct S3Fs {
     /// Open write states by inode, with the number of handles using each.
     writers: Mutex<HashMap<u64, (SharedWrite, usize)>>,
     next_fh: AtomicU64,
+    /// Multipart uploads in progress, for the next mount should this one die.
+    journal: Option<crate::journal::Journal>,
+    /// Directory times not yet written to their markers.
+    dir_times: dir_times::DirTimes,
     /// Shown as the mtime of directories, which S3 does not have.
     pub(crate) mount_time: SystemTime,
 }
@@ -86,8 +91,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl S3Fs {
-    pub(crate) fn new(client: S3Client, cfg: MountConfig) -> Self {
+    pub(crate) fn new(
+        client: S3Client,
+        cfg: MountConfig,
+        journal: Option<crate::journal::Journal>,
+    ) -> Self {
         Self {
+            journal,
             client,
             prefix: cfg.key_prefix(),
             inodes: Mutex::new(Inodes::new()),
@@ -95,6 +105,7 @@ impl S3Fs {
             handles: Mutex::new(HashMap::new()),
             writers: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
+            dir_times: dir_times::DirTimes::default(),
             mount_time: SystemTime::now(),
             cfg,
         }
@@ -112,6 +123,20 @@ impl S3Fs {
             self.prefix.clone()
         } else {
             format!("{}{path}/", self.prefix)
+        }
+    }
+
+    /// Records a multipart upload started (see [`crate::journal`]).
+    pub(crate) fn journal_started(&self, key: &str, id: &str) {
+        if let Some(j) = &self.journal {
+            j.started(key, id);
+        }
+    }
+
+    /// Records a multipart upload completed or aborted.
+    pub(crate) fn journal_ended(&self, id: &str) {
+        if let Some(j) = &self.journal {
+            j.ended(id);
         }
     }
 
@@ -156,8 +181,18 @@ impl S3Fs {
         lock(&self.cache).put(path, known);
     }
 
+    /// Records what a listing said; with uniform attributes that is all there is to know.
     pub(crate) fn cache_put_listed(&self, path: &str, known: Known) {
-        lock(&self.cache).put_listed(path, known);
+        if self.cfg.uniform() {
+            lock(&self.cache).put(path, known);
+        } else {
+            lock(&self.cache).put_listed(path, known);
+        }
+    }
+
+    /// What the caches vouch for about `path`, without asking S3.
+    pub(crate) fn cache_get(&self, path: &str) -> Option<Known> {
+        lock(&self.cache).get(path)
     }
 
     pub(crate) fn cache_invalidate(&self, path: &str) {
@@ -168,7 +203,7 @@ impl S3Fs {
         lock(&self.inodes).get_or_insert(path, kind)
     }
 
-    fn dir_attr(&self, ino: u64, meta: Meta) -> Attr {
+    pub(crate) fn dir_attr(&self, ino: u64, meta: Meta) -> Attr {
         Attr {
             ino,
             kind: Kind::Dir,
@@ -179,8 +214,15 @@ impl S3Fs {
     }
 
     /// What `path` is, from the open writers, the caches, or S3 (HEAD of the file key and a
-    /// one-key listing under the directory prefix, in parallel).
+    /// one-key listing under the directory prefix, in parallel), with a directory's pending
+    /// times.
     pub(crate) async fn resolve(&self, path: &str) -> Result<Known, FsError> {
+        let known = self.resolve_stored(path).await?;
+        Ok(self.with_dir_times(path, known))
+    }
+
+    /// [`Self::resolve`] without pending directory times.
+    async fn resolve_stored(&self, path: &str) -> Result<Known, FsError> {
         if path.is_empty() {
             return Ok(Known::Dir(Meta::default()));
         }
@@ -202,7 +244,8 @@ impl S3Fs {
         );
         let list = list.map_err(FsError::s3("ListObjectsV2", &dkey))?;
         // A directory wins over a file of the same name: both cannot be shown.
-        let known = if list.objects.first().is_some_and(|o| o.key == dkey) {
+        let uniform = self.cfg.uniform();
+        let known = if list.objects.first().is_some_and(|o| o.key == dkey) && !uniform {
             // The marker carries the directory's attributes.
             let marker = self.client.head_object(&dkey).await;
             let marker = marker.map_err(FsError::s3("HeadObject", &dkey))?;
@@ -214,7 +257,7 @@ impl S3Fs {
                 Some(m) => Known::File {
                     size: m.size,
                     mtime: m.mtime,
-                    meta: m.meta,
+                    meta: if uniform { Meta::default() } else { m.meta },
                 },
                 None => Known::Absent,
             }
@@ -280,7 +323,7 @@ impl S3Fs {
     }
 
     /// Size and attributes of `path` while a writer has it open.
-    async fn open_writer_state(&self, path: &str) -> Option<(u64, Meta)> {
+    pub(crate) async fn open_writer_state(&self, path: &str) -> Option<(u64, Meta)> {
         let ino = lock(&self.inodes).ino_of(path)?;
         let w = self.writer_of(ino)?;
         let w = w.lock().await;

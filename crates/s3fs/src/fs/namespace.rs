@@ -21,10 +21,21 @@ impl S3Fs {
             Known::File { .. } => {}
         }
         let key = self.file_key(&path);
+        // A writer still open (or whose release is still committing) must not bring the
+        // object back after the delete.
+        let writer = self.inodes().ino_of(&path).and_then(|i| self.writer_of(i));
+        let mut writer = match &writer {
+            Some(w) => Some(w.lock().await),
+            None => None,
+        };
+        if let Some(w) = writer.as_mut() {
+            w.unlink(self).await;
+        }
         self.client
             .delete_object(&key)
             .await
             .map_err(FsError::s3("DeleteObject", &key))?;
+        drop(writer);
         self.cache_put(&path, Known::Absent);
         self.inodes().remove_path(&path);
         self.touch_parent(&path).await;
@@ -132,6 +143,8 @@ impl S3Fs {
     /// Moves every key under `from/` to `to/`; the new marker carries the source's `meta`.
     async fn rename_dir(&self, from: &str, to: &str, meta: Meta) -> Result<(), FsError> {
         let (fkey, tkey) = (self.dir_key(from), self.dir_key(to));
+        // Pending times of the old names go with them; the new marker carries `meta`.
+        let _marker = self.dir_times.forget(from).await;
         // The new marker first, so the target exists even if the source was implicit.
         self.client
             .put_object_meta(&tkey, bytes::Bytes::new(), &meta)

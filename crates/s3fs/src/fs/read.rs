@@ -1,7 +1,8 @@
 //! Reads: one streamed GET per sequential reader, exact ranged GETs for random readers.
 //!
-//! A sequential reader (first read at 0, or a read that starts where the last one ended)
-//! gets a GET from that offset to the end of the object, pulled by a background task into a
+//! A sequential reader (first read near 0, or a read that starts near where the last one
+//! ended, within [`WINDOW`]) gets a GET from the lower of the two offsets to the end of the
+//! object, pulled by a background task into a
 //! bounded channel of 1 MiB pieces (`readahead` bytes at most), so the network runs ahead
 //! of the reader with bounded memory. Recently returned data is kept in a small window, so
 //! the kernel's concurrent readahead requests may arrive slightly out of order without
@@ -184,11 +185,16 @@ impl ReadState {
                 }
             }
         }
-        let sequential = self.last_end.map_or(offset == 0, |l| l == offset);
+        // Near where the last read ended (or near the start): the kernel's readahead
+        // requests arrive slightly out of order across FUSE threads. The stream starts at
+        // the lower of the two offsets, so both are served from it.
+        let from = self.last_end.unwrap_or(0);
+        let sequential = offset.abs_diff(from) <= WINDOW;
         self.last_end = Some(end);
         if sequential {
-            tracing::debug!(key = %self.key, offset, "streamed GET started");
-            let mut s = Stream::start(client, &self.key, offset, self.readahead);
+            let start = offset.min(from);
+            tracing::debug!(key = %self.key, offset, start, "streamed GET started");
+            let mut s = Stream::start(client, &self.key, start, self.readahead);
             let r = s.fill_to(end, max_ahead).await;
             if let Err(e) = r {
                 return Err(err(e));

@@ -24,7 +24,8 @@ impl S3Fs {
         uid: u32,
         gid: u32,
     ) -> Result<Attr, FsError> {
-        let mut meta = Self::new_meta(Kind::File, 0o777, uid, gid);
+        self.check_special()?;
+        let mut meta = Self::stored_meta(Kind::File, 0o777, uid, gid);
         meta.mode = Some(libc::S_IFLNK | 0o777);
         let body = Bytes::copy_from_slice(target);
         self.put_special(parent, name, body, meta).await
@@ -41,16 +42,26 @@ impl S3Fs {
         uid: u32,
         gid: u32,
     ) -> Result<Attr, FsError> {
+        self.check_special()?;
         let ty = mode & libc::S_IFMT;
         if ![libc::S_IFIFO, libc::S_IFSOCK, libc::S_IFCHR, libc::S_IFBLK].contains(&ty) {
             return Err(FsError::Invalid);
         }
-        let mut meta = Self::new_meta(Kind::File, mode, uid, gid);
+        let mut meta = Self::stored_meta(Kind::File, mode, uid, gid);
         meta.mode = Some(ty | (mode & 0o7777));
         if ty == libc::S_IFCHR || ty == libc::S_IFBLK {
             meta.rdev = Some(rdev);
         }
         self.put_special(parent, name, Bytes::new(), meta).await
+    }
+
+    /// Types live in the stored mode: with uniform attributes there is nowhere to keep them.
+    fn check_special(&self) -> Result<(), FsError> {
+        self.check_writable()?;
+        if self.cfg.uniform() {
+            return Err(FsError::Unsupported);
+        }
+        Ok(())
     }
 
     /// Creates `name` in `parent` as one PUT of `body` with `meta`; `EEXIST` when taken.

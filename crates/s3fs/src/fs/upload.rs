@@ -41,6 +41,7 @@ pub(super) async fn upload_file(
         .create_multipart(key, meta)
         .await
         .map_err(FsError::s3("CreateMultipartUpload", key))?;
+    fs.journal_started(key, &id);
     let result: Result<(), FsError> = async {
         let mut inflight: VecDeque<JoinHandle<PartResult>> = VecDeque::new();
         let mut parts = Vec::new();
@@ -72,10 +73,13 @@ pub(super) async fn upload_file(
             .map_err(FsError::s3("CompleteMultipartUpload", key))
     }
     .await;
-    if result.is_err()
-        && let Err(e) = fs.client.abort_multipart(key, &id).await
-    {
-        tracing::warn!(%key, error = %e, "abort of a failed multipart upload failed");
+    if result.is_ok() {
+        fs.journal_ended(&id);
+    } else {
+        match fs.client.abort_multipart(key, &id).await {
+            Ok(()) => fs.journal_ended(&id),
+            Err(e) => tracing::warn!(%key, error = %e, "abort of a failed multipart upload failed"),
+        }
     }
     result
 }

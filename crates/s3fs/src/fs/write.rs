@@ -30,6 +30,9 @@ struct Upload {
     next: u32,
     parts: Vec<(u32, String)>,
     inflight: VecDeque<JoinHandle<PartResult>>,
+    /// Every part sent, at its offset: what a reader or an edit needs before the upload
+    /// is complete (parts cannot be read back from S3 until then).
+    spill: File,
 }
 
 enum Mode {
@@ -54,6 +57,11 @@ pub(crate) struct WriteState {
     mode: Mode,
     /// The attributes every upload of this file carries.
     meta: Meta,
+    /// Its last handle was released: a change made through the inode since (a truncate
+    /// that raced the release) must commit itself.
+    released: bool,
+    /// Its name was removed while open: commits change nothing in S3 any more.
+    unlinked: bool,
 }
 
 pub(super) fn join_err(key: &str) -> FsError {
@@ -73,6 +81,8 @@ impl WriteState {
             failed: false,
             mode: Mode::Clean,
             meta,
+            released: false,
+            unlinked: false,
         }
     }
 
@@ -90,6 +100,8 @@ impl WriteState {
                 upload: None,
             },
             meta,
+            released: false,
+            unlinked: false,
         }
     }
 
@@ -125,28 +137,48 @@ impl WriteState {
         })
     }
 
-    /// Moves the content to a staging file (downloading it when S3 holds it).
+    /// Moves the content to a staging file (downloading it when S3 holds it). A streamed
+    /// upload in progress is abandoned, never completed: its parts are in the spill file,
+    /// which becomes the staging file, and S3 keeps the previous object until the commit.
     async fn stage_locally(&mut self, fs: &S3Fs) -> Result<(), FsError> {
-        if matches!(
-            self.mode,
-            Mode::Stream {
-                upload: Some(_),
-                ..
-            }
-        ) {
-            // Parts already sent cannot be read back: finish the object, then download it.
-            self.commit(fs).await?;
-        }
-        let file = Self::staging_file(fs)?;
-        match std::mem::replace(&mut self.mode, Mode::Clean) {
+        let file = match std::mem::replace(&mut self.mode, Mode::Clean) {
             Mode::Staged(f) => {
                 self.mode = Mode::Staged(f);
                 return Ok(());
             }
-            Mode::Stream { buf, .. } => {
-                file.write_all_at(&buf, 0)?;
+            Mode::Stream {
+                buf,
+                upload: Some(up),
+            } => {
+                let sent = self.size - buf.len() as u64;
+                let spilled = up.spill.try_clone().and_then(|f| {
+                    f.write_all_at(&buf, sent)?;
+                    Ok(f)
+                });
+                abort_upload(fs, &self.key, up).await;
+                match spilled {
+                    Ok(f) => f,
+                    Err(e) => {
+                        self.failed = true;
+                        return Err(e.into());
+                    }
+                }
+            }
+            Mode::Stream { buf, upload: None } => {
+                let file = Self::staging_file(fs).and_then(|f| {
+                    f.write_all_at(&buf, 0)?;
+                    Ok(f)
+                });
+                match file {
+                    Ok(f) => f,
+                    Err(e) => {
+                        self.mode = Mode::Stream { buf, upload: None };
+                        return Err(e);
+                    }
+                }
             }
             Mode::Clean => {
+                let file = Self::staging_file(fs)?;
                 let step = fs.cfg.part_size as u64;
                 let mut off = 0;
                 while off < self.size {
@@ -164,8 +196,9 @@ impl WriteState {
                     file.write_all_at(&b, off)?;
                     off += b.len() as u64;
                 }
+                file
             }
-        }
+        };
         self.mode = Mode::Staged(file);
         Ok(())
     }
@@ -233,25 +266,31 @@ impl WriteState {
     /// `upload_concurrency` parts are already in flight (this bounds memory).
     async fn send_part(&mut self, fs: &S3Fs, part: Bytes) -> Result<(), FsError> {
         let key = self.key.clone();
+        // The part ends where the content does.
+        let at = self.size - part.len() as u64;
         let Mode::Stream { upload, .. } = &mut self.mode else {
             return Ok(());
         };
         if upload.is_none() {
+            let spill = Self::staging_file(fs)?;
             let id = fs
                 .client
                 .create_multipart(&key, &self.meta.touched(epoch_secs(SystemTime::now())))
                 .await
                 .map_err(FsError::s3("CreateMultipartUpload", &key))?;
+            fs.journal_started(&key, &id);
             *upload = Some(Upload {
                 id,
                 next: 1,
                 parts: Vec::new(),
                 inflight: VecDeque::new(),
+                spill,
             });
         }
         let Some(up) = upload.as_mut() else {
             return Ok(());
         };
+        up.spill.write_all_at(&part, at)?;
         while up.inflight.len() >= fs.cfg.upload_concurrency {
             if let Some(h) = up.inflight.pop_front() {
                 let done = h.await.map_err(|_| join_err(&key))?;
@@ -278,12 +317,7 @@ impl WriteState {
             upload: Some(up), ..
         } = std::mem::replace(&mut self.mode, Mode::Clean)
         {
-            for h in &up.inflight {
-                h.abort();
-            }
-            if let Err(e) = fs.client.abort_multipart(&self.key, &up.id).await {
-                tracing::warn!(key = %self.key, error = %e, "abort of a failed multipart upload failed");
-            }
+            abort_upload(fs, &self.key, up).await;
         }
     }
 
@@ -299,27 +333,32 @@ impl WriteState {
             return Ok(Bytes::new());
         }
         let n = u64::from(len).min(self.size - offset);
-        if matches!(
-            self.mode,
-            Mode::Stream {
-                upload: Some(_),
-                ..
-            }
-        ) {
-            self.stage_locally(fs).await?;
-        }
         match &self.mode {
             Mode::Clean => fs
                 .client
                 .get_range(&self.key, offset, n)
                 .await
                 .map_err(FsError::s3("GetObject", &self.key)),
-            Mode::Stream { buf, .. } => {
-                let s = usize::try_from(offset).map_err(|_| FsError::Invalid)?;
-                let e = usize::try_from(offset + n).map_err(|_| FsError::Invalid)?;
-                Ok(Bytes::copy_from_slice(
-                    &buf[s.min(buf.len())..e.min(buf.len())],
-                ))
+            Mode::Stream { buf, upload } => {
+                // Sent parts are read from the spill file, the tail from memory.
+                let tail_at = self.size - buf.len() as u64;
+                let end = offset + n;
+                let mut out = Vec::with_capacity(usize::try_from(n).map_err(|_| FsError::Invalid)?);
+                if offset < tail_at
+                    && let Some(up) = upload
+                {
+                    let k =
+                        usize::try_from(end.min(tail_at) - offset).map_err(|_| FsError::Invalid)?;
+                    out.resize(k, 0);
+                    up.spill.read_exact_at(&mut out, offset)?;
+                }
+                if end > tail_at {
+                    let s = usize::try_from(offset.max(tail_at) - tail_at)
+                        .map_err(|_| FsError::Invalid)?;
+                    let e = usize::try_from(end - tail_at).map_err(|_| FsError::Invalid)?;
+                    out.extend_from_slice(&buf[s.min(buf.len())..e.min(buf.len())]);
+                }
+                Ok(Bytes::from(out))
             }
             Mode::Staged(f) => {
                 let mut out = vec![0u8; usize::try_from(n).map_err(|_| FsError::Invalid)?];
@@ -366,7 +405,7 @@ impl WriteState {
     /// Makes S3 hold the current content. Returns after S3 acknowledged it.
     pub(crate) async fn commit(&mut self, fs: &S3Fs) -> Result<(), FsError> {
         self.check_failed()?;
-        if !self.dirty {
+        if !self.dirty || self.unlinked {
             return Ok(());
         }
         let key = self.key.clone();
@@ -432,7 +471,9 @@ impl WriteState {
         fs.client
             .complete_multipart(&key, &up.id, &up.parts)
             .await
-            .map_err(FsError::s3("CompleteMultipartUpload", &key))
+            .map_err(FsError::s3("CompleteMultipartUpload", &key))?;
+        fs.journal_ended(&up.id);
+        Ok(())
     }
 
     /// The object key this state commits to.
@@ -449,5 +490,47 @@ impl WriteState {
     /// Whether the content differs from S3.
     pub(crate) fn is_dirty(&self) -> bool {
         self.dirty && !self.failed
+    }
+
+    /// The file's name was removed while it is open: as on a local filesystem, what is
+    /// still written goes nowhere, and no commit brings the object back.
+    pub(crate) async fn unlink(&mut self, fs: &S3Fs) {
+        // The content moves to local staging (aborting a streamed upload) while the
+        // object still exists, so later reads and writes of the open file keep working.
+        if let Err(e) = self.stage_locally(fs).await {
+            tracing::warn!(key = %self.key, error = %crate::fuse::chain(&e), "open file removed: its content is no longer readable");
+        }
+        self.unlinked = true;
+        self.dirty = false;
+    }
+
+    /// Marks the state as left by its last handle.
+    pub(crate) fn set_released(&mut self) {
+        self.released = true;
+    }
+
+    /// Whether the last handle is gone (see [`Self::set_released`]).
+    pub(crate) fn is_released(&self) -> bool {
+        self.released
+    }
+
+    /// Whether the only change is an emptying (a new file, `O_TRUNC`) with nothing written
+    /// since: `close` of one of several descriptors (`cmd > file` closes a duplicate first)
+    /// leaves that to the last release, so the previous object stays until data comes.
+    pub(crate) fn only_emptied(&self) -> bool {
+        self.is_dirty() && self.size == 0 && matches!(self.mode, Mode::Stream { upload: None, .. })
+    }
+}
+
+/// Abandons a streamed upload: its part uploads stop and S3 discards the parts.
+async fn abort_upload(fs: &S3Fs, key: &str, up: Upload) {
+    for h in &up.inflight {
+        h.abort();
+    }
+    match fs.client.abort_multipart(key, &up.id).await {
+        Ok(()) => fs.journal_ended(&up.id),
+        Err(e) => {
+            tracing::warn!(%key, error = %e, "abort of a multipart upload failed");
+        }
     }
 }

@@ -44,6 +44,28 @@ pub fn free_port() -> u16 {
         .expect("no free port")
 }
 
+/// A boto3 check started ahead of time (see [`Moto::later`]).
+pub struct Later(Child);
+
+impl Later {
+    /// Runs it now and returns its stdout.
+    pub fn run(mut self) -> Vec<u8> {
+        self.0.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        let out = self.0.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "s3.py failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+}
+
+/// Where moto_server on `port` records requests.
+fn recording_path(port: u16) -> PathBuf {
+    std::env::temp_dir().join(format!("moto-recording-{port}.jsonl"))
+}
+
 /// A random, valid bucket name.
 pub fn bucket_name(tag: &str) -> String {
     format!("{tag}-{:08x}", rand::random::<u32>())
@@ -69,6 +91,8 @@ impl Moto {
     pub fn start_on(port: u16, no_auth_actions: Option<u32>) -> Self {
         let mut cmd = Command::new(moto_server_path());
         cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            // Requests are recorded there between `record_start` and `record_stop` only.
+            .env("MOTO_RECORDER_FILEPATH", recording_path(port))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .env_remove("AWS_CA_BUNDLE");
@@ -154,6 +178,68 @@ impl Moto {
         serde_json::from_str(&self.py(&["keys", bucket, prefix])).expect("json")
     }
 
+    /// Starts recording the requests this server receives (forgetting earlier ones).
+    pub fn record_start(&self) {
+        self.recorder("reset-recording");
+        self.recorder("start-recording");
+    }
+
+    /// Stops recording and returns the requests received since `record_start`, as
+    /// `(method, path?query)`, in arrival order.
+    pub fn record_stop(&self) -> Vec<(String, String)> {
+        self.recorder("stop-recording");
+        let text = std::fs::read_to_string(recording_path(self.port)).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .map(|v| {
+                let url = v["url"].as_str().unwrap_or("").to_string();
+                let path = url.splitn(4, '/').nth(3).map(|p| format!("/{p}"));
+                (
+                    v["method"].as_str().unwrap_or("").to_string(),
+                    path.unwrap_or(url),
+                )
+            })
+            .collect()
+    }
+
+    fn recorder(&self, action: &str) {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            s,
+            "POST /moto-api/recorder/{action} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.port
+        )
+        .unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        assert!(out.contains(" 200 "), "recorder {action}: {out}");
+    }
+
+    /// The boto3 helper for `args`, started now (before the caller opens files a fork
+    /// would flush when its child execs) and run by [`Later::run`].
+    pub fn later(&self, args: &[&str]) -> Later {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../s3fs/tests/common/s3.py");
+        let child = Command::new(python_path())
+            .arg(script)
+            .arg(&self.endpoint)
+            .arg("on-stdin")
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", &self.key_id)
+            .env("AWS_SECRET_ACCESS_KEY", &self.secret)
+            .env_remove("AWS_CA_BUNDLE")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot run python");
+        Later(child)
+    }
+
+    /// Keys of the multipart uploads in progress in `bucket`.
+    pub fn uploads(&self, bucket: &str) -> Vec<String> {
+        serde_json::from_str(&self.py(&["uploads", bucket])).expect("json")
+    }
+
     /// Stops the server (as an endpoint outage would).
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -164,6 +250,7 @@ impl Moto {
 impl Drop for Moto {
     fn drop(&mut self) {
         self.kill();
+        let _ = std::fs::remove_file(recording_path(self.port));
     }
 }
 
@@ -173,6 +260,7 @@ pub struct Proxy {
     pub port: u16,
     up: Arc<AtomicBool>,
     conns: Arc<Mutex<Vec<TcpStream>>>,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Proxy {
@@ -181,10 +269,12 @@ impl Proxy {
         let port = listener.local_addr().expect("addr").port();
         let up = Arc::new(AtomicBool::new(true));
         let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
-        let (up2, conns2) = (up.clone(), conns.clone());
+        let accepted: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
+        let (up2, conns2, accepted2) = (up.clone(), conns.clone(), accepted.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
+                accepted2.fetch_add(1, Ordering::SeqCst);
                 if !up2.load(Ordering::SeqCst) {
                     let _ = client.shutdown(Shutdown::Both);
                     continue;
@@ -203,7 +293,18 @@ impl Proxy {
                 pipe(server, client);
             }
         });
-        Self { port, up, conns }
+        Self {
+            port,
+            up,
+            conns,
+            accepted,
+        }
+    }
+
+    /// Connections accepted so far (a client that sends requests one after another reuses
+    /// one; concurrent requests need one each).
+    pub fn connections(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 
     pub fn endpoint(&self) -> String {

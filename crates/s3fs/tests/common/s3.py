@@ -22,6 +22,11 @@ def client(endpoint, service="s3"):
 
 def main():
     endpoint, cmd, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+    if cmd == "on-stdin":
+        # Started early, run later: the caller may hold files open by then, and forking
+        # a child that closes them at exec would flush (commit) them.
+        sys.stdin.readline()
+        cmd, args = args[0], args[1:]
     s3 = client(endpoint)
     if cmd == "mkbucket":
         s3.create_bucket(Bucket=args[0])
@@ -69,6 +74,9 @@ def main():
                     kw["StartAfter"] = keys[-1]
                 break
         print(json.dumps(keys))
+    elif cmd == "uploads":
+        r = s3.list_multipart_uploads(Bucket=args[0])
+        print(json.dumps(sorted(u["Key"] for u in r.get("Uploads", []))))
     elif cmd == "put":
         s3.put_object(Bucket=args[0], Key=args[1], Body=args[2].encode())
     elif cmd == "fill":

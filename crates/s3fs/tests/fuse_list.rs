@@ -1,0 +1,291 @@
+//! What directory work costs in requests: `ls -l` costs one listing plus, with stored
+//! attributes, one HEAD per entry sent concurrently (readdirplus), and with uniform
+//! attributes no request per entry at all; a create is one PUT and a remove one DELETE,
+//! with the directory's times written in batches. Requests are counted by moto_server's
+//! recorder, concurrency by the connections a proxy in front of it accepts.
+
+// Fixture helpers outside #[test] fns panic on setup failure, as tests do.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+use bulkhead_s3fs::{Attributes, Credentials, MountConfig, MountHandle, S3Mount};
+use common::{Moto, Proxy, UnmountGuard, bucket_name};
+
+const FILES: usize = 40;
+
+fn mount(
+    moto: &Moto,
+    endpoint: &str,
+    bucket: &str,
+    dir: &Path,
+    attributes: Attributes,
+) -> MountHandle {
+    let cfg = MountConfig {
+        bucket: bucket.into(),
+        endpoint: Some(endpoint.into()),
+        credentials: Some(Credentials::new(&moto.key_id, &moto.secret, None)),
+        attributes,
+        file_mode: 0o640,
+        dir_mode: 0o750,
+        ..MountConfig::default()
+    };
+    S3Mount::mount(cfg, dir).unwrap()
+}
+
+/// `ls -l` of `dir`: (mode string, name) per entry.
+fn ls_l(dir: &Path) -> Vec<(String, String)> {
+    let out = Command::new("ls").arg("-l").arg(dir).output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f[0].to_string(), f[f.len() - 1].to_string())
+        })
+        .collect()
+}
+
+fn count(reqs: &[(String, String)], method: &str, needle: &str) -> usize {
+    reqs.iter()
+        .filter(|(m, u)| m == method && u.contains(needle))
+        .count()
+}
+
+/// SEMANTICS "readdir": with stored attributes, `ls -l` shows each entry's stored mode
+/// after one listing and one HEAD per entry, sent concurrently (not one after another).
+#[test]
+fn ls_l_with_stored_attributes_fetches_them_concurrently_once_each() {
+    let moto = Moto::start();
+    let bucket = bucket_name("lsl");
+    moto.mkbucket(&bucket);
+    let dir = tempfile::tempdir().unwrap();
+    let _guard = UnmountGuard(dir.path().to_path_buf());
+    let m = mount(
+        &moto,
+        &moto.endpoint,
+        &bucket,
+        dir.path(),
+        Attributes::Stored,
+    );
+    let d = dir.path().join("d");
+    fs::create_dir(&d).unwrap();
+    fs::create_dir(d.join("sub")).unwrap();
+    for i in 0..FILES {
+        let f = d.join(format!("f{i:03}"));
+        fs::write(&f, b"x").unwrap();
+        let mode = if i % 2 == 0 { 0o600 } else { 0o644 };
+        fs::set_permissions(&f, fs::Permissions::from_mode(mode)).unwrap();
+    }
+    m.unmount().unwrap();
+
+    // A fresh mount behind a proxy that counts connections.
+    let proxy = Proxy::start(moto.port);
+    let m = mount(
+        &moto,
+        &proxy.endpoint(),
+        &bucket,
+        dir.path(),
+        Attributes::Stored,
+    );
+    let before = proxy.connections();
+    moto.record_start();
+    let entries = ls_l(&d);
+    let reqs = moto.record_stop();
+    let opened = proxy.connections() - before;
+    m.unmount().unwrap();
+
+    assert_eq!(entries.len(), FILES + 1, "{entries:?}");
+    for (mode, name) in &entries {
+        let want = match name.as_str() {
+            "sub" => "drwxr-xr-x",
+            n if n.trim_start_matches('f').parse::<usize>().unwrap() % 2 == 0 => "-rw-------",
+            _ => "-rw-r--r--",
+        };
+        assert_eq!(mode, want, "{name}");
+    }
+    // One per entry, and one of d's own marker (the lookup of d).
+    let heads = count(&reqs, "HEAD", "/d/");
+    assert_eq!(heads, FILES + 2, "one HEAD per entry: {reqs:#?}");
+    assert_eq!(
+        count(&reqs, "GET", "delimiter"),
+        1,
+        "one listing: {reqs:#?}"
+    );
+    assert!(
+        reqs.len() <= FILES + 6,
+        "no other request per entry: {reqs:#?}"
+    );
+    assert!(
+        opened > 4,
+        "the HEADs are sent concurrently (one connection each), not in series: {opened} connections"
+    );
+}
+
+/// SEMANTICS "Attributes" (uniform): `ls -l` costs the listing alone; every entry shows the
+/// mount's modes; new objects carry no metadata; chmod to another mode and symlinks are
+/// refused with EPERM.
+#[test]
+fn ls_l_with_uniform_attributes_sends_no_request_per_entry() {
+    let moto = Moto::start();
+    let bucket = bucket_name("uni");
+    moto.mkbucket(&bucket);
+    moto.py(&["fill", &bucket, "d/f", &FILES.to_string()]);
+    moto.py(&["put", &bucket, "d/sub/x", "x"]);
+    let dir = tempfile::tempdir().unwrap();
+    let _guard = UnmountGuard(dir.path().to_path_buf());
+    let m = mount(
+        &moto,
+        &moto.endpoint,
+        &bucket,
+        dir.path(),
+        Attributes::Uniform,
+    );
+    let d = dir.path().join("d");
+
+    moto.record_start();
+    let entries = ls_l(&d);
+    let reqs = moto.record_stop();
+    assert_eq!(entries.len(), FILES + 1, "{entries:?}");
+    for (mode, name) in &entries {
+        let want = if name == "sub" {
+            "drwxr-x---"
+        } else {
+            "-rw-r-----"
+        };
+        assert_eq!(mode, want, "{name}");
+    }
+    assert_eq!(
+        count(&reqs, "HEAD", "/d/"),
+        0,
+        "no HEAD per entry: {reqs:#?}"
+    );
+    assert!(reqs.len() <= 3, "the listing alone: {reqs:#?}");
+
+    let f = d.join("new");
+    fs::write(&f, b"hello").unwrap();
+    assert_eq!(moto.meta(&bucket, "d/new"), serde_json::json!({}));
+    let err = fs::set_permissions(&f, fs::Permissions::from_mode(0o600)).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EPERM));
+    fs::set_permissions(&f, fs::Permissions::from_mode(0o640)).unwrap();
+    let err = std::os::unix::fs::symlink("new", d.join("link")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EPERM));
+    m.unmount().unwrap();
+}
+
+/// SEMANTICS "Consistency model" (directories): with stored attributes, N creates cost N
+/// PUTs of the files and a few of the directory's marker, not one per create; the same for
+/// removes; the directory shows its new times at once and stores them by the unmount.
+#[test]
+fn creates_and_removes_cost_one_request_each_and_directory_times_are_batched() {
+    const N: usize = 60;
+    let moto = Moto::start();
+    let bucket = bucket_name("cre");
+    moto.mkbucket(&bucket);
+    let dir = tempfile::tempdir().unwrap();
+    let _guard = UnmountGuard(dir.path().to_path_buf());
+    let m = mount(
+        &moto,
+        &moto.endpoint,
+        &bucket,
+        dir.path(),
+        Attributes::Stored,
+    );
+    let d = dir.path().join("d");
+    fs::create_dir(&d).unwrap();
+    let old = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+    fs::File::open(&d)
+        .unwrap()
+        .set_times(fs::FileTimes::new().set_modified(old))
+        .unwrap();
+
+    moto.record_start();
+    for i in 0..N {
+        fs::write(d.join(format!("f{i:03}")), b"data").unwrap();
+    }
+    let created = moto.record_stop();
+    assert!(
+        fs::metadata(&d).unwrap().modified().unwrap() > old,
+        "new times at once"
+    );
+    let file_puts = count(&created, "PUT", "/d/f");
+    let marker_puts = created
+        .iter()
+        .filter(|(m, u)| m == "PUT" && u.ends_with("/d/"))
+        .count();
+    assert_eq!(file_puts, N, "one PUT per file: {created:#?}");
+    assert!(
+        marker_puts < N / 2,
+        "directory times are batched: {marker_puts} marker PUTs for {N} creates"
+    );
+
+    moto.record_start();
+    for i in 0..N {
+        fs::remove_file(d.join(format!("f{i:03}"))).unwrap();
+    }
+    let removed = moto.record_stop();
+    assert_eq!(count(&removed, "DELETE", "/d/f"), N, "{removed:#?}");
+    let marker_puts = removed
+        .iter()
+        .filter(|(m, u)| m == "PUT" && u.ends_with("/d/"))
+        .count();
+    assert!(
+        marker_puts < N / 2,
+        "{marker_puts} marker PUTs for {N} removes"
+    );
+    m.unmount().unwrap();
+    let stored = moto.meta(&bucket, "d/");
+    assert_ne!(
+        stored["mtime"], "1000000000",
+        "stored by the unmount: {stored}"
+    );
+}
+
+/// SEMANTICS "read": reads that arrive slightly out of order, as the kernel's readahead
+/// requests do across FUSE threads, are served by one streamed GET, not by a ranged GET
+/// each.
+#[test]
+fn reads_slightly_out_of_order_share_one_streamed_get() {
+    use std::os::unix::fs::FileExt;
+    let moto = Moto::start();
+    let bucket = bucket_name("ooo");
+    moto.mkbucket(&bucket);
+    let dir = tempfile::tempdir().unwrap();
+    let _guard = UnmountGuard(dir.path().to_path_buf());
+    let data = common::pattern(6 << 20, 3);
+    let m = mount(
+        &moto,
+        &moto.endpoint,
+        &bucket,
+        dir.path(),
+        Attributes::Stored,
+    );
+    fs::write(dir.path().join("ooo.bin"), &data).unwrap();
+    m.unmount().unwrap();
+
+    let m = mount(
+        &moto,
+        &moto.endpoint,
+        &bucket,
+        dir.path(),
+        Attributes::Stored,
+    );
+    let f = fs::File::open(dir.path().join("ooo.bin")).unwrap();
+    moto.record_start();
+    let mut buf = vec![0u8; 1 << 20];
+    for at in [1usize << 20, 0, 2 << 20, 4 << 20, 3 << 20] {
+        f.read_exact_at(&mut buf, at as u64).unwrap();
+        assert_eq!(buf, data[at..at + (1 << 20)], "bytes at {at}");
+    }
+    let reqs = moto.record_stop();
+    drop(f);
+    m.unmount().unwrap();
+    assert_eq!(count(&reqs, "GET", "/ooo.bin"), 1, "{reqs:#?}");
+}
