@@ -528,7 +528,8 @@ fn freeze_and_thaw_keep_state() {
             ..ExecSpec::command([
                 "sh",
                 "-c",
-                "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.01; done",
+                // Written aside and renamed, so a read never sees the file truncated and empty.
+                "i=0; while true; do i=$((i+1)); echo $i > /tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.01; done",
             ])
         })
         .unwrap();

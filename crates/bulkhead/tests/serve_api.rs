@@ -772,7 +772,7 @@ fn envd_keeps_serving_when_its_log_reader_goes_away() {
     // A read that envd fails and logs (the reproduction of envd dying on its own log line).
     let logged = "/files?path=/proc/1/environ&username=root";
     let (s, _, _) = srv.request("GET", logged, &route, b"");
-    assert!(s >= 400, "{s}");
+    assert!((400..=500).contains(&s), "{s}");
     let log = data.path().join("sandboxes").join(&id).join("envd.log");
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::fs::read_to_string(&log).unwrap_or_default().is_empty() {
@@ -788,8 +788,9 @@ fn envd_keeps_serving_when_its_log_reader_goes_away() {
     let _ = srv.child.wait();
     let srv = Server::start(data.path());
     for _ in 0..3 {
+        // envd's own error answer (4xx or 500), not the proxy's 502 for a port nobody serves.
         let (s, _, _) = srv.request("GET", logged, &route, b"");
-        assert!((400..500).contains(&s), "envd stopped answering: {s}");
+        assert!((400..=500).contains(&s), "envd stopped answering: {s}");
     }
     let (s, _, _) = srv.request(
         "POST",

@@ -264,6 +264,39 @@ fn local_storage_without_a_bucket() {
         std::fs::read_to_string(data.path().join("storage/note.txt")).unwrap(),
         "shared\n"
     );
+    // The root is sticky: b (another host uid) cannot delete or replace a's private file,
+    // as root inside or as the default user.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(data.path().join("storage"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o1777, "{mode:o}");
+    assert_eq!(
+        srv.sh(
+            &a,
+            "echo mine > /opt/sentient/a-only.txt && chmod 600 /opt/sentient/a-only.txt && echo ok"
+        )
+        .1,
+        "ok\n"
+    );
+    let (code, _, _) = srv.sh(&b, "rm -f /opt/sentient/a-only.txt");
+    assert_ne!(code, 0, "b removed a's file");
+    let (code, _, _) = srv.cli(&[
+        "exec",
+        &b,
+        "-u",
+        "root",
+        "--",
+        "bash",
+        "-c",
+        "rm -f /opt/sentient/a-only.txt || mv /opt/sentient/note.txt /opt/sentient/a-only.txt",
+    ]);
+    assert_ne!(code, 0, "b's root removed or replaced a's file");
+    assert_eq!(
+        std::fs::read_to_string(data.path().join("storage/a-only.txt")).unwrap(),
+        "mine\n"
+    );
     srv.stop();
 }
 

@@ -485,7 +485,9 @@ fn setup_storage(
         None => {
             let dir = layout.root().join("storage");
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777))?;
+            // Sticky, like /tmp: every sandbox may create here, none may remove or rename
+            // another sandbox's files (each runs as its own host uid).
+            std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o1777))?;
             (dir, None)
         }
     };

@@ -205,8 +205,9 @@ fn hand_over(
     Ok(sb)
 }
 
-/// Creates `dir` below `root`, every new component open to all sandbox uids (0777), as the
-/// storage root itself is: sandboxes run as their own unprivileged host uids.
+/// Creates `dir` below `root`, every new component open to all sandbox uids and sticky
+/// (1777), as the storage root itself is: sandboxes run as their own unprivileged host uids,
+/// and none may remove or rename another's files.
 fn create_shared_dirs(root: &Path, dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let rel = dir
@@ -216,7 +217,7 @@ fn create_shared_dirs(root: &Path, dir: &Path) -> std::io::Result<()> {
     for comp in rel.components() {
         path.push(comp);
         match std::fs::create_dir(&path) {
-            Ok(()) => std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777))?,
+            Ok(()) => std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o1777))?,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e),
         }
