@@ -114,13 +114,18 @@ impl S3Fs {
                     return Err(FsError::Invalid);
                 }
                 if let Known::Dir(_) = dst {
+                    // As rmdir: a file still being written below is not in the bucket yet
+                    // (uploads complete at commit), and subdirectories show as prefixes.
+                    if !self.writers_under(&to).is_empty() {
+                        return Err(FsError::NotEmpty);
+                    }
                     let tkey = self.dir_key(&to);
                     let page = self
                         .client
                         .list_page(&tkey, None, None, 2)
                         .await
                         .map_err(FsError::s3("ListObjectsV2", &tkey))?;
-                    if page.objects.iter().any(|o| o.key != tkey) {
+                    if page.objects.iter().any(|o| o.key != tkey) || !page.prefixes.is_empty() {
                         return Err(FsError::NotEmpty);
                     }
                 }

@@ -205,9 +205,10 @@ fn hand_over(
     Ok(sb)
 }
 
-/// Creates `dir` below `root`, every new component open to all sandbox uids and sticky
-/// (1777), as the storage root itself is: sandboxes run as their own unprivileged host uids,
-/// and none may remove or rename another's files.
+/// Creates `dir` below `root`, every new component open to all sandbox uids (0777):
+/// sandboxes run as their own unprivileged host uids. These are per-sandbox prefixes and the
+/// directories leading to them, which no other sandbox sees; the shared local root itself is
+/// sticky (set where it is made), and a bucket mount in uniform mode refuses other modes.
 fn create_shared_dirs(root: &Path, dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let rel = dir
@@ -217,7 +218,7 @@ fn create_shared_dirs(root: &Path, dir: &Path) -> std::io::Result<()> {
     for comp in rel.components() {
         path.push(comp);
         match std::fs::create_dir(&path) {
-            Ok(()) => std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o1777))?,
+            Ok(()) => std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777))?,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e),
         }
