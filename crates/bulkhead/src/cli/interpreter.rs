@@ -55,7 +55,9 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let config = match config(args) {
         Ok(c) => c,
         Err(err) => {
-            eprintln!("bulkhead interpreter: {err:#}");
+            // Not eprintln!: it panics when stderr is a broken pipe.
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "bulkhead interpreter: {err:#}");
             return Ok(EXIT_BAD_CONFIG);
         }
     };

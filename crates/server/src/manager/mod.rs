@@ -194,9 +194,13 @@ impl Manager {
     /// Kills every sandbox and forgets it (a clean server stop).
     pub async fn kill_all(&self) {
         let all: Vec<Arc<Entry>> = self.write().drain().map(|(_, e)| e).collect();
+        let mut detaching = Vec::new();
         for e in all {
             self.forget(e.id()).await;
-            destroy(e).await;
+            detaching.extend(destroy(e).await);
+        }
+        for d in detaching {
+            let _ = d.await;
         }
     }
 
@@ -206,19 +210,21 @@ impl Manager {
     }
 }
 
-/// Destroys the sandbox of an entry that has left the registry. A failure is logged: what
-/// is left on disk is removed at the next start.
-async fn destroy(entry: Arc<Entry>) {
+/// Destroys the sandbox of an entry that has left the registry and returns once its
+/// processes and files are gone. Its network is detached after that on a task of its own
+/// (the kernel's veth unregistration takes about 30 ms, an RCU grace period, and a DELETE
+/// need not wait for it); the handle lets a server stop wait for it. A failure is logged:
+/// what is left on disk is removed at the next start.
+async fn destroy(entry: Arc<Entry>) -> Option<tokio::task::JoinHandle<()>> {
     let sandbox = entry.sandbox().clone();
     let network = entry.network().cloned();
     drop(entry);
+    let id = sandbox.id().to_string();
     let _ = tokio::task::spawn_blocking(move || {
         if let Err(e) = sandbox.destroy() {
             tracing::warn!(sandbox_id = %sandbox.id(), error = %e, "sandbox cleanup incomplete");
         }
-        if let Some(n) = network {
-            n.detach(sandbox.id());
-        }
     })
     .await;
+    network.map(|n| tokio::task::spawn_blocking(move || n.detach(&id)))
 }
