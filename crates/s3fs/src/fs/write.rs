@@ -226,7 +226,7 @@ impl WriteState {
         if !sequential {
             self.stage_locally(fs).await?;
         }
-        self.dirty = true;
+        self.changed();
         if let Mode::Staged(f) = &self.mode {
             f.write_all_at(data, offset)?;
             self.size = self.size.max(end);
@@ -398,8 +398,17 @@ impl WriteState {
             }
         }
         self.size = size;
-        self.dirty = true;
+        self.changed();
         Ok(())
+    }
+
+    /// The content changed now: the next commit writes it, and until then a `stat` of the
+    /// open file shows the new mtime and ctime. The last release may commit after `close`
+    /// returned (a file only emptied is not committed at `flush`), and a `stat` in between
+    /// must not show the times from before the change.
+    fn changed(&mut self) {
+        self.dirty = true;
+        self.meta = self.meta.touched(epoch_secs(SystemTime::now()));
     }
 
     /// Makes S3 hold the current content. Returns after S3 acknowledged it.
