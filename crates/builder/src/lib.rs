@@ -4,3 +4,4 @@
 //! snapshot. The builder returns what it built as values; the server persists them.
 //! Contract: `README.md`.
 pub mod dockerfile;
+pub mod template_dir;
