@@ -9,7 +9,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use super::TemplateDirError;
-use super::context::{ContextEntry, EntryKind, match_sources, with_descendants};
+use super::context::{ContextEntry, EntryKind, match_sources, normalize_source, with_descendants};
 
 /// Version of the hashed layout: a change here must change every key.
 const DOMAIN: &[u8] = b"bulkhead-copy-sources-v1\0";
@@ -21,9 +21,9 @@ fn put(h: &mut Sha256, bytes: &[u8]) {
 
 /// SHA-256 over what `patterns` (COPY sources, as [`match_sources`] reads them) select
 /// from `entries` (from [`context_files`](super::context_files) on `dir`): for each pattern
-/// in order, the pattern, then every matched entry and everything below a matched
-/// directory, in path order, each as its relative path, kind, permission bits, size, and
-/// its content (a file's bytes, read from `dir`) or its link target (a symlink).
+/// in order, the pattern (normalized: `/a`, `./a` and `a` hash the same), then every
+/// matched entry and everything below a matched directory, in path order, each as its
+/// relative path, kind, permission bits, size, and its content (a file's bytes, read from `dir`) or its link target (a symlink).
 /// Modification times, owners and the context's location are not hashed, so a fresh
 /// checkout of the same files gives the same hash.
 ///
@@ -38,7 +38,7 @@ pub fn hash_sources(
     h.update(DOMAIN);
     let mut buf = vec![0u8; 64 * 1024];
     for pattern in patterns {
-        put(&mut h, pattern.as_bytes());
+        put(&mut h, normalize_source(pattern)?.as_bytes());
         for matched in match_sources(entries, pattern)? {
             for e in with_descendants(entries, matched) {
                 put(&mut h, e.rel.as_os_str().as_bytes());
