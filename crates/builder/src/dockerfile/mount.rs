@@ -132,6 +132,11 @@ pub(crate) fn parse_mount(value: &str) -> Result<RunMount, String> {
             ("ro" | "readonly", Some(v)) if !secret => readonly = parse_bool(&key, v)?,
             ("rw" | "readwrite", None) if !secret => readonly = false,
             ("rw" | "readwrite", Some(v)) if !secret => readonly = !parse_bool(&key, v)?,
+            ("required" | "ro" | "readonly" | "rw" | "readwrite", None) => {
+                return Err(format!(
+                    "RUN --mount key {key} is not supported for type={kind}"
+                ));
+            }
             (_, None) => {
                 return Err(format!(
                     "RUN --mount field {field:?} must be a key=value pair"
@@ -315,6 +320,11 @@ mod tests {
         assert!(parse_mount("type=secret,id=a,required=maybe").is_err());
         assert!(parse_mount("type=cache,target=/x,sharing=odd").is_err());
         assert!(parse_mount("type=secret,id=a,bogus").is_err());
+        let e = parse_mount("type=cache,target=/x,required").unwrap_err();
+        assert_eq!(
+            e,
+            "RUN --mount key required is not supported for type=cache"
+        );
         assert!(parse_mount("type=secret,id=a,src=b").is_err());
     }
 

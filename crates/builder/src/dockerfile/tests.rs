@@ -428,3 +428,73 @@ fn never_panics_on_odd_input() {
         let _ = parse("Dockerfile", src);
     }
 }
+
+/// Random lines built from the characters the parser treats specially: no input panics.
+#[test]
+fn never_panics_on_generated_input() {
+    const PIECES: &[&str] = &[
+        "RUN ",
+        "COPY ",
+        "ADD ",
+        "ENV ",
+        "LABEL ",
+        "ARG ",
+        "FROM ",
+        "SHELL ",
+        "CMD ",
+        "<<",
+        "<<-",
+        "EOF",
+        "\"",
+        "'",
+        "\\",
+        "`",
+        "$",
+        "{",
+        "}",
+        ":-",
+        "=",
+        "--mount=",
+        "type=secret,",
+        "type=cache,",
+        "target=",
+        "id=",
+        ",",
+        "--",
+        "[",
+        "]",
+        "\n",
+        " ",
+        "\t",
+        "#",
+        "# escape=`\n",
+        "é",
+        "\r\n",
+        "AS ",
+        "a",
+        "/",
+    ];
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for _ in 0..20_000 {
+        let n = (next() % 24) as usize;
+        let mut src = String::from("FROM a\n");
+        for _ in 0..n {
+            src.push_str(PIECES[(next() % PIECES.len() as u64) as usize]);
+        }
+        if let Ok(df) = parse("Dockerfile", &src) {
+            for step in df.stages.iter().flat_map(|s| &s.steps) {
+                if let Instruction::Env(kv) | Instruction::Label(kv) = &step.instr {
+                    for (_, v) in kv {
+                        let _ = expand_with_escape(v, df.escape, &|_| None);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -87,10 +87,15 @@ pub fn context_files(
     dir: &Path,
     ignore: &DockerIgnore,
 ) -> Result<Vec<ContextEntry>, TemplateDirError> {
-    let Some(root) = entry(dir, PathBuf::new())? else {
-        return Ok(Vec::new());
-    };
-    let mut out = vec![root];
+    // The root is followed if it is a symlink: it is the directory the user named.
+    let meta = fs::metadata(dir).map_err(read_err(dir))?;
+    let mut out = vec![ContextEntry {
+        rel: PathBuf::new(),
+        kind: EntryKind::Dir,
+        mode: meta.permissions().mode() & 0o7777,
+        size: 0,
+        link_target: None,
+    }];
     walk(dir, Path::new(""), ignore, &mut out)?;
     out.sort_by(|a, b| a.rel.cmp(&b.rel));
     Ok(out)

@@ -244,3 +244,34 @@ fn load_refusals_and_ignore_files() {
         "{e}"
     );
 }
+
+/// Generated `.dockerignore`, `.env` and source patterns: nothing panics.
+#[test]
+fn never_panics_on_generated_input() {
+    const PIECES: &[&str] = &[
+        "*", "**", "?", "[", "]", "^", "-", "\\", "/", "!", "#", " ", "\n", ".", "..", "a", "é",
+        "=", "\"", "'", "$", "{", "}", "export ", "A",
+    ];
+    let t = tree();
+    let entries = context_files(t.path(), &DockerIgnore::default()).unwrap();
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for _ in 0..20_000 {
+        let n = (next() % 12) as usize;
+        let mut text = String::new();
+        for _ in 0..n {
+            text.push_str(PIECES[(next() % PIECES.len() as u64) as usize]);
+        }
+        let ignore = DockerIgnore::parse(&text);
+        for e in &entries {
+            let _ = ignore.matches(&e.rel, e.kind == EntryKind::Dir);
+        }
+        let _ = match_sources(&entries, &text);
+        let _ = parse_dotenv(".env", &text);
+    }
+}
