@@ -25,9 +25,10 @@ mod expand;
 mod instruction;
 mod lexer;
 mod mount;
+mod shell_pattern;
 mod words;
 
-pub use expand::{ExpandError, expand, expand_with_escape, unquote};
+pub use expand::{ExpandError, expand, expand_heredoc, expand_with_escape, unquote};
 pub use words::split_words;
 
 /// A position in the Dockerfile, 1-based (columns count characters).
