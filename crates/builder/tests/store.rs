@@ -322,3 +322,191 @@ fn gc_frees_what_nothing_references_and_keeps_keep() {
     // Nothing left to free.
     assert_eq!(s.gc(std::slice::from_ref(&layers[2].diff_id)).unwrap(), 0);
 }
+
+/// A gzip layer, its config and a manifest written into `dir` as an OCI image layout whose
+/// index also lists a manifest for another platform (missing: picking it would fail).
+/// Returns (diff_id, blob digest).
+fn write_layout(dir: &Path, corrupt: bool) -> (String, String) {
+    std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+    let put = |bytes: &[u8]| {
+        let d = Digest::of(bytes);
+        std::fs::write(dir.join("blobs/sha256").join(d.hex()), bytes).unwrap();
+        (d.to_string(), bytes.len())
+    };
+    let tar = dir.join("layer.tmp");
+    write_tar(
+        &tar,
+        &[
+            dir_entry("etc/", 0o755),
+            file_entry("etc/os-release", b"ID=test\n", 0o644),
+        ],
+    );
+    let tar_bytes = std::fs::read(&tar).unwrap();
+    std::fs::remove_file(&tar).unwrap();
+    let diff_id = Digest::of(&tar_bytes).to_string();
+    let gz = gzip(&tar_bytes);
+    let (layer_digest, layer_size) = put(&gz);
+    if corrupt {
+        let path = dir
+            .join("blobs/sha256")
+            .join(&layer_digest["sha256:".len()..]);
+        let mut bytes = gz.clone();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(path, bytes).unwrap();
+    }
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {
+            "Env": ["PATH=/bin", "A=b"], "Cmd": ["/bin/sh"], "WorkingDir": "/work",
+            "User": "1000", "ExposedPorts": {"8080/tcp": {}}, "Labels": {"k": "v"},
+            "StopSignal": "SIGTERM"
+        },
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        "history": [
+            {"created": "2024-01-01T00:00:00Z", "created_by": "ADD rootfs /"},
+            {"created": "2024-01-01T00:00:01Z", "created_by": "CMD [\"/bin/sh\"]", "empty_layer": true}
+        ]
+    });
+    let (config_digest, config_size) = put(&serde_json::to_vec(&config).unwrap());
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": config_digest, "size": config_size},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": layer_digest, "size": layer_size}]
+    });
+    let (manifest_digest, manifest_size) = put(&serde_json::to_vec(&manifest).unwrap());
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+             "digest": Digest::of(b"not stored").to_string(), "size": 1,
+             "platform": {"architecture": "arm64", "os": "linux"}},
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+             "digest": manifest_digest, "size": manifest_size,
+             "platform": {"architecture": "amd64", "os": "linux"}}
+        ]
+    });
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    (diff_id, layer_digest)
+}
+
+#[test]
+fn an_oci_layout_imports_with_its_config_and_history() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("layout");
+    let (diff_id, digest) = write_layout(&layout, false);
+    let s = store(tmp.path());
+    let image = s.import(&layout, "layout").unwrap();
+    let c = &image.config;
+    assert_eq!(c.env, ["PATH=/bin", "A=b"]);
+    assert_eq!(c.cmd.as_deref(), Some(&["/bin/sh".to_string()][..]));
+    assert_eq!(c.workdir.as_deref(), Some("/work"));
+    assert_eq!(c.user.as_deref(), Some("1000"));
+    assert_eq!(c.exposed_ports, ["8080/tcp"]);
+    assert_eq!(c.labels["k"], "v");
+    assert_eq!(c.stop_signal.as_deref(), Some("SIGTERM"));
+    assert_eq!(c.history.len(), 2);
+    assert_eq!(c.history[0].created_by, "ADD rootfs /");
+    assert!(c.history[1].empty_layer && !c.history[0].empty_layer);
+    assert_eq!(image.layers[0].diff_id.as_str(), diff_id);
+    assert_eq!(image.layers[0].digest.as_str(), digest);
+    let dir = s.layer_dir(&image.layers[0].diff_id);
+    assert_eq!(
+        std::fs::read(dir.join("etc/os-release")).unwrap(),
+        b"ID=test\n"
+    );
+    // The stored config is a valid OCI config over the same diff_ids.
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(s.blob_path(&image.config_digest)).unwrap()).unwrap();
+    assert_eq!(config["rootfs"]["diff_ids"][0], diff_id);
+    assert_eq!(
+        config["config"]["ExposedPorts"]["8080/tcp"],
+        serde_json::json!({})
+    );
+    assert_eq!(config["history"][1]["empty_layer"], true);
+    // The same layout as a tarball.
+    let tarball = tmp.path().join("layout.tar");
+    let mut b = tar::Builder::new(std::fs::File::create(&tarball).unwrap());
+    b.append_dir_all(".", &layout).unwrap();
+    b.into_inner().unwrap();
+    let from_tar = s.import(&tarball, "layout:tar").unwrap();
+    assert_eq!(from_tar.layers, image.layers);
+    assert_eq!(from_tar.config, image.config);
+}
+
+#[test]
+fn a_corrupt_layout_blob_is_refused_and_no_image_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("layout");
+    write_layout(&layout, true);
+    let s = store(tmp.path());
+    let err = s.import(&layout, "corrupt").unwrap_err();
+    assert!(matches!(err, StoreError::DigestMismatch { .. }), "{err}");
+    assert!(s.image("corrupt").unwrap().is_none());
+    assert_eq!(listing(&s.root().join("layers")), Vec::<String>::new());
+}
+
+#[test]
+fn a_docker_archive_imports_with_its_layers_in_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let l1 = tmp.path().join("l1.tar");
+    write_tar(
+        &l1,
+        &[
+            dir_entry("app/", 0o755),
+            file_entry("app/old", b"old", 0o644),
+            file_entry("app/kept", b"kept", 0o600),
+        ],
+    );
+    let l2 = tmp.path().join("l2.tar");
+    write_tar(
+        &l2,
+        &[
+            dir_entry("app/", 0o755),
+            file_entry("app/.wh.old", b"", 0o644),
+            file_entry("app/new", b"new", 0o755),
+        ],
+    );
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Env": ["X=1"], "Entrypoint": ["/app/new"]},
+        "rootfs": {"type": "layers", "diff_ids": [sha256_file(&l1), sha256_file(&l2)]},
+        "history": [
+            {"created": "2024-01-01T00:00:00Z", "created_by": "COPY old kept /app/"},
+            {"created": "2024-01-01T00:00:01Z", "created_by": "RUN rm /app/old && touch /app/new"}
+        ]
+    });
+    let manifest = serde_json::json!([
+        {"Config": "abc.json", "RepoTags": ["x:1"], "Layers": ["1/layer.tar", "2/layer.tar"]}
+    ]);
+    let archive = tmp.path().join("saved.tar");
+    let mut b = tar::Builder::new(std::fs::File::create(&archive).unwrap());
+    let mut add = |name: &str, bytes: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, name, bytes).unwrap();
+    };
+    add("1/layer.tar", &std::fs::read(&l1).unwrap());
+    add("2/layer.tar", &std::fs::read(&l2).unwrap());
+    add("abc.json", &serde_json::to_vec(&config).unwrap());
+    add("manifest.json", &serde_json::to_vec(&manifest).unwrap());
+    b.into_inner().unwrap();
+    let s = store(tmp.path());
+    let image = s.import(&archive, "saved").unwrap();
+    assert_eq!(image.layers.len(), 2);
+    assert_eq!(image.layers[1].diff_id.to_string(), sha256_file(&l2));
+    assert_eq!(image.config.env, ["X=1"]);
+    assert_eq!(
+        image.config.history[1].created_by,
+        "RUN rm /app/old && touch /app/new"
+    );
+    let top = snapshot(&s.layer_dir(&image.layers[1].diff_id), FULL);
+    assert_eq!((top["app/old"].kind, top["app/old"].rdev), ('c', 0));
+    assert!(!top.contains_key("app/.wh.old"));
+    assert_eq!(listing(&s.root().join("tmp")), Vec::<String>::new());
+}

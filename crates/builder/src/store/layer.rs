@@ -7,7 +7,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::digest::{HashReader, HashWriter};
-use super::pack::{PackOptions, pack};
+use super::pack::{PackOptions, Packed, apply, pack};
 use super::unpack::{OPAQUE_XATTR, OVERLAY_XATTR_PREFIX, unpack};
 use super::{
     Digest, ImageStore, LayerInfo, MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_TAR, StoreError,
@@ -255,6 +255,9 @@ impl ImageStore {
             prune(upper, &in_image(p))?;
         }
         let exclude: Vec<PathBuf> = opts.exclude.iter().map(|p| in_image(p)).collect();
+        if !has_content(upper, &exclude)? {
+            return Ok(None);
+        }
         let moved = self.tmp_path("upper");
         let in_place = std::fs::rename(upper, &moved).is_ok();
         let src = if in_place { moved.as_path() } else { upper };
@@ -265,26 +268,21 @@ impl ImageStore {
             fix_in_place: in_place,
         };
         let tmp_blob = self.tmp_path("blob");
-        let packed = self.pack_to(src, &pack_opts, &tmp_blob);
-        let undo = || {
-            let _ = std::fs::remove_file(&tmp_blob);
-            if in_place {
-                let _ = std::fs::rename(&moved, upper);
-            }
-        };
-        let (digest, size, entries) = match packed {
+        let (digest, size, packed) = match self.pack_to(src, &pack_opts, &tmp_blob) {
             Ok(v) => v,
             Err(e) => {
-                undo();
+                // Refused before anything in the tree changed: the upper dir goes back.
+                let _ = std::fs::remove_file(&tmp_blob);
+                if in_place {
+                    let _ = std::fs::rename(&moved, upper);
+                }
                 return Err(e);
             }
         };
-        if entries == 0 {
-            undo();
-            return Ok(None);
-        }
         let stored = if in_place {
-            fix_root(&moved).and_then(|()| self.commit_layer(&moved, &digest))
+            apply(&moved, &packed.fixes)
+                .and_then(|()| fix_root(&moved))
+                .and_then(|()| self.commit_layer(&moved, &digest))
         } else {
             self.unpack_blob(&tmp_blob, false, &digest).map(|_| ())
         };
@@ -302,27 +300,32 @@ impl ImageStore {
         }))
     }
 
-    /// Packs `src` into a new blob file at `dst`: its digest, size and entry count.
+    /// Packs `src` into a new blob file at `dst`: its digest, size, entry count and fixes.
     pub(crate) fn pack_to(
         &self,
         src: &Path,
         opts: &PackOptions<'_>,
         dst: &Path,
-    ) -> Result<(Digest, u64, u64), StoreError> {
+    ) -> Result<(Digest, u64, Packed<()>), StoreError> {
         let out = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(dst)
             .map_err(StoreError::io("creating", dst))?;
-        let (writer, entries) = pack(src, opts, HashWriter::new(BufWriter::new(out)))?;
-        let (digest, size, out) = writer.finish();
+        let packed = pack(src, opts, HashWriter::new(BufWriter::new(out)))?;
+        let (digest, size, out) = packed.out.finish();
         let mut file = out
             .into_inner()
             .map_err(|e| StoreError::io("writing", dst)(e.into_error()))?;
         file.flush().map_err(StoreError::io("writing", dst))?;
         file.sync_all().map_err(StoreError::io("syncing", dst))?;
-        Ok((digest, size, entries))
+        let rest = Packed {
+            out: (),
+            entries: packed.entries,
+            fixes: packed.fixes,
+        };
+        Ok((digest, size, rest))
     }
 }
 
@@ -362,6 +365,25 @@ fn prune(upper: &Path, rel: &Path) -> Result<(), StoreError> {
         dir = d.parent().map(Path::to_path_buf);
     }
     Ok(())
+}
+
+/// Whether packing `upper` writes any entry: a top-level entry that is not excluded and not
+/// a socket (every other entry is written, an empty directory too).
+fn has_content(upper: &Path, exclude: &[PathBuf]) -> Result<bool, StoreError> {
+    use std::os::unix::fs::FileTypeExt;
+    for entry in std::fs::read_dir(upper).map_err(StoreError::io("listing", upper))? {
+        let entry = entry.map_err(StoreError::io("listing", upper))?;
+        if exclude.iter().any(|x| x.as_os_str() == entry.file_name()) {
+            continue;
+        }
+        let ft = entry
+            .file_type()
+            .map_err(StoreError::io("inspecting", entry.path()))?;
+        if !ft.is_socket() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// The root of a renamed upper dir as every layer root is: 0755, 0:0, no overlay xattrs.

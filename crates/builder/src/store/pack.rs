@@ -32,32 +32,112 @@ pub(crate) struct PackOptions<'a> {
     pub count: u32,
     /// Image paths (relative, no leading `/`) left out with everything under them.
     pub exclude: &'a [PathBuf],
-    /// Also make the tree itself what the tarball says (owners shifted down, overlay xattrs
-    /// but the opaque one removed, excluded paths and sockets deleted), so it can become the
-    /// layer's unpacked directory without a copy.
+    /// Also return the [`Fix`]es that make the tree itself what the tarball says (owners
+    /// shifted down, overlay xattrs but the opaque one removed, excluded paths and sockets
+    /// deleted), so it can become the layer's unpacked directory without a copy. Nothing in
+    /// the tree changes until [`apply`] runs them, so a refused tree is left as it was.
     pub fix_in_place: bool,
 }
 
-/// Writes the tarball of `src` to `out`; returns `out` and the number of entries written
-/// (0: the tree holds nothing, an empty layer).
+/// One change [`apply`] makes to a packed tree; paths are relative to it.
+#[derive(Debug)]
+pub(crate) enum Fix {
+    /// Remove the entry and everything under it.
+    Remove(PathBuf),
+    /// Own the entry by `uid:gid`, then restore `mode` (unless a symlink) and the file
+    /// capability, which `chown` clears.
+    Chown {
+        rel: PathBuf,
+        uid: u32,
+        gid: u32,
+        mode: Option<u32>,
+        capability: Option<Vec<u8>>,
+    },
+    /// Remove one xattr.
+    StripXattr(PathBuf, String),
+    /// Put back a directory's mtime once its children have changed.
+    DirMtime(PathBuf, i64),
+}
+
+/// Applies the fixes of a [`pack`] in order.
+pub(crate) fn apply(src: &Path, fixes: &[Fix]) -> Result<(), StoreError> {
+    for fix in fixes {
+        match fix {
+            Fix::Remove(rel) => {
+                nofollow::remove_any(&src.join(rel)).map_err(at(src, "removing", rel))?;
+            }
+            Fix::Chown {
+                rel,
+                uid,
+                gid,
+                mode,
+                capability,
+            } => {
+                let path = src.join(rel);
+                nofollow::chown(&path, *uid, *gid).map_err(at(src, "setting the owner of", rel))?;
+                if let Some(mode) = mode {
+                    nofollow::chmod(&path, *mode).map_err(at(src, "setting the mode of", rel))?;
+                }
+                if let Some(cap) = capability {
+                    nofollow::set_xattr(&path, "security.capability", cap).map_err(at(
+                        src,
+                        "setting an xattr of",
+                        rel,
+                    ))?;
+                }
+            }
+            Fix::StripXattr(rel, name) => {
+                nofollow::remove_xattr(&src.join(rel), name).map_err(at(
+                    src,
+                    "removing an xattr of",
+                    rel,
+                ))?;
+            }
+            Fix::DirMtime(rel, secs) => {
+                nofollow::set_mtime(&src.join(rel), *secs).map_err(at(
+                    src,
+                    "setting the mtime of",
+                    rel,
+                ))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What [`pack`] wrote.
+pub(crate) struct Packed<W> {
+    pub out: W,
+    /// Entries written (0: the tree holds nothing, an empty layer).
+    pub entries: u64,
+    /// With [`PackOptions::fix_in_place`], what [`apply`] must do to the tree.
+    pub fixes: Vec<Fix>,
+}
+
+/// Writes the tarball of `src` to `out`.
 pub(crate) fn pack<W: Write>(
     src: &Path,
     opts: &PackOptions<'_>,
     out: W,
-) -> Result<(W, u64), StoreError> {
+) -> Result<Packed<W>, StoreError> {
     let mut packer = Packer {
         src,
         opts,
         builder: tar::Builder::new(out),
         links: HashMap::new(),
         entries: 0,
+        fixes: Vec::new(),
     };
     packer.dir(Path::new(""))?;
     let out = packer
         .builder
         .into_inner()
         .map_err(StoreError::io("writing the tarball of", src))?;
-    Ok((out, packer.entries))
+    Ok(Packed {
+        out,
+        entries: packer.entries,
+        fixes: packer.fixes,
+    })
 }
 
 struct Packer<'a, W: Write> {
@@ -67,6 +147,7 @@ struct Packer<'a, W: Write> {
     /// (dev, ino) of files with several links → the first path written.
     links: HashMap<(u64, u64), PathBuf>,
     entries: u64,
+    fixes: Vec<Fix>,
 }
 
 fn header(kind: EntryType, mode: u32, uid: u32, gid: u32, mtime: i64, size: u64) -> Header {
@@ -111,8 +192,7 @@ impl<W: Write> Packer<'_, W> {
             let child = rel.join(&name);
             if self.opts.exclude.iter().any(|x| x == &child) {
                 if self.opts.fix_in_place {
-                    let p = self.src.join(&child);
-                    nofollow::remove_any(&p).map_err(StoreError::io("removing", p))?;
+                    self.fixes.push(Fix::Remove(child));
                 }
                 continue;
             }
@@ -150,14 +230,20 @@ impl<W: Write> Packer<'_, W> {
             marker.extend_from_slice(name);
             let marker = rel.with_file_name(std::ffi::OsStr::from_bytes(&marker));
             self.marker(&marker)?;
-            if self.opts.fix_in_place {
-                nofollow::chown(&path, 0, 0).map_err(at(self.src, "setting the owner of", rel))?;
+            if self.opts.fix_in_place && (meta.uid(), meta.gid()) != (0, 0) {
+                self.fixes.push(Fix::Chown {
+                    rel: rel.to_path_buf(),
+                    uid: 0,
+                    gid: 0,
+                    mode: None,
+                    capability: None,
+                });
             }
             return Ok(());
         }
         if ft.is_socket() {
             if self.opts.fix_in_place {
-                std::fs::remove_file(&path).map_err(at(self.src, "removing", rel))?;
+                self.fixes.push(Fix::Remove(rel.to_path_buf()));
             }
             return Ok(());
         }
@@ -250,7 +336,7 @@ impl<W: Write> Packer<'_, W> {
         }
         self.entries += 1;
         if self.opts.fix_in_place {
-            self.fix(rel, &meta, uid, gid, &xattrs)?;
+            self.fix(rel, &meta, uid, gid, &xattrs);
         }
         if ft.is_dir() {
             if opaque {
@@ -258,12 +344,8 @@ impl<W: Write> Packer<'_, W> {
             }
             self.dir(rel)?;
             if self.opts.fix_in_place {
-                // Removing excluded children changed the directory's mtime.
-                nofollow::set_mtime(&path, mtime).map_err(at(
-                    self.src,
-                    "setting the mtime of",
-                    rel,
-                ))?;
+                // Removing excluded children changes the directory's mtime.
+                self.fixes.push(Fix::DirMtime(rel.to_path_buf(), mtime));
             }
         }
         Ok(())
@@ -279,44 +361,33 @@ impl<W: Write> Packer<'_, W> {
         Ok(())
     }
 
-    /// Makes the tree's entry what the tarball recorded (see [`PackOptions::fix_in_place`]).
+    /// Records what makes the tree's entry what the tarball recorded.
     fn fix(
-        &self,
+        &mut self,
         rel: &Path,
         meta: &std::fs::Metadata,
         uid: u32,
         gid: u32,
         xattrs: &[(String, Vec<u8>)],
-    ) -> Result<(), StoreError> {
-        let path = self.src.join(rel);
+    ) {
         if (uid, gid) != (meta.uid(), meta.gid()) {
-            nofollow::chown(&path, uid, gid).map_err(at(self.src, "setting the owner of", rel))?;
-            // chown clears setuid/setgid bits and file capabilities: put them back.
-            if !meta.file_type().is_symlink() {
-                nofollow::chmod(&path, meta.mode()).map_err(at(
-                    self.src,
-                    "setting the mode of",
-                    rel,
-                ))?;
-            }
-            for (k, v) in xattrs.iter().filter(|(k, _)| k == "security.capability") {
-                nofollow::set_xattr(&path, k, v).map_err(at(
-                    self.src,
-                    "setting an xattr of",
-                    rel,
-                ))?;
-            }
+            self.fixes.push(Fix::Chown {
+                rel: rel.to_path_buf(),
+                uid,
+                gid,
+                mode: (!meta.file_type().is_symlink()).then_some(meta.mode()),
+                capability: xattrs
+                    .iter()
+                    .find(|(k, _)| k == "security.capability")
+                    .map(|(_, v)| v.clone()),
+            });
         }
         for (k, _) in xattrs {
             if k.starts_with(OVERLAY_XATTR_PREFIX) && k != OPAQUE_XATTR {
-                nofollow::remove_xattr(&path, k).map_err(at(
-                    self.src,
-                    "removing an xattr of",
-                    rel,
-                ))?;
+                self.fixes
+                    .push(Fix::StripXattr(rel.to_path_buf(), k.clone()));
             }
         }
-        Ok(())
     }
 }
 
