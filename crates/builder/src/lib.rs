@@ -5,3 +5,4 @@
 //! Contract: `README.md`.
 pub mod dockerfile;
 pub mod template_dir;
+pub mod store;
