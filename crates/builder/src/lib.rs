@@ -6,3 +6,4 @@
 pub mod dockerfile;
 pub mod template_dir;
 pub mod store;
+pub mod registry;
