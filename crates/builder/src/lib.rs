@@ -5,3 +5,5 @@
 //! Contract: `README.md`.
 pub mod dockerfile;
 pub mod template_dir;
+pub mod store;
+pub mod registry;
