@@ -99,7 +99,7 @@ impl Ctx<'_> {
         match self.take_one(name)? {
             None => Ok(false),
             Some(FlagWord { value: None, .. }) => Ok(true),
-            Some(f) => match f.value.as_deref() {
+            Some(f) => match f.value.as_deref().map(str::to_ascii_lowercase).as_deref() {
                 Some("true") => Ok(true),
                 Some("false") => Ok(false),
                 _ => Err(self.fail_flag(&f, format!("{} --{name} takes true or false", self.kw))),

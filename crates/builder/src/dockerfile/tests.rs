@@ -214,6 +214,10 @@ fn copy_and_add() {
     assert!(!c.link && c.sources.is_empty());
     assert_eq!(c.heredocs[0].body, "hello\n");
     assert_eq!(c.dest, "/etc/motd");
+    let Instruction::Copy(c) = one("COPY --link=TRUE a b") else {
+        panic!()
+    };
+    assert!(c.link);
 }
 
 #[test]
