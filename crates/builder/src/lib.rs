@@ -7,3 +7,4 @@ pub mod dockerfile;
 pub mod template_dir;
 pub mod store;
 pub mod registry;
+pub mod build;
