@@ -3,8 +3,8 @@
 //! template), pulls from OCI registries, RUN steps in build sandboxes, and the `start_cmd`
 //! snapshot. The builder returns what it built as values; the server persists them.
 //! Contract: `README.md`.
-pub mod dockerfile;
-pub mod template_dir;
-pub mod store;
-pub mod registry;
 pub mod build;
+pub mod dockerfile;
+pub mod registry;
+pub mod store;
+pub mod template_dir;

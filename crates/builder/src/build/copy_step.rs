@@ -66,10 +66,7 @@ impl Builder {
         // What the result depends on: the sources' content (or the stage they come from).
         let td = &ctx.req.template;
         let (entries, from_stage) = match &copy.from {
-            None => (
-                template_dir::context_files(&td.dir, &td.ignore)?,
-                None,
-            ),
+            None => (template_dir::context_files(&td.dir, &td.ignore)?, None),
             Some(f) => {
                 let name = expand(f)?.to_ascii_lowercase();
                 let stage = ctx
@@ -101,7 +98,10 @@ impl Builder {
         let text = format!(
             "{} {}{}{} {} # buildkit",
             if copy.add { "ADD" } else { "COPY" },
-            chown.as_ref().map(|c| format!("--chown={c} ")).unwrap_or_default(),
+            chown
+                .as_ref()
+                .map(|c| format!("--chown={c} "))
+                .unwrap_or_default(),
             chmod.map(|m| format!("--chmod={m:o} ")).unwrap_or_default(),
             sources.join(" "),
             dest.display()
@@ -119,9 +119,11 @@ impl Builder {
             out.config.history.push(history(text, empty));
             return Ok(());
         }
-        let layer_dir = ctx
-            .work
-            .join(format!("copy-{}-{:08x}", step.loc.line, rand::random::<u32>()));
+        let layer_dir = ctx.work.join(format!(
+            "copy-{}-{:08x}",
+            step.loc.line,
+            rand::random::<u32>()
+        ));
         std::fs::create_dir_all(&layer_dir).map_err(BuildError::io("creating", &layer_dir))?;
         let several = sources.len() + copy.heredocs.len() > 1;
         let dest_is_dir = dest_raw.ends_with('/')
@@ -189,7 +191,10 @@ impl Builder {
                         writer
                             .ensure_dirs(&dest)
                             .map_err(BuildError::io("creating", &dest))?;
-                        for x in entries.iter().filter(|x| x.rel.starts_with(&e.rel) && x.rel != e.rel) {
+                        for x in entries
+                            .iter()
+                            .filter(|x| x.rel.starts_with(&e.rel) && x.rel != e.rel)
+                        {
                             let rel = x.rel.strip_prefix(&e.rel).unwrap_or(&x.rel);
                             let target = dest.join(rel);
                             writer

@@ -69,7 +69,10 @@ fn tail(lines: &[String]) -> String {
 }
 
 impl BuildError {
-    pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+    pub(crate) fn io(
+        what: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
         move |source| BuildError::Io { what, path, source }
     }

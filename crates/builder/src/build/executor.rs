@@ -23,6 +23,8 @@ pub struct Builder {
     pub(super) network: Option<Arc<dyn BuildNetwork>>,
     pub(super) cache: StepCache,
     building: Mutex<HashSet<String>>,
+    /// Images imported from a host directory the first time a FROM names them.
+    pub(super) local_images: Vec<(String, PathBuf)>,
 }
 
 /// A stage as far as it got: its layers, config and cache key.
@@ -55,10 +57,7 @@ impl Ctx<'_> {
         });
     }
     pub(super) fn at(&self, step: &Step) -> String {
-        format!(
-            "{}:{}",
-            self.req.template.dockerfile_name, step.loc.line
-        )
+        format!("{}:{}", self.req.template.dockerfile_name, step.loc.line)
     }
 }
 
@@ -170,7 +169,17 @@ impl Builder {
             network,
             cache,
             building: Mutex::new(HashSet::new()),
+            local_images: Vec::new(),
         })
+    }
+
+    /// Makes `FROM name` import the root filesystem directory `dir` into the store the
+    /// first time a build names it (the repo's own root filesystems, so that FROM works on
+    /// a machine that reaches no registry).
+    #[must_use]
+    pub fn with_local_image(mut self, name: &str, dir: PathBuf) -> Self {
+        self.local_images.push((name.to_string(), dir));
+        self
     }
 
     /// The image store.
@@ -182,11 +191,7 @@ impl Builder {
     ///
     /// # Errors
     /// [`BuildError`] naming the step; nothing is left registered or mounted.
-    pub fn build(
-        &self,
-        req: BuildRequest,
-        events: EventSink,
-    ) -> Result<BuiltTemplate, BuildError> {
+    pub fn build(&self, req: BuildRequest, events: EventSink) -> Result<BuiltTemplate, BuildError> {
         let name = req.name.clone();
         {
             let mut b = self.building.lock().unwrap_or_else(|p| p.into_inner());
@@ -222,7 +227,9 @@ impl Builder {
     fn build_in(&self, ctx: &mut Ctx<'_>) -> Result<BuiltTemplate, BuildError> {
         let td = &ctx.req.template;
         for k in &td.ignored_keys {
-            ctx.note(format!("e2b.toml: {k} is not used by Bulkhead and is ignored"));
+            ctx.note(format!(
+                "e2b.toml: {k} is not used by Bulkhead and is ignored"
+            ));
         }
         let df = dockerfile::parse(&td.dockerfile_name, &td.dockerfile_text)?;
         for (k, v) in &ctx.req.args {
@@ -482,7 +489,11 @@ impl Builder {
             Instruction::Expose(ports) => {
                 for p in ports {
                     let p = expand(p, out, scope)?;
-                    let p = if p.contains('/') { p } else { format!("{p}/tcp") };
+                    let p = if p.contains('/') {
+                        p
+                    } else {
+                        format!("{p}/tcp")
+                    };
                     if !out.config.exposed_ports.contains(&p) {
                         out.config.exposed_ports.push(p);
                     }

@@ -150,8 +150,14 @@ mod tests {
         std::fs::create_dir_all(high.join("etc")).unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(high.join("etc/other"), "22").unwrap_or_else(|e| panic!("{e}"));
         let stack = vec![low.clone(), high.clone()];
-        assert_eq!(lookup(&stack, Path::new("/etc/app/conf")).map(|m| m.len()), Some(1));
-        assert_eq!(lookup(&stack, Path::new("/etc/other")).map(|m| m.len()), Some(2));
+        assert_eq!(
+            lookup(&stack, Path::new("/etc/app/conf")).map(|m| m.len()),
+            Some(1)
+        );
+        assert_eq!(
+            lookup(&stack, Path::new("/etc/other")).map(|m| m.len()),
+            Some(2)
+        );
         assert!(lookup(&stack, Path::new("/nope")).is_none());
         std::fs::write(high.join("etc/app"), "x").unwrap_or_else(|e| panic!("{e}"));
         assert!(lookup(&stack, Path::new("/etc/app/conf")).is_none());

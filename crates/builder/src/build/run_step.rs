@@ -145,7 +145,9 @@ impl Builder {
         at: &str,
     ) -> Result<Option<crate::store::LayerInfo>, BuildError> {
         let n = step.loc.line;
-        let step_dir = ctx.work.join(format!("run-{n}-{:08x}", rand::random::<u32>()));
+        let step_dir = ctx
+            .work
+            .join(format!("run-{n}-{:08x}", rand::random::<u32>()));
         let secrets_dir = self.dirs.secrets.join(&ctx.build_id).join(format!("{n}"));
         let result = self.run_with_mounts(ctx, run, out, argv, args, at, &step_dir, &secrets_dir);
         let _ = std::fs::remove_dir_all(&secrets_dir);
@@ -490,4 +492,3 @@ fn forward(
         }
     })
 }
-
