@@ -124,16 +124,9 @@ impl ImageStore {
 
     /// Unpacks (unless present) and stores a plain tarball blob written under `tmp/`.
     fn add_packed(&self, tmp_blob: &Path, digest: &Digest) -> Result<(), StoreError> {
-        let file = File::open(tmp_blob).map_err(StoreError::io("opening", tmp_blob))?;
-        drop(file);
-        if !self.has_layer(digest) {
-            let info = self.add_layer_tar(tmp_blob, Some(digest))?;
-            let _ = std::fs::remove_file(tmp_blob);
-            debug_assert_eq!(&info.diff_id, digest);
-            return Ok(());
-        }
-        let dst = self.blob_path(digest);
-        std::fs::rename(tmp_blob, &dst).map_err(StoreError::io("storing the blob", &dst))
+        // Already under tmp/ with a known digest: unpacked from where it is, then renamed.
+        self.unpack_blob(tmp_blob, false, digest)?;
+        self.commit_blob(tmp_blob, digest)
     }
 
     fn read_layout(&self, dir: &Path) -> Result<(ImageConfig, Vec<LayerInfo>), StoreError> {

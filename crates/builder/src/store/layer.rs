@@ -167,7 +167,7 @@ impl ImageStore {
     }
 
     /// Unpacks the blob at `blob` (unless its layer is already there) and returns its diff_id.
-    fn unpack_blob(&self, blob: &Path, gzip: bool, digest: &Digest) -> Result<Digest, StoreError> {
+    pub(super) fn unpack_blob(&self, blob: &Path, gzip: bool, digest: &Digest) -> Result<Digest, StoreError> {
         if !gzip && self.has_layer(digest) {
             return Ok(digest.clone());
         }
@@ -202,7 +202,7 @@ impl ImageStore {
     }
 
     /// Renames a complete blob into place (replacing an equal one is harmless).
-    fn commit_blob(&self, tmp: &Path, digest: &Digest) -> Result<(), StoreError> {
+    pub(super) fn commit_blob(&self, tmp: &Path, digest: &Digest) -> Result<(), StoreError> {
         let dst = self.blob_path(digest);
         std::fs::rename(tmp, &dst).map_err(|e| {
             let _ = std::fs::remove_file(tmp);
