@@ -167,7 +167,12 @@ impl ImageStore {
     }
 
     /// Unpacks the blob at `blob` (unless its layer is already there) and returns its diff_id.
-    pub(super) fn unpack_blob(&self, blob: &Path, gzip: bool, digest: &Digest) -> Result<Digest, StoreError> {
+    pub(super) fn unpack_blob(
+        &self,
+        blob: &Path,
+        gzip: bool,
+        digest: &Digest,
+    ) -> Result<Digest, StoreError> {
         if !gzip && self.has_layer(digest) {
             return Ok(digest.clone());
         }
