@@ -510,3 +510,78 @@ fn a_docker_archive_imports_with_its_layers_in_order() {
     assert!(!top.contains_key("app/.wh.old"));
     assert_eq!(listing(&s.root().join("tmp")), Vec::<String>::new());
 }
+
+#[test]
+fn later_entries_replace_earlier_ones_without_following_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    let mut late_dir = dir_entry("late/", 0o700);
+    late_dir.0.set_mtime(1_500_000_000);
+    late_dir.0.set_cksum();
+    let tar = tmp.path().join("dups.tar");
+    write_tar(
+        &tar,
+        &[
+            dir_entry("was-dir/", 0o755),
+            file_entry("was-dir/child", b"c", 0o644),
+            file_entry("was-dir", b"now a file", 0o600),
+            (
+                raw_link(
+                    b"was-link",
+                    EntryType::Symlink,
+                    outside.display().to_string().as_bytes(),
+                ),
+                Vec::new(),
+            ),
+            dir_entry("was-link/", 0o755),
+            file_entry("was-link/inside", b"i", 0o644),
+            file_entry("late/child", b"x", 0o644),
+            late_dir,
+            file_entry("twice", b"first", 0o644),
+            file_entry("twice", b"second", 0o640),
+        ],
+    );
+    let layer = s.add_layer_tar(&tar, None).unwrap();
+    let snap = snapshot(&s.layer_dir(&layer.diff_id), FULL);
+    assert_eq!((snap["was-dir"].kind, snap["was-dir"].mode), ('f', 0o600));
+    assert!(!snap.contains_key("was-dir/child"));
+    assert_eq!(snap["was-link"].kind, 'd');
+    assert!(snap.contains_key("was-link/inside"));
+    assert_eq!(listing(&outside), Vec::<String>::new());
+    // A directory's entry after its children still sets its mode and mtime.
+    assert_eq!(snap["late"].mode, 0o700);
+    assert_eq!(snap["late"].mtime, Some(1_500_000_000));
+    assert_eq!(
+        std::fs::read(s.layer_dir(&layer.diff_id).join("twice")).unwrap(),
+        b"second"
+    );
+    assert_eq!(snap["twice"].mode, 0o640);
+}
+
+#[test]
+fn open_removes_what_dead_writers_left_in_tmp() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("store");
+    drop(ImageStore::open(&root).unwrap());
+    // A pid past pid_max never runs; a name without a pid is nobody's.
+    let dead = root.join("tmp/4999999-0-0-layer");
+    std::fs::create_dir_all(dead.join("usr/bin")).unwrap();
+    std::fs::write(root.join("tmp/junk"), b"x").unwrap();
+    let mine = root.join(format!("tmp/{}-9-9-blob", std::process::id()));
+    std::fs::write(&mine, b"in progress").unwrap();
+    let s = ImageStore::open(&root).unwrap();
+    assert_eq!(
+        listing(&s.root().join("tmp")),
+        [mine.file_name().unwrap().to_string_lossy().into_owned()]
+    );
+    use std::os::unix::fs::PermissionsExt;
+    for dir in ["blobs", "layers", "images", "tmp"] {
+        let mode = std::fs::metadata(root.join(dir))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "{dir}");
+    }
+}

@@ -251,6 +251,11 @@ impl ImageStore {
     /// place (owners shifted down, overlay xattrs but the opaque one removed), so `upper` is
     /// gone afterwards; otherwise the tarball is unpacked and `upper` stays. Returns `None`,
     /// leaving `upper` where it was, when nothing is left to capture (an empty layer).
+    ///
+    /// Precondition: nothing writes to `upper` any more (the sandbox is frozen or gone), and
+    /// it is not resumed afterwards: on the store's file system the tree becomes the store's
+    /// and its owners change. A refused capture ([`StoreError::IdOutOfRange`], an unreadable
+    /// file) changes nothing in `upper` but the pruned mount points.
     pub fn capture_upper(
         &self,
         upper: &Path,

@@ -52,7 +52,11 @@ pub(crate) fn unpack<R: Read>(reader: R, dest: &Path) -> Result<R, StoreError> {
     }
     // Directory times last: creating entries in a directory changes its mtime.
     for (path, secs) in state.dir_times.iter().rev() {
-        nofollow::set_mtime(path, *secs).map_err(StoreError::io("setting the mtime of", path))?;
+        match nofollow::set_mtime(path, *secs) {
+            // A later entry replaced the directory.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            r => r.map_err(StoreError::io("setting the mtime of", path))?,
+        }
     }
     Ok(archive.into_inner())
 }
