@@ -289,7 +289,10 @@ impl ImageStore {
                 return Err(e);
             }
         };
-        let stored = if in_place {
+        let stored = if in_place && self.has_layer(&digest) {
+            // Captured before (the same step on the same parent): nothing to fix or sync.
+            nofollow::remove_any(&moved).map_err(StoreError::io("removing", &moved))
+        } else if in_place {
             apply(&moved, &packed.fixes)
                 .and_then(|()| fix_root(&moved))
                 .and_then(|()| self.commit_layer(&moved, &digest))
