@@ -76,6 +76,7 @@ impl ImageStore {
 
     /// [`ImageStore::import`] with the source recorded as `source` (a registry reference with
     /// its digest, for a layout a pull wrote).
+    #[tracing::instrument(level = "debug", skip_all, fields(path = %src.display(), name))]
     pub fn import_as(&self, src: &Path, name: &str, source: String) -> Result<Image, StoreError> {
         let meta = src.metadata().map_err(StoreError::io("inspecting", src))?;
         let (config, layers) = if meta.is_dir() {

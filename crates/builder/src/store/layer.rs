@@ -66,6 +66,7 @@ impl ImageStore {
     /// Afterwards the blob is at [`ImageStore::blob_path`] and the layer at
     /// [`ImageStore::layer_dir`]. Unsafe entries are refused ([`StoreError::UnsafeEntry`]),
     /// leaving nothing behind.
+    #[tracing::instrument(level = "debug", skip_all, fields(path = %tar.display()))]
     pub fn add_layer_tar(
         &self,
         tar: &Path,
@@ -114,6 +115,7 @@ impl ImageStore {
         if gzip {
             self.write_diffid(&digest, &diff_id)?;
         }
+        tracing::debug!(%diff_id, size, "layer stored");
         Ok(LayerInfo {
             diff_id,
             digest,
@@ -256,6 +258,7 @@ impl ImageStore {
     /// it is not resumed afterwards: on the store's file system the tree becomes the store's
     /// and its owners change. A refused capture ([`StoreError::IdOutOfRange`], an unreadable
     /// file) changes nothing in `upper` but the pruned mount points.
+    #[tracing::instrument(level = "debug", skip_all, fields(path = %upper.display()))]
     pub fn capture_upper(
         &self,
         upper: &Path,
@@ -305,6 +308,7 @@ impl ImageStore {
             return Err(e);
         }
         self.commit_blob(&tmp_blob, &digest)?;
+        tracing::debug!(diff_id = %digest, size, in_place, "upper dir captured");
         Ok(Some(LayerInfo {
             diff_id: digest.clone(),
             digest,
