@@ -263,6 +263,20 @@ impl<W: Write> Packer<'_, W> {
         }
         let (uid, gid) = self.ids(rel, &meta)?;
         let xattrs = nofollow::xattrs(&path).map_err(at(self.src, "reading the xattrs of", rel))?;
+        // A redirected directory or a metadata-only copy-up has its content in a lower layer,
+        // which a layer cannot point at: the overlay must be mounted without redirect_dir
+        // and metacopy (the kernel's defaults).
+        if let Some((k, _)) = xattrs
+            .iter()
+            .find(|(k, _)| k == "trusted.overlay.redirect" || k == "trusted.overlay.metacopy")
+        {
+            return Err(StoreError::bad(
+                Path::new("/").join(rel),
+                format!(
+                    "{k} in the upper dir: mount the overlay with redirect_dir=off,metacopy=off"
+                ),
+            ));
+        }
         let opaque = xattrs
             .iter()
             .any(|(k, v)| k == OPAQUE_XATTR && v.as_slice() == b"y");
