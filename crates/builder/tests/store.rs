@@ -86,7 +86,9 @@ fn import_of_a_directory_unpacks_to_an_equal_tree() {
     );
     assert_eq!(got["dev-null"].kind, 'c');
     assert_eq!(got["etc"].xattrs["trusted.other"], b"also kept");
-    // The same tree gives the same layer, reused.
+    // The same tree gives the same layer, reused, and the tree itself is untouched.
+    assert_eq!(s.add_layer_dir(&src).unwrap(), *layer);
+    assert_eq!(snapshot(&src, FULL), want);
     let again = s.import(&src, "rich:2").unwrap();
     assert_eq!(again.layers, image.layers);
     assert_eq!(s.image("rich").unwrap().unwrap(), image);
@@ -518,10 +520,18 @@ fn a_docker_archive_imports_with_its_layers_in_order() {
         image.config.history[1].created_by,
         "RUN rm /app/old && touch /app/new"
     );
-    let top = snapshot(&s.layer_dir(&image.layers[1].diff_id), FULL);
+    let dirs = s.layer_dirs(&image);
+    assert_eq!(dirs[1], s.layer_dir(&image.layers[1].diff_id));
+    let top = snapshot(&dirs[1], FULL);
     assert_eq!((top["app/old"].kind, top["app/old"].rdev), ('c', 0));
     assert!(!top.contains_key("app/.wh.old"));
     assert_eq!(listing(&s.root().join("tmp")), Vec::<String>::new());
+    // `docker save | gzip` imports the same.
+    let zipped = tmp.path().join("saved.tar.gz");
+    std::fs::write(&zipped, gzip(&std::fs::read(&archive).unwrap())).unwrap();
+    let again = s.import(&zipped, "saved:gz").unwrap();
+    assert_eq!(again.layers, image.layers);
+    assert_eq!(again.config, image.config);
 }
 
 #[test]

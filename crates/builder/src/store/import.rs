@@ -98,8 +98,12 @@ impl ImageStore {
         self.put_image(name, &config, &layers, Some(source))
     }
 
-    /// Tars a root filesystem directory into a blob and unpacks that into a layer.
-    fn add_layer_dir(&self, dir: &Path) -> Result<LayerInfo, StoreError> {
+    /// Stores the directory tree `dir` as one layer, leaving `dir` as it is: a deterministic
+    /// tarball (sorted names, mtimes kept, owners and xattrs as they are, no
+    /// `trusted.overlay.*`; overlay whiteouts and opaque directories become their OCI markers)
+    /// unpacked into the store. The same tree gives the same diff_id. For a tree assembled by
+    /// the caller (a COPY step) as much as for a root filesystem.
+    pub fn add_layer_dir(&self, dir: &Path) -> Result<LayerInfo, StoreError> {
         let tmp_blob = self.tmp_path("blob");
         let opts = PackOptions {
             shift: 0,

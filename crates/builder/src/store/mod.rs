@@ -126,6 +126,16 @@ impl ImageStore {
         self.layer_dir(diff_id).is_dir()
     }
 
+    /// The unpacked directories of `image`'s layers, bottom (base) first: what the runtime
+    /// stacks.
+    pub fn layer_dirs(&self, image: &Image) -> Vec<PathBuf> {
+        image
+            .layers
+            .iter()
+            .map(|l| self.layer_dir(&l.diff_id))
+            .collect()
+    }
+
     /// `root/blobs/sha256/<hex>`: the blob with this digest (it may not exist).
     pub fn blob_path(&self, d: &Digest) -> PathBuf {
         self.root.join("blobs/sha256").join(d.hex())
