@@ -209,6 +209,17 @@ fn tarball_entries_escaping_the_layer_are_refused() {
             ],
         ),
         (
+            "whiteout of the parent",
+            vec![(raw_header(b".wh...", EntryType::Regular, 0), Vec::new())],
+        ),
+        (
+            "whiteout of the directory itself",
+            vec![
+                (raw_header(b"a/", EntryType::Directory, 0), Vec::new()),
+                (raw_header(b"a/.wh..", EntryType::Regular, 0), Vec::new()),
+            ],
+        ),
+        (
             "hard link out",
             vec![(
                 raw_link(b"passwd", EntryType::Link, b"../../../../etc/passwd"),

@@ -128,6 +128,9 @@ impl Unpacker<'_> {
                 .map_err(StoreError::io("marking opaque", &parent));
         }
         if let Some(hidden) = last_bytes.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
+            if hidden == b"." || hidden == b".." {
+                return Err(refuse(&raw, "whiteout of . or .."));
+            }
             if hidden.starts_with(WHITEOUT_PREFIX.as_bytes()) || hidden.is_empty() {
                 // Other AUFS metadata (.wh..wh.plnk and such): not part of the tree.
                 return Ok(());
