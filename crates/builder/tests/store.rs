@@ -619,3 +619,20 @@ fn open_removes_what_dead_writers_left_in_tmp() {
         assert_eq!(mode & 0o777, 0o700, "{dir}");
     }
 }
+
+#[test]
+fn a_gnu_sparse_file_unpacks_with_its_holes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let tar = tmp.path().join("sparse.tar");
+    sh(&format!(
+        "mkdir -p {s}; truncate -s 1M {s}/holes; printf end | dd of={s}/holes bs=1 seek=1048000 conv=notrunc status=none
+        tar -C {s} --sparse --format=gnu -cf {t} .",
+        s = src.display(),
+        t = tar.display()
+    ));
+    let s = store(tmp.path());
+    let layer = s.add_layer_tar(&tar, None).unwrap();
+    let got = std::fs::read(s.layer_dir(&layer.diff_id).join("holes")).unwrap();
+    assert_eq!(got, std::fs::read(src.join("holes")).unwrap());
+}

@@ -157,7 +157,8 @@ impl Unpacker<'_> {
                 self.verified.insert(rel);
                 return self.apply(&path, &meta, true);
             }
-            EntryType::Regular | EntryType::Continuous => {
+            // A GNU sparse file reads back with its holes as zeros.
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                 let mut file = OpenOptions::new()
                     .write(true)
                     .create_new(true)
