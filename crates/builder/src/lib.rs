@@ -4,5 +4,7 @@
 //! snapshot. The builder returns what it built as values; the server persists them.
 //! Contract: `README.md`.
 pub mod dockerfile;
-pub mod store;
 pub mod template_dir;
+pub mod store;
+pub mod registry;
+pub mod build;
