@@ -77,7 +77,13 @@ pub(crate) fn with_merged_view<R: Send + 'static>(
         }
         [one] => f(one),
         many => {
-            let lowers: Vec<PathBuf> = many.iter().rev().cloned().collect();
+            // Each layer once, at its top-most place (overlayfs refuses one twice).
+            let mut lowers: Vec<PathBuf> = Vec::new();
+            for l in many.iter().rev() {
+                if !lowers.contains(l) {
+                    lowers.push(l.clone());
+                }
+            }
             let target = scratch.join("view");
             std::fs::create_dir_all(&target)?;
             std::thread::Builder::new()

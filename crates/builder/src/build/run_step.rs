@@ -25,8 +25,11 @@ use crate::store::{CaptureOptions, ImageConfig};
 /// Files the runtime writes into every sandbox; Docker does not keep them in layers either.
 pub(super) const RUNTIME_FILES: [&str; 3] = ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"];
 
-/// Mount points the runtime creates when an image lacks them.
-pub(super) const RUNTIME_MOUNT_POINTS: [&str; 4] = ["/proc", "/sys", "/dev", "/tmp"];
+/// Mount points the runtime creates when an image lacks them, and the directories that
+/// writing [`RUNTIME_FILES`] and mount points copies up into the writable layer: once those
+/// are left out, an empty one there is no change of the image.
+pub(super) const RUNTIME_MOUNT_POINTS: [&str; 6] =
+    ["/proc", "/sys", "/dev", "/tmp", "/etc", "/run"];
 
 /// Lines of output kept for the error of a failed step.
 const TAIL: usize = 20;
@@ -330,6 +333,7 @@ impl Builder {
         }
         drop(caches);
         outcome?;
+        drop_runtime_files(&step_dir.join("upper"));
         let layer = self.store.capture_upper(
             &step_dir.join("upper"),
             &CaptureOptions {
@@ -361,8 +365,6 @@ impl Builder {
         if !found {
             return Ok(());
         }
-        let _ = std::fs::remove_file(&blob);
-        let _ = std::fs::remove_dir_all(self.store.layer_dir(&layer.diff_id));
         let id = ctx
             .req
             .secrets
@@ -370,6 +372,8 @@ impl Builder {
             .find(|(_, s)| Redactor::new([s.expose()]).found_in_file(&blob))
             .map(|(k, _)| k.clone())
             .unwrap_or_else(|| "?".into());
+        let _ = std::fs::remove_file(&blob);
+        let _ = std::fs::remove_dir_all(self.store.layer_dir(&layer.diff_id));
         Err(BuildError::SecretInLayer {
             at: at.to_string(),
             id,
@@ -416,6 +420,17 @@ impl Builder {
 struct CacheDir {
     path: PathBuf,
     _lock: Option<Flock<std::fs::File>>,
+}
+
+/// Removes what the runtime wrote into a writable layer ([`RUNTIME_FILES`]) before it is
+/// captured, so that the directories holding them are seen empty when nothing else changed.
+pub(super) fn drop_runtime_files(upper: &Path) {
+    for f in RUNTIME_FILES {
+        let p = upper.join(f.trim_start_matches('/'));
+        if p.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
+            let _ = std::fs::remove_file(&p);
+        }
+    }
 }
 
 /// Adds (`up`) or removes `shift` from the owner of every entry under `dir`.

@@ -176,6 +176,7 @@ impl Builder {
         let service = outcome?;
         let mut exclude: Vec<PathBuf> = RUNTIME_FILES.iter().map(PathBuf::from).collect();
         exclude.extend(["/tmp", "/run/secrets"].map(PathBuf::from));
+        super::run_step::drop_runtime_files(&dir.join("upper"));
         let layer = self.store.capture_upper(
             &dir.join("upper"),
             &CaptureOptions {

@@ -35,9 +35,13 @@ pub(crate) fn prepare(plan: &LaunchPlan, c: Pid) -> Result<(), LaunchFailure> {
     let root = Ids(plan.root_host_id);
     let dir = &plan.dir;
 
-    // Layers: each one idmapped (host uid 0 → sandbox root) and read-only.
+    // Layers: each one idmapped (host uid 0 → sandbox root) and read-only. A layer that
+    // appears twice (two steps that made the same change) is stacked once, at its top-most
+    // place: overlayfs refuses a layer twice (ELOOP), and the lower copy changes nothing,
+    // since everything it holds (whiteouts included) is laid again above what came between.
     let mut lowers = Vec::new();
-    for (i, layer) in plan.spec.layers.iter().enumerate() {
+    let layers = top_most_once(&plan.spec.layers);
+    for (i, layer) in layers.iter().enumerate() {
         let target = dir.join("lower").join(i.to_string());
         std::fs::create_dir_all(&target)
             .at_with(LaunchStep::Layers, || target.display().to_string())?;
@@ -278,5 +282,31 @@ fn write_etc(rootfs: &Path, id: &str, root: Ids) {
         if path.parent().is_some_and(Path::is_dir) && std::fs::write(&path, text).is_ok() {
             let _ = root.chown(&path);
         }
+    }
+}
+
+/// `layers` (bottom first) with each one kept only at its top-most place.
+pub(crate) fn top_most_once(layers: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::with_capacity(layers.len());
+    for (i, l) in layers.iter().enumerate() {
+        if !layers[i + 1..].contains(l) {
+            out.push(l.clone());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repeated_layer_is_kept_at_its_top_most_place() {
+        let p = |s: &str| PathBuf::from(s);
+        assert_eq!(
+            top_most_once(&[p("a"), p("b"), p("a"), p("c")]),
+            vec![p("b"), p("a"), p("c")]
+        );
+        assert_eq!(top_most_once(&[p("a"), p("b")]), vec![p("a"), p("b")]);
     }
 }

@@ -118,8 +118,12 @@ pub async fn build(
         .unpack_context(&context)
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let dockerfile = params.dockerfile.as_ref().map(|d| ctx_dir.path().join(d));
-    let template = TemplateDir::load(ctx_dir.path(), dockerfile.as_deref())
+    let mut template = TemplateDir::load(ctx_dir.path(), dockerfile.as_deref())
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    // Messages name the Dockerfile as the user's directory has it, not the server's copy.
+    if let Some(d) = &params.dockerfile {
+        template.dockerfile_name = d.clone();
+    }
     let req = BuildRequest {
         template,
         args: params.args,
