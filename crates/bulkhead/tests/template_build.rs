@@ -412,7 +412,9 @@ RUN echo done > /done
 fn bad_template_directories_fail_with_the_step_and_register_nothing() {
     let t = tempfile::tempdir().unwrap();
     let srv = Serve::start(t.path());
-    let cases: &[(&str, &[(&str, &str)], &[&str], &str)] = &[
+    // (name, files, extra build flags, what the error must say)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [&'a str], &'a str);
+    let cases: &[Case<'_>] = &[
         (
             "nodockerfile",
             &[("e2b.toml", "template_name = \"a\"\n")],
