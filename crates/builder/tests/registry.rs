@@ -368,6 +368,47 @@ async fn a_partial_download_is_resumed_with_a_range_request() {
 }
 
 #[tokio::test]
+async fn a_transfer_that_breaks_is_resumed_within_the_pull() {
+    if !server::tools_present() {
+        return;
+    }
+    let (registry, layout, cache) = resume_fixture(13);
+    let layer = &layout.images[0].layer;
+    let proxy = Proxy::start_cutting(&registry.addr, &layer.digest).await;
+    let r = reference(&format!("{}/test/resume:v1", proxy.addr));
+
+    let (pulled, _) = pull_ok(&r, &amd64(Auth::Anonymous), cache.path()).await;
+    let requests = proxy.blob_requests(&layer.digest);
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert_eq!(requests[0].range, None);
+    // The second asks for the rest: from wherever the broken transfer got to.
+    let from: usize = requests[1]
+        .range
+        .as_deref()
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.strip_suffix('-'))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no resuming range in {requests:?}"));
+    assert!(from > 0 && from <= layer.bytes.len() / 2, "{requests:?}");
+    check_layout(&pulled, &layout.images[0], Some("v1"));
+}
+
+#[tokio::test]
+async fn concurrent_pulls_share_the_cache() {
+    if !server::tools_present() {
+        return;
+    }
+    let (registry, layout, cache) = resume_fixture(14);
+    let r = reference(&format!("{}/test/resume:v1", registry.addr));
+    let opts = amd64(Auth::Anonymous);
+    let (a, b) = tokio::join!(pull(&r, &opts, cache.path()), pull(&r, &opts, cache.path()));
+    for (result, _) in [a, b] {
+        let pulled = result.unwrap_or_else(|e| panic!("pull failed: {e}"));
+        check_layout(&pulled, &layout.images[0], Some("v1"));
+    }
+}
+
+#[tokio::test]
 async fn a_corrupt_partial_fails_the_digest_check_and_is_downloaded_again() {
     if !server::tools_present() {
         return;
