@@ -146,6 +146,7 @@ impl Client {
                     &self.registry,
                     &self.repository,
                     &self.auth,
+                    self.base.starts_with("http://"),
                 )
                 .await?;
                 Authorization::Bearer(token)

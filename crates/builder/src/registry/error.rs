@@ -109,6 +109,14 @@ pub enum RegistryError {
         /// Its media type (empty when none was given).
         media_type: String,
     },
+    /// The manifest is an artifact (a Helm chart, a signature), not a container image.
+    #[error("{reference} is not a container image: its config is {config_media_type:?}")]
+    NotAnImage {
+        /// The image.
+        reference: String,
+        /// The media type of the manifest's config.
+        config_media_type: String,
+    },
     /// The manifest is not valid JSON of its type, or names an invalid digest.
     #[error("the manifest of {reference} is invalid: {reason}")]
     InvalidManifest {

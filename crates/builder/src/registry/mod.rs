@@ -29,12 +29,14 @@
 //! - **Layers are kept as served** (gzip, zstd or plain tar): the store decompresses them and
 //!   checks their `diff_id`s against the config.
 //! - **Manifests**: OCI index and image manifest, Docker manifest list and schema-2 manifest.
-//!   An index resolves to the entry of `PullOptions::platform`. Schema 1 and artifacts are
-//!   refused with [`RegistryError::UnsupportedManifest`].
+//!   An index resolves to the entry of `PullOptions::platform`. Schema 1 is refused with
+//!   [`RegistryError::UnsupportedManifest`], an artifact (a config that is not an image
+//!   config) with [`RegistryError::NotAnImage`].
 //! - **Authentication** follows the registry's `WWW-Authenticate` challenge on `GET /v2/`
 //!   and on any later 401: `Bearer` asks the named token service for a pull token (sending
 //!   `Auth::Basic` credentials if given), `Basic` sends the credentials. Credentials and
-//!   tokens go only into `Authorization` headers: never into errors, logs or URLs.
+//!   tokens go only into `Authorization` headers: never into errors, logs or URLs, and never
+//!   in clear text to a token service of an HTTPS registry.
 //! - **Transport**: plain HTTP when `PullOptions::insecure` is set or the registry is on a
 //!   loopback address (as Docker does), HTTPS with the system's roots otherwise.
 //!
@@ -67,7 +69,9 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 pub use auth::Auth;
 pub use error::RegistryError;
 pub use layout::{IMAGE_NAME, REF_NAME};
-pub use manifest::{DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
+pub use manifest::{
+    DOCKER_CONFIG, DOCKER_LIST, DOCKER_MANIFEST, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST,
+};
 pub use reference::{DOCKER_HUB, Reference};
 
 use client::Client;
