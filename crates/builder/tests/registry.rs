@@ -305,6 +305,15 @@ async fn bearer_tokens_from_the_token_service_are_used_and_refusals_named() {
 
     let (pulled, _) = pull_ok(&r, &amd64(basic(PASSWORD)), cache.path()).await;
     check_layout(&pulled, &layout.images[0], Some("v1"));
+    // The registry verified the token this client presented.
+    let log = registry.log_text();
+    assert!(
+        log.lines().any(|l| l.contains("authorized request")
+            && l.contains("http.request.method=GET")
+            && l.contains("/v2/test/bearer/manifests/v1")
+            && l.contains("useragent=bulkhead/")),
+        "registry log:\n{log}"
+    );
 
     let fresh = tempfile::tempdir().expect("tempdir");
     let (result, _) = pull(&r, &amd64(basic("wrong")), fresh.path()).await;

@@ -102,7 +102,11 @@ async fn download(
         Err(source) => return Err(io_error("read", partial, source)),
     };
     if have >= desc.size {
-        // Complete (or too long, which the digest check then refuses).
+        // Complete (or too long, which the digest check then refuses). An empty blob (OCI's
+        // empty descriptor has size 2, but 0 is legal) needs no request at all.
+        if desc.size == 0 {
+            std::fs::write(partial, b"").map_err(|source| io_error("write", partial, source))?;
+        }
         return Ok(None);
     }
     let mut headers = HeaderMap::new();
@@ -218,7 +222,7 @@ async fn verify_file(path: &Path, desc: &Descriptor) -> Result<bool, RegistryErr
         Ok(format!("sha256:{}", hex::encode(hasher.finalize())) == digest)
     })
     .await
-    .map_err(|e| io_error("hash", &path_of(&desc.digest), io::Error::other(e)))?
+    .map_err(|e| io_error("hash", Path::new(&desc.digest), io::Error::other(e)))?
 }
 
 /// Writes `bytes`, already hashed to `digest` by the caller, as the blob `digest`.
@@ -262,10 +266,6 @@ fn remove(path: &Path) -> Result<(), RegistryError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(source) => Err(io_error("remove", path, source)),
     }
-}
-
-fn path_of(digest: &str) -> PathBuf {
-    PathBuf::from(digest)
 }
 
 fn io_error(op: &'static str, path: &Path, source: io::Error) -> RegistryError {
