@@ -45,3 +45,5 @@ pub use protocol::ExecFailure;
 pub use runtime::{Runtime, RuntimeConfig};
 pub use sandbox::{Sandbox, SandboxState};
 pub use spec::{BindMount, ExecSpec, SandboxSpec, Stdio};
+/// How many uids (and gids) each sandbox maps, from its root's host id up.
+pub use uids::RANGE as IDS_PER_SANDBOX;

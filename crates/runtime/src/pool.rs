@@ -36,6 +36,7 @@ impl PoolKey {
             layers: self.layers.clone(),
             limits: self.limits.clone(),
             binds: self.binds.clone(),
+            writable_dir: None,
         }
     }
 }

@@ -20,6 +20,13 @@ pub struct SandboxSpec {
     pub limits: Limits,
     /// Host paths bind-mounted into the sandbox before any user code runs.
     pub binds: Vec<BindMount>,
+    /// The writable layer on this host directory (its `upper/` and `work/` are created,
+    /// owned by sandbox root) instead of a private tmpfs, so that the host can read what the
+    /// sandbox changed after it is gone: what a template build captures as a layer. It must
+    /// be on a filesystem overlayfs takes as an upper layer (ext4, xfs), is not limited by
+    /// `limits.disk_bytes`, and is left in place when the sandbox is destroyed.
+    #[serde(default)]
+    pub writable_dir: Option<PathBuf>,
 }
 
 /// A host path made visible inside a sandbox.

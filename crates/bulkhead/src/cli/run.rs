@@ -150,6 +150,7 @@ fn run_inner(args: Args) -> anyhow::Result<u8> {
             layers,
             limits,
             binds: Vec::new(),
+            writable_dir: None,
         })
         .context("creating the sandbox")?;
     let stdio = if args.tty {

@@ -431,6 +431,8 @@ fn templates(args: &Args, limits: Limits) -> anyhow::Result<Vec<TemplateConfig>>
         limits: limits.clone(),
         pool_size: args.pool_size,
         code_interpreter: false,
+        env: Vec::new(),
+        service: None,
     }];
     let ci = &args.code_interpreter_rootfs;
     if ci.join("bin").exists() {
@@ -444,6 +446,8 @@ fn templates(args: &Args, limits: Limits) -> anyhow::Result<Vec<TemplateConfig>>
             limits,
             pool_size: args.pool_size,
             code_interpreter: true,
+            env: Vec::new(),
+            service: None,
         });
     } else {
         tracing::info!(path = %ci.display(), "no code-interpreter root filesystem; its template is not served");

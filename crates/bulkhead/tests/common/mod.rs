@@ -70,6 +70,7 @@ impl TestRuntime {
             layers: vec![rootfs(rootfs_name)],
             limits: Limits::default(),
             binds: vec![],
+            writable_dir: None,
         }
     }
 

@@ -45,27 +45,46 @@ pub(crate) fn prepare(plan: &LaunchPlan, c: Pid) -> Result<(), LaunchFailure> {
             .at_with(LaunchStep::Layers, || layer.display().to_string())?;
         lowers.push(format!("lower/{i}"));
     }
-    // The writable layer: a tmpfs sized by the disk limit, owned by sandbox root.
+    // The writable layer: a tmpfs sized by the disk limit, owned by sandbox root, or the
+    // caller's host directory (bound at `rw` so that the overlay options stay relative).
     let rw = dir.join("rw");
     let step = LaunchStep::WritableLayer;
     std::fs::create_dir_all(&rw).at_with(step, || rw.display().to_string())?;
-    let size = plan
-        .spec
-        .limits
-        .disk_bytes
-        .map(|b| format!(",size={b}"))
-        .unwrap_or_default();
-    let opts = format!("mode=0755,uid={0},gid={0}{size}", root.0);
-    mount(
-        Some("tmpfs"),
-        &rw,
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some(opts.as_str()),
-    )
-    .at(step)?;
-    for sub in ["upper", "work"] {
-        root.mkdir(&rw.join(sub), 0o755).at(step)?;
+    if let Some(host) = &plan.spec.writable_dir {
+        for sub in ["upper", "work"] {
+            let d = host.join(sub);
+            if !d.exists() {
+                root.mkdir(&d, 0o755)
+                    .at_with(step, || d.display().to_string())?;
+            }
+        }
+        mount(
+            Some(host.as_path()),
+            &rw,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .at_with(step, || host.display().to_string())?;
+    } else {
+        let size = plan
+            .spec
+            .limits
+            .disk_bytes
+            .map(|b| format!(",size={b}"))
+            .unwrap_or_default();
+        let opts = format!("mode=0755,uid={0},gid={0}{size}", root.0);
+        mount(
+            Some("tmpfs"),
+            &rw,
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some(opts.as_str()),
+        )
+        .at(step)?;
+        for sub in ["upper", "work"] {
+            root.mkdir(&rw.join(sub), 0o755).at(step)?;
+        }
     }
     // The overlay. Paths are relative to `dir` (the option string is limited to one page),
     // and overlay wants the top layer first.

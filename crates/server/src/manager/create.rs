@@ -68,17 +68,20 @@ impl Manager {
         {
             return Ok(rec);
         }
-        let template = self.templates.get(&req.template).cloned().ok_or_else(|| {
-            ManagerError::TemplateNotFound {
-                template: req.template.clone(),
-            }
-        })?;
+        let template =
+            self.template(&req.template)
+                .ok_or_else(|| ManagerError::TemplateNotFound {
+                    template: req.template.clone(),
+                })?;
         let timeout = match req.timeout {
             None => self.config.default_timeout,
             Some(t) if t <= 0 => return Err(Invalid::CreateTimeout.into()),
             Some(t) => Duration::from_secs(t.unsigned_abs()).min(self.config.max_lifetime),
         };
-        let mut env_vars = req.env_vars;
+        // The image's ENV first, the create's envVars over it.
+        let mut env_vars: std::collections::BTreeMap<String, String> =
+            template.config.env.iter().cloned().collect();
+        env_vars.extend(req.env_vars);
         env_vars.retain(|k, _| !self.config.strip_env_vars.iter().any(|s| s == k));
         let envd_token = token();
         let init = envd::InitRequest {

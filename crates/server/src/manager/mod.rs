@@ -15,6 +15,7 @@ mod network;
 mod persist;
 mod reap;
 mod restore;
+mod service;
 
 pub use backend::{Connected, SandboxBackend, SandboxMetrics};
 pub use bulkhead_store::{SandboxRecord, SandboxStatus, TeamId};
@@ -49,6 +50,41 @@ pub struct TemplateConfig {
     /// Runs the code-interpreter server (port 49999) in every sandbox, started and warmed
     /// while pooled. The root filesystem must bring python3 with ipykernel.
     pub code_interpreter: bool,
+    /// The image's environment (`ENV`), under every create's `envVars`.
+    pub env: Vec<(String, String)>,
+    /// A template's `start_cmd` that was still running when the build's snapshot was taken:
+    /// a filesystem snapshot holds no process, so it is started again in every sandbox while
+    /// pooled, and the sandbox joins the pool once `ready_cmd` succeeds.
+    pub service: Option<ServiceCmd>,
+}
+
+/// A command started in every sandbox of a template before hand-over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceCmd {
+    /// Run with `/bin/sh -c`, as root, detached.
+    pub start_cmd: String,
+    /// Polled (every 100 ms) until it exits 0; `None` = the first listening TCP port.
+    pub ready_cmd: Option<String>,
+    /// Working directory (the image's `WORKDIR`).
+    pub workdir: Option<String>,
+    /// Its environment (the image's `ENV`).
+    pub env: Vec<(String, String)>,
+}
+
+impl TemplateConfig {
+    /// A template of `layers` with default limits and nothing running in it.
+    pub fn new(id: impl Into<String>, layers: Vec<PathBuf>) -> Self {
+        Self {
+            id: id.into(),
+            aliases: Vec::new(),
+            layers,
+            limits: Limits::default(),
+            pool_size: 0,
+            code_interpreter: false,
+            env: Vec::new(),
+            service: None,
+        }
+    }
 }
 
 /// The storage every sandbox sees (a bucket mounted on the host, or a local directory).
@@ -108,7 +144,7 @@ pub struct Manager {
     config: ManagerConfig,
     runtime: Runtime,
     store: Store,
-    templates: HashMap<String, Arc<Template>>,
+    templates: RwLock<HashMap<String, Arc<Template>>>,
     sandboxes: RwLock<HashMap<String, Arc<Entry>>>,
 }
 
@@ -117,49 +153,72 @@ impl Manager {
     pub fn new(runtime: Runtime, store: Store, config: ManagerConfig) -> Arc<Self> {
         let mut templates = HashMap::new();
         for t in &config.templates {
-            let mut binds = vec![BindMount {
-                source: config.envd_binary.clone(),
-                target: ENVD_PATH.into(),
-                read_only: true,
-            }];
-            // Shared storage is part of the pooled sandboxes' mounts; a per-sandbox prefix
-            // can only be attached at hand-over, once the sandbox id is known.
-            if let Some(st) = config
-                .storage
-                .as_ref()
-                .filter(|st| st.sandbox_prefix.is_none())
-            {
-                binds.push(BindMount {
-                    source: st.host_root.clone(),
-                    target: st.target.clone(),
-                    read_only: st.read_only,
-                });
-            }
-            let key = PoolKey {
-                layers: t.layers.clone(),
-                limits: t.limits.clone(),
-                binds,
-            };
-            let prepare = network::prepare(config.network.clone(), t.code_interpreter);
-            // Pools stay empty until `restore` has dealt with what a previous run left on disk
-            // (it would otherwise take a filling pool's sandboxes for leftovers).
-            let pool = Pool::with_prepare(runtime.clone(), key, 0, Some(prepare));
-            let template = Arc::new(Template {
-                config: t.clone(),
-                pool,
-            });
-            templates.insert(t.id.clone(), template.clone());
-            for a in &t.aliases {
-                templates.insert(a.clone(), template.clone());
-            }
+            let template = make_template(&runtime, &config, t.clone(), 0);
+            index_template(&mut templates, template);
         }
         Arc::new(Self {
             config,
             runtime,
             store,
-            templates,
+            templates: RwLock::new(templates),
             sandboxes: RwLock::new(HashMap::new()),
         })
+    }
+
+    /// The template `name` (an id or an alias).
+    fn template(&self, name: &str) -> Option<Arc<Template>> {
+        self.templates
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// Every template once, by id.
+    pub fn template_configs(&self) -> Vec<TemplateConfig> {
+        let all = self.templates.read().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<TemplateConfig> = all
+            .iter()
+            .filter(|(k, t)| **k == t.config.id)
+            .map(|(_, t)| t.config.clone())
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+
+    /// The template that `name` (an id or alias) names.
+    pub fn template_config(&self, name: &str) -> Option<TemplateConfig> {
+        self.template(name).map(|t| t.config.clone())
+    }
+
+    /// Serves `config` from now on (a new template, or a rebuilt one replacing the template
+    /// of the same id: sandboxes already running keep their layers). Its pool starts
+    /// filling at once. An alias that another template had moves to this one.
+    pub fn register_template(&self, config: TemplateConfig) {
+        let size = config.pool_size;
+        let template = make_template(&self.runtime, &self.config, config, size);
+        let mut all = self.templates.write().unwrap_or_else(|p| p.into_inner());
+        let id = template.config.id.clone();
+        all.retain(|_, t| t.config.id != id);
+        index_template(&mut all, template);
+        tracing::info!(template_id = %id, "template registered");
+    }
+
+    /// Stops serving template `id` (its pooled sandboxes are destroyed with the pool).
+    /// Returns whether it existed.
+    pub fn unregister_template(&self, id: &str) -> bool {
+        let mut all = self.templates.write().unwrap_or_else(|p| p.into_inner());
+        let before = all.len();
+        all.retain(|_, t| t.config.id != id);
+        before != all.len()
+    }
+
+    /// Live sandboxes of template `id`.
+    pub fn sandboxes_of_template(&self, id: &str) -> usize {
+        self.read()
+            .values()
+            .filter(|e| e.record().template_id == id)
+            .count()
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Entry>>> {
@@ -227,4 +286,54 @@ async fn destroy(entry: Arc<Entry>) -> Option<tokio::task::JoinHandle<()>> {
     })
     .await;
     network.map(|n| tokio::task::spawn_blocking(move || n.detach(&id)))
+}
+
+/// A template and its pool (filling to `pool_size` at once when `size` is not 0; `restore`
+/// sizes the pools of the templates a server starts with).
+fn make_template(
+    runtime: &Runtime,
+    config: &ManagerConfig,
+    t: TemplateConfig,
+    size: usize,
+) -> Arc<Template> {
+    let mut binds = vec![BindMount {
+        source: config.envd_binary.clone(),
+        target: ENVD_PATH.into(),
+        read_only: true,
+    }];
+    // Shared storage is part of the pooled sandboxes' mounts; a per-sandbox prefix can only
+    // be attached at hand-over, once the sandbox id is known.
+    if let Some(st) = config
+        .storage
+        .as_ref()
+        .filter(|st| st.sandbox_prefix.is_none())
+    {
+        binds.push(BindMount {
+            source: st.host_root.clone(),
+            target: st.target.clone(),
+            read_only: st.read_only,
+        });
+    }
+    let key = PoolKey {
+        layers: t.layers.clone(),
+        limits: t.limits.clone(),
+        binds,
+    };
+    let prepare = network::prepare(
+        config.network.clone(),
+        t.code_interpreter,
+        t.service.clone(),
+    );
+    // Pools of the starting templates stay empty until `restore` has dealt with what a
+    // previous run left on disk (it would otherwise take a filling pool's sandboxes for
+    // leftovers).
+    let pool = Pool::with_prepare(runtime.clone(), key, size, Some(prepare));
+    Arc::new(Template { config: t, pool })
+}
+
+fn index_template(all: &mut HashMap<String, Arc<Template>>, template: Arc<Template>) {
+    for a in &template.config.aliases {
+        all.insert(a.clone(), template.clone());
+    }
+    all.insert(template.config.id.clone(), template);
 }

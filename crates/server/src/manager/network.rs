@@ -76,11 +76,20 @@ fn net_error(e: NetError) -> ManagerError {
 }
 
 /// The work done on every sandbox before it is ready: envd, then its network.
-pub(crate) fn prepare(settings: Option<NetworkSettings>, code_interpreter: bool) -> Prepare {
+/// Then the template's service (its `start_cmd` that runs for the sandbox's life) and the
+/// interpreter, each ready before the sandbox joins the pool.
+pub(crate) fn prepare(
+    settings: Option<NetworkSettings>,
+    code_interpreter: bool,
+    service: Option<super::ServiceCmd>,
+) -> Prepare {
     Arc::new(move |sb: &Sandbox| {
         envd::start(sb).map_err(|e| e.to_string())?;
         if let Some(s) = &settings {
             attach(&s.network, sb, s.default_policy()).map_err(|e| e.to_string())?;
+        }
+        if let Some(cmd) = &service {
+            super::service::start(sb, cmd)?;
         }
         if code_interpreter {
             super::interpreter::start(sb)?;

@@ -56,7 +56,14 @@ impl Manager {
             removed
         })
         .await?;
-        for t in self.templates.values() {
+        let templates: Vec<_> = self
+            .templates
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for t in templates {
             t.pool.resize(t.config.pool_size);
         }
         Ok((count, removed))

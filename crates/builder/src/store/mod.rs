@@ -1,0 +1,185 @@
+//! The image store: content-addressed blobs, unpacked layer directories shared by every
+//! template, and named images.
+//!
+//! # Layout (under the root given to [`ImageStore::open`], all 0700)
+//!
+//! ```text
+//! blobs/sha256/<hex>    layer tarballs (as given: plain or gzip), config and manifest JSON
+//! diffids/<blob hex>    the diff_id of a compressed layer blob, so it is unpacked once
+//! layers/<diff hex>/    the unpacked layer: what the runtime stacks as an overlay lowerdir
+//! images/names.json     name:tag → manifest digest and source
+//! tmp/                  everything being written; renamed into place when complete
+//! lock                  flock: name updates and gc are serialised
+//! ```
+//!
+//! # Layers
+//!
+//! An unpacked layer is an overlay-ready directory in image ids (host uid 0 in the layer is
+//! the image's root: the runtime idmaps it onto the sandbox's range): OCI whiteouts are overlay
+//! whiteouts (0/0 character devices), opaque directories carry `trusted.overlay.opaque=y`;
+//! owners, modes, mtimes, hard links, symlinks, device nodes, fifos and xattrs are as in the
+//! tarball. Tarball entries that would land outside the layer (`..`, absolute paths, a parent
+//! that is a symlink) are refused: see `unpack.rs` for how (`lstat`-checked parents in a
+//! private directory, last components created with calls that never follow a symlink).
+//!
+//! Capturing an overlay upper dir ([`ImageStore::capture_upper`]) is the reverse: a
+//! deterministic tarball (sorted names, mtimes kept, no user names, no atime/ctime, owners
+//! shifted down by the sandbox's first host id), so the same upper gives the same diff_id;
+//! `trusted.overlay.*` xattrs never enter it. See `pack.rs`.
+//!
+//! # Crash safety and concurrency
+//!
+//! Blobs and layer directories are written under `tmp/` (named for the writing process) and
+//! renamed into place, after an fsync of the file or a syncfs of the layer's file system, so a
+//! half-written layer is never visible under `layers/`. [`ImageStore::open`] removes what
+//! processes that no longer run left in `tmp/`. Two processes adding the same layer at once
+//! both succeed: the second rename finds the layer present and drops its own copy. Name updates
+//! and [`ImageStore::gc`] hold an exclusive `flock` on `lock`.
+//!
+//! [`ImageStore::gc`] removes every blob and layer that no image references and `keep` does not
+//! name: a caller holding layers not yet in an image (a build in progress) passes them in `keep`.
+//!
+//! # Threads
+//!
+//! Every call blocks on file system work (unpacking a layer takes seconds): async callers run
+//! them on a blocking pool. `ImageStore` is `Send + Sync`; calls may run on several threads
+//! and in several processes at once.
+
+mod config;
+mod digest;
+mod error;
+mod image;
+mod import;
+mod layer;
+mod nofollow;
+mod pack;
+mod unpack;
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use config::{
+    History, Image, ImageConfig, LayerInfo, MEDIA_TYPE_CONFIG, MEDIA_TYPE_INDEX,
+    MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_MANIFEST,
+};
+pub use digest::Digest;
+pub use error::StoreError;
+pub use layer::CaptureOptions;
+
+/// The image store at one root directory.
+#[derive(Debug)]
+pub struct ImageStore {
+    root: PathBuf,
+    /// Names temporary entries uniquely within this process.
+    counter: AtomicU64,
+}
+
+impl ImageStore {
+    /// Opens (creating when missing) the store at `root`: `blobs/sha256`, `diffids`, `layers`,
+    /// `images` and `tmp` with mode 0700, and removes the entries in `tmp/` that processes no
+    /// longer running left behind.
+    pub fn open(root: &Path) -> Result<Self, StoreError> {
+        for dir in [
+            "",
+            "blobs",
+            "blobs/sha256",
+            "diffids",
+            "layers",
+            "images",
+            "tmp",
+        ] {
+            let path = root.join(dir);
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&path)
+                .map_err(StoreError::io("creating", &path))?;
+            if !dir.is_empty() {
+                std::fs::set_permissions(&path, PermissionsExt::from_mode(0o700))
+                    .map_err(StoreError::io("setting the mode of", &path))?;
+            }
+        }
+        let store = ImageStore {
+            root: root.to_path_buf(),
+            counter: AtomicU64::new(0),
+        };
+        store.clean_tmp()?;
+        Ok(store)
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `root/layers/<hex>`: the unpacked layer with this diff_id (it may not exist).
+    pub fn layer_dir(&self, diff_id: &Digest) -> PathBuf {
+        self.root.join("layers").join(diff_id.hex())
+    }
+
+    /// Whether the layer with this diff_id is unpacked in the store.
+    pub fn has_layer(&self, diff_id: &Digest) -> bool {
+        self.layer_dir(diff_id).is_dir()
+    }
+
+    /// `root/blobs/sha256/<hex>`: the blob with this digest (it may not exist).
+    pub fn blob_path(&self, d: &Digest) -> PathBuf {
+        self.root.join("blobs/sha256").join(d.hex())
+    }
+
+    /// Whether the blob with this digest is in the store.
+    pub fn has_blob(&self, d: &Digest) -> bool {
+        self.blob_path(d).is_file()
+    }
+
+    fn diffid_path(&self, blob: &Digest) -> PathBuf {
+        self.root.join("diffids").join(blob.hex())
+    }
+
+    /// A fresh path under `tmp/`, named for this process so that [`ImageStore::open`] in
+    /// another process leaves it alone while this one runs.
+    fn tmp_path(&self, what: &str) -> PathBuf {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        self.root
+            .join("tmp")
+            .join(format!("{}-{n}-{nanos:x}-{what}", std::process::id()))
+    }
+
+    fn clean_tmp(&self) -> Result<(), StoreError> {
+        let tmp = self.root.join("tmp");
+        for entry in std::fs::read_dir(&tmp).map_err(StoreError::io("listing", &tmp))? {
+            let entry = entry.map_err(StoreError::io("listing", &tmp))?;
+            let name = entry.file_name();
+            let pid = name
+                .to_str()
+                .and_then(|n| n.split('-').next())
+                .and_then(|p| p.parse::<u32>().ok());
+            let alive = pid.is_some_and(|p| Path::new("/proc").join(p.to_string()).exists());
+            if !alive {
+                let path = entry.path();
+                nofollow::remove_any(&path).map_err(StoreError::io("removing", &path))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the store's exclusive lock until the returned file is dropped.
+    fn lock(&self) -> Result<File, StoreError> {
+        let path = self.root.join("lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(StoreError::io("opening", &path))?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| StoreError::io("locking", &path)(e.into()))?;
+        Ok(file)
+    }
+}

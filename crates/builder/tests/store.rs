@@ -1,0 +1,512 @@
+//! The image store against real trees, real tarballs and real overlay mounts (run as root).
+
+#![allow(clippy::unwrap_used)]
+
+mod store_support;
+
+use std::path::Path;
+
+use bulkhead_builder::store::{Digest, ImageStore, StoreError};
+use store_support::*;
+use tar::EntryType;
+
+type Entry = (tar::Header, Vec<u8>);
+
+/// A source tree with every kind of file a layer must keep.
+fn rich_tree(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    sh(&format!(
+        "cd {d}
+        mkdir -p usr/bin etc/empty var/lib/app 'with space'
+        printf 'hello' > etc/greeting
+        printf '#!/bin/sh\\necho hi\\n' > usr/bin/tool
+        chmod 4755 usr/bin/tool
+        printf 'x' > usr/bin/cap; chmod 0755 usr/bin/cap
+        ln usr/bin/tool usr/bin/tool-again
+        ln -s ../etc/greeting usr/greeting-link
+        ln -s /nowhere/at/all dangling
+        mknod dev-null c 1 3
+        mknod blockdev b 7 0
+        mkfifo fifo
+        printf 'owned' > var/lib/app/data; chown 1000:1001 var/lib/app/data var/lib/app
+        chmod 0700 var/lib/app
+        chmod 1777 'with space'
+        long=$(printf 'n%.0s' $(seq 1 120)); mkdir -p deep/$long; printf 'long' > deep/$long/$long
+        ln -s $long/$long deep/longlink
+        touch -h -d '2001-02-03 04:05:06' usr/greeting-link etc/greeting
+        touch -d '2002-02-02 02:02:02' etc/empty etc",
+        d = dir.display()
+    ));
+    // cap_net_bind_service+ep, as setcap writes it (VFS_CAP_REVISION_2).
+    let cap: [u8; 20] = [1, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    set_xattr(&dir.join("usr/bin/cap"), "security.capability", &cap);
+    set_xattr(&dir.join("etc/greeting"), "user.note", b"kept");
+    set_xattr(&dir.join("etc"), "trusted.other", b"also kept");
+}
+
+fn store(tmp: &Path) -> ImageStore {
+    ImageStore::open(&tmp.join("store")).unwrap()
+}
+
+#[test]
+fn import_of_a_directory_unpacks_to_an_equal_tree() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    rich_tree(&src);
+    let s = store(tmp.path());
+    let image = s.import(&src, "rich").unwrap();
+    assert_eq!(image.name, "rich:latest");
+    assert_eq!(image.layers.len(), 1);
+    let layer = &image.layers[0];
+    assert_eq!(layer.diff_id, layer.digest);
+    assert!(s.has_layer(&layer.diff_id));
+    let got = snapshot(&s.layer_dir(&layer.diff_id), FULL);
+    let want = snapshot(&src, FULL);
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>()
+    );
+    for (k, w) in &want {
+        assert_eq!(&got[k], w, "{k}");
+    }
+    // The comparison saw what matters.
+    assert!(
+        got["usr/bin/cap"]
+            .xattrs
+            .contains_key("security.capability")
+    );
+    assert_eq!(got["usr/bin/tool"].mode, 0o4755);
+    assert_eq!(
+        got["usr/bin/tool-again"].link_group.as_deref(),
+        Some("usr/bin/tool")
+    );
+    assert_eq!(
+        (got["var/lib/app/data"].uid, got["var/lib/app/data"].gid),
+        (1000, 1001)
+    );
+    assert_eq!(got["dev-null"].kind, 'c');
+    assert_eq!(got["etc"].xattrs["trusted.other"], b"also kept");
+    // The same tree gives the same layer, reused.
+    let again = s.import(&src, "rich:2").unwrap();
+    assert_eq!(again.layers, image.layers);
+    assert_eq!(s.image("rich").unwrap().unwrap(), image);
+    assert_eq!(
+        s.image(image.manifest_digest.as_str())
+            .unwrap()
+            .unwrap()
+            .name,
+        "rich:2"
+    );
+    assert_eq!(s.images().unwrap().len(), 2);
+    assert_eq!(listing(&s.root().join("tmp")), Vec::<String>::new());
+}
+
+#[test]
+fn import_of_the_busybox_rootfs_is_exact() {
+    let src = Path::new("/var/cache/bulkhead/rootfs/busybox");
+    assert!(
+        src.is_dir(),
+        "{} is missing: run scripts/build-rootfs.sh",
+        src.display()
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    let image = s.import(src, "busybox").unwrap();
+    let dir = s.layer_dir(&image.layers[0].diff_id);
+    assert_eq!(snapshot(&dir, FULL), snapshot(src, FULL));
+    // A tarball of the same tree imports to the same layer.
+    let tarball = tmp.path().join("busybox.tar");
+    std::fs::copy(s.blob_path(&image.layers[0].digest), &tarball).unwrap();
+    let from_tar = s.import(&tarball, "busybox:tar").unwrap();
+    assert_eq!(from_tar.layers[0].diff_id, image.layers[0].diff_id);
+}
+
+/// Measures the import of the Debian root filesystem (the real use); run by hand:
+/// `cargo nextest run -p bulkhead-builder --run-ignored only -E 'test(debian)'`.
+#[test]
+#[ignore]
+fn import_of_the_debian_rootfs() {
+    let src = Path::new("/var/cache/bulkhead/rootfs/debian");
+    assert!(src.is_dir(), "run scripts/build-rootfs.sh");
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    let t = std::time::Instant::now();
+    let image = s.import(src, "debian").unwrap();
+    eprintln!(
+        "debian import: {:.2} s, blob {} bytes",
+        t.elapsed().as_secs_f64(),
+        image.layers[0].size
+    );
+    let dir = s.layer_dir(&image.layers[0].diff_id);
+    assert_eq!(snapshot(&dir, FULL), snapshot(src, FULL));
+}
+
+#[test]
+fn tarball_entries_escaping_the_layer_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    let target = outside.display().to_string();
+    let cases: Vec<(&str, Vec<Entry>)> = vec![
+        (
+            "dotdot",
+            vec![(raw_header(b"../evil", EntryType::Regular, 1), b"x".to_vec())],
+        ),
+        (
+            "nested dotdot",
+            vec![(
+                raw_header(b"a/../../evil", EntryType::Regular, 1),
+                b"x".to_vec(),
+            )],
+        ),
+        (
+            "absolute",
+            vec![(
+                raw_header(format!("{target}/evil").as_bytes(), EntryType::Regular, 1),
+                b"x".to_vec(),
+            )],
+        ),
+        (
+            "write through a symlink",
+            vec![
+                (
+                    raw_link(b"link", EntryType::Symlink, target.as_bytes()),
+                    Vec::new(),
+                ),
+                (
+                    raw_header(b"link/evil", EntryType::Regular, 1),
+                    b"x".to_vec(),
+                ),
+            ],
+        ),
+        (
+            "directory through a symlink",
+            vec![
+                (
+                    raw_link(b"link", EntryType::Symlink, target.as_bytes()),
+                    Vec::new(),
+                ),
+                (
+                    raw_header(b"link/sub/", EntryType::Directory, 0),
+                    Vec::new(),
+                ),
+            ],
+        ),
+        (
+            "hard link out",
+            vec![(
+                raw_link(b"passwd", EntryType::Link, b"../../../../etc/passwd"),
+                Vec::new(),
+            )],
+        ),
+        (
+            "hard link through a symlink",
+            vec![
+                (raw_link(b"link", EntryType::Symlink, b"/etc"), Vec::new()),
+                (
+                    raw_link(b"passwd", EntryType::Link, b"link/passwd"),
+                    Vec::new(),
+                ),
+            ],
+        ),
+    ];
+    for (what, entries) in cases {
+        let tar = tmp.path().join("evil.tar");
+        write_tar(&tar, &entries);
+        let err = s.add_layer_tar(&tar, None).unwrap_err();
+        assert!(
+            matches!(err, StoreError::UnsafeEntry { .. }),
+            "{what}: {err}"
+        );
+        assert_eq!(listing(&outside), Vec::<String>::new(), "{what}");
+        assert_eq!(
+            listing(&s.root().join("layers")),
+            Vec::<String>::new(),
+            "{what}"
+        );
+        assert_eq!(
+            listing(&s.root().join("blobs/sha256")),
+            Vec::<String>::new(),
+            "{what}"
+        );
+        assert_eq!(
+            listing(&s.root().join("tmp")),
+            Vec::<String>::new(),
+            "{what}"
+        );
+    }
+    assert!(!tmp.path().join("evil").exists());
+}
+
+#[test]
+fn a_blob_with_the_wrong_digest_is_refused_and_nothing_stored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    let tar = tmp.path().join("layer.tar");
+    write_tar(&tar, &[file_entry("a", b"a", 0o644)]);
+    let wrong = Digest::of(b"something else");
+    let err = s.add_layer_tar(&tar, Some(&wrong)).unwrap_err();
+    assert!(matches!(err, StoreError::DigestMismatch { .. }), "{err}");
+    assert_eq!(listing(&s.root().join("layers")), Vec::<String>::new());
+    assert_eq!(
+        listing(&s.root().join("blobs/sha256")),
+        Vec::<String>::new()
+    );
+    assert_eq!(listing(&s.root().join("tmp")), Vec::<String>::new());
+    // The right digest works; plain and gzip blobs of one tarball share the layer.
+    let right = Digest::parse(&sha256_file(&tar)).unwrap();
+    let plain = s.add_layer_tar(&tar, Some(&right)).unwrap();
+    assert_eq!(plain.digest, right);
+    let gz = tmp.path().join("layer.tar.gz");
+    std::fs::write(&gz, gzip(&std::fs::read(&tar).unwrap())).unwrap();
+    let zipped = s.add_layer_tar(&gz, None).unwrap();
+    assert_eq!(zipped.diff_id, plain.diff_id);
+    assert_ne!(zipped.digest, plain.digest);
+    assert_eq!(
+        zipped.media_type,
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    );
+    // Known now: given its digest, it is reused without unpacking.
+    assert_eq!(s.add_layer_tar(&gz, Some(&zipped.digest)).unwrap(), zipped);
+}
+
+#[test]
+fn two_writers_of_one_layer_both_succeed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    rich_tree(&src);
+    let s = store(tmp.path());
+    let blob = s.import(&src, "x").unwrap().layers[0].clone();
+    let tar = tmp.path().join("copy.tar");
+    std::fs::copy(s.blob_path(&blob.digest), &tar).unwrap();
+    let fresh = ImageStore::open(&tmp.path().join("fresh")).unwrap();
+    let infos: Vec<_> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..3)
+            .map(|_| sc.spawn(|| fresh.add_layer_tar(&tar, None).unwrap()))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(infos.iter().all(|i| *i == blob));
+    assert_eq!(
+        snapshot(&fresh.layer_dir(&blob.diff_id), FULL),
+        snapshot(&src, FULL)
+    );
+    assert_eq!(listing(&fresh.root().join("tmp")), Vec::<String>::new());
+}
+
+#[test]
+fn gc_frees_what_nothing_references_and_keeps_keep() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    let mut layers = Vec::new();
+    for name in ["one", "two", "three"] {
+        let tar = tmp.path().join(format!("{name}.tar"));
+        write_tar(&tar, &[file_entry(name, name.as_bytes(), 0o644)]);
+        let l = s.add_layer_tar(&tar, None).unwrap();
+        s.put_image(name, &Default::default(), std::slice::from_ref(&l), None)
+            .unwrap();
+        layers.push(l);
+    }
+    assert!(s.remove_image("two").unwrap());
+    assert!(s.remove_image("three:latest").unwrap());
+    assert!(!s.remove_image("three").unwrap());
+    let freed = s.gc(std::slice::from_ref(&layers[2].diff_id)).unwrap();
+    assert!(freed > 0);
+    assert!(s.has_layer(&layers[0].diff_id));
+    assert!(!s.has_layer(&layers[1].diff_id));
+    assert!(!s.has_blob(&layers[1].digest));
+    assert!(s.has_layer(&layers[2].diff_id));
+    assert!(s.image("one").unwrap().is_some());
+    assert!(s.image("two").unwrap().is_none());
+    // Nothing left to free.
+    assert_eq!(s.gc(std::slice::from_ref(&layers[2].diff_id)).unwrap(), 0);
+}
+
+/// A gzip layer, its config and a manifest written into `dir` as an OCI image layout whose
+/// index also lists a manifest for another platform (missing: picking it would fail).
+/// Returns (diff_id, blob digest).
+fn write_layout(dir: &Path, corrupt: bool) -> (String, String) {
+    std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+    let put = |bytes: &[u8]| {
+        let d = Digest::of(bytes);
+        std::fs::write(dir.join("blobs/sha256").join(d.hex()), bytes).unwrap();
+        (d.to_string(), bytes.len())
+    };
+    let tar = dir.join("layer.tmp");
+    write_tar(
+        &tar,
+        &[
+            dir_entry("etc/", 0o755),
+            file_entry("etc/os-release", b"ID=test\n", 0o644),
+        ],
+    );
+    let tar_bytes = std::fs::read(&tar).unwrap();
+    std::fs::remove_file(&tar).unwrap();
+    let diff_id = Digest::of(&tar_bytes).to_string();
+    let gz = gzip(&tar_bytes);
+    let (layer_digest, layer_size) = put(&gz);
+    if corrupt {
+        let path = dir
+            .join("blobs/sha256")
+            .join(&layer_digest["sha256:".len()..]);
+        let mut bytes = gz.clone();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(path, bytes).unwrap();
+    }
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {
+            "Env": ["PATH=/bin", "A=b"], "Cmd": ["/bin/sh"], "WorkingDir": "/work",
+            "User": "1000", "ExposedPorts": {"8080/tcp": {}}, "Labels": {"k": "v"},
+            "StopSignal": "SIGTERM"
+        },
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        "history": [
+            {"created": "2024-01-01T00:00:00Z", "created_by": "ADD rootfs /"},
+            {"created": "2024-01-01T00:00:01Z", "created_by": "CMD [\"/bin/sh\"]", "empty_layer": true}
+        ]
+    });
+    let (config_digest, config_size) = put(&serde_json::to_vec(&config).unwrap());
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": config_digest, "size": config_size},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": layer_digest, "size": layer_size}]
+    });
+    let (manifest_digest, manifest_size) = put(&serde_json::to_vec(&manifest).unwrap());
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+             "digest": Digest::of(b"not stored").to_string(), "size": 1,
+             "platform": {"architecture": "arm64", "os": "linux"}},
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+             "digest": manifest_digest, "size": manifest_size,
+             "platform": {"architecture": "amd64", "os": "linux"}}
+        ]
+    });
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    (diff_id, layer_digest)
+}
+
+#[test]
+fn an_oci_layout_imports_with_its_config_and_history() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("layout");
+    let (diff_id, digest) = write_layout(&layout, false);
+    let s = store(tmp.path());
+    let image = s.import(&layout, "layout").unwrap();
+    let c = &image.config;
+    assert_eq!(c.env, ["PATH=/bin", "A=b"]);
+    assert_eq!(c.cmd.as_deref(), Some(&["/bin/sh".to_string()][..]));
+    assert_eq!(c.workdir.as_deref(), Some("/work"));
+    assert_eq!(c.user.as_deref(), Some("1000"));
+    assert_eq!(c.exposed_ports, ["8080/tcp"]);
+    assert_eq!(c.labels["k"], "v");
+    assert_eq!(c.stop_signal.as_deref(), Some("SIGTERM"));
+    assert_eq!(c.history.len(), 2);
+    assert_eq!(c.history[0].created_by, "ADD rootfs /");
+    assert!(c.history[1].empty_layer && !c.history[0].empty_layer);
+    assert_eq!(image.layers[0].diff_id.as_str(), diff_id);
+    assert_eq!(image.layers[0].digest.as_str(), digest);
+    let dir = s.layer_dir(&image.layers[0].diff_id);
+    assert_eq!(
+        std::fs::read(dir.join("etc/os-release")).unwrap(),
+        b"ID=test\n"
+    );
+    // The stored config is a valid OCI config over the same diff_ids.
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(s.blob_path(&image.config_digest)).unwrap()).unwrap();
+    assert_eq!(config["rootfs"]["diff_ids"][0], diff_id);
+    assert_eq!(
+        config["config"]["ExposedPorts"]["8080/tcp"],
+        serde_json::json!({})
+    );
+    assert_eq!(config["history"][1]["empty_layer"], true);
+    // The same layout as a tarball.
+    let tarball = tmp.path().join("layout.tar");
+    let mut b = tar::Builder::new(std::fs::File::create(&tarball).unwrap());
+    b.append_dir_all(".", &layout).unwrap();
+    b.into_inner().unwrap();
+    let from_tar = s.import(&tarball, "layout:tar").unwrap();
+    assert_eq!(from_tar.layers, image.layers);
+    assert_eq!(from_tar.config, image.config);
+}
+
+#[test]
+fn a_corrupt_layout_blob_is_refused_and_no_image_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("layout");
+    write_layout(&layout, true);
+    let s = store(tmp.path());
+    let err = s.import(&layout, "corrupt").unwrap_err();
+    assert!(matches!(err, StoreError::DigestMismatch { .. }), "{err}");
+    assert!(s.image("corrupt").unwrap().is_none());
+    assert_eq!(listing(&s.root().join("layers")), Vec::<String>::new());
+}
+
+#[test]
+fn a_docker_archive_imports_with_its_layers_in_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let l1 = tmp.path().join("l1.tar");
+    write_tar(
+        &l1,
+        &[
+            dir_entry("app/", 0o755),
+            file_entry("app/old", b"old", 0o644),
+            file_entry("app/kept", b"kept", 0o600),
+        ],
+    );
+    let l2 = tmp.path().join("l2.tar");
+    write_tar(
+        &l2,
+        &[
+            dir_entry("app/", 0o755),
+            file_entry("app/.wh.old", b"", 0o644),
+            file_entry("app/new", b"new", 0o755),
+        ],
+    );
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Env": ["X=1"], "Entrypoint": ["/app/new"]},
+        "rootfs": {"type": "layers", "diff_ids": [sha256_file(&l1), sha256_file(&l2)]},
+        "history": [
+            {"created": "2024-01-01T00:00:00Z", "created_by": "COPY old kept /app/"},
+            {"created": "2024-01-01T00:00:01Z", "created_by": "RUN rm /app/old && touch /app/new"}
+        ]
+    });
+    let manifest = serde_json::json!([
+        {"Config": "abc.json", "RepoTags": ["x:1"], "Layers": ["1/layer.tar", "2/layer.tar"]}
+    ]);
+    let archive = tmp.path().join("saved.tar");
+    let mut b = tar::Builder::new(std::fs::File::create(&archive).unwrap());
+    let mut add = |name: &str, bytes: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, name, bytes).unwrap();
+    };
+    add("1/layer.tar", &std::fs::read(&l1).unwrap());
+    add("2/layer.tar", &std::fs::read(&l2).unwrap());
+    add("abc.json", &serde_json::to_vec(&config).unwrap());
+    add("manifest.json", &serde_json::to_vec(&manifest).unwrap());
+    b.into_inner().unwrap();
+    let s = store(tmp.path());
+    let image = s.import(&archive, "saved").unwrap();
+    assert_eq!(image.layers.len(), 2);
+    assert_eq!(image.layers[1].diff_id.to_string(), sha256_file(&l2));
+    assert_eq!(image.config.env, ["X=1"]);
+    assert_eq!(
+        image.config.history[1].created_by,
+        "RUN rm /app/old && touch /app/new"
+    );
+    let top = snapshot(&s.layer_dir(&image.layers[1].diff_id), FULL);
+    assert_eq!((top["app/old"].kind, top["app/old"].rdev), ('c', 0));
+    assert!(!top.contains_key("app/.wh.old"));
+    assert_eq!(listing(&s.root().join("tmp")), Vec::<String>::new());
+}
