@@ -12,6 +12,7 @@ use bulkhead_builder::registry::{
     self, Auth, DOCKER_MANIFEST, OCI_MANIFEST, Progress, PullOptions, Pulled, Reference,
     RegistryError,
 };
+use bulkhead_builder::store::ImageStore;
 use fixtures::image::{self, Layout};
 use fixtures::proxy::Proxy;
 use fixtures::server::{self, Registry, RegistryAuth, read, skopeo_digest, skopeo_push};
@@ -527,5 +528,35 @@ async fn a_missing_image_is_named() {
             err.to_string(),
             format!("no image {}/{missing}", registry.addr)
         );
+    }
+}
+
+/// What a pull hands over is what the image store imports: the OCI and the Docker schema-2
+/// variant both, their layers unpacked with the fixture's files. The store writes a manifest
+/// of its own, so the registry's digest (the exact base) travels in the image's `source`.
+#[tokio::test]
+async fn a_pulled_layout_imports_into_the_image_store() {
+    if !server::tools_present() {
+        return;
+    }
+    let registry = Registry::start(RegistryAuth::None);
+    let layout = image::single(15, "v1");
+    let oci = push(&layout, &registry, "test/oci", &[]);
+    let docker = push(&layout, &registry, "test/docker", &["--format", "v2s2"]);
+    let cache = tempfile::tempdir().expect("tempdir");
+    let store_dir = tempfile::tempdir().expect("tempdir");
+    let store = ImageStore::open(store_dir.path()).expect("open the store");
+    for (dest, name) in [(oci, "pulled-oci:v1"), (docker, "pulled-docker:v1")] {
+        let r = reference(&dest);
+        let (pulled, _) = pull_ok(&r, &amd64(Auth::Anonymous), cache.path()).await;
+        let source = format!("{}@{}", pulled.reference, pulled.manifest_digest);
+        let imported = store
+            .import_as(&pulled.layout, name, source.clone())
+            .unwrap_or_else(|e| panic!("import of {dest}: {e}"));
+        assert_eq!(imported.source.as_deref(), Some(source.as_str()));
+        assert_eq!(imported.layers.len(), 1);
+        let dir = store.layer_dir(&imported.layers[0].diff_id);
+        let hello = std::fs::read_to_string(dir.join("hello.txt")).expect("unpacked file");
+        assert_eq!(hello, "hello from image 15 (amd64)\n");
     }
 }
