@@ -30,6 +30,7 @@ fn amd64(auth: Auth) -> PullOptions {
         auth,
         insecure: false,
         platform: ("linux".to_owned(), "amd64".to_owned()),
+        ca_certificates: Vec::new(),
     }
 }
 
@@ -559,4 +560,41 @@ async fn a_pulled_layout_imports_into_the_image_store() {
         let hello = std::fs::read_to_string(dir.join("hello.txt")).expect("unpacked file");
         assert_eq!(hello, "hello from image 15 (amd64)\n");
     }
+}
+
+/// HTTPS, the transport of every registry off this machine: verified against the given CA,
+/// and a registry whose certificate no trusted CA signed is refused as unreachable.
+#[tokio::test]
+async fn https_registries_are_verified_against_the_given_ca() {
+    if !server::tools_present() {
+        return;
+    }
+    let (ca, cert, key) = token::loopback_tls();
+    let registry = Registry::start_tls(RegistryAuth::None, (&cert, &key));
+    let layout = image::single(16, "v1");
+    let dest = push(&layout, &registry, "test/tls", &[]);
+    let r = reference(&dest);
+    let cache = tempfile::tempdir().expect("tempdir");
+
+    let mut opts = amd64(Auth::Anonymous);
+    opts.ca_certificates = vec![ca];
+    let (pulled, _) = pull_ok(&r, &opts, cache.path()).await;
+    check_layout(&pulled, &layout.images[0], Some("v1"));
+
+    let (other_ca, _, _) = token::loopback_tls();
+    opts.ca_certificates = vec![other_ca];
+    let (result, _) = pull(&r, &opts, cache.path()).await;
+    let err = result.expect_err("an untrusted certificate is refused");
+    assert!(matches!(err, RegistryError::Unreachable { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!("registry {0} is unreachable at https://{0}", registry.addr)
+    );
+
+    opts.ca_certificates = vec!["not a certificate".to_owned()];
+    let (result, _) = pull(&r, &opts, cache.path()).await;
+    assert!(
+        matches!(result, Err(RegistryError::InvalidCertificate { .. })),
+        "{result:?}"
+    );
 }

@@ -26,6 +26,14 @@ pub enum RegistryError {
         #[source]
         source: reqwest::Error,
     },
+    /// A CA certificate given for the registry does not parse.
+    #[error("a CA certificate given for registry {registry} does not parse: {reason}")]
+    InvalidCertificate {
+        /// The registry.
+        registry: String,
+        /// Why.
+        reason: String,
+    },
     /// A connection broke, or a body could not be read, during a transfer.
     #[error("transfer of {what} from {registry} failed")]
     Transfer {

@@ -38,7 +38,8 @@
 //!   tokens go only into `Authorization` headers: never into errors, logs or URLs, and never
 //!   in clear text to a token service of an HTTPS registry.
 //! - **Transport**: plain HTTP when `PullOptions::insecure` is set or the registry is on a
-//!   loopback address (as Docker does), HTTPS with the system's roots otherwise.
+//!   loopback address with no `ca_certificates` given (as Docker does); HTTPS otherwise,
+//!   verified against the system's roots plus `ca_certificates`.
 //!
 //! Concurrent pulls, in one process or several, may share `cache_dir`: each blob download
 //! holds an exclusive lock on `<hex>.lock`, and `index.json` is replaced atomically.
@@ -85,11 +86,16 @@ const CONCURRENT_BLOBS: usize = 3;
 pub struct PullOptions {
     /// Credentials, if any.
     pub auth: Auth,
-    /// Plain HTTP instead of HTTPS. Loopback registries get plain HTTP regardless.
+    /// Plain HTTP instead of HTTPS. A loopback registry gets plain HTTP too unless
+    /// `ca_certificates` are given for it.
     pub insecure: bool,
     /// `(os, architecture)` in OCI's terms, e.g. `("linux", "amd64")`: the entry picked from
     /// a multi-platform index.
     pub platform: (String, String),
+    /// PEM certificates trusted for this registry besides the system's roots (what Docker
+    /// reads from `certs.d/<registry>/ca.crt`). Giving any means the registry speaks TLS,
+    /// also on loopback.
+    pub ca_certificates: Vec<String>,
 }
 
 impl Default for PullOptions {
@@ -99,6 +105,7 @@ impl Default for PullOptions {
             auth: Auth::Anonymous,
             insecure: false,
             platform: ("linux".to_owned(), host_architecture().to_owned()),
+            ca_certificates: Vec::new(),
         }
     }
 }
@@ -178,12 +185,13 @@ pub async fn pull(
     progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<Pulled, RegistryError> {
     let display = reference.to_string();
-    let plain_http = opts.insecure || reference.is_loopback();
+    let plain_http = opts.insecure || (reference.is_loopback() && opts.ca_certificates.is_empty());
     let client = Client::new(
         &reference.registry,
         &reference.repository,
         plain_http,
         opts.auth.clone(),
+        &opts.ca_certificates,
     )?;
     let blobs_dir = cache_dir.join("blobs").join("sha256");
     std::fs::create_dir_all(&blobs_dir).map_err(|source| RegistryError::Io {

@@ -155,3 +155,22 @@ fn read_len(bytes: &[u8]) -> Option<(usize, &[u8])> {
         .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
     Some((len, rest.get(n..)?))
 }
+
+/// A certificate authority and a server certificate it signed for 127.0.0.1:
+/// (CA PEM, server certificate PEM, server key PEM).
+pub fn loopback_tls() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "bulkhead test CA");
+    let ca_key = KeyPair::generate().expect("ca key");
+    let ca_pem = ca.self_signed(&ca_key).expect("ca cert").pem();
+    let issuer = Issuer::new(ca, ca_key);
+    let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("leaf params");
+    leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    let leaf_key = KeyPair::generate().expect("leaf key");
+    let leaf_pem = leaf.signed_by(&leaf_key, &issuer).expect("leaf cert").pem();
+    (ca_pem, leaf_pem, leaf_key.serialize_pem())
+}
