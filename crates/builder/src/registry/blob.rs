@@ -51,16 +51,20 @@ pub(crate) async fn fetch(
     let mut discarded_partial = false;
     let mut last_error = None;
     for _ in 0..ATTEMPTS {
-        match download(client, desc, &partial, display, progress).await {
-            Ok(None) => {}
-            Ok(Some(e)) | Err(e @ RegistryError::Transfer { .. }) => {
+        let hashed = match download(client, desc, &partial, display, progress).await {
+            Ok(Step::Complete(hashed)) => hashed,
+            Ok(Step::Retry(e)) | Err(e @ RegistryError::Transfer { .. }) => {
                 tracing::debug!(digest = %desc.digest, error = %e, "blob transfer broke: resuming");
                 last_error = Some(e);
                 continue;
             }
             Err(e) => return Err(e),
-        }
-        if verify_file(&partial, desc).await? {
+        };
+        let verified = match hashed {
+            Some(digest) => digest == desc.digest,
+            None => verify_file(&partial, desc).await?,
+        };
+        if verified {
             std::fs::rename(&partial, &target).map_err(|source| RegistryError::Io {
                 op: "rename into place",
                 path: target.clone(),
@@ -85,17 +89,25 @@ pub(crate) async fn fetch(
     }))
 }
 
+/// How a download attempt ended.
+enum Step {
+    /// `partial` holds what the registry sent. When it sent the whole blob in this attempt,
+    /// the digest of exactly `desc.size` bytes of it (hashed as they arrived); `None` when
+    /// the bytes must be hashed from the file (resumed, or too short).
+    Complete(Option<String>),
+    /// The transfer broke, or the range was refused and the partial discarded: try again.
+    Retry(RegistryError),
+}
+
 /// Appends to `partial` what it lacks of the blob (all of it when it is empty, absent, or
-/// the registry ignores the range). Stops once `desc.size` bytes are there. Returns the
-/// error of a transfer worth retrying (it broke, or the range was refused and the partial
-/// discarded) as `Ok(Some(_))`.
+/// the registry ignores the range). Stops once `desc.size` bytes are there.
 async fn download(
     client: &Client,
     desc: &Descriptor,
     partial: &Path,
     display: &str,
     progress: &(dyn Fn(Progress) + Send + Sync),
-) -> Result<Option<RegistryError>, RegistryError> {
+) -> Result<Step, RegistryError> {
     let mut have = match std::fs::metadata(partial) {
         Ok(m) => m.len(),
         Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
@@ -107,7 +119,7 @@ async fn download(
         if desc.size == 0 {
             std::fs::write(partial, b"").map_err(|source| io_error("write", partial, source))?;
         }
-        return Ok(None);
+        return Ok(Step::Complete(None));
     }
     let mut headers = HeaderMap::new();
     if have > 0 {
@@ -133,7 +145,7 @@ async fn download(
         StatusCode::OK => false,
         StatusCode::RANGE_NOT_SATISFIABLE => {
             remove(partial)?;
-            return Ok(Some(
+            return Ok(Step::Retry(
                 client.status_error(StatusCode::RANGE_NOT_SATISFIABLE, &desc.digest),
             ));
         }
@@ -159,12 +171,14 @@ async fn download(
         .map_err(|source| io_error("write", partial, source))?;
     let mut body = response.bytes_stream();
     let mut reported = have;
-    let mut result = None;
+    // Hashed as it arrives when the whole blob comes in this attempt, saving a read back.
+    let mut hasher = (!append).then(Sha256::new);
+    let mut broken = None;
     while let Some(chunk) = body.next().await {
         let chunk = match chunk {
             Ok(chunk) => chunk,
             Err(e) => {
-                result = Some(client.transfer_error(&desc.digest, e));
+                broken = Some(client.transfer_error(&desc.digest, e));
                 break;
             }
         };
@@ -174,6 +188,9 @@ async fn download(
         file.write_all(take)
             .await
             .map_err(|source| io_error("write", partial, source))?;
+        if let Some(hasher) = &mut hasher {
+            hasher.update(take);
+        }
         have += take.len() as u64;
         if have - reported >= PROGRESS_STEP || have == desc.size {
             reported = have;
@@ -192,7 +209,13 @@ async fn download(
     file.sync_all()
         .await
         .map_err(|source| io_error("write", partial, source))?;
-    Ok(result)
+    if let Some(e) = broken {
+        return Ok(Step::Retry(e));
+    }
+    let hashed = hasher
+        .filter(|_| have == desc.size)
+        .map(|h| format!("sha256:{}", hex::encode(h.finalize())));
+    Ok(Step::Complete(hashed))
 }
 
 /// Whether `path` has `desc.size` bytes hashing to `desc.digest` (hashed off the reactor).
