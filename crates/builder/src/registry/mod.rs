@@ -17,12 +17,14 @@
 //! - **Exactness.** `Pulled::manifest_digest` is the sha256 of the manifest bytes as served,
 //!   the ones written to the layout; pulling `repo@that-digest` later gives the same image.
 //!   A pull by digest refuses bytes that hash otherwise, and so does a pull by tag when the
-//!   registry's `Docker-Content-Digest` disagrees with the bytes.
+//!   registry's `Docker-Content-Digest` disagrees with the bytes. The image store writes a
+//!   manifest of its own on import, so it is this digest that names the base a template was
+//!   built from (pass `reference@manifest_digest` as the imported image's source).
 //! - **Verification.** A blob is renamed into `blobs/sha256/<hex>` only after its bytes hash
 //!   to `<hex>` and number the descriptor's size. A cached blob is hashed again before it is
-//!   used (it is not downloaded again when it passes). A resumed download that fails the
-//!   check is discarded and fetched whole once more; a whole one that fails is refused with
-//!   [`RegistryError::DigestMismatch`].
+//!   used (it is not downloaded again when it passes). A download that fails the check (a
+//!   corrupt partial it resumed, or bad bytes in flight) is discarded and fetched whole once
+//!   more; when that fails too, the blob is refused with [`RegistryError::DigestMismatch`].
 //! - **Resumption.** A transfer that breaks keeps its bytes in `<hex>.partial`; the pull
 //!   resumes it (up to four attempts per blob), and so does the next pull. A registry that
 //!   ignores `Range` answers 200 and the blob is fetched whole.
@@ -43,7 +45,8 @@
 //!
 //! Concurrent pulls, in one process or several, may share `cache_dir`: each blob download
 //! holds an exclusive lock on `<hex>.lock`, and `index.json` is replaced atomically.
-//! [`pull`] runs on the caller's tokio runtime; hashing runs on its blocking pool.
+//! [`pull`] runs on the caller's tokio runtime (blobs hashed as they arrive); hashing files
+//! and taking locks run on its blocking pool.
 //!
 //! # Why not `oci-client`
 //!
