@@ -199,11 +199,51 @@ async fn a_pull_by_digest_gets_exactly_that_manifest() {
     assert_eq!(pulled.manifest_digest, image.manifest.digest);
     check_layout(&pulled, image, None);
 
+    // A tag beside the digest only names the image in the layout.
+    let r = reference(&format!(
+        "{}/test/digest:named@{}",
+        registry.addr, image.manifest.digest
+    ));
+    let (pulled, _) = pull_ok(&r, &amd64(Auth::Anonymous), cache.path()).await;
+    check_layout(&pulled, image, Some("named"));
+
     let unknown = image::single(4, "x").images.remove(0).manifest.digest;
     let r = reference(&format!("{}/test/digest@{unknown}", registry.addr));
     let (result, _) = pull(&r, &amd64(Auth::Anonymous), cache.path()).await;
     let err = result.err().map(|e| e.to_string()).unwrap_or_default();
     assert_eq!(err, format!("no image {r}"));
+}
+
+/// Manifest bytes that do not hash to the digest asked for (by digest) or announced (by tag,
+/// in `Docker-Content-Digest`) are refused.
+#[tokio::test]
+async fn a_manifest_that_does_not_match_its_digest_is_refused() {
+    if !server::tools_present() {
+        return;
+    }
+    let registry = Registry::start(RegistryAuth::None);
+    let layout = image::single(17, "v1");
+    push(&layout, &registry, "test/tampered", &[]);
+    let digest = &layout.images[0].manifest.digest;
+    let proxy = Proxy::start_tampering(&registry.addr).await;
+    let cache = tempfile::tempdir().expect("tempdir");
+    for name in [
+        "test/tampered:v1".to_owned(),
+        format!("test/tampered@{digest}"),
+    ] {
+        let r = reference(&format!("{}/{name}", proxy.addr));
+        let (result, _) = pull(&r, &amd64(Auth::Anonymous), cache.path()).await;
+        match result {
+            Err(RegistryError::ManifestDigestMismatch {
+                expected, actual, ..
+            }) => {
+                assert_eq!(&expected, digest);
+                assert_ne!(&actual, digest);
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    assert!(!cache.path().join("layouts").exists());
 }
 
 #[tokio::test]

@@ -28,6 +28,8 @@ struct Shared {
     upstream: String,
     /// The blob path whose first GET is cut after half its body, until it has been.
     cut: Mutex<Option<String>>,
+    /// Manifest bodies get a trailing newline: the bytes no longer match their digest.
+    tamper_manifests: bool,
     client: reqwest::Client,
     log: Arc<Mutex<Vec<Logged>>>,
 }
@@ -35,15 +37,20 @@ struct Shared {
 impl Proxy {
     /// Starts a proxy to `http://{upstream}` on a free port.
     pub async fn start(upstream: &str) -> Self {
-        Self::start_inner(upstream, None).await
+        Self::start_inner(upstream, None, false).await
+    }
+
+    /// Like [`Proxy::start`], but every manifest body is altered by one byte.
+    pub async fn start_tampering(upstream: &str) -> Self {
+        Self::start_inner(upstream, None, true).await
     }
 
     /// Like [`Proxy::start`], but the first GET of blob `digest` ends after half its body.
     pub async fn start_cutting(upstream: &str, digest: &str) -> Self {
-        Self::start_inner(upstream, Some(format!("/blobs/{digest}"))).await
+        Self::start_inner(upstream, Some(format!("/blobs/{digest}")), false).await
     }
 
-    async fn start_inner(upstream: &str, cut: Option<String>) -> Self {
+    async fn start_inner(upstream: &str, cut: Option<String>, tamper_manifests: bool) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind proxy");
@@ -52,6 +59,7 @@ impl Proxy {
         let shared = Arc::new(Shared {
             upstream: format!("http://{upstream}"),
             cut: Mutex::new(cut),
+            tamper_manifests,
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
@@ -114,13 +122,20 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
     let Ok(answer) = upstream.send().await else {
         return status(StatusCode::BAD_GATEWAY);
     };
+    let tamper = shared.tamper_manifests && path.contains("/manifests/");
     let mut response = Response::builder().status(answer.status());
     for (name, value) in answer.headers() {
-        if name != HeaderName::from_static("transfer-encoding") {
+        let length = name == HeaderName::from_static("content-length");
+        if name != HeaderName::from_static("transfer-encoding") && !(tamper && length) {
             response = response.header(name, value);
         }
     }
-    let bytes = answer.bytes().await.unwrap_or_default();
+    let mut bytes = answer.bytes().await.unwrap_or_default();
+    if tamper {
+        let mut altered = bytes.to_vec();
+        altered.push(b'\n');
+        bytes = altered.into();
+    }
     let cut_now = shared
         .cut
         .lock()
