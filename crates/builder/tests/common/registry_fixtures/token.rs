@@ -1,7 +1,7 @@
 //! A token service for docker-registry's `auth: token`: it answers `GET /token?service=&scope=`
 //! with a JWT (ES256, its self-signed certificate in `x5c`) that grants the requested actions
 //! to the one user whose Basic credentials it knows, and nothing to anyone else, the way
-//! Docker Hub treats a private repository.
+//! Docker Hub treats a private repository. Also the certificates of a TLS registry.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
