@@ -3,6 +3,7 @@
 //! template), pulls from OCI registries, RUN steps in build sandboxes, and the `start_cmd`
 //! snapshot. The builder returns what it built as values; the server persists them.
 //! Contract: `README.md`.
+pub mod build;
 pub mod dockerfile;
 pub mod registry;
 pub mod store;
