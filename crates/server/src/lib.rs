@@ -23,6 +23,7 @@ mod report;
 pub mod sandbox_http;
 pub mod signed_url;
 pub mod state;
+pub mod templates;
 pub mod tls;
 
 use std::future::Future;
@@ -37,6 +38,7 @@ pub use state::AppState;
 /// The whole HTTP application: proxy middleware in front of the API routes.
 pub fn app(state: AppState) -> Router {
     api::router::<Manager>()
+        .merge(api::templates::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             proxy::route,

@@ -15,6 +15,8 @@ pub struct AppState<B = Manager> {
     pub auth: Arc<dyn Authenticator>,
     /// Domain for host routing (`<port>-<id>.<domain>`) and reported to clients.
     pub domain: String,
+    /// Built templates and the builder; `None` = this server builds none.
+    pub templates: Option<Arc<crate::templates::Templates>>,
 }
 
 // Not derived: a derive would require `B: Clone`, and only the `Arc` is cloned.
@@ -24,6 +26,7 @@ impl<B> Clone for AppState<B> {
             manager: Arc::clone(&self.manager),
             auth: Arc::clone(&self.auth),
             domain: self.domain.clone(),
+            templates: self.templates.clone(),
         }
     }
 }

@@ -26,6 +26,7 @@ fn app_with(auth: Arc<dyn Authenticator>) -> Router {
         manager: Arc::new(common::Memory::new()),
         auth,
         domain: "example.test".into(),
+        templates: None,
     })
 }
 

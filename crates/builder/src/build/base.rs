@@ -39,6 +39,17 @@ impl Builder {
         if let Some(img) = self.store.image(base)? {
             return Ok(from_image(&img, base));
         }
+        let plain = base.strip_suffix(":latest").unwrap_or(base);
+        if let Some((name, dir)) = self.local_images.iter().find(|(n, _)| n == plain)
+            && dir.is_dir()
+        {
+            ctx.note(format!(
+                "importing {} as {name} (once: later builds find it in the image store)",
+                dir.display()
+            ));
+            let img = self.store.import(dir, name)?;
+            return Ok(from_image(&img, name));
+        }
         let on_disk = ctx.req.template.dir.join(base);
         if (base.starts_with('/') || base.starts_with("./") || base.starts_with("../"))
             && on_disk.exists()

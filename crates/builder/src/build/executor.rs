@@ -23,6 +23,8 @@ pub struct Builder {
     pub(super) network: Option<Arc<dyn BuildNetwork>>,
     pub(super) cache: StepCache,
     building: Mutex<HashSet<String>>,
+    /// Images imported from a host directory the first time a FROM names them.
+    pub(super) local_images: Vec<(String, PathBuf)>,
 }
 
 /// A stage as far as it got: its layers, config and cache key.
@@ -167,7 +169,17 @@ impl Builder {
             network,
             cache,
             building: Mutex::new(HashSet::new()),
+            local_images: Vec::new(),
         })
+    }
+
+    /// Makes `FROM name` import the root filesystem directory `dir` into the store the
+    /// first time a build names it (the repo's own root filesystems, so that FROM works on
+    /// a machine that reaches no registry).
+    #[must_use]
+    pub fn with_local_image(mut self, name: &str, dir: PathBuf) -> Self {
+        self.local_images.push((name.to_string(), dir));
+        self
     }
 
     /// The image store.

@@ -13,6 +13,7 @@
 
 mod base;
 mod cache;
+mod context;
 mod copy_step;
 mod error;
 mod executor;
@@ -21,6 +22,7 @@ mod run_step;
 mod secret;
 mod snapshot;
 
+pub use context::ContextDir;
 pub use error::BuildError;
 pub use executor::Builder;
 pub use secret::{REDACTED, Redactor, Secret};

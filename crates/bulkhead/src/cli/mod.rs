@@ -11,8 +11,10 @@ pub mod sandbox;
 pub mod serve;
 mod serve_config;
 mod serve_network;
+mod serve_templates;
 mod serve_tls;
 mod storage_mount;
+mod template;
 
 use clap::{Parser, Subcommand};
 
@@ -36,6 +38,8 @@ pub enum Command {
     Serve(Box<serve::Args>),
     /// Manage sandboxes on a running server.
     Sandbox(sandbox::Args),
+    /// Build templates from template directories (e2b.toml + Dockerfile) and manage them.
+    Template(template::Args),
     /// Create, list and revoke API keys.
     Key(key::Args),
     /// Mount an S3 bucket as a filesystem (goofys-like).
@@ -56,6 +60,7 @@ pub fn dispatch(command: Command, matches: &clap::ArgMatches) -> anyhow::Result<
         Command::Run(args) => run::run(args),
         Command::Serve(args) => serve::run(*args, matches.subcommand_matches("serve")),
         Command::Sandbox(args) => sandbox::run(args),
+        Command::Template(args) => template::run(args),
         Command::Key(args) => key::run(args),
         Command::Mount(args) => mount::run(args),
         Command::Envd(args) => envd::run(args),

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bulkhead_runtime::{Limits, Runtime, RuntimeConfig, limits};
+use bulkhead_server::templates::TemplateDefaults;
 use bulkhead_server::{AppState, Manager, ManagerConfig, StorageConfig, TemplateConfig};
 use bulkhead_store::{DataDir, Store};
 use clap::Args as ClapArgs;
@@ -333,6 +334,14 @@ pub fn run(mut args: Args, matches: Option<&clap::ArgMatches>) -> anyhow::Result
             None => (None, Vec::new()),
         };
         let net_handle = network.as_ref().map(|n| n.network.clone());
+        let build_runtime = runtime.clone();
+        let build_network = network.clone();
+        let build_storage = bulkhead_runtime::BindMount {
+            source: storage.host_root.clone(),
+            target: storage.target.clone(),
+            read_only: storage.read_only,
+        };
+        let template_limits = limits.clone();
         let manager = Manager::new(
             runtime,
             store.clone(),
@@ -352,10 +361,24 @@ pub fn run(mut args: Args, matches: Option<&clap::ArgMatches>) -> anyhow::Result
         if adopted + removed > 0 {
             tracing::info!(adopted, removed, "sandboxes of the previous run restored");
         }
+        let templates = super::serve_templates::setup(
+            &args,
+            &layout,
+            build_runtime,
+            manager.clone(),
+            build_network,
+            TemplateDefaults {
+                limits: template_limits,
+                pool_size: args.pool_size,
+                storage: Some(build_storage),
+            },
+        )
+        .context("setting up the template builder")?;
         let state = AppState {
             manager: manager.clone(),
             auth: Arc::new(store),
             domain: args.domain.clone(),
+            templates: Some(templates),
         };
         let limits = connection_limits(&args)?;
         let listener = tokio::net::TcpListener::bind(args.listen)

@@ -1,0 +1,275 @@
+//! Template endpoints: Bulkhead's build endpoint (the context and settings in, the build log
+//! streamed back as NDJSON) and details, and E2B's list, alias lookup and delete that the SDK
+//! and the E2B CLI read (spec section 2.7). Templates are the server's: every team sees and
+//! builds the same ones.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use bulkhead_builder::build::{BuildEvent, BuildRequest, Secret};
+use bulkhead_builder::template_dir::TemplateDir;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::ApiError;
+use super::auth::Team;
+use crate::manager::Manager;
+use crate::state::AppState;
+use crate::templates::{StoredTemplate, TemplateError, Templates};
+
+/// The settings part of a build request (`params`); the context is the `context` part, a
+/// tar (optionally gzip) of the template directory.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BuildParams {
+    /// Template name.
+    pub name: String,
+    /// Build args, in order.
+    #[serde(default)]
+    pub args: Vec<(String, String)>,
+    /// Secret values by id, base64.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, String>,
+    /// Run every step.
+    #[serde(default)]
+    pub no_cache: bool,
+    /// The Dockerfile, relative to the context, when not the one `e2b.toml` names.
+    #[serde(default)]
+    pub dockerfile: Option<String>,
+}
+
+fn templates(st: &AppState<Manager>) -> Result<Arc<Templates>, ApiError> {
+    st.templates
+        .clone()
+        .ok_or_else(|| ApiError::Unavailable("this server has no template builder".into()))
+}
+
+impl From<TemplateError> for ApiError {
+    fn from(e: TemplateError) -> Self {
+        match e {
+            TemplateError::NotFound(_) => ApiError::NotFound(e.to_string()),
+            TemplateError::InUse { .. } => ApiError::Conflict(e.to_string()),
+            TemplateError::InvalidName(_) | TemplateError::Build(_) => {
+                ApiError::BadRequest(e.to_string())
+            }
+            other => ApiError::Internal(Box::new(other)),
+        }
+    }
+}
+
+/// `POST /bulkhead/v1/builds`: 200 with one JSON event per line, the last one
+/// `{"type":"built",...}` or `{"type":"failed","message":...}`.
+pub async fn build(
+    State(st): State<AppState<Manager>>,
+    Team(_team): Team,
+    mut form: Multipart,
+) -> Result<Response, ApiError> {
+    let t = templates(&st)?;
+    let mut params: Option<BuildParams> = None;
+    let mut context: Option<bytes::Bytes> = None;
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|e| ApiError::BadRequest(format!("reading the build request: {e}")))?
+    {
+        match field.name() {
+            Some("params") => {
+                let b = field
+                    .bytes()
+                    .await
+                    .map_err(|e| ApiError::BadRequest(format!("reading params: {e}")))?;
+                params = Some(
+                    serde_json::from_slice(&b)
+                        .map_err(|e| ApiError::BadRequest(format!("invalid params: {e}")))?,
+                );
+            }
+            Some("context") => {
+                context = Some(
+                    field
+                        .bytes()
+                        .await
+                        .map_err(|e| ApiError::BadRequest(format!("reading the context: {e}")))?,
+                );
+            }
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "unexpected part {other:?}: send `params` and `context`"
+                )));
+            }
+        }
+    }
+    let params = params.ok_or_else(|| ApiError::BadRequest("missing the params part".into()))?;
+    let context = context.ok_or_else(|| ApiError::BadRequest("missing the context part".into()))?;
+    let mut secrets = BTreeMap::new();
+    for (id, b64) in params.secrets {
+        let v = base64::engine::general_purpose::STANDARD
+            .decode(b64.as_bytes())
+            .map_err(|_| ApiError::BadRequest(format!("secret {id:?} is not base64")))?;
+        secrets.insert(id, Secret::new(v));
+    }
+    let ctx_dir = t
+        .builder()
+        .unpack_context(&context)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let dockerfile = params.dockerfile.as_ref().map(|d| ctx_dir.path().join(d));
+    let template = TemplateDir::load(ctx_dir.path(), dockerfile.as_deref())
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let req = BuildRequest {
+        template,
+        args: params.args,
+        secrets,
+        no_cache: params.no_cache,
+        name: params.name,
+        storage: t.storage(),
+        limits: t.build_limits(),
+    };
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    let sink_tx = tx.clone();
+    let events: bulkhead_builder::build::EventSink = Arc::new(move |e: BuildEvent| {
+        let _ = sink_tx.send(serde_json::to_value(&e).unwrap_or(Value::Null));
+    });
+    tokio::spawn(async move {
+        let _keep = ctx_dir;
+        let last = match t.build(req, events).await {
+            Ok(rec) => json!({"type": "built", "template": summary(&rec)}),
+            Err(e) => {
+                tracing::info!(error = %e, "template build failed");
+                json!({"type": "failed", "message": e.to_string()})
+            }
+        };
+        let _ = tx.send(last);
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        let v = rx.recv().await?;
+        let mut line = serde_json::to_vec(&v).unwrap_or_default();
+        line.push(b'\n');
+        Some((Ok::<_, std::io::Error>(bytes::Bytes::from(line)), rx))
+    });
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// A template as the CLI shows it.
+fn summary(t: &StoredTemplate) -> Value {
+    let b = &t.built;
+    json!({
+        "templateID": t.id,
+        "name": b.name,
+        "base": b.base,
+        "layers": b.layers.len(),
+        "sizeBytes": b.layers.iter().map(|l| l.size).sum::<u64>(),
+        "service": b.service,
+        "stepsRun": b.steps_run,
+        "stepsCached": b.steps_cached,
+        "manifestDigest": b.manifest_digest.to_string(),
+    })
+}
+
+/// `GET /bulkhead/v1/templates/{name}`: everything kept about a template.
+pub async fn detail(
+    State(st): State<AppState<Manager>>,
+    Team(_team): Team,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let t = templates(&st)?;
+    let rec = t
+        .get(&name)
+        .ok_or_else(|| TemplateError::NotFound(name.clone()))?;
+    Ok(Json(rec).into_response())
+}
+
+/// `GET /templates`: E2B's template list.
+pub async fn list(
+    State(st): State<AppState<Manager>>,
+    Team(_team): Team,
+) -> Result<Response, ApiError> {
+    let mut out = Vec::new();
+    let built = st.templates.as_ref().map(|t| t.list()).unwrap_or_default();
+    for c in st.manager.template_configs() {
+        let rec = built.iter().find(|b| b.id == c.id);
+        let mut names = vec![c.id.clone()];
+        names.extend(c.aliases.iter().cloned());
+        let (created, updated, builds) = rec
+            .map(|r| (r.created_at.clone(), r.updated_at.clone(), r.build_count))
+            .unwrap_or_default();
+        out.push(json!({
+            "templateID": c.id,
+            "buildID": rec.map(|r| r.built.manifest_digest.to_string()).unwrap_or_default(),
+            "cpuCount": c.limits.cpu_millis.map_or(1, |m| m.div_ceil(1000)),
+            "memoryMB": c.limits.memory_bytes.map_or(0, |b| b >> 20),
+            "diskSizeMB": c.limits.disk_bytes.map_or(0, |b| b >> 20),
+            "public": false,
+            "aliases": c.aliases,
+            "names": names,
+            "createdAt": created,
+            "updatedAt": updated,
+            "createdBy": Value::Null,
+            "lastSpawnedAt": Value::Null,
+            "spawnCount": 0,
+            "buildCount": builds,
+            "envdVersion": bulkhead_envd::ENVD_VERSION,
+            "buildStatus": "ready",
+        }));
+    }
+    Ok(Json(out).into_response())
+}
+
+/// `GET /templates/aliases/{alias}`: 200 with the template it names, 404 when free.
+pub async fn alias(
+    State(st): State<AppState<Manager>>,
+    Team(_team): Team,
+    Path(alias): Path<String>,
+) -> Result<Response, ApiError> {
+    let c = st
+        .manager
+        .template_config(&alias)
+        .ok_or_else(|| ApiError::NotFound(format!("template alias {alias:?} not found")))?;
+    Ok(Json(json!({"templateID": c.id, "public": false})).into_response())
+}
+
+/// `?force=true` on a delete.
+#[derive(Debug, Deserialize)]
+pub struct RemoveQuery {
+    /// Remove even while sandboxes use it.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// `DELETE /templates/{id}`: 204; 409 while sandboxes use it (unless `force`).
+pub async fn remove(
+    State(st): State<AppState<Manager>>,
+    Team(_team): Team,
+    Path(id): Path<String>,
+    Query(q): Query<RemoveQuery>,
+) -> Result<Response, ApiError> {
+    let t = templates(&st)?;
+    let freed = tokio::task::spawn_blocking(move || t.remove(&id, q.force))
+        .await
+        .map_err(|e| ApiError::Internal(Box::new(e)))??;
+    tracing::info!(freed_bytes = freed, "template removed");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The template routes (only for a real manager).
+pub fn router() -> axum::Router<AppState<Manager>> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route(
+            "/bulkhead/v1/builds",
+            post(build).layer(axum::extract::DefaultBodyLimit::max(4 << 30)),
+        )
+        .route("/bulkhead/v1/templates/{name}", get(detail))
+        .route("/templates", get(list))
+        .route("/templates/aliases/{alias}", get(alias))
+        .route("/templates/{id}", axum::routing::delete(remove))
+}

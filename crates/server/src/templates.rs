@@ -1,0 +1,355 @@
+//! Built templates: the builder's results kept in the data dir (`templates/<id>/template.json`,
+//! written whole then renamed), registered with the manager when built and at every start,
+//! and removed (refused while sandboxes use them, unless forced) with the layers no other
+//! template or image references.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bulkhead_builder::build::{BuildError, BuildRequest, Builder, BuiltTemplate, EventSink};
+use bulkhead_runtime::{BindMount, Limits};
+use serde::{Deserialize, Serialize};
+
+use crate::manager::{Manager, ServiceCmd, TemplateConfig};
+
+/// Image label that makes a template serve the code interpreter on port 49999.
+pub const INTERPRETER_LABEL: &str = "dev.bulkhead.code-interpreter";
+
+/// One built template as kept on disk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredTemplate {
+    /// Template id (also its directory name).
+    pub id: String,
+    /// The builder's result.
+    pub built: BuiltTemplate,
+    /// When it was first built (RFC 3339).
+    pub created_at: String,
+    /// When it was last built.
+    pub updated_at: String,
+    /// Builds so far.
+    pub build_count: u32,
+}
+
+/// Failures of template operations.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    /// No template of that id or name.
+    #[error("template {0:?} not found")]
+    NotFound(String),
+    /// Sandboxes use it.
+    #[error(
+        "template {id:?} is used by {count} running sandbox(es): kill them first, or remove it with --force"
+    )]
+    InUse {
+        /// The template.
+        id: String,
+        /// Its running sandboxes.
+        count: usize,
+    },
+    /// The build failed.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// A name that cannot be an id.
+    #[error("invalid template name {0:?}: use 1 to 64 lowercase letters, digits, '-' and '_'")]
+    InvalidName(String),
+    /// Reading or writing the data dir failed.
+    #[error("{what} {}", path.display())]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// To which path.
+        path: PathBuf,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A stored template could not be decoded.
+    #[error("{} is not a template record", .0.display())]
+    Corrupt(PathBuf),
+}
+
+/// What built templates get from the server.
+#[derive(Debug, Clone)]
+pub struct TemplateDefaults {
+    /// Limits when `e2b.toml` sets none.
+    pub limits: Limits,
+    /// Warm sandboxes per template.
+    pub pool_size: usize,
+    /// The storage attached while `start_cmd` runs (what sandboxes will see).
+    pub storage: Option<BindMount>,
+}
+
+/// The built templates of one server.
+pub struct Templates {
+    builder: Arc<Builder>,
+    dir: PathBuf,
+    manager: Arc<Manager>,
+    defaults: TemplateDefaults,
+}
+
+/// Whether `name` can be a template id.
+pub fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+impl Templates {
+    /// Templates kept under `dir`.
+    ///
+    /// # Errors
+    /// When `dir` cannot be created.
+    pub fn new(
+        builder: Arc<Builder>,
+        dir: PathBuf,
+        manager: Arc<Manager>,
+        defaults: TemplateDefaults,
+    ) -> Result<Self, TemplateError> {
+        std::fs::create_dir_all(&dir).map_err(|source| TemplateError::Io {
+            what: "creating",
+            path: dir.clone(),
+            source,
+        })?;
+        Ok(Self {
+            builder,
+            dir,
+            manager,
+            defaults,
+        })
+    }
+
+    /// The builder (and through it the image store).
+    pub fn builder(&self) -> &Arc<Builder> {
+        &self.builder
+    }
+
+    /// Registers every stored template whose layers are all present; returns how many.
+    pub fn load_all(&self) -> usize {
+        let mut n = 0;
+        for t in self.list() {
+            let missing = t
+                .built
+                .layers
+                .iter()
+                .any(|l| !self.builder.store().has_layer(&l.diff_id));
+            if missing {
+                tracing::warn!(template_id = %t.id, "a layer of this template is missing from the image store: rebuild it");
+                continue;
+            }
+            self.manager.register_template(self.config_of(&t));
+            n += 1;
+        }
+        n
+    }
+
+    /// Every stored template, by id.
+    pub fn list(&self) -> Vec<StoredTemplate> {
+        let mut out = Vec::new();
+        let Ok(rd) = std::fs::read_dir(&self.dir) else {
+            return out;
+        };
+        for e in rd.flatten() {
+            match read_record(&e.path().join("template.json")) {
+                Ok(t) => out.push(t),
+                Err(err) => tracing::warn!(error = %err, "skipping a template record"),
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+
+    /// The template of id or name `name`.
+    pub fn get(&self, name: &str) -> Option<StoredTemplate> {
+        if valid_name(name)
+            && let Ok(t) = read_record(&self.dir.join(name).join("template.json"))
+        {
+            return Some(t);
+        }
+        self.list().into_iter().find(|t| t.built.name == name)
+    }
+
+    /// How the manager serves a stored template.
+    pub fn config_of(&self, t: &StoredTemplate) -> TemplateConfig {
+        let store = self.builder.store();
+        let b = &t.built;
+        let mut limits = self.defaults.limits.clone();
+        if let Some(c) = b.cpu_count {
+            limits.cpu_millis = Some(u64::from(c) * 1000);
+        }
+        if let Some(m) = b.memory_mb {
+            limits.memory_bytes = Some(m << 20);
+        }
+        let env: Vec<(String, String)> = b
+            .config
+            .env
+            .iter()
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let service = match (&b.start_cmd, b.service) {
+            (Some(cmd), true) => Some(ServiceCmd {
+                start_cmd: cmd.clone(),
+                ready_cmd: b.ready_cmd.clone(),
+                workdir: b.config.workdir.clone(),
+                env: env.clone(),
+            }),
+            _ => None,
+        };
+        TemplateConfig {
+            id: t.id.clone(),
+            aliases: if b.name == t.id {
+                Vec::new()
+            } else {
+                vec![b.name.clone()]
+            },
+            layers: b
+                .layers
+                .iter()
+                .map(|l| store.layer_dir(&l.diff_id))
+                .collect(),
+            limits,
+            pool_size: self.defaults.pool_size,
+            code_interpreter: b.config.labels.get(INTERPRETER_LABEL).map(String::as_str)
+                == Some("true"),
+            env,
+            service,
+        }
+    }
+
+    /// The storage the server gives `start_cmd`.
+    pub fn storage(&self) -> Option<BindMount> {
+        self.defaults.storage.clone()
+    }
+
+    /// Limits of build sandboxes.
+    pub fn build_limits(&self) -> Limits {
+        self.defaults.limits.clone()
+    }
+
+    /// Builds `req` (blocking work on the blocking pool), then keeps and serves the result.
+    /// A failed build registers nothing.
+    ///
+    /// # Errors
+    /// [`TemplateError::Build`] with the failed step, or a data-dir failure.
+    pub async fn build(
+        self: &Arc<Self>,
+        req: BuildRequest,
+        events: EventSink,
+    ) -> Result<StoredTemplate, TemplateError> {
+        if !valid_name(&req.name) {
+            return Err(TemplateError::InvalidName(req.name.clone()));
+        }
+        let builder = self.builder.clone();
+        let built = tokio::task::spawn_blocking(move || builder.build(req, events))
+            .await
+            .map_err(|e| TemplateError::Io {
+                what: "running the build",
+                path: self.dir.clone(),
+                source: std::io::Error::other(e),
+            })??;
+        let id = built.name.clone();
+        let now = now();
+        let prev = self.get(&id);
+        let record = StoredTemplate {
+            id: id.clone(),
+            built,
+            created_at: prev.as_ref().map_or(now.clone(), |p| p.created_at.clone()),
+            updated_at: now,
+            build_count: prev.map_or(1, |p| p.build_count + 1),
+        };
+        write_record(&self.dir.join(&id), &record)?;
+        self.manager.register_template(self.config_of(&record));
+        Ok(record)
+    }
+
+    /// Removes template `name` and frees the layers nothing else uses. Returns bytes freed.
+    ///
+    /// # Errors
+    /// [`TemplateError::NotFound`], or [`TemplateError::InUse`] without `force`.
+    pub fn remove(&self, name: &str, force: bool) -> Result<u64, TemplateError> {
+        let t = self
+            .get(name)
+            .ok_or_else(|| TemplateError::NotFound(name.to_string()))?;
+        let count = self.manager.sandboxes_of_template(&t.id);
+        if count > 0 && !force {
+            return Err(TemplateError::InUse { id: t.id, count });
+        }
+        self.manager.unregister_template(&t.id);
+        let dir = self.dir.join(&t.id);
+        std::fs::remove_dir_all(&dir).map_err(|source| TemplateError::Io {
+            what: "removing",
+            path: dir,
+            source,
+        })?;
+        let store = self.builder.store();
+        let _ = store.remove_image(&format!("bulkhead-template/{}:latest", t.built.name));
+        // Running sandboxes (forced removal) keep their layers until the next removal.
+        let keep: Vec<_> = self
+            .list()
+            .iter()
+            .flat_map(|o| o.built.layers.iter().map(|l| l.diff_id.clone()))
+            .chain(if count > 0 {
+                t.built.layers.iter().map(|l| l.diff_id.clone()).collect()
+            } else {
+                Vec::new()
+            })
+            .collect();
+        Ok(store.gc(&keep).unwrap_or(0))
+    }
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn read_record(path: &Path) -> Result<StoredTemplate, TemplateError> {
+    let text = std::fs::read(path).map_err(|source| TemplateError::Io {
+        what: "reading",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_slice(&text).map_err(|_| TemplateError::Corrupt(path.to_path_buf()))
+}
+
+fn write_record(dir: &Path, t: &StoredTemplate) -> Result<(), TemplateError> {
+    let io = |what: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| TemplateError::Io { what, path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
+    let path = dir.join("template.json");
+    let tmp = dir.join(".template.json.tmp");
+    let json = serde_json::to_vec_pretty(t).map_err(|e| TemplateError::Io {
+        what: "encoding",
+        path: path.clone(),
+        source: std::io::Error::other(e),
+    })?;
+    std::fs::write(&tmp, json).map_err(io("writing", &tmp))?;
+    std::fs::rename(&tmp, &path).map_err(io("renaming into", &path))
+}
+
+/// The sandbox network for build sandboxes: internet egress under the server's firewall.
+pub struct BuildNet(pub crate::manager::NetworkSettings);
+
+impl bulkhead_builder::build::BuildNetwork for BuildNet {
+    fn attach(&self, sb: &bulkhead_runtime::Sandbox) -> Result<(), String> {
+        let policy = bulkhead_net::Policy {
+            internet: true,
+            ..bulkhead_net::Policy::default()
+        };
+        let net = &self.0.network;
+        let a = net
+            .attach(sb.id(), sb.init_pid(), policy)
+            .map_err(|e| e.to_string())?;
+        if let Err(e) = net.write_resolv_conf(sb.id(), sb.init_pid(), sb.root_host_id(), &a) {
+            net.detach(sb.id());
+            return Err(e.to_string());
+        }
+        Ok(())
+    }
+    fn detach(&self, id: &str) {
+        self.0.network.detach(id);
+    }
+}
