@@ -5,7 +5,7 @@
 #[path = "common/registry_fixtures/mod.rs"]
 mod fixtures;
 
-use bulkhead_builder::registry::{Auth, Progress, RegistryError};
+use bulkhead_builder::registry::{self, Auth, Progress, RegistryError};
 use fixtures::image::{self, Layout};
 use fixtures::proxy::Proxy;
 use fixtures::pull::*;
@@ -201,4 +201,48 @@ async fn a_cached_blob_that_fails_its_check_is_downloaded_again() {
         cached: false
     }));
     check_layout(&pulled, &layout.images[0], Some("v1"));
+}
+
+/// `prune` frees what no kept layout links, leaves the kept image whole, and a later pull
+/// fetches what it removed.
+#[tokio::test]
+async fn prune_frees_what_no_kept_layout_links() {
+    if !server::tools_present() {
+        return;
+    }
+    let registry = Registry::start(RegistryAuth::None);
+    let (a, b) = (image::single(18, "a"), image::single(19, "b"));
+    push(&a, &registry, "test/prune", &[]);
+    push(&b, &registry, "test/prune", &[]);
+    let cache = tempfile::tempdir().expect("tempdir");
+    let opts = amd64(Auth::Anonymous);
+    let ra = reference(&format!("{}/test/prune:a", registry.addr));
+    let rb = reference(&format!("{}/test/prune:b", registry.addr));
+    let (pulled_a, _) = pull_ok(&ra, &opts, cache.path()).await;
+    let (pulled_b, _) = pull_ok(&rb, &opts, cache.path()).await;
+    // A partial left by an interrupted pull goes too.
+    let stale = cache
+        .path()
+        .join(format!("blobs/sha256/{}.partial", "ab".repeat(32)));
+    std::fs::write(&stale, b"stale").expect("write partial");
+
+    let freed = registry::prune(cache.path(), &[&pulled_a.manifest_digest]).expect("prune");
+    let image_b = &b.images[0];
+    let b_bytes = image_b.config.bytes.len() + image_b.layer.bytes.len();
+    assert!(freed >= (b_bytes + 5) as u64, "freed {freed}");
+    assert!(!pulled_b.layout.exists());
+    assert!(!stale.exists());
+    assert!(!blob_path(cache.path(), &image_b.layer.digest).exists());
+    check_layout(&pulled_a, &a.images[0], Some("a"));
+    assert!(blob_path(cache.path(), &a.images[0].layer.digest).exists());
+
+    registry::prune(cache.path(), &[]).expect("prune all");
+    assert!(!pulled_a.layout.exists());
+    assert!(!blob_path(cache.path(), &a.images[0].layer.digest).exists());
+    let (again, events) = pull_ok(&ra, &opts, cache.path()).await;
+    assert!(events.contains(&Progress::BlobDone {
+        digest: a.images[0].layer.digest.clone(),
+        cached: false
+    }));
+    check_layout(&again, &a.images[0], Some("a"));
 }

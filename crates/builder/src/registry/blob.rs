@@ -1,7 +1,7 @@
 //! Blobs into the shared cache: `blobs/sha256/<hex>` exists only after its bytes were hashed
 //! to `<hex>`; a download in progress is `<hex>.partial`, resumed with a `Range` request by
-//! the next attempt (in this pull or a later one); `<hex>.lock` serialises pulls of one blob
-//! across processes.
+//! the next attempt (in this pull or a later one); `<hex>.lock` serialises pulls (and
+//! [`super::prune`]) over one blob, across processes.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -23,7 +23,8 @@ const ATTEMPTS: usize = 4;
 const PROGRESS_STEP: u64 = 1 << 20;
 
 /// Makes `blobs_dir/<hex>` hold the blob `desc` names, downloading what is missing.
-/// Returns whether it was there already (verified again, not downloaded).
+/// Returns whether it was there already (verified again, not downloaded). The caller holds
+/// the blob's lock ([`lock_all`]).
 ///
 /// # Errors
 /// `DigestMismatch` when a complete download does not hash to the digest (a partial that
@@ -39,7 +40,6 @@ pub(crate) async fn fetch(
     let hex = desc.digest.trim_start_matches("sha256:");
     let target = blobs_dir.join(hex);
     let partial = blobs_dir.join(format!("{hex}.partial"));
-    let _lock = lock(blobs_dir.join(format!("{hex}.lock"))).await?;
 
     if exists(&target)? {
         if verify_file(&target, desc).await? {
@@ -259,6 +259,26 @@ pub(crate) fn store_verified(
     let tmp = blobs_dir.join(format!("{hex}.manifest-{}", super::unique_suffix()));
     std::fs::write(&tmp, bytes).map_err(|source| io_error("write", &tmp, source))?;
     std::fs::rename(&tmp, &target).map_err(|source| io_error("rename into place", &target, source))
+}
+
+/// Exclusive locks on the blobs `digests` (deduplicated, taken in sorted order so that two
+/// pulls sharing blobs never wait on each other in a cycle), held until the returned files
+/// are dropped.
+pub(crate) async fn lock_all(
+    blobs_dir: &Path,
+    digests: &[&str],
+) -> Result<Vec<File>, RegistryError> {
+    let mut hexes: Vec<&str> = digests
+        .iter()
+        .map(|d| d.trim_start_matches("sha256:"))
+        .collect();
+    hexes.sort_unstable();
+    hexes.dedup();
+    let mut held = Vec::with_capacity(hexes.len());
+    for hex in hexes {
+        held.push(lock(blobs_dir.join(format!("{hex}.lock"))).await?);
+    }
+    Ok(held)
 }
 
 /// An exclusive lock on `path`, held until the returned file is dropped.

@@ -43,8 +43,13 @@
 //!   loopback address with no `ca_certificates` given (as Docker does); HTTPS otherwise,
 //!   verified against the system's roots plus `ca_certificates`.
 //!
-//! Concurrent pulls, in one process or several, may share `cache_dir`: each blob download
-//! holds an exclusive lock on `<hex>.lock`, and `index.json` is replaced atomically.
+//! Concurrent pulls, in one process or several, may share `cache_dir`: a pull holds an
+//! exclusive lock on `<hex>.lock` of each of its blobs (taken in sorted order) until its
+//! layout is written, and `index.json` is replaced atomically.
+//!
+//! The cache is a second copy of what the store imports. [`prune`] frees it: it removes the
+//! layouts not kept and every blob no remaining layout links (a blob's link count says so),
+//! skipping blobs a pull holds.
 //! [`pull`] runs on the caller's tokio runtime (blobs hashed as they arrive); hashing files
 //! and taking locks run on its blocking pool.
 //!
@@ -64,6 +69,7 @@ mod client;
 mod error;
 mod layout;
 mod manifest;
+mod prune;
 mod reference;
 
 use std::path::{Path, PathBuf};
@@ -76,6 +82,7 @@ pub use layout::{IMAGE_NAME, REF_NAME};
 pub use manifest::{
     DOCKER_CONFIG, DOCKER_LIST, DOCKER_MANIFEST, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST,
 };
+pub use prune::prune;
 pub use reference::{DOCKER_HUB, Reference};
 
 use client::Client;
@@ -233,16 +240,21 @@ pub async fn pull(
         layers: image.layers.len(),
         total_bytes: image.config.size + image.layers.iter().map(|l| l.size).sum::<u64>(),
     });
-    blob::store_verified(&blobs_dir, &fetched.digest, &fetched.bytes)?;
-
     let wanted: Vec<&Descriptor> = std::iter::once(&image.config)
         .chain(image.layers.iter())
         .collect();
+    let mut names: Vec<&str> = vec![fetched.digest.as_str()];
+    names.extend(wanted.iter().map(|d| d.digest.as_str()));
+    // Held until the layout links every blob, so `prune` never removes one in between.
+    let _locks = blob::lock_all(&blobs_dir, &names).await?;
+    blob::store_verified(&blobs_dir, &fetched.digest, &fetched.bytes)?;
+
     stream::iter(wanted.iter().copied())
         .map(|desc| {
             let (client, blobs_dir, display) = (&client, &blobs_dir, &display);
             async move {
                 let cached = blob::fetch(client, desc, blobs_dir, display, progress).await?;
+                tracing::debug!(digest = %desc.digest, cached, "blob present");
                 progress(Progress::BlobDone {
                     digest: desc.digest.clone(),
                     cached,
@@ -264,8 +276,6 @@ pub async fn pull(
     let layout_dir = cache_dir
         .join("layouts")
         .join(fetched.digest.trim_start_matches("sha256:"));
-    let mut names: Vec<&str> = vec![fetched.digest.as_str()];
-    names.extend(wanted.iter().map(|d| d.digest.as_str()));
     layout::write(
         &layout_dir,
         &blobs_dir,
