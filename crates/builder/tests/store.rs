@@ -86,7 +86,9 @@ fn import_of_a_directory_unpacks_to_an_equal_tree() {
     );
     assert_eq!(got["dev-null"].kind, 'c');
     assert_eq!(got["etc"].xattrs["trusted.other"], b"also kept");
-    // The same tree gives the same layer, reused.
+    // The same tree gives the same layer, reused, and the tree itself is untouched.
+    assert_eq!(s.add_layer_dir(&src).unwrap(), *layer);
+    assert_eq!(snapshot(&src, FULL), want);
     let again = s.import(&src, "rich:2").unwrap();
     assert_eq!(again.layers, image.layers);
     assert_eq!(s.image("rich").unwrap().unwrap(), image);
@@ -139,6 +141,19 @@ fn import_of_the_debian_rootfs() {
     );
     let dir = s.layer_dir(&image.layers[0].diff_id);
     assert_eq!(snapshot(&dir, FULL), snapshot(src, FULL));
+    // The same tree as a build step's upper dir on the store's file system.
+    let upper = tmp.path().join("upper");
+    sh(&format!("cp -a {} {}", src.display(), upper.display()));
+    let opts = bulkhead_builder::store::CaptureOptions {
+        uid_shift: 0,
+        id_count: 65_536,
+        ..Default::default()
+    };
+    let fresh = ImageStore::open(&tmp.path().join("fresh")).unwrap();
+    let t = std::time::Instant::now();
+    let captured = fresh.capture_upper(&upper, &opts).unwrap().unwrap();
+    eprintln!("debian capture: {:.2} s", t.elapsed().as_secs_f64());
+    assert_eq!(captured.diff_id, image.layers[0].diff_id);
 }
 
 #[test]
@@ -191,6 +206,17 @@ fn tarball_entries_escaping_the_layer_are_refused() {
                     raw_header(b"link/sub/", EntryType::Directory, 0),
                     Vec::new(),
                 ),
+            ],
+        ),
+        (
+            "whiteout of the parent",
+            vec![(raw_header(b".wh...", EntryType::Regular, 0), Vec::new())],
+        ),
+        (
+            "whiteout of the directory itself",
+            vec![
+                (raw_header(b"a/", EntryType::Directory, 0), Vec::new()),
+                (raw_header(b"a/.wh..", EntryType::Regular, 0), Vec::new()),
             ],
         ),
         (
@@ -505,8 +531,108 @@ fn a_docker_archive_imports_with_its_layers_in_order() {
         image.config.history[1].created_by,
         "RUN rm /app/old && touch /app/new"
     );
-    let top = snapshot(&s.layer_dir(&image.layers[1].diff_id), FULL);
+    let dirs = s.layer_dirs(&image);
+    assert_eq!(dirs[1], s.layer_dir(&image.layers[1].diff_id));
+    let top = snapshot(&dirs[1], FULL);
     assert_eq!((top["app/old"].kind, top["app/old"].rdev), ('c', 0));
     assert!(!top.contains_key("app/.wh.old"));
     assert_eq!(listing(&s.root().join("tmp")), Vec::<String>::new());
+    // `docker save | gzip` imports the same.
+    let zipped = tmp.path().join("saved.tar.gz");
+    std::fs::write(&zipped, gzip(&std::fs::read(&archive).unwrap())).unwrap();
+    let again = s.import(&zipped, "saved:gz").unwrap();
+    assert_eq!(again.layers, image.layers);
+    assert_eq!(again.config, image.config);
+}
+
+#[test]
+fn later_entries_replace_earlier_ones_without_following_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    let mut late_dir = dir_entry("late/", 0o700);
+    late_dir.0.set_mtime(1_500_000_000);
+    late_dir.0.set_cksum();
+    let tar = tmp.path().join("dups.tar");
+    write_tar(
+        &tar,
+        &[
+            dir_entry("was-dir/", 0o755),
+            file_entry("was-dir/child", b"c", 0o644),
+            file_entry("was-dir", b"now a file", 0o600),
+            (
+                raw_link(
+                    b"was-link",
+                    EntryType::Symlink,
+                    outside.display().to_string().as_bytes(),
+                ),
+                Vec::new(),
+            ),
+            dir_entry("was-link/", 0o755),
+            file_entry("was-link/inside", b"i", 0o644),
+            file_entry("late/child", b"x", 0o644),
+            late_dir,
+            file_entry("twice", b"first", 0o644),
+            file_entry("twice", b"second", 0o640),
+        ],
+    );
+    let layer = s.add_layer_tar(&tar, None).unwrap();
+    let snap = snapshot(&s.layer_dir(&layer.diff_id), FULL);
+    assert_eq!((snap["was-dir"].kind, snap["was-dir"].mode), ('f', 0o600));
+    assert!(!snap.contains_key("was-dir/child"));
+    assert_eq!(snap["was-link"].kind, 'd');
+    assert!(snap.contains_key("was-link/inside"));
+    assert_eq!(listing(&outside), Vec::<String>::new());
+    // A directory's entry after its children still sets its mode and mtime.
+    assert_eq!(snap["late"].mode, 0o700);
+    assert_eq!(snap["late"].mtime, Some(1_500_000_000));
+    assert_eq!(
+        std::fs::read(s.layer_dir(&layer.diff_id).join("twice")).unwrap(),
+        b"second"
+    );
+    assert_eq!(snap["twice"].mode, 0o640);
+}
+
+#[test]
+fn open_removes_what_dead_writers_left_in_tmp() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("store");
+    drop(ImageStore::open(&root).unwrap());
+    // A pid past pid_max never runs; a name without a pid is nobody's.
+    let dead = root.join("tmp/4999999-0-0-layer");
+    std::fs::create_dir_all(dead.join("usr/bin")).unwrap();
+    std::fs::write(root.join("tmp/junk"), b"x").unwrap();
+    let mine = root.join(format!("tmp/{}-9-9-blob", std::process::id()));
+    std::fs::write(&mine, b"in progress").unwrap();
+    let s = ImageStore::open(&root).unwrap();
+    assert_eq!(
+        listing(&s.root().join("tmp")),
+        [mine.file_name().unwrap().to_string_lossy().into_owned()]
+    );
+    use std::os::unix::fs::PermissionsExt;
+    for dir in ["blobs", "layers", "images", "tmp"] {
+        let mode = std::fs::metadata(root.join(dir))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "{dir}");
+    }
+}
+
+#[test]
+fn a_gnu_sparse_file_unpacks_with_its_holes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let tar = tmp.path().join("sparse.tar");
+    sh(&format!(
+        "mkdir -p {s}; truncate -s 1M {s}/holes; printf end | dd of={s}/holes bs=1 seek=1048000 conv=notrunc status=none
+        tar -C {s} --sparse --format=gnu -cf {t} .",
+        s = src.display(),
+        t = tar.display()
+    ));
+    let s = store(tmp.path());
+    let layer = s.add_layer_tar(&tar, None).unwrap();
+    let got = std::fs::read(s.layer_dir(&layer.diff_id).join("holes")).unwrap();
+    assert_eq!(got, std::fs::read(src.join("holes")).unwrap());
 }

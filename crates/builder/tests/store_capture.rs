@@ -313,3 +313,17 @@ fn the_same_upper_dir_gives_the_same_diff_id() {
     assert!(names.contains(&"opaque/.wh..wh..opq".to_string()));
     assert_eq!(listing(&s.root().join("tmp")), Vec::<String>::new());
 }
+
+#[test]
+fn a_redirected_directory_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = ImageStore::open(&tmp.path().join("store")).unwrap();
+    let upper = tmp.path().join("upper");
+    std::fs::create_dir_all(upper.join("moved")).unwrap();
+    set_xattr(&upper.join("moved"), "trusted.overlay.redirect", b"/old");
+    let err = s.capture_upper(&upper, &opts(0)).unwrap_err();
+    assert!(err.to_string().contains("/moved"), "{err}");
+    assert!(err.to_string().contains("redirect_dir=off"), "{err}");
+    assert!(upper.join("moved").is_dir());
+    assert_eq!(listing(&s.root().join("layers")), Vec::<String>::new());
+}

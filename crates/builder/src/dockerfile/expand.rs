@@ -35,6 +35,8 @@ pub enum ExpandError {
     },
 }
 
+use super::shell_pattern::{ShellPattern, replace, trim_prefix, trim_suffix};
+
 fn syntax(message: impl Into<String>) -> ExpandError {
     ExpandError::Syntax {
         message: message.into(),
@@ -53,25 +55,23 @@ pub fn expand_with_escape(
     escape: char,
     vars: &dyn Fn(&str) -> Option<String>,
 ) -> Result<String, ExpandError> {
-    let mut lex = Lexer {
-        chars: word.chars().collect(),
-        pos: 0,
-        escape,
-        vars: Some(vars),
-    };
-    lex.stop_on(None)
+    Lexer::new(word, escape, Some(vars), true).stop_on(None)
+}
+
+/// The expansion BuildKit applies to the body of a COPY/ADD heredoc whose name was not
+/// quoted ([`Heredoc::expand`](super::Heredoc::expand)): variables are substituted, quotes
+/// are left alone (they belong to the file's content), the escape is always `\`.
+pub fn expand_heredoc(
+    body: &str,
+    vars: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, ExpandError> {
+    Lexer::new(body, '\\', Some(vars), false).stop_on(None)
 }
 
 /// Quote and escape removal only: `$` stays literal. Used for heredoc names, label and env
 /// keys, and flag values, where Docker's parser removes quotes before any variable is known.
 pub fn unquote(word: &str, escape: char) -> Result<String, ExpandError> {
-    let mut lex = Lexer {
-        chars: word.chars().collect(),
-        pos: 0,
-        escape,
-        vars: None,
-    };
-    lex.stop_on(None)
+    Lexer::new(word, escape, None, true).stop_on(None)
 }
 
 /// How the lexer asks for a variable's value.
@@ -83,9 +83,24 @@ struct Lexer<'a> {
     escape: char,
     /// `None`: no substitution, `$` is an ordinary character.
     vars: Option<Lookup<'a>>,
+    /// Quotes are removed (false: they are ordinary characters).
+    quotes: bool,
+    /// Escapes are kept in the output (inside `#`, `%` and `/` patterns).
+    raw_escapes: bool,
 }
 
-impl Lexer<'_> {
+impl<'a> Lexer<'a> {
+    fn new(word: &str, escape: char, vars: Option<Lookup<'a>>, quotes: bool) -> Lexer<'a> {
+        Lexer {
+            chars: word.chars().collect(),
+            pos: 0,
+            escape,
+            vars,
+            quotes,
+            raw_escapes: false,
+        }
+    }
+
     fn peek(&self) -> Option<char> {
         self.chars.get(self.pos).copied()
     }
@@ -102,6 +117,14 @@ impl Lexer<'_> {
         self.vars.and_then(|v| v(name))
     }
 
+    /// [`Lexer::stop_on`] with escapes kept or not.
+    fn stop_on_raw(&mut self, stop: char, raw: bool) -> Result<String, ExpandError> {
+        let saved = std::mem::replace(&mut self.raw_escapes, raw);
+        let r = self.stop_on(Some(stop));
+        self.raw_escapes = saved;
+        r
+    }
+
     /// Reads up to `stop` (consumed) or the end. Hitting the end while looking for `stop`
     /// is Docker's "unexpected end of statement".
     fn stop_on(&mut self, stop: Option<char>) -> Result<String, ExpandError> {
@@ -112,12 +135,15 @@ impl Lexer<'_> {
                 return Ok(out);
             }
             match ch {
-                '\'' => out.push_str(&self.single_quote()?),
-                '"' => out.push_str(&self.double_quote()?),
+                '\'' if self.quotes => out.push_str(&self.single_quote()?),
+                '"' if self.quotes => out.push_str(&self.double_quote()?),
                 '$' if self.vars.is_some() => out.push_str(&self.dollar()?),
                 _ => {
                     self.next();
                     if ch == self.escape {
+                        if self.raw_escapes {
+                            out.push(ch);
+                        }
                         match self.next() {
                             Some(c) => out.push(c),
                             None => break,
@@ -170,6 +196,9 @@ impl Lexer<'_> {
                 Some(_) => {
                     let mut ch = self.next().unwrap_or_default();
                     if ch == self.escape {
+                        if self.raw_escapes {
+                            out.push(ch);
+                        }
                         match self.peek() {
                             None => continue,
                             Some(p) if p == '"' || p == '$' || p == self.escape => {
@@ -210,6 +239,14 @@ impl Lexer<'_> {
         name
     }
 
+    /// A `}`-terminated word; running out of input is "missing '}'".
+    fn braced_word(&mut self, raw: bool) -> Result<String, ExpandError> {
+        self.stop_on_raw('}', raw).map_err(|e| match self.peek() {
+            None => syntax("syntax error: missing '}'"),
+            Some(_) => e,
+        })
+    }
+
     fn dollar(&mut self) -> Result<String, ExpandError> {
         self.next();
         if self.peek() != Some('{') {
@@ -227,46 +264,68 @@ impl Lexer<'_> {
         }
         let name = self.name();
         let value = self.lookup(&name);
-        match self.next() {
-            Some('}') => Ok(value.unwrap_or_default()),
-            Some('?') => {
-                let word = self.stop_on(Some('}'))?;
-                match value {
-                    Some(v) => Ok(v),
-                    None => Err(required(name, word, "is not allowed to be unset")),
+        let Some(ch) = self.next() else {
+            return Err(syntax("syntax error: missing '}'"));
+        };
+        match ch {
+            '}' => Ok(value.unwrap_or_default()),
+            ':' | '+' | '-' | '?' | '#' | '%' => {
+                let (colon, modifier) = if ch == ':' {
+                    (true, self.next())
+                } else {
+                    (false, Some(ch))
+                };
+                let shown = format!(
+                    "{}{}",
+                    if colon { ":" } else { "" },
+                    modifier.map(String::from).unwrap_or_default()
+                );
+                let pattern = matches!(modifier, Some('#' | '%'));
+                if colon && pattern {
+                    return Err(unsupported(&shown));
+                }
+                let word = self.braced_word(pattern)?;
+                let was_set = value.is_some();
+                let value = value.unwrap_or_default();
+                let unset = !was_set || (colon && value.is_empty());
+                match modifier {
+                    Some('-') => Ok(if unset { word } else { value }),
+                    Some('+') => Ok(if unset { String::new() } else { word }),
+                    Some('?') if !was_set => {
+                        Err(required(name, word, "is not allowed to be unset"))
+                    }
+                    Some('?') if unset => Err(required(name, word, "is not allowed to be empty")),
+                    Some('?') => Ok(value),
+                    Some(m @ ('#' | '%')) => {
+                        let (greedy, pat) = match word.strip_prefix(m) {
+                            Some(rest) => (true, rest),
+                            None => (false, word.as_str()),
+                        };
+                        let pat = ShellPattern::new(pat).map_err(|e| bad_pattern(pat, &e))?;
+                        Ok(if m == '#' {
+                            trim_prefix(&pat, &value, greedy)
+                        } else {
+                            trim_suffix(&pat, &value, greedy)
+                        })
+                    }
+                    _ => Err(unsupported(&shown)),
                 }
             }
-            Some(':') => {
-                let modifier = self.next();
-                let word = self.stop_on(Some('}')).map_err(|e| match self.peek() {
-                    None => syntax("syntax error: missing '}'"),
+            '/' => {
+                let all = self.peek() == Some('/');
+                if all {
+                    self.next();
+                }
+                let pat = self.stop_on_raw('/', true).map_err(|e| match self.peek() {
+                    None => syntax("syntax error: missing '/' in ${}"),
                     Some(_) => e,
                 })?;
+                let repl = self.braced_word(true)?;
                 let value = value.unwrap_or_default();
-                match modifier {
-                    Some('+') => Ok(if value.is_empty() {
-                        String::new()
-                    } else {
-                        word
-                    }),
-                    Some('-') => Ok(if value.is_empty() { word } else { value }),
-                    Some('?') if value.is_empty() => {
-                        Err(required(name, word, "is not allowed to be empty"))
-                    }
-                    Some('?') => Ok(value),
-                    other => Err(unsupported(other)),
-                }
+                let compiled = ShellPattern::new(&pat).map_err(|e| bad_pattern(&pat, &e))?;
+                Ok(replace(&compiled, &value, &repl, all))
             }
-            Some('+') => {
-                let word = self.stop_on(Some('}'))?;
-                Ok(if value.is_some() { word } else { String::new() })
-            }
-            Some('-') => {
-                let word = self.stop_on(Some('}'))?;
-                Ok(value.unwrap_or(word))
-            }
-            None => Err(syntax("syntax error: missing '}'")),
-            other => Err(unsupported(other)),
+            other => Err(unsupported(&other.to_string())),
         }
     }
 }
@@ -282,9 +341,12 @@ fn required(name: String, word: String, default: &str) -> ExpandError {
     }
 }
 
-fn unsupported(modifier: Option<char>) -> ExpandError {
-    let m = modifier.map(String::from).unwrap_or_default();
-    syntax(format!("unsupported modifier ({m}) in substitution"))
+fn unsupported(modifier: &str) -> ExpandError {
+    syntax(format!("unsupported modifier ({modifier}) in substitution"))
+}
+
+fn bad_pattern(pat: &str, why: &str) -> ExpandError {
+    syntax(format!("invalid pattern ({pat}) in substitution: {why}"))
 }
 
 #[cfg(test)]
@@ -411,6 +473,43 @@ mod tests {
         assert_eq!(got, "a$Xb");
         let got = expand_with_escape(r"C:\dir", '`', &|_| None).unwrap();
         assert_eq!(got, r"C:\dir");
+    }
+
+    /// The pattern modifiers current BuildKit adds to its lexer.
+    #[test]
+    fn pattern_modifiers() {
+        let vars = |n: &str| match n {
+            "PWD" => Some("/home".to_owned()),
+            "FILE" => Some("a.tar.gz".to_owned()),
+            _ => None,
+        };
+        let cases = [
+            ("${PWD#/}", "home"),
+            ("${PWD%e}", "/hom"),
+            ("${PWD/o/0}", "/h0me"),
+            ("${FILE%.*}", "a.tar"),
+            ("${FILE%%.*}", "a"),
+            ("${FILE#*.}", "tar.gz"),
+            ("${FILE##*.}", "gz"),
+            ("${FILE//a/A}", "A.tAr.gz"),
+            ("${FILE/#/x}", "a.tar.gz"),
+            ("${XXX#x}", ""),
+            ("${FILE#a\\*}", "a.tar.gz"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(expand(input, &vars).as_deref(), Ok(want), "input {input:?}");
+        }
+        for bad in ["${PWD:#x}", "${PWD:%x}", "${PWD/x", "${PWD#\\q}", "${PWD%x"] {
+            assert!(expand(bad, &vars).is_err(), "{bad}");
+        }
+    }
+
+    /// COPY heredoc bodies: variables substituted, quotes kept as content.
+    #[test]
+    fn heredoc_bodies_keep_quotes() {
+        let vars = |n: &str| (n == "X").then(|| "x".to_owned());
+        let got = expand_heredoc("echo \"$X\" '$X' \\$X ${Y:-y}\n", &vars).unwrap();
+        assert_eq!(got, "echo \"x\" 'x' $X y\n");
     }
 
     #[test]

@@ -5,7 +5,8 @@ use super::expand::unquote;
 use super::lexer::LogicalLine;
 use super::mount::{parse_mount, parse_network};
 use super::words::{
-    FlagWord, JsonForm, extract_flags, heredoc_word, json_form, split_whitespace_at, split_words_at,
+    FlagWord, JsonForm, extract_flags, heredoc_word, join_bare_openers, json_form,
+    split_whitespace_at, split_words_at,
 };
 use super::{ArgDecl, Command, Copy, Fail, Instruction, Run};
 
@@ -98,7 +99,7 @@ impl Ctx<'_> {
         match self.take_one(name)? {
             None => Ok(false),
             Some(FlagWord { value: None, .. }) => Ok(true),
-            Some(f) => match f.value.as_deref() {
+            Some(f) => match f.value.as_deref().map(str::to_ascii_lowercase).as_deref() {
                 Some("true") => Ok(true),
                 Some("false") => Ok(false),
                 _ => Err(self.fail_flag(&f, format!("{} --{name} takes true or false", self.kw))),
@@ -323,7 +324,7 @@ fn run(cx: &mut Ctx<'_>, rest: &str) -> Result<Run, Fail> {
         Command::Exec(_) if !heredocs.is_empty() => {
             return Err(cx.fail_rest(0, "RUN in the JSON form cannot read a heredoc"));
         }
-        Command::Shell(s) if heredoc_word(s.trim(), 0, cx.escape).is_some() => {
+        Command::Shell(s) if !heredocs.is_empty() && heredoc_word(&s, 0, cx.escape).is_some() => {
             Command::Shell(String::new())
         }
         c => c,
@@ -355,7 +356,7 @@ fn copy(cx: &mut Ctx<'_>, rest: &str, add: bool) -> Result<Copy, Fail> {
         JsonForm::NotStrings => {
             return Err(cx.fail_rest(0, format!("{kw} in the JSON form takes only strings")));
         }
-        JsonForm::Shell => split_whitespace_at(rest),
+        JsonForm::Shell => join_bare_openers(split_whitespace_at(rest)),
     };
     let Some(((dest, _), srcs)) = words.split_last().filter(|(_, s)| !s.is_empty()) else {
         return Err(cx.fail(format!(

@@ -9,7 +9,8 @@
 //!   ADD).
 //! - Nothing is expanded here: values are kept as written (quotes included) so the build
 //!   can expand them with [`expand`] once the ARG and ENV values in scope are known, exactly
-//!   where Docker does. Keys (ENV, LABEL) and flag values have their quotes removed.
+//!   where Docker does ([`Scope`] keeps that scope by Docker's rules, if the build wants
+//!   it). Keys (ENV, LABEL) and flag values have their quotes removed.
 //! - Anything this builder would not run as Docker does is refused, never skipped:
 //!   HEALTHCHECK, ONBUILD, unknown instructions and flags, mount types other than secret and
 //!   cache, ADD from a URL, an instruction other than ARG before the first FROM, a file
@@ -25,9 +26,12 @@ mod expand;
 mod instruction;
 mod lexer;
 mod mount;
+mod scope;
+mod shell_pattern;
 mod words;
 
-pub use expand::{ExpandError, expand, expand_with_escape, unquote};
+pub use expand::{ExpandError, expand, expand_heredoc, expand_with_escape, unquote};
+pub use scope::{BuildArgs, Scope, global_args, global_lookup};
 pub use words::split_words;
 
 /// A position in the Dockerfile, 1-based (columns count characters).

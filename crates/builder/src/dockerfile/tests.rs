@@ -170,6 +170,21 @@ fn run_heredocs() {
     };
     assert_eq!(r.heredocs.len(), 2);
     assert_eq!(r.heredocs[1].body, "y\n");
+    // BuildKit reads `<< EOF` (a space after <<) as a heredoc too.
+    let Instruction::Run(r) = one("RUN << EOF\necho spaced\nEOF") else {
+        panic!()
+    };
+    assert_eq!(r.command, Command::Shell(String::new()));
+    assert_eq!(r.heredocs[0].body, "echo spaced\n");
+    let Instruction::Copy(c) = one("COPY << X /etc/x\nbody\nX") else {
+        panic!()
+    };
+    assert!(c.sources.is_empty() && c.dest == "/etc/x" && c.heredocs[0].name == "X");
+    // Without a heredoc body the words are an ordinary command.
+    let Instruction::Run(r) = one("RUN [\"sh\", \"-c\", \"cat <<EOF\"]") else {
+        panic!()
+    };
+    assert!(r.heredocs.is_empty() && matches!(r.command, Command::Exec(_)));
     let df = parse("Dockerfile", "FROM a\nRUN <<EOF\necho\nEOF\n").unwrap();
     assert_eq!(df.stages[0].steps[0].text, "RUN <<EOF\necho\nEOF");
 }
@@ -199,6 +214,10 @@ fn copy_and_add() {
     assert!(!c.link && c.sources.is_empty());
     assert_eq!(c.heredocs[0].body, "hello\n");
     assert_eq!(c.dest, "/etc/motd");
+    let Instruction::Copy(c) = one("COPY --link=TRUE a b") else {
+        panic!()
+    };
+    assert!(c.link);
 }
 
 #[test]

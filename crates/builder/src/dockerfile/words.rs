@@ -223,9 +223,10 @@ pub(crate) struct HeredocWord {
 pub(crate) fn heredoc_word(word: &str, offset: usize, escape: char) -> Option<HeredocWord> {
     let digits = word.len() - word.trim_start_matches(|c: char| c.is_ascii_digit()).len();
     let after = word[digits..].strip_prefix("<<")?;
+    // BuildKit's lexer keeps whitespace right after `<<` in the word (`<< EOF`).
     let (chomp, rest) = match after.strip_prefix('-') {
         Some(r) => (true, r),
-        None => (false, after),
+        None => (false, after.trim_start()),
     };
     if rest.is_empty() || rest.contains('<') {
         return None;
@@ -244,9 +245,30 @@ pub(crate) fn heredoc_word(word: &str, offset: usize, escape: char) -> Option<He
     })
 }
 
+/// Whether `word` is `[fd]<<` alone, whose name is the next word (`<< EOF`).
+pub(crate) fn is_bare_opener(word: &str) -> bool {
+    word.trim_start_matches(|c: char| c.is_ascii_digit()) == "<<"
+}
+
+/// Joins each bare `<<` with the word after it, as BuildKit's lexer reads `<< EOF`.
+pub(crate) fn join_bare_openers(words: Vec<(String, usize)>) -> Vec<(String, usize)> {
+    let mut out: Vec<(String, usize)> = Vec::with_capacity(words.len());
+    let mut it = words.into_iter().peekable();
+    while let Some((w, off)) = it.next() {
+        if is_bare_opener(&w)
+            && let Some((next, _)) = it.next_if(|_| true)
+        {
+            out.push((format!("{w} {next}"), off));
+            continue;
+        }
+        out.push((w, off));
+    }
+    out
+}
+
 /// Every heredoc opener on a line, in order.
 pub(crate) fn heredoc_words(line: &str, escape: char) -> Vec<HeredocWord> {
-    split_words_at(line, escape)
+    join_bare_openers(split_words_at(line, escape))
         .into_iter()
         .filter_map(|(w, off)| heredoc_word(&w, off, escape))
         .collect()
@@ -314,6 +336,8 @@ mod tests {
         );
         assert_eq!(w[0].offset, 8);
         assert!(heredoc_word("<<", 0, '\\').is_none());
+        let w = heredoc_words("cat << EOF > f", '\\');
+        assert_eq!((w[0].name.as_str(), w[0].offset), ("EOF", 4));
         assert!(heredoc_word("<<<EOF", 0, '\\').is_none());
     }
 }

@@ -243,6 +243,7 @@ impl ImageStore {
     /// (diff_ids or blob digests) does not name. Returns the bytes freed (file lengths). Holds
     /// the store's lock; layers being built but not yet in an image must be in `keep`.
     /// Refuses (removing nothing) when an image's manifest or config cannot be read.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub fn gc(&self, keep: &[Digest]) -> Result<u64, StoreError> {
         let _lock = self.lock()?;
         let names = self.read_names()?;
@@ -277,6 +278,7 @@ impl ImageStore {
                 freed += size;
             }
         }
+        tracing::debug!(freed, "store collected");
         Ok(freed)
     }
 }

@@ -76,6 +76,7 @@ impl ImageStore {
 
     /// [`ImageStore::import`] with the source recorded as `source` (a registry reference with
     /// its digest, for a layout a pull wrote).
+    #[tracing::instrument(level = "debug", skip_all, fields(path = %src.display(), name))]
     pub fn import_as(&self, src: &Path, name: &str, source: String) -> Result<Image, StoreError> {
         let meta = src.metadata().map_err(StoreError::io("inspecting", src))?;
         let (config, layers) = if meta.is_dir() {
@@ -97,8 +98,12 @@ impl ImageStore {
         self.put_image(name, &config, &layers, Some(source))
     }
 
-    /// Tars a root filesystem directory into a blob and unpacks that into a layer.
-    fn add_layer_dir(&self, dir: &Path) -> Result<LayerInfo, StoreError> {
+    /// Stores the directory tree `dir` as one layer, leaving `dir` as it is: a deterministic
+    /// tarball (sorted names, mtimes kept, owners and xattrs as they are, no
+    /// `trusted.overlay.*`; overlay whiteouts and opaque directories become their OCI markers)
+    /// unpacked into the store. The same tree gives the same diff_id. For a tree assembled by
+    /// the caller (a COPY step) as much as for a root filesystem.
+    pub fn add_layer_dir(&self, dir: &Path) -> Result<LayerInfo, StoreError> {
         let tmp_blob = self.tmp_path("blob");
         let opts = PackOptions {
             shift: 0,
@@ -124,16 +129,9 @@ impl ImageStore {
 
     /// Unpacks (unless present) and stores a plain tarball blob written under `tmp/`.
     fn add_packed(&self, tmp_blob: &Path, digest: &Digest) -> Result<(), StoreError> {
-        let file = File::open(tmp_blob).map_err(StoreError::io("opening", tmp_blob))?;
-        drop(file);
-        if !self.has_layer(digest) {
-            let info = self.add_layer_tar(tmp_blob, Some(digest))?;
-            let _ = std::fs::remove_file(tmp_blob);
-            debug_assert_eq!(&info.diff_id, digest);
-            return Ok(());
-        }
-        let dst = self.blob_path(digest);
-        std::fs::rename(tmp_blob, &dst).map_err(StoreError::io("storing the blob", &dst))
+        // Already under tmp/ with a known digest: unpacked from where it is, then renamed.
+        self.unpack_blob(tmp_blob, false, digest)?;
+        self.commit_blob(tmp_blob, digest)
     }
 
     fn read_layout(&self, dir: &Path) -> Result<(ImageConfig, Vec<LayerInfo>), StoreError> {

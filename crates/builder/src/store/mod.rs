@@ -45,9 +45,11 @@
 //! them on a blocking pool. `ImageStore` is `Send + Sync`; calls may run on several threads
 //! and in several processes at once.
 
+mod capture;
 mod config;
 mod digest;
 mod error;
+mod fix;
 mod image;
 mod import;
 mod layer;
@@ -60,13 +62,13 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use capture::CaptureOptions;
 pub use config::{
     History, Image, ImageConfig, LayerInfo, MEDIA_TYPE_CONFIG, MEDIA_TYPE_INDEX,
     MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_MANIFEST,
 };
 pub use digest::Digest;
 pub use error::StoreError;
-pub use layer::CaptureOptions;
 
 /// The image store at one root directory.
 #[derive(Debug)]
@@ -122,6 +124,16 @@ impl ImageStore {
     /// Whether the layer with this diff_id is unpacked in the store.
     pub fn has_layer(&self, diff_id: &Digest) -> bool {
         self.layer_dir(diff_id).is_dir()
+    }
+
+    /// The unpacked directories of `image`'s layers, bottom (base) first: what the runtime
+    /// stacks.
+    pub fn layer_dirs(&self, image: &Image) -> Vec<PathBuf> {
+        image
+            .layers
+            .iter()
+            .map(|l| self.layer_dir(&l.diff_id))
+            .collect()
     }
 
     /// `root/blobs/sha256/<hex>`: the blob with this digest (it may not exist).

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use tar::{EntryType, Header};
 
 use super::StoreError;
+use super::fix::Fix;
 use super::nofollow;
 use super::unpack::{OPAQUE_MARKER, OPAQUE_XATTR, OVERLAY_XATTR_PREFIX, WHITEOUT_PREFIX};
 
@@ -35,74 +36,9 @@ pub(crate) struct PackOptions<'a> {
     /// Also return the [`Fix`]es that make the tree itself what the tarball says (owners
     /// shifted down, overlay xattrs but the opaque one removed, excluded paths and sockets
     /// deleted), so it can become the layer's unpacked directory without a copy. Nothing in
-    /// the tree changes until [`apply`] runs them, so a refused tree is left as it was.
+    /// the tree changes until [`super::fix::apply`] runs them, so a refused tree is left as
+    /// it was.
     pub fix_in_place: bool,
-}
-
-/// One change [`apply`] makes to a packed tree; paths are relative to it.
-#[derive(Debug)]
-pub(crate) enum Fix {
-    /// Remove the entry and everything under it.
-    Remove(PathBuf),
-    /// Own the entry by `uid:gid`, then restore `mode` (unless a symlink) and the file
-    /// capability, which `chown` clears.
-    Chown {
-        rel: PathBuf,
-        uid: u32,
-        gid: u32,
-        mode: Option<u32>,
-        capability: Option<Vec<u8>>,
-    },
-    /// Remove one xattr.
-    StripXattr(PathBuf, String),
-    /// Put back a directory's mtime once its children have changed.
-    DirMtime(PathBuf, i64),
-}
-
-/// Applies the fixes of a [`pack`] in order.
-pub(crate) fn apply(src: &Path, fixes: &[Fix]) -> Result<(), StoreError> {
-    for fix in fixes {
-        match fix {
-            Fix::Remove(rel) => {
-                nofollow::remove_any(&src.join(rel)).map_err(at(src, "removing", rel))?;
-            }
-            Fix::Chown {
-                rel,
-                uid,
-                gid,
-                mode,
-                capability,
-            } => {
-                let path = src.join(rel);
-                nofollow::chown(&path, *uid, *gid).map_err(at(src, "setting the owner of", rel))?;
-                if let Some(mode) = mode {
-                    nofollow::chmod(&path, *mode).map_err(at(src, "setting the mode of", rel))?;
-                }
-                if let Some(cap) = capability {
-                    nofollow::set_xattr(&path, "security.capability", cap).map_err(at(
-                        src,
-                        "setting an xattr of",
-                        rel,
-                    ))?;
-                }
-            }
-            Fix::StripXattr(rel, name) => {
-                nofollow::remove_xattr(&src.join(rel), name).map_err(at(
-                    src,
-                    "removing an xattr of",
-                    rel,
-                ))?;
-            }
-            Fix::DirMtime(rel, secs) => {
-                nofollow::set_mtime(&src.join(rel), *secs).map_err(at(
-                    src,
-                    "setting the mtime of",
-                    rel,
-                ))?;
-            }
-        }
-    }
-    Ok(())
 }
 
 /// What [`pack`] wrote.
@@ -110,7 +46,7 @@ pub(crate) struct Packed<W> {
     pub out: W,
     /// Entries written (0: the tree holds nothing, an empty layer).
     pub entries: u64,
-    /// With [`PackOptions::fix_in_place`], what [`apply`] must do to the tree.
+    /// With [`PackOptions::fix_in_place`], what [`super::fix::apply`] must do to the tree.
     pub fixes: Vec<Fix>,
 }
 
@@ -175,7 +111,11 @@ fn pax_record(key: &str, value: &[u8]) -> Vec<u8> {
 }
 
 /// An error mapper for the tree entry `rel` under `src`.
-fn at(src: &Path, op: &'static str, rel: &Path) -> impl FnOnce(io::Error) -> StoreError + use<> {
+pub(crate) fn at(
+    src: &Path,
+    op: &'static str,
+    rel: &Path,
+) -> impl FnOnce(io::Error) -> StoreError + use<> {
     StoreError::io(op, src.join(rel))
 }
 
@@ -263,6 +203,20 @@ impl<W: Write> Packer<'_, W> {
         }
         let (uid, gid) = self.ids(rel, &meta)?;
         let xattrs = nofollow::xattrs(&path).map_err(at(self.src, "reading the xattrs of", rel))?;
+        // A redirected directory or a metadata-only copy-up has its content in a lower layer,
+        // which a layer cannot point at: the overlay must be mounted without redirect_dir
+        // and metacopy (the kernel's defaults).
+        if let Some((k, _)) = xattrs
+            .iter()
+            .find(|(k, _)| k == "trusted.overlay.redirect" || k == "trusted.overlay.metacopy")
+        {
+            return Err(StoreError::bad(
+                Path::new("/").join(rel),
+                format!(
+                    "{k} in the upper dir: mount the overlay with redirect_dir=off,metacopy=off"
+                ),
+            ));
+        }
         let opaque = xattrs
             .iter()
             .any(|(k, v)| k == OPAQUE_XATTR && v.as_slice() == b"y");

@@ -52,7 +52,11 @@ pub(crate) fn unpack<R: Read>(reader: R, dest: &Path) -> Result<R, StoreError> {
     }
     // Directory times last: creating entries in a directory changes its mtime.
     for (path, secs) in state.dir_times.iter().rev() {
-        nofollow::set_mtime(path, *secs).map_err(StoreError::io("setting the mtime of", path))?;
+        match nofollow::set_mtime(path, *secs) {
+            // A later entry replaced the directory.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            r => r.map_err(StoreError::io("setting the mtime of", path))?,
+        }
     }
     Ok(archive.into_inner())
 }
@@ -124,6 +128,9 @@ impl Unpacker<'_> {
                 .map_err(StoreError::io("marking opaque", &parent));
         }
         if let Some(hidden) = last_bytes.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
+            if hidden == b"." || hidden == b".." {
+                return Err(refuse(&raw, "whiteout of . or .."));
+            }
             if hidden.starts_with(WHITEOUT_PREFIX.as_bytes()) || hidden.is_empty() {
                 // Other AUFS metadata (.wh..wh.plnk and such): not part of the tree.
                 return Ok(());
@@ -150,7 +157,8 @@ impl Unpacker<'_> {
                 self.verified.insert(rel);
                 return self.apply(&path, &meta, true);
             }
-            EntryType::Regular | EntryType::Continuous => {
+            // A GNU sparse file reads back with its holes as zeros.
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                 let mut file = OpenOptions::new()
                     .write(true)
                     .create_new(true)
