@@ -561,6 +561,6 @@ mod tests {
     #[test]
     fn dates_are_civil() {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_424), (2025, 12, 1));
+        assert_eq!(civil_from_days(20_424), (2025, 12, 2));
     }
 }
