@@ -103,6 +103,7 @@ impl Builder {
             auth: registry_auth(reference),
             insecure: false,
             platform: ("linux".into(), "amd64".into()),
+            ca_certificates: Vec::new(),
         };
         let cache = self.dirs.registry.clone();
         let fut = registry::pull(reference, &opts, &cache, &progress);

@@ -126,7 +126,8 @@ struct TokenAnswer {
 }
 
 /// Asks the token service for a pull token for `repository`, with the Basic credentials of
-/// `auth` if any.
+/// `auth` if any. `plain_http` says the registry itself is spoken to over plain HTTP; when it
+/// is not, credentials are not sent to a plain-HTTP realm.
 ///
 /// # Errors
 /// `CredentialsRefused`/`CredentialsRequired` on 401/403, `Unreachable` when the service
@@ -138,6 +139,7 @@ pub(crate) async fn fetch_token(
     registry: &str,
     repository: &str,
     auth: &Auth,
+    plain_http: bool,
 ) -> Result<String, RegistryError> {
     let failed = |reason: String| RegistryError::TokenService {
         realm: realm.to_owned(),
@@ -146,8 +148,17 @@ pub(crate) async fn fetch_token(
     };
     let mut url =
         reqwest::Url::parse(realm).map_err(|e| failed(format!("its realm is not a URL: {e}")))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(failed("its realm is not an http(s) URL".to_owned()));
+    match url.scheme() {
+        "https" => {}
+        // Credentials for an HTTPS registry never travel in clear text to its token service.
+        "http" if plain_http || matches!(auth, Auth::Anonymous) => {}
+        "http" => {
+            return Err(failed(
+                "its realm is plain http and the registry is not: credentials are not sent there"
+                    .to_owned(),
+            ));
+        }
+        _ => return Err(failed("its realm is not an http(s) URL".to_owned())),
     }
     {
         let mut query = url.query_pairs_mut();

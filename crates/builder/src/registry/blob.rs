@@ -1,7 +1,7 @@
 //! Blobs into the shared cache: `blobs/sha256/<hex>` exists only after its bytes were hashed
 //! to `<hex>`; a download in progress is `<hex>.partial`, resumed with a `Range` request by
-//! the next attempt (in this pull or a later one); `<hex>.lock` serialises pulls of one blob
-//! across processes.
+//! the next attempt (in this pull or a later one); `<hex>.lock` serialises pulls (and
+//! [`super::prune`]) over one blob, across processes.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -23,7 +23,8 @@ const ATTEMPTS: usize = 4;
 const PROGRESS_STEP: u64 = 1 << 20;
 
 /// Makes `blobs_dir/<hex>` hold the blob `desc` names, downloading what is missing.
-/// Returns whether it was there already (verified again, not downloaded).
+/// Returns whether it was there already (verified again, not downloaded). The caller holds
+/// the blob's lock ([`lock_all`]).
 ///
 /// # Errors
 /// `DigestMismatch` when a complete download does not hash to the digest (a partial that
@@ -39,7 +40,6 @@ pub(crate) async fn fetch(
     let hex = desc.digest.trim_start_matches("sha256:");
     let target = blobs_dir.join(hex);
     let partial = blobs_dir.join(format!("{hex}.partial"));
-    let _lock = lock(blobs_dir.join(format!("{hex}.lock"))).await?;
 
     if exists(&target)? {
         if verify_file(&target, desc).await? {
@@ -51,16 +51,20 @@ pub(crate) async fn fetch(
     let mut discarded_partial = false;
     let mut last_error = None;
     for _ in 0..ATTEMPTS {
-        match download(client, desc, &partial, display, progress).await {
-            Ok(None) => {}
-            Ok(Some(e)) | Err(e @ RegistryError::Transfer { .. }) => {
+        let hashed = match download(client, desc, &partial, display, progress).await {
+            Ok(Step::Complete(hashed)) => hashed,
+            Ok(Step::Retry(e)) | Err(e @ RegistryError::Transfer { .. }) => {
                 tracing::debug!(digest = %desc.digest, error = %e, "blob transfer broke: resuming");
                 last_error = Some(e);
                 continue;
             }
             Err(e) => return Err(e),
-        }
-        if verify_file(&partial, desc).await? {
+        };
+        let verified = match hashed {
+            Some(digest) => digest == desc.digest,
+            None => verify_file(&partial, desc).await?,
+        };
+        if verified {
             std::fs::rename(&partial, &target).map_err(|source| RegistryError::Io {
                 op: "rename into place",
                 path: target.clone(),
@@ -85,25 +89,37 @@ pub(crate) async fn fetch(
     }))
 }
 
+/// How a download attempt ended.
+enum Step {
+    /// `partial` holds what the registry sent. When it sent the whole blob in this attempt,
+    /// the digest of exactly `desc.size` bytes of it (hashed as they arrived); `None` when
+    /// the bytes must be hashed from the file (resumed, or too short).
+    Complete(Option<String>),
+    /// The transfer broke, or the range was refused and the partial discarded: try again.
+    Retry(RegistryError),
+}
+
 /// Appends to `partial` what it lacks of the blob (all of it when it is empty, absent, or
-/// the registry ignores the range). Stops once `desc.size` bytes are there. Returns the
-/// error of a transfer worth retrying (it broke, or the range was refused and the partial
-/// discarded) as `Ok(Some(_))`.
+/// the registry ignores the range). Stops once `desc.size` bytes are there.
 async fn download(
     client: &Client,
     desc: &Descriptor,
     partial: &Path,
     display: &str,
     progress: &(dyn Fn(Progress) + Send + Sync),
-) -> Result<Option<RegistryError>, RegistryError> {
+) -> Result<Step, RegistryError> {
     let mut have = match std::fs::metadata(partial) {
         Ok(m) => m.len(),
         Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
         Err(source) => return Err(io_error("read", partial, source)),
     };
     if have >= desc.size {
-        // Complete (or too long, which the digest check then refuses).
-        return Ok(None);
+        // Complete (or too long, which the digest check then refuses). An empty blob (OCI's
+        // empty descriptor has size 2, but 0 is legal) needs no request at all.
+        if desc.size == 0 {
+            std::fs::write(partial, b"").map_err(|source| io_error("write", partial, source))?;
+        }
+        return Ok(Step::Complete(None));
     }
     let mut headers = HeaderMap::new();
     if have > 0 {
@@ -129,7 +145,7 @@ async fn download(
         StatusCode::OK => false,
         StatusCode::RANGE_NOT_SATISFIABLE => {
             remove(partial)?;
-            return Ok(Some(
+            return Ok(Step::Retry(
                 client.status_error(StatusCode::RANGE_NOT_SATISFIABLE, &desc.digest),
             ));
         }
@@ -155,12 +171,14 @@ async fn download(
         .map_err(|source| io_error("write", partial, source))?;
     let mut body = response.bytes_stream();
     let mut reported = have;
-    let mut result = None;
+    // Hashed as it arrives when the whole blob comes in this attempt, saving a read back.
+    let mut hasher = (!append).then(Sha256::new);
+    let mut broken = None;
     while let Some(chunk) = body.next().await {
         let chunk = match chunk {
             Ok(chunk) => chunk,
             Err(e) => {
-                result = Some(client.transfer_error(&desc.digest, e));
+                broken = Some(client.transfer_error(&desc.digest, e));
                 break;
             }
         };
@@ -170,6 +188,9 @@ async fn download(
         file.write_all(take)
             .await
             .map_err(|source| io_error("write", partial, source))?;
+        if let Some(hasher) = &mut hasher {
+            hasher.update(take);
+        }
         have += take.len() as u64;
         if have - reported >= PROGRESS_STEP || have == desc.size {
             reported = have;
@@ -188,7 +209,13 @@ async fn download(
     file.sync_all()
         .await
         .map_err(|source| io_error("write", partial, source))?;
-    Ok(result)
+    if let Some(e) = broken {
+        return Ok(Step::Retry(e));
+    }
+    let hashed = hasher
+        .filter(|_| have == desc.size)
+        .map(|h| format!("sha256:{}", hex::encode(h.finalize())));
+    Ok(Step::Complete(hashed))
 }
 
 /// Whether `path` has `desc.size` bytes hashing to `desc.digest` (hashed off the reactor).
@@ -218,7 +245,7 @@ async fn verify_file(path: &Path, desc: &Descriptor) -> Result<bool, RegistryErr
         Ok(format!("sha256:{}", hex::encode(hasher.finalize())) == digest)
     })
     .await
-    .map_err(|e| io_error("hash", &path_of(&desc.digest), io::Error::other(e)))?
+    .map_err(|e| io_error("hash", Path::new(&desc.digest), io::Error::other(e)))?
 }
 
 /// Writes `bytes`, already hashed to `digest` by the caller, as the blob `digest`.
@@ -232,6 +259,26 @@ pub(crate) fn store_verified(
     let tmp = blobs_dir.join(format!("{hex}.manifest-{}", super::unique_suffix()));
     std::fs::write(&tmp, bytes).map_err(|source| io_error("write", &tmp, source))?;
     std::fs::rename(&tmp, &target).map_err(|source| io_error("rename into place", &target, source))
+}
+
+/// Exclusive locks on the blobs `digests` (deduplicated, taken in sorted order so that two
+/// pulls sharing blobs never wait on each other in a cycle), held until the returned files
+/// are dropped.
+pub(crate) async fn lock_all(
+    blobs_dir: &Path,
+    digests: &[&str],
+) -> Result<Vec<File>, RegistryError> {
+    let mut hexes: Vec<&str> = digests
+        .iter()
+        .map(|d| d.trim_start_matches("sha256:"))
+        .collect();
+    hexes.sort_unstable();
+    hexes.dedup();
+    let mut held = Vec::with_capacity(hexes.len());
+    for hex in hexes {
+        held.push(lock(blobs_dir.join(format!("{hex}.lock"))).await?);
+    }
+    Ok(held)
 }
 
 /// An exclusive lock on `path`, held until the returned file is dropped.
@@ -262,10 +309,6 @@ fn remove(path: &Path) -> Result<(), RegistryError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(source) => Err(io_error("remove", path, source)),
     }
-}
-
-fn path_of(digest: &str) -> PathBuf {
-    PathBuf::from(digest)
 }
 
 fn io_error(op: &'static str, path: &Path, source: io::Error) -> RegistryError {

@@ -28,10 +28,25 @@ impl Client {
         repository: &str,
         plain_http: bool,
         auth: Auth,
+        ca_certificates: &[String],
     ) -> Result<Self, RegistryError> {
         let scheme = if plain_http { "http" } else { "https" };
         let base = format!("{scheme}://{registry}");
+        let mut roots = Vec::new();
+        for pem in ca_certificates {
+            let invalid = |reason: String| RegistryError::InvalidCertificate {
+                registry: registry.to_owned(),
+                reason,
+            };
+            let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+                .map_err(|e| invalid(e.to_string()))?;
+            if certs.is_empty() {
+                return Err(invalid("it holds no PEM certificate".to_owned()));
+            }
+            roots.extend(certs);
+        }
         let http = reqwest::Client::builder()
+            .tls_certs_merge(roots)
             .connect_timeout(Duration::from_secs(30))
             // No total timeout: a layer may take long. A stalled transfer ends here and is
             // resumed from its `.partial`.
@@ -146,6 +161,7 @@ impl Client {
                     &self.registry,
                     &self.repository,
                     &self.auth,
+                    self.base.starts_with("http://"),
                 )
                 .await?;
                 Authorization::Bearer(token)

@@ -26,6 +26,14 @@ pub enum RegistryError {
         #[source]
         source: reqwest::Error,
     },
+    /// A CA certificate given for the registry does not parse.
+    #[error("a CA certificate given for registry {registry} does not parse: {reason}")]
+    InvalidCertificate {
+        /// The registry.
+        registry: String,
+        /// Why.
+        reason: String,
+    },
     /// A connection broke, or a body could not be read, during a transfer.
     #[error("transfer of {what} from {registry} failed")]
     Transfer {
@@ -108,6 +116,14 @@ pub enum RegistryError {
         reference: String,
         /// Its media type (empty when none was given).
         media_type: String,
+    },
+    /// The manifest is an artifact (a Helm chart, a signature), not a container image.
+    #[error("{reference} is not a container image: its config is {config_media_type:?}")]
+    NotAnImage {
+        /// The image.
+        reference: String,
+        /// The media type of the manifest's config.
+        config_media_type: String,
     },
     /// The manifest is not valid JSON of its type, or names an invalid digest.
     #[error("the manifest of {reference} is invalid: {reason}")]

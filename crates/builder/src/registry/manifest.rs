@@ -22,6 +22,11 @@ pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list
 /// Docker image manifest (schema 2).
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 
+/// OCI image config.
+pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+/// Docker image config.
+pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+
 /// A manifest is small; anything bigger is refused rather than buffered.
 const MAX_MANIFEST_BYTES: usize = 4 << 20;
 
@@ -195,6 +200,14 @@ pub(crate) fn parse(fetched: &Fetched, display: &str) -> Result<Parsed, Registry
                 .map_err(|e| invalid(display, &e.to_string()))?;
             check(&body.config)?;
             body.layers.iter().try_for_each(check)?;
+            // OCI allows an empty config media type in old manifests; treat it as an image.
+            let config_type = body.config.media_type.as_str();
+            if !matches!(config_type, OCI_CONFIG | DOCKER_CONFIG | "") {
+                return Err(RegistryError::NotAnImage {
+                    reference: display.to_owned(),
+                    config_media_type: config_type.to_owned(),
+                });
+            }
             Ok(Parsed::Image(body))
         }
         other => Err(RegistryError::UnsupportedManifest {
@@ -307,6 +320,35 @@ mod tests {
             ),
             "application/vnd.docker.distribution.manifest.v1+prettyjws"
         );
+    }
+
+    #[test]
+    fn schema1_and_artifacts_are_refused() {
+        let schema1 = Fetched {
+            media_type: "application/vnd.docker.distribution.manifest.v1+prettyjws".into(),
+            digest: String::new(),
+            bytes: br#"{"schemaVersion":1,"fsLayers":[]}"#.to_vec(),
+        };
+        let err = parse(&schema1, "r").err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some(
+                "the manifest of r has unsupported type \"application/vnd.docker.distribution.manifest.v1+prettyjws\""
+            )
+        );
+        let zero = format!("sha256:{}", "0".repeat(64));
+        let helm = Fetched {
+            media_type: OCI_MANIFEST.into(),
+            digest: String::new(),
+            bytes: format!(
+                r#"{{"config":{{"mediaType":"application/vnd.cncf.helm.config.v1+json","digest":"{zero}","size":1}},"layers":[]}}"#
+            )
+            .into_bytes(),
+        };
+        assert!(matches!(
+            parse(&helm, "r"),
+            Err(RegistryError::NotAnImage { .. })
+        ));
     }
 
     #[test]

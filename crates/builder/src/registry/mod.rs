@@ -17,30 +17,41 @@
 //! - **Exactness.** `Pulled::manifest_digest` is the sha256 of the manifest bytes as served,
 //!   the ones written to the layout; pulling `repo@that-digest` later gives the same image.
 //!   A pull by digest refuses bytes that hash otherwise, and so does a pull by tag when the
-//!   registry's `Docker-Content-Digest` disagrees with the bytes.
+//!   registry's `Docker-Content-Digest` disagrees with the bytes. The image store writes a
+//!   manifest of its own on import, so it is this digest that names the base a template was
+//!   built from (pass `reference@manifest_digest` as the imported image's source).
 //! - **Verification.** A blob is renamed into `blobs/sha256/<hex>` only after its bytes hash
 //!   to `<hex>` and number the descriptor's size. A cached blob is hashed again before it is
-//!   used (it is not downloaded again when it passes). A resumed download that fails the
-//!   check is discarded and fetched whole once more; a whole one that fails is refused with
-//!   [`RegistryError::DigestMismatch`].
+//!   used (it is not downloaded again when it passes). A download that fails the check (a
+//!   corrupt partial it resumed, or bad bytes in flight) is discarded and fetched whole once
+//!   more; when that fails too, the blob is refused with [`RegistryError::DigestMismatch`].
 //! - **Resumption.** A transfer that breaks keeps its bytes in `<hex>.partial`; the pull
 //!   resumes it (up to four attempts per blob), and so does the next pull. A registry that
 //!   ignores `Range` answers 200 and the blob is fetched whole.
 //! - **Layers are kept as served** (gzip, zstd or plain tar): the store decompresses them and
 //!   checks their `diff_id`s against the config.
 //! - **Manifests**: OCI index and image manifest, Docker manifest list and schema-2 manifest.
-//!   An index resolves to the entry of `PullOptions::platform`. Schema 1 and artifacts are
-//!   refused with [`RegistryError::UnsupportedManifest`].
+//!   An index resolves to the entry of `PullOptions::platform`. Schema 1 is refused with
+//!   [`RegistryError::UnsupportedManifest`], an artifact (a config that is not an image
+//!   config) with [`RegistryError::NotAnImage`].
 //! - **Authentication** follows the registry's `WWW-Authenticate` challenge on `GET /v2/`
 //!   and on any later 401: `Bearer` asks the named token service for a pull token (sending
 //!   `Auth::Basic` credentials if given), `Basic` sends the credentials. Credentials and
-//!   tokens go only into `Authorization` headers: never into errors, logs or URLs.
+//!   tokens go only into `Authorization` headers: never into errors, logs or URLs, and never
+//!   in clear text to a token service of an HTTPS registry.
 //! - **Transport**: plain HTTP when `PullOptions::insecure` is set or the registry is on a
-//!   loopback address (as Docker does), HTTPS with the system's roots otherwise.
+//!   loopback address with no `ca_certificates` given (as Docker does); HTTPS otherwise,
+//!   verified against the system's roots plus `ca_certificates`.
 //!
-//! Concurrent pulls, in one process or several, may share `cache_dir`: each blob download
-//! holds an exclusive lock on `<hex>.lock`, and `index.json` is replaced atomically.
-//! [`pull`] runs on the caller's tokio runtime; hashing runs on its blocking pool.
+//! Concurrent pulls, in one process or several, may share `cache_dir`: a pull holds an
+//! exclusive lock on `<hex>.lock` of each of its blobs (taken in sorted order) until its
+//! layout is written, and `index.json` is replaced atomically.
+//!
+//! The cache is a second copy of what the store imports. [`prune`] frees it: it removes the
+//! layouts not kept and every blob no remaining layout links (a blob's link count says so),
+//! skipping blobs a pull holds.
+//! [`pull`] runs on the caller's tokio runtime (blobs hashed as they arrive); hashing files
+//! and taking locks run on its blocking pool.
 //!
 //! # Why not `oci-client`
 //!
@@ -58,6 +69,7 @@ mod client;
 mod error;
 mod layout;
 mod manifest;
+mod prune;
 mod reference;
 
 use std::path::{Path, PathBuf};
@@ -67,7 +79,10 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 pub use auth::Auth;
 pub use error::RegistryError;
 pub use layout::{IMAGE_NAME, REF_NAME};
-pub use manifest::{DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
+pub use manifest::{
+    DOCKER_CONFIG, DOCKER_LIST, DOCKER_MANIFEST, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST,
+};
+pub use prune::prune;
 pub use reference::{DOCKER_HUB, Reference};
 
 use client::Client;
@@ -81,11 +96,16 @@ const CONCURRENT_BLOBS: usize = 3;
 pub struct PullOptions {
     /// Credentials, if any.
     pub auth: Auth,
-    /// Plain HTTP instead of HTTPS. Loopback registries get plain HTTP regardless.
+    /// Plain HTTP instead of HTTPS. A loopback registry gets plain HTTP too unless
+    /// `ca_certificates` are given for it.
     pub insecure: bool,
     /// `(os, architecture)` in OCI's terms, e.g. `("linux", "amd64")`: the entry picked from
     /// a multi-platform index.
     pub platform: (String, String),
+    /// PEM certificates trusted for this registry besides the system's roots (what Docker
+    /// reads from `certs.d/<registry>/ca.crt`). Giving any means the registry speaks TLS,
+    /// also on loopback.
+    pub ca_certificates: Vec<String>,
 }
 
 impl Default for PullOptions {
@@ -95,6 +115,7 @@ impl Default for PullOptions {
             auth: Auth::Anonymous,
             insecure: false,
             platform: ("linux".to_owned(), host_architecture().to_owned()),
+            ca_certificates: Vec::new(),
         }
     }
 }
@@ -174,12 +195,13 @@ pub async fn pull(
     progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<Pulled, RegistryError> {
     let display = reference.to_string();
-    let plain_http = opts.insecure || reference.is_loopback();
+    let plain_http = opts.insecure || (reference.is_loopback() && opts.ca_certificates.is_empty());
     let client = Client::new(
         &reference.registry,
         &reference.repository,
         plain_http,
         opts.auth.clone(),
+        &opts.ca_certificates,
     )?;
     let blobs_dir = cache_dir.join("blobs").join("sha256");
     std::fs::create_dir_all(&blobs_dir).map_err(|source| RegistryError::Io {
@@ -218,16 +240,21 @@ pub async fn pull(
         layers: image.layers.len(),
         total_bytes: image.config.size + image.layers.iter().map(|l| l.size).sum::<u64>(),
     });
-    blob::store_verified(&blobs_dir, &fetched.digest, &fetched.bytes)?;
-
     let wanted: Vec<&Descriptor> = std::iter::once(&image.config)
         .chain(image.layers.iter())
         .collect();
+    let mut names: Vec<&str> = vec![fetched.digest.as_str()];
+    names.extend(wanted.iter().map(|d| d.digest.as_str()));
+    // Held until the layout links every blob, so `prune` never removes one in between.
+    let _locks = blob::lock_all(&blobs_dir, &names).await?;
+    blob::store_verified(&blobs_dir, &fetched.digest, &fetched.bytes)?;
+
     stream::iter(wanted.iter().copied())
         .map(|desc| {
             let (client, blobs_dir, display) = (&client, &blobs_dir, &display);
             async move {
                 let cached = blob::fetch(client, desc, blobs_dir, display, progress).await?;
+                tracing::debug!(digest = %desc.digest, cached, "blob present");
                 progress(Progress::BlobDone {
                     digest: desc.digest.clone(),
                     cached,
@@ -249,8 +276,6 @@ pub async fn pull(
     let layout_dir = cache_dir
         .join("layouts")
         .join(fetched.digest.trim_start_matches("sha256:"));
-    let mut names: Vec<&str> = vec![fetched.digest.as_str()];
-    names.extend(wanted.iter().map(|d| d.digest.as_str()));
     layout::write(
         &layout_dir,
         &blobs_dir,

@@ -5,5 +5,6 @@
 
 pub mod image;
 pub mod proxy;
+pub mod pull;
 pub mod server;
 pub mod token;

@@ -68,8 +68,17 @@ pub fn free_port() -> u16 {
 }
 
 impl Registry {
-    /// Starts a registry and waits until it answers `GET /v2/`.
+    /// Starts a registry speaking plain HTTP and waits until it listens.
     pub fn start(auth: RegistryAuth) -> Self {
+        Self::start_with(auth, None)
+    }
+
+    /// Starts a registry speaking TLS with `tls` = (certificate PEM, key PEM).
+    pub fn start_tls(auth: RegistryAuth, tls: (&str, &str)) -> Self {
+        Self::start_with(auth, Some(tls))
+    }
+
+    fn start_with(auth: RegistryAuth, tls: Option<(&str, &str)>) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let storage = dir.path().join("storage");
         std::fs::create_dir_all(&storage).expect("storage dir");
@@ -104,8 +113,22 @@ impl Registry {
                 )
             }
         };
+        let tls_yaml = match tls {
+            Some((cert, key)) => {
+                let (cert_file, key_file) =
+                    (dir.path().join("tls.pem"), dir.path().join("tls.key"));
+                std::fs::write(&cert_file, cert).expect("write tls cert");
+                std::fs::write(&key_file, key).expect("write tls key");
+                format!(
+                    "  tls:\n    certificate: {}\n    key: {}\n",
+                    cert_file.display(),
+                    key_file.display()
+                )
+            }
+            None => String::new(),
+        };
         let config = format!(
-            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{auth_yaml}",
+            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{tls_yaml}{auth_yaml}",
             storage.display()
         );
         let config_path = dir.path().join("config.yml");

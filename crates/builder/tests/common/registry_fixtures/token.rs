@@ -1,7 +1,7 @@
 //! A token service for docker-registry's `auth: token`: it answers `GET /token?service=&scope=`
 //! with a JWT (ES256, its self-signed certificate in `x5c`) that grants the requested actions
 //! to the one user whose Basic credentials it knows, and nothing to anyone else, the way
-//! Docker Hub treats a private repository.
+//! Docker Hub treats a private repository. Also the certificates of a TLS registry.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -154,4 +154,23 @@ fn read_len(bytes: &[u8]) -> Option<(usize, &[u8])> {
         .iter()
         .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
     Some((len, rest.get(n..)?))
+}
+
+/// A certificate authority and a server certificate it signed for 127.0.0.1:
+/// (CA PEM, server certificate PEM, server key PEM).
+pub fn loopback_tls() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "bulkhead test CA");
+    let ca_key = KeyPair::generate().expect("ca key");
+    let ca_pem = ca.self_signed(&ca_key).expect("ca cert").pem();
+    let issuer = Issuer::new(ca, ca_key);
+    let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("leaf params");
+    leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    let leaf_key = KeyPair::generate().expect("leaf key");
+    let leaf_pem = leaf.signed_by(&leaf_key, &issuer).expect("leaf cert").pem();
+    (ca_pem, leaf_pem, leaf_key.serialize_pem())
 }
