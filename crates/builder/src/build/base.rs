@@ -115,7 +115,14 @@ impl Builder {
                 .map_err(BuildError::io("starting a runtime for", &cache))?
                 .block_on(fut),
         }?;
-        let img = self.store.import(&pulled.layout, canonical)?;
+        // The template records the registry's own manifest digest: the exact base.
+        let plain = canonical.split('@').next().unwrap_or(canonical);
+        let exact = format!("{plain}@{}", pulled.manifest_digest);
+        let img = self.store.import_as(&pulled.layout, canonical, exact)?;
+        // The pull cache is a second copy of what the store now holds.
+        if let Err(e) = registry::prune(&cache, &[]) {
+            tracing::warn!(error = %e, "could not free the registry pull cache");
+        }
         Ok(img)
     }
 }
@@ -140,16 +147,21 @@ fn registry_auth(reference: &Reference) -> Auth {
 }
 
 fn from_image(img: &Image, shown: &str) -> StageOut {
+    // A pulled image names its registry digest; anything else the store's own.
+    let base = match &img.source {
+        Some(s) if s.contains("@sha256:") && !s.starts_with("import") => s.clone(),
+        _ => format!(
+            "{}@{}",
+            shown.split('@').next().unwrap_or(shown),
+            img.manifest_digest
+        ),
+    };
     StageOut {
         name: None,
         layers: img.layers.clone(),
         config: img.config.clone(),
         key: Key::base(&img.manifest_digest.to_string()),
-        base: format!(
-            "{}@{}",
-            shown.split('@').next().unwrap_or(shown),
-            img.manifest_digest
-        ),
+        base,
     }
 }
 

@@ -78,6 +78,12 @@ pub struct Args {
         value_name = "DIR"
     )]
     pub(crate) code_interpreter_rootfs: PathBuf,
+    /// A template directory (e2b.toml + Dockerfile) built when the server starts and served
+    /// under its name once built (repeatable). Unchanged steps come from the step cache, so
+    /// a restart rebuilds in about a second; a failed build is logged and the server keeps
+    /// serving what it had (e.g. `templates/base` replaces the plain root filesystem `base`).
+    #[arg(long = "template-dir", value_name = "DIR")]
+    pub(crate) template_dirs: Vec<PathBuf>,
     /// Sandboxes kept warm per template.
     #[arg(long, env = "BULKHEAD_POOL_SIZE", default_value_t = 2)]
     pub(crate) pool_size: usize,
@@ -374,6 +380,7 @@ pub fn run(mut args: Args, matches: Option<&clap::ArgMatches>) -> anyhow::Result
             },
         )
         .context("setting up the template builder")?;
+        super::serve_templates::build_at_start(templates.clone(), args.template_dirs.clone());
         let state = AppState {
             manager: manager.clone(),
             auth: Arc::new(store),

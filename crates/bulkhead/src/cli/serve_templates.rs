@@ -57,3 +57,74 @@ pub(crate) fn setup(
     }
     Ok(templates)
 }
+
+/// Builds each of `dirs` on a task of its own, one after another, logging each step; a
+/// failure is logged and changes nothing that is served.
+pub(crate) fn build_at_start(templates: Arc<Templates>, dirs: Vec<PathBuf>) {
+    if dirs.is_empty() {
+        return;
+    }
+    tokio::spawn(async move {
+        for dir in dirs {
+            let td = match bulkhead_builder::template_dir::TemplateDir::load(&dir, None) {
+                Ok(td) => td,
+                Err(e) => {
+                    tracing::error!(dir = %dir.display(), error = %e, "template directory not built");
+                    continue;
+                }
+            };
+            let name = td
+                .config
+                .template_name
+                .clone()
+                .or_else(|| {
+                    std::fs::canonicalize(&dir)
+                        .ok()
+                        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().to_lowercase()))
+                })
+                .unwrap_or_else(|| "template".into());
+            let shown = name.clone();
+            let events: bulkhead_builder::build::EventSink = Arc::new(move |e| {
+                use bulkhead_builder::build::BuildEvent as E;
+                match e {
+                    E::Step {
+                        index, total, text, ..
+                    } => {
+                        tracing::info!(template = %shown, "[{index}/{total}] {text}");
+                    }
+                    E::Cached { index } => tracing::debug!(template = %shown, index, "cached"),
+                    E::Note { message } => tracing::info!(template = %shown, "{message}"),
+                    E::Output { line } => tracing::debug!(template = %shown, "| {line}"),
+                    E::Done { .. } => {}
+                }
+            });
+            let req = bulkhead_builder::build::BuildRequest {
+                template: td,
+                args: Vec::new(),
+                secrets: Default::default(),
+                no_cache: false,
+                name: name.clone(),
+                storage: templates.storage(),
+                limits: templates.build_limits(),
+            };
+            let t0 = std::time::Instant::now();
+            // Said on stderr whatever the log level: a first build takes minutes.
+            eprintln!(
+                "bulkhead: building template {name} from {} (RUST_LOG=info shows its steps)",
+                dir.display()
+            );
+            match templates.build(req, events).await {
+                Ok(rec) => eprintln!(
+                    "bulkhead: template {} built and served ({} steps run, {} cached, {:.1} s)",
+                    rec.id,
+                    rec.built.steps_run,
+                    rec.built.steps_cached,
+                    t0.elapsed().as_secs_f64()
+                ),
+                Err(e) => eprintln!(
+                    "bulkhead: template {name} was not built, serving what was there: {e}"
+                ),
+            }
+        }
+    });
+}
