@@ -134,7 +134,7 @@ fn a_template_directory_builds_caches_and_serves_sandboxes() {
         &[
             (
                 "e2b.toml",
-                "team_id = \"ignored\"\ntemplate_name = \"demo\"\ndockerfile = \"e2b.Dockerfile\"\nstart_cmd = \"/usr/local/bin/start-up.sh\"\n",
+                "team_id = \"ignored\"\ntemplate_name = \"demo\"\ndockerfile = \"e2b.Dockerfile\"\nstart_cmd = \"/usr/local/bin/start-up.sh\"\ncpu_count = 1\nmemory_mb = 768\n",
             ),
             ("e2b.Dockerfile", DOCKERFILE),
             ("conf/app.conf", "key = value\n"),
@@ -194,11 +194,19 @@ fn a_template_directory_builds_caches_and_serves_sandboxes() {
     );
 
     // The template commands.
-    let o = srv.cli("template", &["list"], &[]);
-    assert!(
-        String::from_utf8_lossy(&o.stdout).contains("demo"),
-        "{}",
-        text(&o)
+    let o = srv.cli("template", &["list", "--json"], &[]);
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let demo = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["templateID"] == "demo")
+        .unwrap_or_else(|| panic!("{list}"))
+        .clone();
+    // cpu_count and memory_mb of e2b.toml are the template's sandbox limits.
+    assert_eq!(
+        (demo["cpuCount"].as_u64(), demo["memoryMB"].as_u64()),
+        (Some(1), Some(768))
     );
     let o = srv.cli("template", &["history", "demo"], &[]);
     let hist = String::from_utf8_lossy(&o.stdout);
