@@ -502,3 +502,46 @@ fn bad_template_directories_fail_with_the_step_and_register_nothing() {
         );
     }
 }
+
+#[test]
+fn an_imported_image_is_listed_built_from_and_removed() {
+    let t = tempfile::tempdir().unwrap();
+    let srv = Serve::start(t.path());
+    let busybox = common::rootfs("busybox");
+    let o = srv.cli(
+        "image",
+        &["import", busybox.to_str().unwrap(), "--name", "tiny:1"],
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o = srv.cli("image", &["list"], &[]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("tiny:1"),
+        "{}",
+        text(&o)
+    );
+    let dir = t.path().join("fromtiny");
+    write(
+        &dir,
+        &[(
+            "e2b.Dockerfile",
+            "FROM tiny:1\nRUN echo built-on-tiny > /marker\n",
+        )],
+    );
+    let o = srv.build(&dir, &["--name", "fromtiny"], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = srv.cli("template", &["info", "fromtiny"], &[]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("tiny:1@sha256:"),
+        "{}",
+        text(&o)
+    );
+    let o = srv.cli("image", &["rm", "tiny:1"], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = srv.cli("image", &["rm", "tiny:1"], &[]);
+    assert!(!o.status.success());
+    // FROM now names an image that is gone: the build fails and names it.
+    let o = srv.build(&dir, &["--name", "fromtiny"], &[]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("tiny:1"), "{}", text(&o));
+}

@@ -39,6 +39,7 @@ pub use state::AppState;
 pub fn app(state: AppState) -> Router {
     api::router::<Manager>()
         .merge(api::templates::router())
+        .merge(api::templates::image_router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             proxy::route,

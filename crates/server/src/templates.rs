@@ -296,7 +296,36 @@ impl Templates {
                 Vec::new()
             })
             .collect();
+        if self.builder.busy() {
+            tracing::info!("a build is running: unused layers are freed at the next removal");
+            return Ok(0);
+        }
         Ok(store.gc(&keep).unwrap_or(0))
+    }
+}
+
+impl Templates {
+    /// Removes image `name` from the store and frees what no image or template uses.
+    ///
+    /// # Errors
+    /// A store failure.
+    pub fn remove_image(&self, name: &str) -> Result<bool, TemplateError> {
+        let store = self.builder.store();
+        let io = |e: bulkhead_builder::store::StoreError| TemplateError::Io {
+            what: "removing the image",
+            path: store.root().to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        };
+        let removed = store.remove_image(name).map_err(io)?;
+        if removed && !self.builder.busy() {
+            let keep: Vec<_> = self
+                .list()
+                .iter()
+                .flat_map(|o| o.built.layers.iter().map(|l| l.diff_id.clone()))
+                .collect();
+            store.gc(&keep).map_err(io)?;
+        }
+        Ok(removed)
     }
 }
 

@@ -156,6 +156,16 @@ impl Builder {
         self
     }
 
+    /// Whether a build is running (its layers are referenced by no image yet, so nothing
+    /// may be garbage-collected meanwhile).
+    pub fn busy(&self) -> bool {
+        !self
+            .building
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+
     /// The image store.
     pub fn store(&self) -> &Arc<ImageStore> {
         &self.store

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod envd;
+mod image;
 pub mod interpreter;
 pub mod key;
 pub mod mount;
@@ -40,6 +41,8 @@ pub enum Command {
     Sandbox(sandbox::Args),
     /// Build templates from template directories (e2b.toml + Dockerfile) and manage them.
     Template(template::Args),
+    /// Import, list and remove the images templates are built FROM.
+    Image(image::Args),
     /// Create, list and revoke API keys.
     Key(key::Args),
     /// Mount an S3 bucket as a filesystem (goofys-like).
@@ -61,6 +64,7 @@ pub fn dispatch(command: Command, matches: &clap::ArgMatches) -> anyhow::Result<
         Command::Serve(args) => serve::run(*args, matches.subcommand_matches("serve")),
         Command::Sandbox(args) => sandbox::run(args),
         Command::Template(args) => template::run(args),
+        Command::Image(args) => image::run(args),
         Command::Key(args) => key::run(args),
         Command::Mount(args) => mount::run(args),
         Command::Envd(args) => envd::run(args),

@@ -277,3 +277,84 @@ pub fn router() -> axum::Router<AppState<Manager>> {
         .route("/templates/aliases/{alias}", get(alias))
         .route("/templates/{id}", axum::routing::delete(remove))
 }
+
+/// `POST /bulkhead/v1/images/import` body: a path on the server's host and a name.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportRequest {
+    /// A root filesystem directory or tarball, an OCI layout, or a docker archive.
+    pub path: String,
+    /// `name[:tag]` it is stored under.
+    pub name: String,
+}
+
+fn image_json(i: &bulkhead_builder::store::Image) -> Value {
+    json!({
+        "name": i.name,
+        "manifestDigest": i.manifest_digest.to_string(),
+        "layers": i.layers.len(),
+        "sizeBytes": i.layers.iter().map(|l| l.size).sum::<u64>(),
+        "source": i.source,
+    })
+}
+
+/// `POST /bulkhead/v1/images/import`: 201 with the image.
+pub async fn import_image(
+    State(st): State<AppState<Manager>>,
+    Team(_team): Team,
+    Json(req): Json<ImportRequest>,
+) -> Result<Response, ApiError> {
+    let t = templates(&st)?;
+    let path = std::path::PathBuf::from(&req.path);
+    if !path.is_absolute() {
+        return Err(ApiError::BadRequest(format!(
+            "{}: give an absolute path on the server's host",
+            req.path
+        )));
+    }
+    let img = tokio::task::spawn_blocking(move || t.builder().store().import(&path, &req.name))
+        .await
+        .map_err(|e| ApiError::Internal(Box::new(e)))?
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    Ok((StatusCode::CREATED, Json(image_json(&img))).into_response())
+}
+
+/// `GET /bulkhead/v1/images`.
+pub async fn list_images(
+    State(st): State<AppState<Manager>>,
+    Team(_team): Team,
+) -> Result<Response, ApiError> {
+    let t = templates(&st)?;
+    let images = t
+        .builder()
+        .store()
+        .images()
+        .map_err(|e| ApiError::Internal(Box::new(e)))?;
+    Ok(Json(images.iter().map(image_json).collect::<Vec<_>>()).into_response())
+}
+
+/// `DELETE /bulkhead/v1/images/{name}`: 204, or 404. Layers that templates use stay.
+pub async fn remove_image(
+    State(st): State<AppState<Manager>>,
+    Team(_team): Team,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let t = templates(&st)?;
+    let removed = tokio::task::spawn_blocking(move || t.remove_image(&name))
+        .await
+        .map_err(|e| ApiError::Internal(Box::new(e)))??;
+    if removed {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(ApiError::NotFound("no such image".into()))
+    }
+}
+
+/// The image routes.
+pub fn image_router() -> axum::Router<AppState<Manager>> {
+    use axum::routing::{delete, get, post};
+    axum::Router::new()
+        .route("/bulkhead/v1/images/import", post(import_image))
+        .route("/bulkhead/v1/images", get(list_images))
+        .route("/bulkhead/v1/images/{*name}", delete(remove_image))
+}
