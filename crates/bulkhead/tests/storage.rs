@@ -341,3 +341,121 @@ fn sandboxes_share_a_bucket() {
     assert_eq!(moto.get(&bucket, "b.bin").len(), 3_000_000);
     srv.stop();
 }
+
+/// A template that declares its own bucket in `e2b.toml`, the seed's way (bucket and
+/// endpoint from build args, the keys as build secrets): the server mounts it on the host,
+/// `start_cmd` writes through it at build time, every sandbox of the template has it at
+/// /opt/sentient, and the keys are in one 0600 file of the server's, no layer and no sandbox.
+#[test]
+fn a_template_declares_its_own_bucket_with_keys_as_build_secrets() {
+    let bucket = bucket_name("tplstore");
+    let moto = Moto::start_with_auth(&bucket);
+    let data = data_dir();
+    // No storage flags and no keys in the server's environment: the template brings both.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bulkhead"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--pool-size", "1"])
+        .arg("--base-rootfs")
+        .arg(common::rootfs("debian"))
+        .arg("--data-dir")
+        .arg(data.path())
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_PROFILE")
+        .env("HOME", "/nonexistent")
+        .stderr(Stdio::inherit());
+    let (child, url, key) = common::start_serve(cmd, data.path());
+    let srv = Serve { child, url, key };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("e2b.toml"),
+        "template_name = \"stored\"\n\
+         start_cmd = \"mkdir -p /opt/sentient/executions && echo from-build > /opt/sentient/executions/setup.txt\"\n\
+         [storage]\nbucket = \"${BUCKET}\"\nendpoint = \"${S3_ENDPOINT}\"\npath = \"/opt/sentient\"\n\
+         access_key_secret = \"aws_access_key_id\"\nsecret_key_secret = \"aws_secret_access_key\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("e2b.Dockerfile"),
+        "FROM bulkhead/debian\nARG BUCKET\nARG S3_ENDPOINT\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bulkhead"))
+        .args(["template", "build"])
+        .arg(dir.path())
+        .args(["--server", &srv.url, "--data-dir", "/nonexistent"])
+        .args(["--build-arg", &format!("BUCKET={bucket}")])
+        .args(["--build-arg", &format!("S3_ENDPOINT={}", moto.endpoint)])
+        .args(["--secret", "id=aws_access_key_id,env=KEY_ID"])
+        .args(["--secret", "id=aws_secret_access_key,env=SECRET_KEY"])
+        .env("KEY_ID", &moto.key_id)
+        .env("SECRET_KEY", &moto.secret)
+        .env("E2B_API_KEY", &srv.key)
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("its keys are kept by the server"), "{log}");
+    assert!(!log.contains(&moto.secret));
+    // start_cmd wrote through the mount at build time.
+    assert_eq!(moto.get(&bucket, "executions/setup.txt"), b"from-build\n");
+
+    let id = srv.create(&["-t", "stored"]);
+    let (code, out, err) = srv.sh(
+        &id,
+        "cat /opt/sentient/executions/setup.txt && echo from-sandbox > /opt/sentient/executions/run.txt",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "from-build\n");
+    assert_eq!(moto.get(&bucket, "executions/run.txt"), b"from-sandbox\n");
+
+    // The secret key: in the template's credentials file (0600) and nowhere else the server
+    // wrote; not in the sandbox's files, environment or argv.
+    let hits = grep_tree(data.path(), moto.secret.as_bytes());
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert!(
+        hits[0].ends_with("templates/stored/storage-credentials"),
+        "{hits:?}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&hits[0]).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let (head, tail) = moto.secret.split_at(4);
+    let (_, found, _) = srv.sh(
+        &id,
+        &format!(
+            "a='{head}'; b='{tail}'; printf %s%s \"$a\" \"$b\" > /dev/shm/needle; \
+             grep -rlF -f /dev/shm/needle / --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev 2>/dev/null; \
+             for p in /proc/[0-9]*; do cat $p/environ $p/cmdline 2>/dev/null; done | grep -cF -f /dev/shm/needle; true"
+        ),
+    );
+    assert_eq!(found.trim(), "0", "{found}");
+    srv.stop();
+}
+
+/// Regular files under `dir` (not following symlinks, not descending into mounts of other
+/// file systems) that contain `needle`.
+fn grep_tree(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata(dir).unwrap().dev();
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let Ok(m) = p.symlink_metadata() else {
+                continue;
+            };
+            if m.is_dir() && m.dev() == dev {
+                stack.push(p);
+            } else if m.is_file()
+                && std::fs::read(&p).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))
+            {
+                hits.push(p);
+            }
+        }
+    }
+    hits
+}

@@ -15,6 +15,40 @@ use crate::manager::{Manager, ServiceCmd, TemplateConfig};
 /// Image label that makes a template serve the code interpreter on port 49999.
 pub const INTERPRETER_LABEL: &str = "dev.bulkhead.code-interpreter";
 
+/// A template's own bucket, as `[storage]` of its `e2b.toml` declared it (build args
+/// expanded). The credentials are not here: they are in the template's 0600 file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateStorage {
+    /// Bucket.
+    pub bucket: String,
+    /// Key prefix in it.
+    pub prefix: Option<String>,
+    /// Region.
+    pub region: Option<String>,
+    /// An S3-compatible endpoint.
+    pub endpoint: Option<String>,
+    /// Where sandboxes see it.
+    pub path: String,
+    /// Mounted read-only.
+    pub read_only: bool,
+}
+
+/// Mounts template storage on the host (the binary does it with `bulkhead mount`).
+pub trait StorageMounter: Send + Sync {
+    /// Where template `template_id`'s bucket is mounted.
+    fn mountpoint(&self, template_id: &str) -> PathBuf;
+    /// Mounts it (reusing a live mount of the same configuration); returns the mount point.
+    fn mount(
+        &self,
+        template_id: &str,
+        storage: &TemplateStorage,
+        credentials_file: Option<&Path>,
+    ) -> Result<PathBuf, String>;
+}
+
+/// The name of the credentials file in a template's directory.
+pub const CREDENTIALS_FILE: &str = "storage-credentials";
+
 /// One built template as kept on disk.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -29,6 +63,9 @@ pub struct StoredTemplate {
     pub updated_at: String,
     /// Builds so far.
     pub build_count: u32,
+    /// Its own storage, when `e2b.toml` declares one.
+    #[serde(default)]
+    pub storage: Option<TemplateStorage>,
 }
 
 /// Failures of template operations.
@@ -53,6 +90,9 @@ pub enum TemplateError {
     /// A name that cannot be an id.
     #[error("invalid template name {0:?}: use 1 to 64 lowercase letters, digits, '-' and '_'")]
     InvalidName(String),
+    /// The `[storage]` of `e2b.toml` cannot be used.
+    #[error("e2b.toml [storage]: {0}")]
+    Storage(String),
     /// Reading or writing the data dir failed.
     #[error("{what} {}", path.display())]
     Io {
@@ -86,6 +126,7 @@ pub struct Templates {
     dir: PathBuf,
     manager: Arc<Manager>,
     defaults: TemplateDefaults,
+    mounter: Option<Arc<dyn StorageMounter>>,
 }
 
 /// Whether `name` can be a template id.
@@ -117,7 +158,29 @@ impl Templates {
             dir,
             manager,
             defaults,
+            mounter: None,
         })
+    }
+
+    /// Lets templates declare storage of their own, mounted by `mounter`.
+    #[must_use]
+    pub fn with_mounter(mut self, mounter: Arc<dyn StorageMounter>) -> Self {
+        self.mounter = Some(mounter);
+        self
+    }
+
+    fn credentials_path(&self, id: &str) -> PathBuf {
+        self.dir.join(id).join(CREDENTIALS_FILE)
+    }
+
+    /// Mounts a stored template's storage again (after a restart). Blocking.
+    fn remount(&self, t: &StoredTemplate) -> Result<(), String> {
+        let (Some(st), Some(m)) = (&t.storage, &self.mounter) else {
+            return Ok(());
+        };
+        let creds = self.credentials_path(&t.id);
+        m.mount(&t.id, st, creds.is_file().then_some(creds.as_path()))
+            .map(|_| ())
     }
 
     /// The builder (and through it the image store).
@@ -136,6 +199,10 @@ impl Templates {
                 .any(|l| !self.builder.store().has_layer(&l.diff_id));
             if missing {
                 tracing::warn!(template_id = %t.id, "a layer of this template is missing from the image store: rebuild it");
+                continue;
+            }
+            if let Err(e) = self.remount(&t) {
+                tracing::error!(template_id = %t.id, error = %e, "the template's storage cannot be mounted: not serving it");
                 continue;
             }
             self.manager.register_template(self.config_of(&t));
@@ -197,7 +264,17 @@ impl Templates {
             }),
             _ => None,
         };
+        let storage = match (&t.storage, &self.mounter) {
+            (Some(st), Some(m)) => Some(crate::manager::StorageConfig {
+                host_root: m.mountpoint(&t.id),
+                target: PathBuf::from(&st.path),
+                read_only: st.read_only,
+                sandbox_prefix: None,
+            }),
+            _ => None,
+        };
         TemplateConfig {
+            storage,
             id: t.id.clone(),
             aliases: if b.name == t.id {
                 Vec::new()
@@ -241,14 +318,30 @@ impl Templates {
         if !valid_name(&req.name) {
             return Err(TemplateError::InvalidName(req.name.clone()));
         }
+        let mut req = req;
+        let storage = match req.template.config.storage.clone() {
+            Some(decl) => Some(self.prepare_storage(&mut req, &decl, &events).await?),
+            None => None,
+        };
         let builder = self.builder.clone();
+        let name = req.name.clone();
         let built = tokio::task::spawn_blocking(move || builder.build(req, events))
             .await
             .map_err(|e| TemplateError::Io {
                 what: "running the build",
                 path: self.dir.clone(),
                 source: std::io::Error::other(e),
-            })??;
+            })?;
+        let built = match built {
+            Ok(b) => b,
+            Err(e) => {
+                // A first build that failed leaves no credentials behind.
+                if self.get(&name).is_none() {
+                    let _ = std::fs::remove_dir_all(self.dir.join(&name));
+                }
+                return Err(e.into());
+            }
+        };
         let id = built.name.clone();
         let now = now();
         let prev = self.get(&id);
@@ -258,10 +351,114 @@ impl Templates {
             created_at: prev.as_ref().map_or(now.clone(), |p| p.created_at.clone()),
             updated_at: now,
             build_count: prev.map_or(1, |p| p.build_count + 1),
+            storage,
         };
         write_record(&self.dir.join(&id), &record)?;
         self.manager.register_template(self.config_of(&record));
         Ok(record)
+    }
+
+    /// Resolves `[storage]` with the build args, takes its credentials from the build's
+    /// secrets into the template's 0600 file, mounts the bucket and gives it to the build
+    /// (for `start_cmd`).
+    async fn prepare_storage(
+        self: &Arc<Self>,
+        req: &mut BuildRequest,
+        decl: &bulkhead_builder::template_dir::StorageDecl,
+        events: &EventSink,
+    ) -> Result<TemplateStorage, TemplateError> {
+        let Some(mounter) = self.mounter.clone() else {
+            return Err(TemplateError::Storage(
+                "this server cannot mount template storage".into(),
+            ));
+        };
+        let args = req.args.clone();
+        let expand = |v: &str| {
+            bulkhead_builder::dockerfile::expand(v, &|k| {
+                args.iter()
+                    .rev()
+                    .find(|(a, _)| a == k)
+                    .map(|(_, v)| v.clone())
+            })
+            .map_err(|e| TemplateError::Storage(e.to_string()))
+        };
+        let opt = |v: &Option<String>| v.as_deref().map(expand).transpose();
+        let st = TemplateStorage {
+            bucket: expand(&decl.bucket)?,
+            prefix: opt(&decl.prefix)?.filter(|p| !p.is_empty()),
+            region: opt(&decl.region)?.filter(|p| !p.is_empty()),
+            endpoint: opt(&decl.endpoint)?.filter(|p| !p.is_empty()),
+            path: expand(&decl.path)?,
+            read_only: decl.read_only,
+        };
+        if st.bucket.is_empty() {
+            return Err(TemplateError::Storage("bucket is empty".into()));
+        }
+        if !st.path.starts_with('/') {
+            return Err(TemplateError::Storage(format!(
+                "path {:?} must be absolute",
+                st.path
+            )));
+        }
+        let secret = |id: &Option<String>, what: &str| -> Result<Option<String>, TemplateError> {
+            match id {
+                None => Ok(None),
+                Some(id) => req
+                    .secrets
+                    .get(id)
+                    .map(|s| Some(String::from_utf8_lossy(s.expose()).trim().to_string()))
+                    .ok_or_else(|| {
+                        TemplateError::Storage(format!(
+                            "{what} is build secret {id:?}, which was not given: pass --secret id={id},src=FILE"
+                        ))
+                    }),
+            }
+        };
+        let key = secret(&decl.access_key_secret, "access_key_secret")?;
+        let secret_key = secret(&decl.secret_key_secret, "secret_key_secret")?;
+        let token = secret(&decl.session_token_secret, "session_token_secret")?;
+        let id = req.name.clone();
+        let creds = match (key, secret_key) {
+            (Some(k), Some(s)) => {
+                let mut text =
+                    format!("[default]\naws_access_key_id = {k}\naws_secret_access_key = {s}\n");
+                if let Some(t) = token {
+                    text.push_str(&format!("aws_session_token = {t}\n"));
+                }
+                let path = self.credentials_path(&id);
+                write_private(&path, text.as_bytes())?;
+                Some(path)
+            }
+            (None, None) => None,
+            _ => {
+                return Err(TemplateError::Storage(
+                    "give both access_key_secret and secret_key_secret, or neither".into(),
+                ));
+            }
+        };
+        (events)(bulkhead_builder::build::BuildEvent::Note {
+            message: format!(
+                "storage: bucket {}{} at {}{}; its keys are kept by the server, in no layer and no sandbox",
+                st.bucket,
+                st.prefix
+                    .as_deref()
+                    .map(|p| format!(":{p}"))
+                    .unwrap_or_default(),
+                st.path,
+                if st.read_only { " (read-only)" } else { "" }
+            ),
+        });
+        let (m, s2, c2, id2) = (mounter.clone(), st.clone(), creds.clone(), id.clone());
+        let host = tokio::task::spawn_blocking(move || m.mount(&id2, &s2, c2.as_deref()))
+            .await
+            .map_err(|e| TemplateError::Storage(e.to_string()))?
+            .map_err(TemplateError::Storage)?;
+        req.storage = Some(BindMount {
+            source: host,
+            target: PathBuf::from(&st.path),
+            read_only: st.read_only,
+        });
+        Ok(st)
     }
 
     /// Removes template `name` and frees the layers nothing else uses. Returns bytes freed.
@@ -331,6 +528,29 @@ impl Templates {
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Writes `data` to `path` created with mode 0600 (never readable by others, even briefly).
+fn write_private(path: &Path, data: &[u8]) -> Result<(), TemplateError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |what: &'static str| {
+        let path = path.to_path_buf();
+        move |source| TemplateError::Io { what, path, source }
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io("creating the directory of"))?;
+    }
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io("creating"))?;
+    f.write_all(data).map_err(io("writing"))?;
+    std::fs::rename(&tmp, path).map_err(io("renaming into"))
 }
 
 fn read_record(path: &Path) -> Result<StoredTemplate, TemplateError> {

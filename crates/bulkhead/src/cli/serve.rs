@@ -331,6 +331,7 @@ pub fn run(mut args: Args, matches: Option<&clap::ArgMatches>) -> anyhow::Result
         .build()
         .context("starting tokio")?;
     let args_keep = args.keep_sandboxes;
+    let mounts_dir = layout.mounts();
     let result = tokio.block_on(async move {
         let (network, tasks) = match network {
             Some(n) => (
@@ -445,6 +446,9 @@ pub fn run(mut args: Args, matches: Option<&clap::ArgMatches>) -> anyhow::Result
     {
         super::storage_mount::release(&mountpoint);
     }
+    if !args_keep {
+        super::storage_mount::release_templates(&mounts_dir);
+    }
     result
 }
 
@@ -462,6 +466,7 @@ fn templates(args: &Args, limits: Limits) -> anyhow::Result<Vec<TemplateConfig>>
         pool_size: args.pool_size,
         code_interpreter: false,
         env: Vec::new(),
+        storage: None,
         service: None,
     }];
     let ci = &args.code_interpreter_rootfs;
@@ -477,6 +482,7 @@ fn templates(args: &Args, limits: Limits) -> anyhow::Result<Vec<TemplateConfig>>
             pool_size: args.pool_size,
             code_interpreter: true,
             env: Vec::new(),
+            storage: None,
             service: None,
         });
     } else {

@@ -49,7 +49,10 @@ pub(crate) fn setup(
         .with_local_image(DEBIAN_IMAGE, args.base_rootfs.clone())
         .with_local_image(INTERPRETER_IMAGE, args.code_interpreter_rootfs.clone());
     let templates = Templates::new(Arc::new(builder), layout.templates(), manager, defaults)
-        .context("opening the templates directory")?;
+        .context("opening the templates directory")?
+        .with_mounter(Arc::new(super::storage_mount::TemplateMounts(
+            layout.clone(),
+        )));
     let templates = Arc::new(templates);
     let n = templates.load_all();
     if n > 0 {

@@ -45,17 +45,51 @@ fn is_live_fuse_mount(path: &Path) -> bool {
     listed && std::fs::read_dir(path).is_ok()
 }
 
+/// One bucket mount: what `bulkhead mount` is started with.
+pub struct MountSpec<'a> {
+    /// Bucket name.
+    pub bucket: &'a str,
+    /// Key prefix inside it ("" = the whole bucket).
+    pub prefix: &'a str,
+    /// An S3-compatible endpoint.
+    pub endpoint: Option<&'a str>,
+    /// Region.
+    pub region: &'a str,
+    /// Mount read-only.
+    pub read_only: bool,
+    /// A profile of the shared credentials file.
+    pub profile: Option<&'a str>,
+    /// A credentials file (shared credentials format).
+    pub credentials_file: Option<&'a Path>,
+}
+
 /// Makes sure the bucket is mounted at `<data-dir>/mounts/<bucket>` by a live daemon with
 /// this configuration, starting one when needed. Returns the mount point.
 pub fn ensure(args: &Args, layout: &DataDir, bucket: &str) -> anyhow::Result<PathBuf> {
-    let mountpoint = layout.mounts().join(bucket);
-    let record_path = layout.mounts().join(format!("{bucket}.json"));
+    let spec = MountSpec {
+        bucket,
+        prefix: &args.storage_prefix,
+        endpoint: args.storage_endpoint.as_deref(),
+        region: &args.storage_region,
+        read_only: args.storage_read_only,
+        profile: args.storage_profile.as_deref(),
+        credentials_file: args.storage_credentials_file.as_deref(),
+    };
+    ensure_named(layout, bucket, &spec)
+}
+
+/// [`ensure`] for any bucket, mounted at `<data-dir>/mounts/<name>` (a template's storage
+/// is `template-<id>`).
+pub fn ensure_named(layout: &DataDir, name: &str, spec: &MountSpec<'_>) -> anyhow::Result<PathBuf> {
+    let bucket = spec.bucket;
+    let mountpoint = layout.mounts().join(name);
+    let record_path = layout.mounts().join(format!("{name}.json"));
     let wanted = Recorded {
         bucket: bucket.to_string(),
-        prefix: args.storage_prefix.clone(),
-        endpoint: args.storage_endpoint.clone(),
-        region: args.storage_region.clone(),
-        read_only: args.storage_read_only,
+        prefix: spec.prefix.to_string(),
+        endpoint: spec.endpoint.map(str::to_string),
+        region: spec.region.to_string(),
+        read_only: spec.read_only,
         attributes: "uniform".into(),
     };
     std::fs::create_dir_all(&mountpoint)
@@ -75,10 +109,10 @@ pub fn ensure(args: &Args, layout: &DataDir, bucket: &str) -> anyhow::Result<Pat
     }
     // A dead mount (its daemon was killed) or another configuration: detach it first.
     let _ = nix::mount::umount2(&mountpoint, nix::mount::MntFlags::MNT_DETACH);
-    let target = if args.storage_prefix.is_empty() {
+    let target = if spec.prefix.is_empty() {
         bucket.to_string()
     } else {
-        format!("{bucket}:{}", args.storage_prefix)
+        format!("{bucket}:{}", spec.prefix)
     };
     let exe = std::env::current_exe().context("locating the bulkhead binary")?;
     let mut cmd = Command::new(exe);
@@ -101,19 +135,19 @@ pub fn ensure(args: &Args, layout: &DataDir, bucket: &str) -> anyhow::Result<Pat
         "-o",
         "allow_other",
     ]);
-    cmd.args(["--region", &args.storage_region]);
+    cmd.args(["--region", spec.region]);
     cmd.arg("--log-file")
-        .arg(layout.mounts().join(format!("{bucket}.log")));
-    if let Some(e) = &args.storage_endpoint {
+        .arg(layout.mounts().join(format!("{name}.log")));
+    if let Some(e) = spec.endpoint {
         cmd.args(["--endpoint", e]);
     }
-    if args.storage_read_only {
+    if spec.read_only {
         cmd.arg("--read-only");
     }
-    if let Some(p) = &args.storage_profile {
+    if let Some(p) = spec.profile {
         cmd.args(["--profile", p]);
     }
-    if let Some(f) = &args.storage_credentials_file {
+    if let Some(f) = spec.credentials_file {
         cmd.arg("--credentials-file").arg(f);
     }
     // Background mode returns once the mount is up, or with the reason it is not.
@@ -140,5 +174,51 @@ pub fn ensure(args: &Args, layout: &DataDir, bucket: &str) -> anyhow::Result<Pat
 pub fn release(mountpoint: &Path) {
     if let Err(e) = nix::mount::umount2(mountpoint, nix::mount::MntFlags::MNT_DETACH) {
         tracing::warn!(error = %e, mountpoint = %mountpoint.display(), "unmounting the storage bucket failed");
+    }
+}
+
+/// Unmounts every template's bucket (`<mounts>/template-*`) at a clean stop; their daemons
+/// exit with them. The next start mounts them again.
+pub fn release_templates(mounts: &Path) {
+    let Ok(rd) = std::fs::read_dir(mounts) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        // A dead mount (its daemon killed) is detached too; a plain directory refuses.
+        if e.file_name().to_string_lossy().starts_with("template-") && !p.is_file() {
+            let _ = nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+}
+
+/// Template storage for the server: each template's bucket mounted by a `bulkhead mount`
+/// process of its own at `<data-dir>/mounts/template-<id>`, with the credentials file the
+/// server keeps for the template (0600, in the template's directory).
+pub struct TemplateMounts(pub DataDir);
+
+impl bulkhead_server::templates::StorageMounter for TemplateMounts {
+    fn mountpoint(&self, template_id: &str) -> PathBuf {
+        self.0.mounts().join(format!("template-{template_id}"))
+    }
+
+    fn mount(
+        &self,
+        template_id: &str,
+        s: &bulkhead_server::templates::TemplateStorage,
+        credentials_file: Option<&Path>,
+    ) -> Result<PathBuf, String> {
+        let spec = MountSpec {
+            bucket: &s.bucket,
+            prefix: s.prefix.as_deref().unwrap_or(""),
+            endpoint: s.endpoint.as_deref(),
+            region: s.region.as_deref().unwrap_or("us-east-1"),
+            read_only: s.read_only,
+            profile: None,
+            credentials_file,
+        };
+        std::fs::create_dir_all(self.0.mounts()).map_err(|e| e.to_string())?;
+        ensure_named(&self.0, &format!("template-{template_id}"), &spec)
+            .map_err(|e| format!("{e:#}"))
     }
 }

@@ -89,11 +89,12 @@ impl Manager {
             access_token: envd_token.clone(),
             default_user: "user".into(),
         };
+        // A template with storage of its own has it bound while pooled.
         let storage = self
             .config
             .storage
             .clone()
-            .filter(|st| st.sandbox_prefix.is_some());
+            .filter(|st| st.sandbox_prefix.is_some() && template.config.storage.is_none());
         let t = template.clone();
         let net = self.config.network.clone();
         let sandbox = tokio::task::spawn_blocking(move || {

@@ -52,6 +52,8 @@ pub struct TemplateConfig {
     pub code_interpreter: bool,
     /// The image's environment (`ENV`), under every create's `envVars`.
     pub env: Vec<(String, String)>,
+    /// Storage the template declares (its own bucket), in place of the server's.
+    pub storage: Option<StorageConfig>,
     /// A template's `start_cmd` that was still running when the build's snapshot was taken:
     /// a filesystem snapshot holds no process, so it is started again in every sandbox while
     /// pooled, and the sandbox joins the pool once `ready_cmd` succeeds.
@@ -82,6 +84,7 @@ impl TemplateConfig {
             pool_size: 0,
             code_interpreter: false,
             env: Vec::new(),
+            storage: None,
             service: None,
         }
     }
@@ -303,9 +306,10 @@ fn make_template(
     }];
     // Shared storage is part of the pooled sandboxes' mounts; a per-sandbox prefix can only
     // be attached at hand-over, once the sandbox id is known.
-    if let Some(st) = config
+    if let Some(st) = t
         .storage
         .as_ref()
+        .or(config.storage.as_ref())
         .filter(|st| st.sandbox_prefix.is_none())
     {
         binds.push(BindMount {
