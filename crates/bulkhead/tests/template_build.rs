@@ -121,6 +121,9 @@ EOF
 
 FROM base
 COPY --from=base /opt/app/greeting /opt/copied-greeting
+COPY <<EOF /opt/app/from-heredoc
+home=$APP_HOME
+EOF
 USER user
 "#;
 
@@ -179,6 +182,7 @@ fn a_template_directory_builds_caches_and_serves_sandboxes() {
         "hi from /opt/app\n"
     );
     assert_eq!(srv.exec(id, "cat /opt/app/made/by-heredoc"), "heredoc\n");
+    assert_eq!(srv.exec(id, "cat /opt/app/from-heredoc"), "home=/opt/app\n");
     assert_eq!(srv.exec(id, "cat /opt/app/conf/app.conf"), "key = other\n");
     assert_eq!(srv.exec(id, "echo $APP_HOME"), "/opt/app\n");
     assert_eq!(
@@ -544,4 +548,52 @@ fn an_imported_image_is_listed_built_from_and_removed() {
     let o = srv.build(&dir, &["--name", "fromtiny"], &[]);
     assert!(!o.status.success());
     assert!(text(&o).contains("tiny:1"), "{}", text(&o));
+}
+
+#[test]
+fn a_second_build_of_the_same_template_is_refused_while_the_first_runs() {
+    let t = tempfile::tempdir().unwrap();
+    let srv = Serve::start(t.path());
+    let dir = t.path().join("slow");
+    write(
+        &dir,
+        &[
+            ("e2b.toml", "template_name = \"slow\"\n"),
+            (
+                "e2b.Dockerfile",
+                "FROM bulkhead/debian\nRUN sleep 6 && echo slept > /slept\n",
+            ),
+        ],
+    );
+    let first = {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bulkhead"));
+        cmd.args(["template", "build"])
+            .arg(&dir)
+            .args(["--server", &srv.url, "--data-dir", "/nonexistent"])
+            .env("E2B_API_KEY", &srv.key)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd.spawn().unwrap()
+    };
+    // The first build is past its import and in its RUN step once the server holds a build
+    // sandbox; give it the time the import takes, then try again.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let second = loop {
+        let o = srv.build(&dir, &[], &[]);
+        if !o.status.success() || std::time::Instant::now() > deadline {
+            break o;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert!(!second.status.success(), "{}", text(&second));
+    assert!(
+        text(&second).contains("already being built"),
+        "{}",
+        text(&second)
+    );
+    let first = first.wait_with_output().unwrap();
+    assert!(first.status.success(), "{}", text(&first));
+    // The first build's result is whole and served.
+    let id = srv.sandbox("slow");
+    assert_eq!(srv.exec(&id, "cat /slept"), "slept\n");
 }

@@ -27,13 +27,14 @@ impl Builder {
         scope: &Scope,
     ) -> Result<(), BuildError> {
         let at = ctx.at(step);
+        let escape = ctx.escape;
         let expand = |w: &str| {
-            dockerfile::expand(w, &|k| scope.lookup(&out.config, k)).map_err(|e| {
-                BuildError::Expand {
+            dockerfile::expand_with_escape(w, escape, &|k| scope.lookup(&out.config, k)).map_err(
+                |e| BuildError::Expand {
                     at: at.clone(),
                     message: e.to_string(),
-                }
-            })
+                },
+            )
         };
         let sources: Vec<String> = copy
             .sources
@@ -144,8 +145,19 @@ impl Builder {
                 } else {
                     dest.clone()
                 };
+                // BuildKit expands variables in an unquoted here-document's body.
+                let body = if h.expand {
+                    dockerfile::expand_heredoc(&h.body, &|k| scope.lookup(&out.config, k)).map_err(
+                        |e| BuildError::Expand {
+                            at: at.clone(),
+                            message: e.to_string(),
+                        },
+                    )?
+                } else {
+                    h.body.clone()
+                };
                 writer
-                    .write_file(&target, h.body.as_bytes())
+                    .write_file(&target, body.as_bytes())
                     .map_err(BuildError::io("writing", &target))?;
             }
         } else if let Some(stage) = &from_stage {

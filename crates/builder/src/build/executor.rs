@@ -48,6 +48,8 @@ pub(super) struct Ctx<'a> {
     pub steps_run: usize,
     pub steps_cached: usize,
     pub secrets_used: BTreeSet<String>,
+    /// The Dockerfile's escape character (`# escape=`).
+    pub escape: char,
 }
 
 impl Ctx<'_> {
@@ -197,6 +199,7 @@ impl Builder {
                     steps_run: 0,
                     steps_cached: 0,
                     secrets_used: BTreeSet::new(),
+                    escape: '\\',
                 };
                 self.build_in(&mut ctx)
             });
@@ -216,6 +219,7 @@ impl Builder {
             ));
         }
         let df = dockerfile::parse(&td.dockerfile_name, &td.dockerfile_text)?;
+        ctx.escape = df.escape;
         for (k, v) in &ctx.req.args {
             if looks_like_credential(k, v) {
                 ctx.note(format!(
@@ -313,12 +317,14 @@ impl Builder {
             return Ok(Some(v.clone()));
         }
         match default {
-            Some(d) => dockerfile::expand(d, &|k| inherited.get(k).cloned())
-                .map(Some)
-                .map_err(|e| BuildError::Expand {
-                    at: ctx.req.template.dockerfile_name.clone(),
-                    message: e.to_string(),
-                }),
+            Some(d) => {
+                dockerfile::expand_with_escape(d, ctx.escape, &|k| inherited.get(k).cloned())
+                    .map(Some)
+                    .map_err(|e| BuildError::Expand {
+                        at: ctx.req.template.dockerfile_name.clone(),
+                        message: e.to_string(),
+                    })
+            }
             None => Ok(inherited.get(name).cloned()),
         }
     }
@@ -345,12 +351,12 @@ impl Builder {
             text: from_text,
         });
         let t0 = Instant::now();
-        let base = dockerfile::expand(&stage.base, &|k| meta.get(k).cloned()).map_err(|e| {
-            BuildError::Expand {
-                at: format!("{}:{}", ctx.req.template.dockerfile_name, stage.loc.line),
-                message: e.to_string(),
-            }
-        })?;
+        let base =
+            dockerfile::expand_with_escape(&stage.base, ctx.escape, &|k| meta.get(k).cloned())
+                .map_err(|e| BuildError::Expand {
+                    at: format!("{}:{}", ctx.req.template.dockerfile_name, stage.loc.line),
+                    message: e.to_string(),
+                })?;
         let mut out = self.resolve_base(ctx, &base, stage)?;
         out.name = stage.name.clone();
         (ctx.events)(BuildEvent::Done {
@@ -397,13 +403,14 @@ impl Builder {
         consumed: &mut BTreeSet<String>,
     ) -> Result<(), BuildError> {
         let at = ctx.at(step);
+        let escape = ctx.escape;
         let expand = |word: &str, out: &StageOut, scope: &Scope| {
-            dockerfile::expand(word, &|k| scope.lookup(&out.config, k)).map_err(|e| {
-                BuildError::Expand {
+            dockerfile::expand_with_escape(word, escape, &|k| scope.lookup(&out.config, k)).map_err(
+                |e| BuildError::Expand {
                     at: at.clone(),
                     message: e.to_string(),
-                }
-            })
+                },
+            )
         };
         match &step.instr {
             Instruction::Arg(decls) => {
