@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::net::Ipv4Addr;
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::cidr::Cidr;
@@ -54,7 +54,15 @@ pub struct Network {
     /// Domain rules per sandbox address, read by the egress proxy.
     rules: Option<RuleMap>,
     denied: Vec<Cidr>,
+    /// Detaches in progress, and a signal when one gave its address back: a sandbox's
+    /// DELETE answers before its network is gone (the kernel's veth teardown takes ~30 ms),
+    /// so a create right after it may find the pool full for that long.
+    detaching: Mutex<usize>,
+    released: Condvar,
 }
+
+/// How long an attach waits for a detach in progress when the pool is full.
+const RELEASE_WAIT: Duration = Duration::from_secs(3);
 
 fn elems(addr: Ipv4Addr, nets: &[Cidr]) -> Vec<PairElem> {
     nets.iter()
@@ -110,6 +118,8 @@ impl Network {
             sandboxes: Mutex::new(HashMap::new()),
             rules: config.proxy_port.map(|_| RuleMap::default()),
             denied: config.denied.iter().copied().chain([net]).collect(),
+            detaching: Mutex::new(0),
+            released: Condvar::new(),
         })
     }
 
@@ -163,6 +173,9 @@ impl Network {
         let mut slot = self.lock_pool().take();
         if slot.is_none() && self.reap() > 0 {
             slot = self.lock_pool().take();
+        }
+        if slot.is_none() {
+            slot = self.wait_for_release();
         }
         let (slot, name, gateway, address) = {
             let pool = self.lock_pool();
@@ -350,6 +363,26 @@ impl Network {
     /// Removes everything sandbox `id` had: its links (and with them addresses and routes),
     /// its set elements, its conntrack entries, its address. Idempotent; a sandbox without network is a no-op.
     pub fn detach(&self, id: &str) {
+        self.announce_detach();
+        self.detach_announced(id);
+    }
+
+    /// Says that a [`Network::detach_announced`] is about to run on another thread: until it
+    /// has given the address back, an attach that finds the pool full waits for it instead of
+    /// failing.
+    pub fn announce_detach(&self) {
+        *self.detaching.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+    }
+
+    /// [`Network::detach`] after [`Network::announce_detach`].
+    pub fn detach_announced(&self, id: &str) {
+        self.detach_inner(id);
+        let mut n = self.detaching.lock().unwrap_or_else(|p| p.into_inner());
+        *n = n.saturating_sub(1);
+        self.released.notify_all();
+    }
+
+    fn detach_inner(&self, id: &str) {
         let Some(entry) = self.lock_map().remove(id) else {
             return;
         };
@@ -374,6 +407,27 @@ impl Network {
             tracing::warn!(sandbox_id = %id, error = %e, "flushing conntrack entries failed");
         }
         self.lock_pool().give_back(entry.slot);
+    }
+
+    /// With the pool full: waits (at most [`RELEASE_WAIT`]) while detaches are in progress,
+    /// taking the first address one gives back. `None` when none is, or none came back.
+    fn wait_for_release(&self) -> Option<usize> {
+        let deadline = Instant::now() + RELEASE_WAIT;
+        loop {
+            if let Some(slot) = self.lock_pool().take() {
+                return Some(slot);
+            }
+            let n = self.detaching.lock().unwrap_or_else(|p| p.into_inner());
+            let now = Instant::now();
+            if *n == 0 || now >= deadline {
+                drop(n);
+                return self.lock_pool().take();
+            }
+            let _ = self
+                .released
+                .wait_timeout(n, deadline - now)
+                .unwrap_or_else(|p| p.into_inner());
+        }
     }
 
     /// Detaches every sandbox whose init has ended without a [`Network::detach`] (one

@@ -288,7 +288,12 @@ async fn destroy(entry: Arc<Entry>) -> Option<tokio::task::JoinHandle<()>> {
         }
     })
     .await;
-    network.map(|n| tokio::task::spawn_blocking(move || n.detach(&id)))
+    network.map(|n| {
+        // Announced before the DELETE answers, so a create right after it waits for the
+        // address instead of finding the pool full.
+        n.announce_detach();
+        tokio::task::spawn_blocking(move || n.detach_announced(&id))
+    })
 }
 
 /// A template and its pool (filling to `pool_size` at once when `size` is not 0; `restore`
