@@ -145,6 +145,13 @@ fn kernel_interfaces_are_read_only() {
     ] {
         assert_refused(&sb, &["write", p]);
     }
+    // Host firmware and hardware state is masked: empty, and nothing can be created there.
+    let out = sh(
+        &sb,
+        "find /proc/acpi /proc/scsi /sys/firmware -mindepth 1 2>/dev/null | wc -l; \
+         touch /sys/firmware/x 2>/dev/null && echo created || echo refused",
+    );
+    assert_eq!(out.stdout, "0\nrefused\n", "{out:?}");
     sb.destroy().unwrap();
 }
 

@@ -25,6 +25,10 @@ const PROC_MASKED: &[&str] = &[
     "latency_stats",
 ];
 
+/// Directories hidden behind an empty read-only tmpfs (host firmware tables and hardware
+/// state: ACPI, the memory map, SCSI), relative to the root; absent ones are skipped.
+const MASKED_DIRS: &[&str] = &["proc/acpi", "proc/scsi", "sys/firmware"];
+
 /// C: runs in the forked child of L. Returns the exit code of C.
 pub(crate) fn run_intermediate(plan: &LaunchPlan, pipes: &Pipes, listener: OwnedFd) -> i32 {
     let mut status = std::fs::File::from(match pipes.status.1.try_clone() {
@@ -207,6 +211,19 @@ fn setup_mounts(rootfs: &Path) -> Result<(), LaunchFailure> {
                 None::<&str>,
             )
             .at_with(step, || format!("masking /proc/{name}"))?;
+        }
+    }
+    for dir in MASKED_DIRS {
+        let path = rootfs.join(dir);
+        if path.is_dir() {
+            mount(
+                Some("tmpfs"),
+                &path,
+                Some("tmpfs"),
+                nse | MsFlags::MS_RDONLY,
+                Some("size=0,mode=0555"),
+            )
+            .at_with(step, || format!("masking /{dir}"))?;
         }
     }
     Ok(())
