@@ -312,3 +312,32 @@ fn host_stays_responsive_under_a_fork_bomb() {
     assert!(sb.stats().pids <= 32);
     sb.destroy().unwrap();
 }
+
+/// One sandbox opening terminals until it cannot: it stops at its own devpts limit (256),
+/// and another sandbox still gets one (#13: one sandbox held 3,071 ptys and every other
+/// sandbox's PTY failed with ENOSPC).
+#[test]
+fn one_sandbox_cannot_take_every_pty() {
+    let t = TestRuntime::new();
+    let hog = debian(&t, Limits::default());
+    let script = "import os\nfds=[]\ntry:\n    while len(fds) < 5000:\n        fds.append(os.openpty())\nexcept OSError as e:\n    print(len(fds), e.errno, flush=True)\nimport time\ntime.sleep(30)\n";
+    let mut spec = ExecSpec::command(["python3", "-c", script]);
+    spec.detach = true;
+    let p = hog.exec(spec).unwrap();
+    let mut line = String::new();
+    use std::io::BufRead;
+    std::io::BufReader::new(p.stdout.as_ref().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let mut it = line.split_whitespace();
+    let held: usize = it.next().unwrap().parse().unwrap();
+    assert!(held <= 256, "one sandbox held {held} ptys: {line}");
+    let other = debian(&t, Limits::default());
+    let out = sh(
+        &other,
+        "python3 -c 'import os; os.openpty(); print(\"ok\")'",
+    );
+    assert_eq!(out.stdout, "ok\n", "{out:?}");
+    other.destroy().unwrap();
+    hog.destroy().unwrap();
+}

@@ -25,6 +25,11 @@ const PROC_MASKED: &[&str] = &[
     "latency_stats",
 ];
 
+/// The sandbox's own `/dev/pts`: a new instance with at most 256 terminals, so
+/// that one sandbox cannot take the host's whole pty budget (`kernel.pty.max`, 4096 by
+/// default), which every other sandbox's `pty.create` draws from too.
+const PTS_OPTIONS: &str = "newinstance,ptmxmode=0666,mode=0620,gid=5,max=256";
+
 /// Directories hidden behind an empty read-only tmpfs (host firmware tables and hardware
 /// state: ACPI, the memory map, SCSI), relative to the root; absent ones are skipped.
 const MASKED_DIRS: &[&str] = &["proc/acpi", "proc/scsi", "sys/firmware"];
@@ -175,7 +180,7 @@ fn setup_mounts(rootfs: &Path) -> Result<(), LaunchFailure> {
         &rootfs.join("dev/pts"),
         Some("devpts"),
         MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-        Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+        Some(PTS_OPTIONS),
     )
     .at_with(step, || "mounting /dev/pts".into())?;
     for name in PROC_READONLY {
