@@ -565,7 +565,7 @@ fn a_second_build_of_the_same_template_is_refused_while_the_first_runs() {
             ),
         ],
     );
-    let first = {
+    let mut first = {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_bulkhead"));
         cmd.args(["template", "build"])
             .arg(&dir)
@@ -575,24 +575,36 @@ fn a_second_build_of_the_same_template_is_refused_while_the_first_runs() {
             .stderr(Stdio::piped());
         cmd.spawn().unwrap()
     };
-    // The first build is past its import and in its RUN step once the server holds a build
-    // sandbox; give it the time the import takes, then try again.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    let second = loop {
-        let o = srv.build(&dir, &[], &[]);
-        if !o.status.success() || std::time::Instant::now() > deadline {
-            break o;
+    // Wait until the first build is in its RUN step (its log says so), then try a second.
+    use std::io::BufRead;
+    let mut log = std::io::BufReader::new(first.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            log.read_line(&mut line).unwrap() > 0,
+            "the first build ended before its RUN step: {seen}"
+        );
+        seen.push_str(&line);
+        if line.contains("RUN sleep 6") {
+            break;
         }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    };
+    }
+    let second = srv.build(&dir, &[], &[]);
     assert!(!second.status.success(), "{}", text(&second));
     assert!(
         text(&second).contains("already being built"),
         "{}",
         text(&second)
     );
-    let first = first.wait_with_output().unwrap();
-    assert!(first.status.success(), "{}", text(&first));
+    let rest = std::thread::spawn(move || {
+        let mut r = String::new();
+        let _ = std::io::Read::read_to_string(&mut log, &mut r);
+        r
+    });
+    let status = first.wait().unwrap();
+    let rest = rest.join().unwrap();
+    assert!(status.success(), "{seen}{rest}");
     // The first build's result is whole and served.
     let id = srv.sandbox("slow");
     assert_eq!(srv.exec(&id, "cat /slept"), "slept\n");
