@@ -1,14 +1,17 @@
 //! HTTP to a port inside a sandbox, over a connection made in the sandbox's network
 //! namespace. Used by the edge proxy and to configure envd.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
 use bulkhead_runtime::Sandbox;
 use hyper::Request;
-use hyper::body::Incoming;
+use hyper::body::{Bytes, Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
+use tokio::task::JoinHandle;
 
 /// Reaching the sandbox port failed.
 #[derive(Debug, thiserror::Error)]
@@ -24,13 +27,48 @@ pub enum SandboxHttpError {
     Join,
 }
 
+/// A response body from the sandbox that owns its connection: dropped before its end (the
+/// client went away), it closes the connection at once, so the server in the sandbox sees
+/// the disconnect on its next write instead of whenever hyper next tries to deliver a chunk
+/// nobody reads (a code-interpreter cell is interrupted on that disconnect).
+pub struct UpstreamBody {
+    body: Incoming,
+    conn: JoinHandle<()>,
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        self.conn.abort();
+    }
+}
+
+impl hyper::body::Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
 /// Sends `req` to `port` on the sandbox's loopback and returns the response, its body
-/// streaming. One connection per request.
+/// streaming. One connection per request, closed when the body is dropped.
 pub async fn send(
     sandbox: Arc<Sandbox>,
     port: u16,
     req: Request<Body>,
-) -> Result<hyper::Response<Incoming>, SandboxHttpError> {
+) -> Result<hyper::Response<UpstreamBody>, SandboxHttpError> {
     let std_stream =
         tokio::task::spawn_blocking(move || sandbox.connect_tcp(port, Duration::from_secs(2)))
             .await
@@ -44,11 +82,14 @@ pub async fn send(
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(SandboxHttpError::Http)?;
-    tokio::spawn(async move {
+    let conn = tokio::spawn(async move {
         let _ = conn.await;
     });
-    sender
-        .send_request(req)
-        .await
-        .map_err(SandboxHttpError::Http)
+    match sender.send_request(req).await {
+        Ok(resp) => Ok(resp.map(|body| UpstreamBody { body, conn })),
+        Err(e) => {
+            conn.abort();
+            Err(SandboxHttpError::Http(e))
+        }
+    }
 }
