@@ -207,6 +207,21 @@ def test_a_cell_that_ignores_interrupts_gets_a_fresh_kernel(ci):
     assert e.text == "2"
 
 
+def test_a_memory_bomb_is_a_typed_error_and_other_contexts_keep_their_state(ci):
+    ci.run_code("kept = 'default'")
+    bomb = ci.create_code_context()
+    ci.run_code("mine = 1", context=bomb)
+    e = ci.run_code("hog = []\nwhile True:\n    hog.append(b'x' * (64 << 20))",
+                    context=bomb, timeout=120)
+    assert e.error is not None, "the bomb ended without an error"
+    assert e.error.name == "KernelDied", e.error
+    assert "out-of-memory" in e.error.value, e.error.value
+    # Its context has a fresh kernel; the default context never noticed.
+    after = ci.run_code("'mine' in dir()", context=bomb, timeout=60)
+    assert after.error is None and after.text == "False", after
+    assert ci.run_code("kept").text == "default"
+
+
 def test_bash_cells(ci):
     e = ci.run_code("X=6; echo $((X * 7))", language="bash")
     assert e.error is None, e.error
