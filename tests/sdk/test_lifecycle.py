@@ -5,7 +5,7 @@ import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from e2b import Sandbox, SandboxException, SandboxQuery, SandboxState
@@ -92,6 +92,30 @@ def test_get_metrics(server):
         assert m.mem_total > 0 and 0 < m.mem_used <= m.mem_total
         assert 0.0 <= m.cpu_used_pct <= 100.0
         assert m.disk_total > 0
+    finally:
+        sbx.kill()
+
+
+def test_metrics_are_sampled_over_time_and_answer_for_a_window(server):
+    sbx = _create(server)
+    try:
+        sbx.commands.run("head -c 10485760 /dev/urandom > /home/user/ten-mib")
+        time.sleep(11)  # two sampling steps of 5 s
+        ms = sbx.get_metrics()
+        assert len(ms) >= 3, ms
+        stamps = [m.timestamp for m in ms]
+        assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps), stamps
+        last = ms[-1]
+        assert last.disk_used >= 10 << 20, "the file is on the writable layer"
+        assert last.disk_used <= last.disk_total
+        assert last.mem_cache > 0, "the writable layer's tmpfs is page cache"
+        # A window of one past sample answers that sample only.
+        mid = ms[1].timestamp
+        assert [m.timestamp for m in sbx.get_metrics(start=mid, end=mid)] == [mid]
+        later = datetime.now(timezone.utc) + timedelta(hours=1)
+        assert sbx.get_metrics(start=later) == []
+        with pytest.raises(SandboxException):
+            sbx.get_metrics(start=later, end=mid)
     finally:
         sbx.kill()
 

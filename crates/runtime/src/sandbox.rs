@@ -155,6 +155,19 @@ impl Sandbox {
         self.state.cgroup.stats()
     }
 
+    /// Bytes used and total of the writable layer, as `(used, total)`: the statfs of the
+    /// sandbox's root seen through its init (`/proc/<pid>/root`), which overlayfs answers
+    /// for its upper layer (the tmpfs sized by the disk limit, or the host directory).
+    /// `None` once the init is gone.
+    pub fn writable_layer_usage(&self) -> Option<(u64, u64)> {
+        let root = format!("/proc/{}/root/", self.state.init_pid);
+        let st = nix::sys::statvfs::statvfs(root.as_str()).ok()?;
+        let frag = st.fragment_size().max(1);
+        let total = st.blocks().saturating_mul(frag);
+        let free = st.blocks_free().saturating_mul(frag);
+        Some((total.saturating_sub(free), total))
+    }
+
     /// Freezes every process of the sandbox (pause) or thaws them (resume).
     pub fn set_frozen(&self, frozen: bool) -> Result<(), CgroupError> {
         self.state.cgroup.set_frozen(frozen)

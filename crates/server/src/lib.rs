@@ -70,7 +70,9 @@ pub async fn serve_with_tls(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let reaper = tokio::spawn(Arc::clone(&state.manager).reap_expired());
+    let sampler = tokio::spawn(Arc::clone(&state.manager).sample_metrics());
     let result = listener::serve_connections(listener, app(state), limits, tls, shutdown).await;
     reaper.abort();
+    sampler.abort();
     result
 }

@@ -349,6 +349,27 @@ async fn timeout_pause_resume_connect_refresh_and_metrics() {
     assert_eq!(sample["cpuCount"], 2);
     assert_eq!(sample["memTotal"], 512u64 << 20);
     assert!(sample["timestampUnix"].as_i64().unwrap() > 0);
+
+    // A window that ends before it starts, or a time that is not one: 400, never a 5xx.
+    for bad in ["?start=10&end=5", "?start=yesterday", "?end=1.5"] {
+        let r = api(&app, "GET", &format!("{}{bad}", path("/metrics")), "").await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.body);
+        assert_eq!(r.body["code"], 400, "{bad}");
+    }
+    // Several sandboxes at once, keyed by id; unknown ids are left out.
+    let r = api(
+        &app,
+        "GET",
+        &format!("/sandboxes/metrics?sandbox_ids={id},nosuchsandbox"),
+        "",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let map = r.body["sandboxes"].as_object().unwrap();
+    assert_eq!(map.len(), 1, "{}", r.body);
+    assert_eq!(map[&id]["cpuCount"], 2);
+    let r = api(&app, "GET", "/sandboxes/metrics", "").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "no ids: {}", r.body);
 }
 
 /// Walks `GET /v2/sandboxes?{query}` page by page through `X-Next-Token`.

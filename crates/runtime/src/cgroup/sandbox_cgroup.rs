@@ -27,6 +27,8 @@ pub struct SandboxCgroup {
 pub struct CgroupStats {
     /// Memory in use, bytes (includes page cache and tmpfs).
     pub memory_bytes: u64,
+    /// Of that, page cache (file pages, tmpfs included), bytes.
+    pub memory_cache_bytes: u64,
     /// CPU time used since creation, nanoseconds.
     pub cpu_ns: u64,
     /// Processes and threads currently in the sandbox.
@@ -254,6 +256,7 @@ impl SandboxCgroup {
         if self.v2 {
             CgroupStats {
                 memory_bytes: read_u64(&self.memory.join("memory.current")).unwrap_or(0),
+                memory_cache_bytes: keyed(&self.memory.join("memory.stat"), "file").unwrap_or(0),
                 cpu_ns: keyed(&self.cpu.join("cpu.stat"), "usage_usec").unwrap_or(0) * 1000,
                 pids: read_u64(&self.pids.join("pids.current")).unwrap_or(0),
                 oom_kills: keyed(&self.memory.join("memory.events"), "oom_kill").unwrap_or(0),
@@ -269,6 +272,8 @@ impl SandboxCgroup {
             });
             CgroupStats {
                 memory_bytes: read_u64(&self.memory.join("memory.usage_in_bytes")).unwrap_or(0),
+                memory_cache_bytes: keyed(&self.memory.join("memory.stat"), "total_cache")
+                    .unwrap_or(0),
                 cpu_ns: cpu_ns.unwrap_or(0),
                 pids: read_u64(&self.pids.join("pids.current")).unwrap_or(0),
                 oom_kills: keyed(&self.memory.join("memory.oom_control"), "oom_kill").unwrap_or(0),

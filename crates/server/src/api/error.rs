@@ -138,6 +138,7 @@ mod tests {
             (Invalid::CreateTimeout.into(), 400),
             (Invalid::NegativeTimeout.into(), 400),
             (Invalid::InternetAccess.into(), 400),
+            (Invalid::MetricsWindow { start: 2, end: 1 }.into(), 400),
             (ManagerError::InvalidCursor, 400),
             (
                 bulkhead_net::PolicyError::DomainInDeny("example.com".into()).into(),

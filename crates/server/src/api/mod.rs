@@ -49,6 +49,7 @@ pub fn router<B: SandboxBackend>() -> Router<AppState<B>> {
         .route("/sandboxes/{id}/pause", post(sandboxes::pause::<B>))
         .route("/sandboxes/{id}/refreshes", post(sandboxes::refresh::<B>))
         .route("/sandboxes/{id}/metrics", get(sandboxes::metrics::<B>))
+        .route("/sandboxes/metrics", get(sandboxes::metrics_of::<B>))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async {
             ApiError::BadRequest("method not allowed on this endpoint".into())

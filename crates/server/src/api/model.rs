@@ -9,7 +9,7 @@ use bulkhead_store::SandboxRecord;
 use serde::{Deserialize, Serialize};
 
 use crate::clock;
-use crate::manager::{CreateRequest, NetworkRequest, NetworkView, SandboxMetrics};
+use crate::manager::{CreateRequest, MetricSample, NetworkRequest, NetworkView};
 
 /// The envd version every sandbox runs.
 pub const ENVD_VERSION: &str = bulkhead_envd::ENVD_VERSION;
@@ -247,19 +247,24 @@ pub struct SandboxMetric {
     pub disk_total: u64,
 }
 
-impl SandboxMetric {
-    /// The sample `m`, stamped `now`.
-    pub fn new(m: &SandboxMetrics, now: clock::Timestamp) -> Self {
+impl From<&MetricSample> for SandboxMetric {
+    fn from(m: &MetricSample) -> Self {
         Self {
-            timestamp: clock::rfc3339(now),
-            timestamp_unix: now.timestamp(),
+            timestamp: clock::rfc3339(m.at),
+            timestamp_unix: m.at.timestamp(),
             cpu_count: m.cpu_count,
             cpu_used_pct: m.cpu_used_pct,
             mem_used: m.mem_used,
             mem_total: m.mem_total,
-            mem_cache: 0,
-            disk_used: 0,
+            mem_cache: m.mem_cache,
+            disk_used: m.disk_used,
             disk_total: m.disk_total,
         }
     }
+}
+
+/// `GET /sandboxes/metrics`: the latest sample of each sandbox asked for, by id.
+#[derive(Debug, Serialize)]
+pub struct SandboxesMetrics {
+    pub sandboxes: std::collections::BTreeMap<String, SandboxMetric>,
 }

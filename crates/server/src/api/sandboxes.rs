@@ -14,10 +14,12 @@ use super::auth::Team;
 use super::body::{JsonBody, SandboxId};
 use super::model::{
     ConnectRequest, ListedSandbox, NewSandbox, RefreshRequest, SandboxCreated, SandboxDetail,
-    SandboxMetric, SandboxNetworkConfig, TimeoutRequest,
+    SandboxMetric, SandboxNetworkConfig, SandboxesMetrics, TimeoutRequest,
 };
 use super::{headers, query};
-use crate::manager::SandboxBackend;
+use crate::manager::{
+    Invalid, MAX_SANDBOXES_PER_REQUEST, ManagerError, MetricsWindow, SandboxBackend,
+};
 use crate::state::AppState;
 
 /// `POST /v2/sandboxes` (and legacy `POST /sandboxes`): 201 with the sandbox.
@@ -174,12 +176,70 @@ pub async fn list_legacy<B: SandboxBackend>(
     Ok(Json(page.items.iter().map(ListedSandbox::new).collect()))
 }
 
-/// `GET /sandboxes/{id}/metrics`: one sample from the sandbox's cgroup.
+/// `GET /sandboxes/{id}/metrics?start=&end=`: the samples of the window (unix seconds,
+/// either open), oldest first, ending with one of now while the sandbox runs.
 pub async fn metrics<B: SandboxBackend>(
     State(st): State<AppState<B>>,
     Team(team): Team,
     SandboxId(id): SandboxId,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Vec<SandboxMetric>>, ApiError> {
-    let m = st.manager.metrics(&team, &id).await?;
-    Ok(Json(vec![SandboxMetric::new(&m, crate::clock::now())]))
+    let window = MetricsWindow {
+        start: unix_seconds(&q, "start")?,
+        end: unix_seconds(&q, "end")?,
+    };
+    let samples = st.manager.metrics(&team, &id, window).await?;
+    Ok(Json(samples.iter().map(SandboxMetric::from).collect()))
+}
+
+/// `GET /sandboxes/metrics?sandbox_ids=a,b`: the latest sample of each running sandbox
+/// named that the caller owns.
+pub async fn metrics_of<B: SandboxBackend>(
+    State(st): State<AppState<B>>,
+    Team(team): Team,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<SandboxesMetrics>, ApiError> {
+    let ids: Vec<String> = q
+        .get("sandbox_ids")
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    if ids.is_empty() || ids.len() > MAX_SANDBOXES_PER_REQUEST {
+        return Err(ManagerError::from(Invalid::SandboxIdCount {
+            given: ids.len(),
+            max: MAX_SANDBOXES_PER_REQUEST,
+        })
+        .into());
+    }
+    let samples = st.manager.metrics_of(&team, &ids).await?;
+    Ok(Json(SandboxesMetrics {
+        sandboxes: samples
+            .iter()
+            .map(|(id, m)| (id.clone(), SandboxMetric::from(m)))
+            .collect(),
+    }))
+}
+
+/// Above this a time is in milliseconds (the year 5138 in seconds): SDK 2.2 sends `start`
+/// and `end` in milliseconds, later releases in seconds.
+const MILLIS_FROM: i64 = 100_000_000_000;
+
+/// An optional query parameter holding a unix time, in seconds (or milliseconds, see
+/// [`MILLIS_FROM`]).
+fn unix_seconds(q: &HashMap<String, String>, key: &str) -> Result<Option<i64>, ApiError> {
+    match q.get(key) {
+        None => Ok(None),
+        Some(v) => match v.trim().parse::<i64>() {
+            Ok(t) if t.abs() >= MILLIS_FROM => Ok(Some(t / 1000)),
+            Ok(t) => Ok(Some(t)),
+            Err(_) => Err(ApiError::BadRequest(format!(
+                "{key} must be a unix time in seconds, not {v:?}"
+            ))),
+        },
+    }
 }

@@ -7,7 +7,8 @@ use std::future::Future;
 use bulkhead_store::{SandboxRecord, TeamId};
 
 use super::{
-    CreateRequest, Invalid, ListPage, ListQuery, Manager, ManagerError, NetworkRequest, NetworkView,
+    CreateRequest, Invalid, ListPage, ListQuery, Manager, ManagerError, MetricSample,
+    MetricsWindow, NetworkRequest, NetworkView,
 };
 
 /// A sandbox reached through connect.
@@ -17,21 +18,6 @@ pub struct Connected {
     pub record: SandboxRecord,
     /// It was paused and is now resumed.
     pub resumed: bool,
-}
-
-/// One resource-use sample.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SandboxMetrics {
-    /// vCPUs.
-    pub cpu_count: u32,
-    /// CPU used since the previous sample, 0..=100 % of `cpu_count`.
-    pub cpu_used_pct: f64,
-    /// Memory in use, bytes.
-    pub mem_used: u64,
-    /// Memory limit, bytes.
-    pub mem_total: u64,
-    /// Disk size, bytes.
-    pub disk_total: u64,
 }
 
 /// Sandbox operations as the API needs them. Every operation is scoped to a team: another
@@ -97,12 +83,20 @@ pub trait SandboxBackend: Send + Sync + 'static {
         id: &str,
     ) -> impl Future<Output = Result<(), ManagerError>> + Send;
 
-    /// One resource sample ([`Manager::metrics`]).
+    /// The sandbox's samples in a window ([`Manager::metrics`]).
     fn metrics(
         &self,
         team: &TeamId,
         id: &str,
-    ) -> impl Future<Output = Result<SandboxMetrics, ManagerError>> + Send;
+        window: MetricsWindow,
+    ) -> impl Future<Output = Result<Vec<MetricSample>, ManagerError>> + Send;
+
+    /// The latest sample of each running sandbox of `ids` ([`Manager::metrics_of`]).
+    fn metrics_of(
+        &self,
+        team: &TeamId,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<(String, MetricSample)>, ManagerError>> + Send;
 
     /// The sandbox's network ([`Manager::network_of`]); by default none (loopback only).
     fn network(
@@ -180,8 +174,21 @@ impl SandboxBackend for Manager {
         Manager::pause(self, team, id).await
     }
 
-    async fn metrics(&self, team: &TeamId, id: &str) -> Result<SandboxMetrics, ManagerError> {
-        Manager::metrics(self, team, id).await
+    async fn metrics(
+        &self,
+        team: &TeamId,
+        id: &str,
+        window: MetricsWindow,
+    ) -> Result<Vec<MetricSample>, ManagerError> {
+        Manager::metrics(self, team, id, window).await
+    }
+
+    async fn metrics_of(
+        &self,
+        team: &TeamId,
+        ids: &[String],
+    ) -> Result<Vec<(String, MetricSample)>, ManagerError> {
+        Manager::metrics_of(self, team, ids).await
     }
 
     async fn network(&self, team: &TeamId, id: &str) -> Result<Option<NetworkView>, ManagerError> {

@@ -1,10 +1,11 @@
 //! One registered sandbox: the store's record of it and the runtime's handle on it.
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
 
 use bulkhead_runtime::Sandbox;
 use bulkhead_store::{SandboxRecord, SandboxStatus, TeamId, Timestamp};
+
+use super::metrics::MetricsHistory;
 
 /// A sandbox the server manages. Its row is the store's [`SandboxRecord`], the one shape a
 /// sandbox has in the registry, in SQLite and (as a copy) in what the API renders; changes
@@ -20,9 +21,8 @@ pub struct Entry {
 #[derive(Debug)]
 struct State {
     record: SandboxRecord,
-    /// The previous CPU sample (for the metrics' percentage); not persisted, a restart
-    /// only costs one sample.
-    last_cpu: Option<(Instant, u64)>,
+    /// Samples over time; not persisted (a restarted server starts a new history).
+    metrics: MetricsHistory,
 }
 
 impl Entry {
@@ -33,7 +33,7 @@ impl Entry {
             sandbox: Arc::new(sandbox),
             state: Mutex::new(State {
                 record,
-                last_cpu: None,
+                metrics: MetricsHistory::default(),
             }),
             network: None,
         }
@@ -89,8 +89,9 @@ impl Entry {
         self.with(|r| r.status)
     }
 
-    /// Swaps the previous CPU sample for `(at, cpu_ns)` and returns the previous one.
-    pub(crate) fn swap_cpu_sample(&self, at: Instant, cpu_ns: u64) -> Option<(Instant, u64)> {
-        self.lock().last_cpu.replace((at, cpu_ns))
+    /// Reads or changes the metrics history under the entry's lock: `f` must not call back
+    /// into the entry (the lock is not reentrant).
+    pub(crate) fn with_metrics<R>(&self, f: impl FnOnce(&mut MetricsHistory) -> R) -> R {
+        f(&mut self.lock().metrics)
     }
 }

@@ -118,6 +118,22 @@ pub enum Invalid {
         "internet access is not available on this server: sandboxes have loopback networking only"
     )]
     InternetAccess,
+    /// A metrics window that ends before it starts.
+    #[error("start ({start}) must not be after end ({end})")]
+    MetricsWindow {
+        /// The window's first second.
+        start: i64,
+        /// Its last second.
+        end: i64,
+    },
+    /// `GET /sandboxes/metrics` naming no sandbox or too many.
+    #[error("sandbox_ids must name 1 to {max} sandboxes, not {given}")]
+    SandboxIdCount {
+        /// How many ids the request named.
+        given: usize,
+        /// How many one request may name.
+        max: usize,
+    },
 }
 
 impl ManagerError {

@@ -3,11 +3,11 @@
 //! registry keeps the new value (the store catches up at the next change).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bulkhead_store::{SandboxRecord, SandboxStatus, TeamId};
 
-use super::backend::{Connected, SandboxMetrics};
+use super::backend::Connected;
 use super::error::{Invalid, ManagerError};
 use super::{Entry, Manager, destroy, persist};
 use crate::clock;
@@ -123,35 +123,6 @@ impl Manager {
         } else {
             Err(ManagerError::AlreadyPaused { id: id.to_string() })
         }
-    }
-
-    /// One sample of the sandbox's resource use; the CPU share is over the time since the
-    /// previous sample (0 for the first).
-    ///
-    /// # Errors
-    /// [`ManagerError::SandboxNotFound`].
-    #[tracing::instrument(skip_all, fields(sandbox_id = %id))]
-    pub async fn metrics(&self, team: &TeamId, id: &str) -> Result<SandboxMetrics, ManagerError> {
-        let entry = self.owned(team, id)?;
-        let sb = entry.sandbox().clone();
-        let stats = tokio::task::spawn_blocking(move || sb.stats()).await?;
-        let rec = entry.record();
-        let now = Instant::now();
-        let cpu_used_pct = match entry.swap_cpu_sample(now, stats.cpu_ns) {
-            Some((t, ns)) if now > t => {
-                let wall =
-                    now.duration_since(t).as_nanos() as f64 * f64::from(rec.cpu_count.max(1));
-                (stats.cpu_ns.saturating_sub(ns) as f64 / wall * 100.0).clamp(0.0, 100.0)
-            }
-            _ => 0.0,
-        };
-        Ok(SandboxMetrics {
-            cpu_count: rec.cpu_count,
-            cpu_used_pct,
-            mem_used: stats.memory_bytes,
-            mem_total: u64::from(rec.memory_mb) << 20,
-            disk_total: u64::from(rec.disk_mb) << 20,
-        })
     }
 
     /// The latest end a sandbox may have: its start plus the maximum lifetime.

@@ -11,19 +11,21 @@ mod error;
 mod interpreter;
 mod lifecycle;
 mod list;
+mod metrics;
 mod network;
 mod persist;
 mod reap;
 mod restore;
 mod service;
 
-pub use backend::{Connected, SandboxBackend, SandboxMetrics};
+pub use backend::{Connected, SandboxBackend};
 pub use bulkhead_store::{SandboxRecord, SandboxStatus, TeamId};
 pub use create::{CreateRequest, ENVD_PATH};
 pub use entry::Entry;
 pub use envd::EnvdError;
 pub use error::{Invalid, ManagerError};
 pub use list::{ListPage, ListQuery, MAX_PAGE};
+pub use metrics::{MAX_SANDBOXES_PER_REQUEST, MetricSample, MetricsWindow, SAMPLE_EVERY};
 pub use network::{NetworkRequest, NetworkSettings, NetworkView};
 
 use std::collections::HashMap;

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use bulkhead_server::clock;
 use bulkhead_server::manager::{
-    Connected, CreateRequest, EnvdError, Invalid, ListPage, ListQuery, ManagerError,
-    SandboxBackend, SandboxMetrics, SandboxRecord, SandboxStatus, TeamId,
+    Connected, CreateRequest, EnvdError, Invalid, ListPage, ListQuery, ManagerError, MetricSample,
+    MetricsWindow, SandboxBackend, SandboxRecord, SandboxStatus, TeamId,
 };
 use bulkhead_store::Secret;
 
@@ -183,15 +183,42 @@ impl SandboxBackend for Memory {
         })
     }
 
-    async fn metrics(&self, team: &TeamId, id: &str) -> Result<SandboxMetrics, ManagerError> {
-        self.with(team, id, |r| {
-            Ok(SandboxMetrics {
-                cpu_count: r.cpu_count,
-                cpu_used_pct: 0.0,
-                mem_used: 1 << 20,
-                mem_total: u64::from(r.memory_mb) << 20,
-                disk_total: u64::from(r.disk_mb) << 20,
-            })
-        })
+    async fn metrics(
+        &self,
+        team: &TeamId,
+        id: &str,
+        window: MetricsWindow,
+    ) -> Result<Vec<MetricSample>, ManagerError> {
+        if let (Some(start), Some(end)) = (window.start, window.end)
+            && start > end
+        {
+            return Err(Invalid::MetricsWindow { start, end }.into());
+        }
+        self.with(team, id, |r| Ok(vec![sample_of(r)]))
+    }
+
+    async fn metrics_of(
+        &self,
+        team: &TeamId,
+        ids: &[String],
+    ) -> Result<Vec<(String, MetricSample)>, ManagerError> {
+        Ok(ids
+            .iter()
+            .filter_map(|id| self.with(team, id, |r| Ok((id.clone(), sample_of(r)))).ok())
+            .collect())
+    }
+}
+
+/// The one sample the in-memory backend gives: now, 1 MiB used.
+fn sample_of(r: &SandboxRecord) -> MetricSample {
+    MetricSample {
+        at: clock::now(),
+        cpu_count: r.cpu_count,
+        cpu_used_pct: 0.0,
+        mem_used: 1 << 20,
+        mem_cache: 0,
+        mem_total: u64::from(r.memory_mb) << 20,
+        disk_used: 0,
+        disk_total: u64::from(r.disk_mb) << 20,
     }
 }
