@@ -39,4 +39,5 @@ done
 "${domain[@]}" "$v245/bin/python" -m pytest tests/sdk -m matrix
 # e2b 2.2.0 (and JS 2.2.10) know no E2B_API_URL: the domain is their only way.
 "${domain[@]}" "$v22/bin/python" -m pytest tests/sdk -m matrix
-"${domain[@]}" env BULKHEAD_SDK_JS="$js_old" "$sdk_venv/bin/python" -m pytest tests/sdk/test_js.py
+"${domain[@]}" env BULKHEAD_SDK_JS="$js_old" "$sdk_venv/bin/python" -m pytest \
+  tests/sdk/test_js.py::test_js_sdk_create_run_files_kill

@@ -18,6 +18,8 @@ py_test_pins=(
   "hypothesis==6.170.15"
 )
 js_version="2.51.0"
+# The JS code interpreter SDK, beside e2b in the same prefix (it needs e2b ^2.48).
+js_ci_version="2.8.0"
 # The version matrix: venv -> e2b and e2b-code-interpreter releases (the tooling pins above
 # apply to each; h2 because the domain pass speaks HTTP/2 over TLS).
 matrix_venvs=(
@@ -55,6 +57,11 @@ if [ "$installed_js" != "$js_version" ]; then
   mkdir -p "$js_dir"
   [ -f "$js_dir/package.json" ] || echo '{"name":"bulkhead-sdk-js","private":true}' > "$js_dir/package.json"
   npm install --prefix "$js_dir" --silent --no-audit --no-fund "e2b@$js_version"
+fi
+installed_js_ci=$(node -p "require('$js_dir/node_modules/@e2b/code-interpreter/package.json').version" 2>/dev/null || true)
+if [ "$installed_js_ci" != "$js_ci_version" ]; then
+  npm install --prefix "$js_dir" --silent --no-audit --no-fund \
+    "e2b@$js_version" "@e2b/code-interpreter@$js_ci_version"
 fi
 
 # pip's check again, per matrix venv: its pins at exactly their versions, else (re)install.

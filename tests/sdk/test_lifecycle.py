@@ -108,8 +108,9 @@ def test_metrics_are_sampled_over_time_and_answer_for_a_window(server):
         last = ms[-1]
         assert last.disk_used >= 10 << 20, "the file is on the writable layer"
         assert last.disk_used <= last.disk_total
-        assert last.mem_cache > 0, "the writable layer's tmpfs is page cache"
-        # A window of one past sample answers that sample only.
+        if hasattr(last, "mem_cache"):  # e2b 2.2 has no mem_cache
+            assert last.mem_cache > 0, "the writable layer's tmpfs is page cache"
+        # A window (e2b 2.2 sends its ends in milliseconds, later releases in seconds) of one past sample answers that sample only.
         mid = ms[1].timestamp
         assert [m.timestamp for m in sbx.get_metrics(start=mid, end=mid)] == [mid]
         later = datetime.now(timezone.utc) + timedelta(hours=1)
