@@ -26,6 +26,11 @@ impl Server {
 
     /// A server whose `base` template is the root filesystem `rootfs`.
     fn start_with(data: &std::path::Path, rootfs: &std::path::Path) -> Self {
+        Self::start_args(data, rootfs, &[])
+    }
+
+    /// A server with `extra` flags.
+    fn start_args(data: &std::path::Path, rootfs: &std::path::Path, extra: &[&str]) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_bulkhead"));
         cmd.args([
             "serve",
@@ -37,7 +42,8 @@ impl Server {
         ])
         .arg(rootfs)
         .arg("--data-dir")
-        .arg(data);
+        .arg(data)
+        .args(extra);
         cmd.stderr(Stdio::null());
         let (child, url, key) = common::start_serve(cmd, data);
         let addr = url.trim_start_matches("http://").to_string();
@@ -561,17 +567,7 @@ fn auto_pause_survives_a_restart() {
 fn teams_are_isolated() {
     let data = data_dir();
     let srv = Server::start(data.path());
-    let out = Command::new(env!("CARGO_BIN_EXE_bulkhead"))
-        .args(["key", "create", "--team", "other", "--data-dir"])
-        .arg(data.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let other = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .find(|w| w.starts_with("e2b_"))
-        .expect("a key")
-        .to_string();
+    let other = team_key(data.path(), "other");
     let id = srv.create(r#"{"templateID":"base"}"#)["sandboxID"]
         .as_str()
         .unwrap()
@@ -594,6 +590,84 @@ fn teams_are_isolated() {
         200,
         "the owner lost its sandbox"
     );
+    srv.stop();
+}
+
+/// A new API key of `team`, made with `bulkhead key create`.
+fn team_key(data: &std::path::Path, team: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_bulkhead"))
+        .args(["key", "create", "--team", team, "--data-dir"])
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .find(|w| w.starts_with("e2b_"))
+        .expect("a key")
+        .to_string()
+}
+
+/// Admission control: a team at its limit, the server at its limit and a team creating
+/// faster than its rate each get E2B's 429 with a message saying which, before anything is
+/// started; a kill makes room again.
+#[test]
+fn admission_limits_refuse_with_429_and_leave_nothing() {
+    let data = data_dir();
+    let rootfs = common::rootfs("debian");
+    let srv = Server::start_args(
+        data.path(),
+        &rootfs,
+        &["--max-sandboxes", "3", "--max-sandboxes-per-team", "2"],
+    );
+    let other = team_key(data.path(), "other");
+    let base = r#"{"templateID":"base"}"#;
+    let first = srv.create(base)["sandboxID"].as_str().unwrap().to_string();
+    srv.create(base);
+    let (s, v) = srv.api("POST", "/v2/sandboxes", base);
+    assert_error_body(s, &v, 429);
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("concurrent sandboxes (2)"),
+        "{v}"
+    );
+    let as_other = || {
+        let (s, _, b) = srv.request(
+            "POST",
+            "/v2/sandboxes",
+            &[("X-API-KEY", &other), ("Content-Type", "application/json")],
+            base.as_bytes(),
+        );
+        (
+            s,
+            serde_json::from_slice::<Value>(&b).unwrap_or(Value::Null),
+        )
+    };
+    assert_eq!(as_other().0, 201, "another team has its own share");
+    let (s, v) = as_other();
+    assert_error_body(s, &v, 429);
+    assert!(
+        v["message"].as_str().unwrap().contains("maximum of 3"),
+        "{v}"
+    );
+    let (_, list) = srv.api("GET", "/v2/sandboxes", "");
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        2,
+        "a refused create left nothing: {list}"
+    );
+    assert_eq!(srv.api("DELETE", &format!("/sandboxes/{first}"), "").0, 204);
+    srv.create(base);
+    srv.stop();
+
+    let data = data_dir();
+    let srv = Server::start_args(data.path(), &rootfs, &["--max-creates-per-second", "0.2"]);
+    srv.create(base);
+    let (s, v) = srv.api("POST", "/v2/sandboxes", base);
+    assert_error_body(s, &v, 429);
+    assert!(v["message"].as_str().unwrap().contains("per second"), "{v}");
     srv.stop();
 }
 

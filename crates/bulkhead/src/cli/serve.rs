@@ -135,6 +135,56 @@ pub struct Args {
         value_name = "NAME"
     )]
     pub(crate) strip_env: Vec<String>,
+    /// Sandboxes on this server at once (running and paused); a create over it is a 429.
+    /// 0 = no limit.
+    #[arg(
+        long,
+        env = "BULKHEAD_MAX_SANDBOXES",
+        default_value_t = 1000,
+        help_heading = "Admission",
+        value_name = "N"
+    )]
+    pub(crate) max_sandboxes: usize,
+    /// Sandboxes of one team (API key owner) at once; over it a create is a 429.
+    /// 0 = no limit of its own (the server's applies).
+    #[arg(
+        long,
+        env = "BULKHEAD_MAX_SANDBOXES_PER_TEAM",
+        default_value_t = 0,
+        help_heading = "Admission",
+        value_name = "N"
+    )]
+    pub(crate) max_sandboxes_per_team: usize,
+    /// Creates per second one team may make (a token bucket holding as many); faster
+    /// creates are a 429. 0 = no limit.
+    #[arg(
+        long,
+        env = "BULKHEAD_MAX_CREATES_PER_SECOND",
+        default_value_t = 0.0,
+        help_heading = "Admission",
+        value_name = "RATE"
+    )]
+    pub(crate) max_creates_per_second: f64,
+    /// Memory the host keeps free: a create while MemAvailable is below it is a 429.
+    /// `auto` = 5 % of the host's memory, at least 256M; 0 = no check.
+    #[arg(
+        long,
+        env = "BULKHEAD_MIN_FREE_MEMORY",
+        default_value = "auto",
+        help_heading = "Admission",
+        value_name = "SIZE"
+    )]
+    pub(crate) min_free_memory: String,
+    /// Tasks (processes and threads) the host may run before creates are refused (429).
+    /// `auto` = 75 % of min(kernel.pid_max, kernel.threads-max); 0 = no check.
+    #[arg(
+        long,
+        env = "BULKHEAD_MAX_HOST_TASKS",
+        default_value = "auto",
+        help_heading = "Admission",
+        value_name = "N"
+    )]
+    pub(crate) max_host_tasks: String,
     /// Open client connections in all. At the cap, the oldest connection with no request in
     /// flight is closed to make room; the server also raises its own open-file limit to
     /// fit.
@@ -360,6 +410,7 @@ pub fn run(mut args: Args, matches: Option<&clap::ArgMatches>) -> anyhow::Result
                 strip_env_vars: args.strip_env.clone(),
                 storage: Some(storage),
                 network,
+                admission: admission(&args)?,
             },
         );
         // Sandboxes of the previous run: running ones are taken back, everything else that is
@@ -579,6 +630,31 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
+}
+
+/// The admission limits from the flags (`auto` from this host's figures, 0 = none).
+fn admission(args: &Args) -> anyhow::Result<bulkhead_server::manager::AdmissionConfig> {
+    let auto = bulkhead_server::manager::AdmissionConfig::default();
+    let nonzero = |n: usize| (n > 0).then_some(n);
+    let rate = args.max_creates_per_second;
+    if !rate.is_finite() || rate < 0.0 {
+        anyhow::bail!("--max-creates-per-second must be a rate of 0 or more, not {rate}");
+    }
+    let min_free_memory = match args.min_free_memory.trim() {
+        "auto" => auto.min_free_memory,
+        text => Some(limits::parse_size("min-free-memory", text)?).filter(|&b| b > 0),
+    };
+    let max_host_tasks = match args.max_host_tasks.trim() {
+        "auto" => auto.max_host_tasks,
+        text => Some(limits::parse_count("max-host-tasks", text)?).filter(|&n| n > 0),
+    };
+    Ok(bulkhead_server::manager::AdmissionConfig {
+        max_sandboxes: nonzero(args.max_sandboxes),
+        max_per_team: nonzero(args.max_sandboxes_per_team),
+        creates_per_second: (rate > 0.0).then_some(rate),
+        min_free_memory,
+        max_host_tasks,
+    })
 }
 
 /// The connection limits from the flags, checked, with the process's open-file limit raised

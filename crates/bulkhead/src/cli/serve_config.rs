@@ -36,6 +36,11 @@ struct FileConfig {
     keep_sandboxes: Option<bool>,
     max_connections: Option<usize>,
     max_connections_per_client: Option<usize>,
+    max_sandboxes: Option<usize>,
+    max_sandboxes_per_team: Option<usize>,
+    max_creates_per_second: Option<f64>,
+    min_free_memory: Option<String>,
+    max_host_tasks: Option<String>,
     header_timeout: Option<u64>,
     idle_timeout: Option<u64>,
     storage_bucket: Option<String>,
@@ -93,6 +98,11 @@ pub fn apply_file(args: &mut Args, matches: Option<&clap::ArgMatches>) -> anyhow
     fill!(keep_sandboxes);
     fill!(max_connections);
     fill!(max_connections_per_client);
+    fill!(max_sandboxes);
+    fill!(max_sandboxes_per_team);
+    fill!(max_creates_per_second);
+    fill!(min_free_memory);
+    fill!(max_host_tasks);
     fill!(header_timeout);
     fill!(idle_timeout);
     fill!(storage_prefix);

@@ -25,6 +25,9 @@ pub enum ApiError {
     /// 409.
     #[error("{0}")]
     Conflict(String),
+    /// 429: a limit of the server or the team (retryable later).
+    #[error("{0}")]
+    TooManyRequests(String),
     /// 503: not possible right now (retryable).
     #[error("{0}")]
     Unavailable(String),
@@ -44,6 +47,10 @@ impl From<ManagerError> for ApiError {
                 ApiError::Conflict(e.to_string())
             }
             M::Invalid(_) | M::InvalidCursor | M::Policy(_) => ApiError::BadRequest(e.to_string()),
+            M::Refused(ref why) => {
+                tracing::info!(reason = %why, "create refused by admission control");
+                ApiError::TooManyRequests(e.to_string())
+            }
             M::NetworkFull(_) => {
                 let message = chain(&e);
                 tracing::warn!(error = %message, "no sandbox network could be set up");
@@ -76,6 +83,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -139,6 +147,7 @@ mod tests {
             (Invalid::NegativeTimeout.into(), 400),
             (Invalid::InternetAccess.into(), 400),
             (Invalid::MetricsWindow { start: 2, end: 1 }.into(), 400),
+            (crate::manager::Refusal::TeamFull(20).into(), 429),
             (ManagerError::InvalidCursor, 400),
             (
                 bulkhead_net::PolicyError::DomainInDeny("example.com".into()).into(),

@@ -78,6 +78,15 @@ impl Manager {
             Some(t) if t <= 0 => return Err(Invalid::CreateTimeout.into()),
             Some(t) => Duration::from_secs(t.unsigned_abs()).min(self.config.max_lifetime),
         };
+        // Counted until the sandbox is registered (or the create fails).
+        let (total, team_count) = {
+            let map = self.read();
+            (
+                map.len(),
+                map.values().filter(|e| e.belongs_to(team)).count(),
+            )
+        };
+        let _ticket = self.admission.admit(team, total, team_count)?;
         // The image's ENV first, the create's envVars over it.
         let mut env_vars: std::collections::BTreeMap<String, String> =
             template.config.env.iter().cloned().collect();

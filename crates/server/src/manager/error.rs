@@ -55,6 +55,9 @@ pub enum ManagerError {
     /// The cursor of a list request was not produced by this server.
     #[error("invalid nextToken")]
     InvalidCursor,
+    /// Admission control refused the create (429: retry later).
+    #[error(transparent)]
+    Refused(#[from] super::Refusal),
     /// No sandbox could be started right now (retryable).
     #[error("could not start a sandbox")]
     NoCapacity(#[source] RuntimeError),

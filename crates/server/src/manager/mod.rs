@@ -3,6 +3,7 @@
 //! [`ManagerError`]; `api/` reaches it through [`SandboxBackend`]. Everything that blocks
 //! (launch, destroy, envd setup, SQLite) runs on tokio's blocking pool.
 
+mod admission;
 mod backend;
 mod create;
 mod entry;
@@ -18,6 +19,7 @@ mod reap;
 mod restore;
 mod service;
 
+pub use admission::{AdmissionConfig, HostFigures, Refusal};
 pub use backend::{Connected, SandboxBackend};
 pub use bulkhead_store::{SandboxRecord, SandboxStatus, TeamId};
 pub use create::{CreateRequest, ENVD_PATH};
@@ -137,6 +139,8 @@ pub struct ManagerConfig {
     pub storage: Option<StorageConfig>,
     /// The sandbox network; `None` = loopback only.
     pub network: Option<NetworkSettings>,
+    /// Limits a create must pass ([`AdmissionConfig`]).
+    pub admission: AdmissionConfig,
 }
 
 struct Template {
@@ -151,6 +155,7 @@ pub struct Manager {
     store: Store,
     templates: RwLock<HashMap<String, Arc<Template>>>,
     sandboxes: RwLock<HashMap<String, Arc<Entry>>>,
+    admission: admission::Admission,
 }
 
 impl Manager {
@@ -161,12 +166,14 @@ impl Manager {
             let template = make_template(&runtime, &config, t.clone(), 0);
             index_template(&mut templates, template);
         }
+        let admission = admission::Admission::new(config.admission.clone());
         Arc::new(Self {
             config,
             runtime,
             store,
             templates: RwLock::new(templates),
             sandboxes: RwLock::new(HashMap::new()),
+            admission,
         })
     }
 
