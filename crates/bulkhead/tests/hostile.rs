@@ -42,6 +42,35 @@ fn fork_bomb_is_stopped_by_the_pids_limit() {
     sb.destroy().unwrap();
 }
 
+/// However many sandboxes fork up to their own limits, together they stop at the runtime's
+/// budget (`pids.max` of their parent cgroup), so the host keeps its pid space.
+#[test]
+fn sandboxes_together_cannot_take_the_hosts_pids() {
+    let t = TestRuntime::new();
+    t.runtime.set_pids_budget(Some(200)).expect("budget");
+    let limits = Limits {
+        pids: Some(1024),
+        ..Default::default()
+    };
+    let a = debian(&t, limits.clone());
+    let b = debian(&t, limits);
+    let v = assert_refused(&a, &["fork-bomb"]);
+    assert_eq!(v["errno"], libc::EAGAIN, "{v}");
+    let together = a.stats().pids + b.stats().pids;
+    assert!(together <= 200, "{together} tasks under a budget of 200");
+    assert!(
+        std::process::Command::new("true")
+            .status()
+            .unwrap()
+            .success(),
+        "the host still starts processes"
+    );
+    // The budget is shared: once the bomb's tasks are gone, the other sandbox runs again.
+    a.destroy().unwrap();
+    assert_eq!(sh(&b, "echo ok").stdout, "ok\n");
+    b.destroy().unwrap();
+}
+
 #[test]
 fn memory_bomb_is_oom_killed_inside_its_own_cgroup() {
     let t = TestRuntime::new();

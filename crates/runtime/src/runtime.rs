@@ -138,6 +138,30 @@ impl Runtime {
         &self.layout
     }
 
+    /// Caps the tasks of all sandboxes of this runtime together at `max` (`pids.max` of
+    /// the cgroup parent, which the kernel enforces hierarchically): however many sandboxes
+    /// fork up to their own limits, the host keeps the rest of its pid space. `None` lifts
+    /// the cap. Runtimes sharing a parent share the cap.
+    ///
+    /// # Errors
+    /// [`RuntimeError::Cgroup`] when the parent cannot be made or written.
+    pub fn set_pids_budget(&self, max: Option<u64>) -> Result<(), RuntimeError> {
+        let root = match &self.layout {
+            CgroupLayout::V2 { root } => root,
+            CgroupLayout::V1 { pids, .. } => pids,
+        };
+        let dir = root.join(&self.config.cgroup_parent);
+        let value = max.map_or_else(|| "max".to_string(), |n| n.to_string());
+        let io = |source| crate::cgroup::CgroupError::Io {
+            path: dir.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        std::fs::write(dir.join("pids.max"), &value).map_err(io)?;
+        tracing::info!(parent = %dir.display(), max = %value, "tasks of all sandboxes capped");
+        Ok(())
+    }
+
     pub(crate) fn sandbox_dir(&self, id: &str) -> PathBuf {
         self.config.state_dir.join("sandboxes").join(id)
     }

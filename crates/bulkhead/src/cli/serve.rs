@@ -352,6 +352,11 @@ pub fn run(mut args: Args, matches: Option<&clap::ArgMatches>) -> anyhow::Result
     let exe = std::env::current_exe().context("locating the bulkhead binary")?;
     let runtime = Runtime::new(RuntimeConfig::new(&args.data_dir, &exe))
         .context("starting the sandbox runtime")?;
+    let admission = admission(&args)?;
+    // The host-task budget also caps the sandboxes' tasks together, in the kernel.
+    if let Err(e) = runtime.set_pids_budget(admission.max_host_tasks) {
+        tracing::warn!(error = %format!("{:#}", anyhow::Error::from(e)), "the tasks of all sandboxes are not capped");
+    }
     let layout = DataDir::new(&args.data_dir);
     let store = Store::open(&layout.db()).context("opening the metadata database")?;
     let api_key = ensure_api_key(&store, &layout)?;
@@ -410,7 +415,7 @@ pub fn run(mut args: Args, matches: Option<&clap::ArgMatches>) -> anyhow::Result
                 strip_env_vars: args.strip_env.clone(),
                 storage: Some(storage),
                 network,
-                admission: admission(&args)?,
+                admission,
             },
         );
         // Sandboxes of the previous run: running ones are taken back, everything else that is

@@ -11,8 +11,10 @@
 //! | the host's tasks (`/proc/loadavg`) | at most 75 % of `min(pid_max, threads-max)` | 429 | same |
 //!
 //! The host figures are read at each create (a few small procfs files): cheap, and what the
-//! host has now rather than a sum of limits that sandboxes rarely reach. They guard creates
-//! only: sandboxes already running may still grow to their own limits.
+//! host has now rather than a sum of limits that sandboxes rarely reach. They guard creates;
+//! `bulkhead serve` also gives the task budget to the kernel (`Runtime::set_pids_budget`:
+//! `pids.max` of the sandboxes' parent cgroup), so sandboxes that fork after admission stop
+//! there together (`hostile::sandboxes_together_cannot_take_the_hosts_pids`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
