@@ -86,6 +86,10 @@ HOST_NETWORK_ONLY = {
 # seed's toolkit flow (test_toolkit.py) stays in the matrix.
 PINNED_INTERPRETER_ONLY = {"test_code_interpreter"}
 
+# Snapshots and fork arrived in later SDK releases (e2b 2.2.0 and 2.45.1 have no
+# create_snapshot or fork): the pinned release only.
+PINNED_SDK_ONLY = {"test_snapshots"}
+
 
 def pytest_collection_modifyitems(items):
     for item in items:
@@ -93,6 +97,7 @@ def pytest_collection_modifyitems(items):
             item.originalname not in NEWER_SDK_ONLY
             and item.originalname not in HOST_NETWORK_ONLY
             and item.module.__name__ not in PINNED_INTERPRETER_ONLY
+            and item.module.__name__ not in PINNED_SDK_ONLY
         ):
             item.add_marker(pytest.mark.matrix)
 

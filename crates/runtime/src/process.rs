@@ -54,6 +54,26 @@ fn io(e: impl Into<std::io::Error>) -> ExecError {
     ExecError::Io(e.into())
 }
 
+/// Asks the init at `socket_path` for the writable layer's directory (see
+/// [`Request::WritableLayer`]).
+pub(crate) fn writable_layer(socket_path: &Path) -> Result<OwnedFd, ExecError> {
+    let conn = socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(io)?;
+    let addr = UnixAddr::new(socket_path).map_err(io)?;
+    connect(conn.as_raw_fd(), &addr).map_err(|e| ExecError::NotRunning(e.into()))?;
+    send(&conn, &Request::WritableLayer)?;
+    match recv(&conn)? {
+        (Reply::WritableLayer, mut fds) if fds.len() == 1 => Ok(fds.remove(0)),
+        (Reply::Error { message }, _) => Err(ExecError::Protocol(message)),
+        (other, _) => Err(ExecError::Protocol(format!("unexpected reply {other:?}"))),
+    }
+}
+
 impl Process {
     pub(crate) fn start(socket_path: &Path, spec: ExecSpec) -> Result<Self, ExecError> {
         let conn = socket(

@@ -27,6 +27,11 @@ pub enum Request {
     },
     /// Liveness check; answered with [`Reply::Pong`].
     Ping,
+    /// A descriptor of the writable layer's directory (the one holding `upper/` and
+    /// `work/`), opened before the root was pivoted: the host reaches the upper layer of a
+    /// running sandbox through it, for a filesystem snapshot. Answered with
+    /// [`Reply::WritableLayer`].
+    WritableLayer,
 }
 
 /// Why a process could not be started.
@@ -71,6 +76,8 @@ pub enum Reply {
     },
     /// Answer to [`Request::Ping`].
     Pong,
+    /// Answer to [`Request::WritableLayer`]; the descriptor (`O_PATH`) is attached.
+    WritableLayer,
     /// A request could not be handled.
     Error {
         /// What went wrong.

@@ -111,6 +111,14 @@ impl Sandbox {
         matches!(poll(&mut fds, PollTimeout::ZERO), Ok(0))
     }
 
+    /// The writable layer's upper directory, reachable from the host while the sandbox
+    /// runs (for a filesystem snapshot): `/proc/self/fd/<n>/upper` of the returned
+    /// descriptor, which keeps it reachable while held. Freeze the sandbox while reading
+    /// it. Blocking (one round trip to the init).
+    pub fn writable_layer(&self) -> Result<OwnedFd, ExecError> {
+        crate::process::writable_layer(&self.state.socket)
+    }
+
     /// Starts a process. Blocking (one round trip to the init).
     pub fn exec(&self, spec: ExecSpec) -> Result<Process, ExecError> {
         Process::start(&self.state.socket, spec)

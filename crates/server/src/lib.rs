@@ -22,6 +22,7 @@ pub mod proxy;
 mod report;
 pub mod sandbox_http;
 pub mod signed_url;
+pub mod snapshots;
 pub mod state;
 pub mod templates;
 pub mod tls;
@@ -40,6 +41,7 @@ pub fn app(state: AppState) -> Router {
     api::router::<Manager>()
         .merge(api::templates::router())
         .merge(api::templates::image_router())
+        .merge(api::snapshots::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             proxy::route,

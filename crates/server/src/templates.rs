@@ -66,6 +66,13 @@ pub struct StoredTemplate {
     /// Its own storage, when `e2b.toml` declares one.
     #[serde(default)]
     pub storage: Option<TemplateStorage>,
+    /// Layer directories outside the image store, below `built.layers` (a snapshot of a
+    /// sandbox of a built-in template sits on its root filesystem).
+    #[serde(default)]
+    pub base_layers: Vec<PathBuf>,
+    /// Set when this is a snapshot of a sandbox (`POST /sandboxes/{id}/snapshots`).
+    #[serde(default)]
+    pub snapshot: Option<crate::snapshots::SnapshotOf>,
 }
 
 /// Failures of template operations.
@@ -169,18 +176,28 @@ impl Templates {
         self
     }
 
-    fn credentials_path(&self, id: &str) -> PathBuf {
+    pub(crate) fn credentials_path(&self, id: &str) -> PathBuf {
         self.dir.join(id).join(CREDENTIALS_FILE)
     }
 
     /// Mounts a stored template's storage again (after a restart). Blocking.
-    fn remount(&self, t: &StoredTemplate) -> Result<(), String> {
+    pub(crate) fn remount(&self, t: &StoredTemplate) -> Result<(), String> {
         let (Some(st), Some(m)) = (&t.storage, &self.mounter) else {
             return Ok(());
         };
         let creds = self.credentials_path(&t.id);
         m.mount(&t.id, st, creds.is_file().then_some(creds.as_path()))
             .map(|_| ())
+    }
+
+    /// The manager templates are registered with.
+    pub(crate) fn manager(&self) -> &Arc<Manager> {
+        &self.manager
+    }
+
+    /// Where template records are kept.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// The builder (and through it the image store).
@@ -196,7 +213,8 @@ impl Templates {
                 .built
                 .layers
                 .iter()
-                .any(|l| !self.builder.store().has_layer(&l.diff_id));
+                .any(|l| !self.builder.store().has_layer(&l.diff_id))
+                || t.base_layers.iter().any(|d| !d.is_dir());
             if missing {
                 tracing::warn!(template_id = %t.id, "a layer of this template is missing from the image store: rebuild it");
                 continue;
@@ -281,13 +299,18 @@ impl Templates {
             } else {
                 vec![b.name.clone()]
             },
-            layers: b
-                .layers
+            layers: t
+                .base_layers
                 .iter()
-                .map(|l| store.layer_dir(&l.diff_id))
+                .cloned()
+                .chain(b.layers.iter().map(|l| store.layer_dir(&l.diff_id)))
                 .collect(),
             limits,
-            pool_size: self.defaults.pool_size,
+            pool_size: if t.snapshot.is_some() {
+                self.defaults.pool_size.min(1)
+            } else {
+                self.defaults.pool_size
+            },
             code_interpreter: b.config.labels.get(INTERPRETER_LABEL).map(String::as_str)
                 == Some("true"),
             env,
@@ -352,6 +375,8 @@ impl Templates {
             updated_at: now,
             build_count: prev.map_or(1, |p| p.build_count + 1),
             storage,
+            base_layers: Vec::new(),
+            snapshot: None,
         };
         write_record(&self.dir.join(&id), &record)?;
         self.manager.register_template(self.config_of(&record));
@@ -526,7 +551,7 @@ impl Templates {
     }
 }
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
@@ -562,7 +587,7 @@ fn read_record(path: &Path) -> Result<StoredTemplate, TemplateError> {
     serde_json::from_slice(&text).map_err(|_| TemplateError::Corrupt(path.to_path_buf()))
 }
 
-fn write_record(dir: &Path, t: &StoredTemplate) -> Result<(), TemplateError> {
+pub(crate) fn write_record(dir: &Path, t: &StoredTemplate) -> Result<(), TemplateError> {
     let io = |what: &'static str, path: &Path| {
         let path = path.to_path_buf();
         move |source| TemplateError::Io { what, path, source }

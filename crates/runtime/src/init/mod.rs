@@ -34,6 +34,8 @@ struct Conn {
 /// The init's state.
 pub(crate) struct Init {
     listener: OwnedFd,
+    /// The writable layer's directory (`O_PATH`), handed to the host on request.
+    writable: Option<OwnedFd>,
     sigfd: SignalFd,
     filters: SandboxFilters,
     conns: HashMap<RawFd, Conn>,
@@ -53,7 +55,7 @@ pub(crate) enum InitError {
 
 impl Init {
     /// Prepares the loop; the caller must already be PID 1 of the sandbox.
-    pub(crate) fn new(listener: OwnedFd) -> Result<Self, InitError> {
+    pub(crate) fn new(listener: OwnedFd, writable: Option<OwnedFd>) -> Result<Self, InitError> {
         let mut mask = SigSet::empty();
         mask.add(Signal::SIGCHLD);
         sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None).map_err(InitError::Signals)?;
@@ -62,6 +64,7 @@ impl Init {
         let filters = seccomp::compile()?;
         Ok(Self {
             listener,
+            writable,
             sigfd,
             filters,
             conns: HashMap::new(),
@@ -72,7 +75,8 @@ impl Init {
     /// Serves until the sandbox is killed.
     pub(crate) fn run(mut self) -> Result<std::convert::Infallible, String> {
         // Nothing of the launcher's may stay open in PID 1 (pipes to L, for one).
-        let keep = [self.listener.as_raw_fd(), self.sigfd.as_fd().as_raw_fd()];
+        let mut keep = vec![self.listener.as_raw_fd(), self.sigfd.as_fd().as_raw_fd()];
+        keep.extend(self.writable.as_ref().map(|f| f.as_raw_fd()));
         close_all_but(&keep);
         loop {
             let mut fds = vec![
@@ -166,6 +170,15 @@ impl Init {
                 message: format!("malformed request: {e}"),
             },
             Ok(Request::Ping) => Reply::Pong,
+            Ok(Request::WritableLayer) => match &self.writable {
+                Some(fd) => {
+                    send(&conn.fd, &Reply::WritableLayer, &[fd.as_raw_fd()]);
+                    return;
+                }
+                None => Reply::Error {
+                    message: "the writable layer was not kept".into(),
+                },
+            },
             Ok(Request::Signal { signal, group }) => match (conn.pid, Signal::try_from(signal)) {
                 (Some(pid), Ok(sig)) if !conn.exited => {
                     let target = if group { -pid } else { pid };

@@ -124,6 +124,18 @@ fn become_init(
     status: &mut std::fs::File,
 ) -> Result<std::convert::Infallible, LaunchFailure> {
     let rootfs = plan.dir.join("rootfs");
+    // Kept by the init before the host's tree is detached: it holds the writable layer's
+    // mount alive and reachable for the host's snapshots (the init is non-dumpable, so the
+    // sandbox itself cannot reach it through /proc/1/fd).
+    let writable = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+            .open(plan.dir.join("rw"))
+            .ok()
+            .map(OwnedFd::from)
+    };
     setup_mounts(&rootfs)?;
     let pivot = LaunchStep::PivotRoot;
     std::env::set_current_dir(&rootfs).at_with(pivot, || "entering the root".into())?;
@@ -137,7 +149,7 @@ fn become_init(
     // Non-dumpable: sandboxed processes (even root inside) cannot open /proc/1/fd or ptrace
     // the init to reach the control socket.
     sys::proc::set_non_dumpable().at_with(LaunchStep::Init, || "prctl".into())?;
-    let init = crate::init::Init::new(listener)
+    let init = crate::init::Init::new(listener, writable)
         .map_err(|e| LaunchFailure::new(LaunchStep::Init, e.to_string()))?;
     status
         .write_all(b"READY")

@@ -11,6 +11,7 @@ mod headers;
 pub mod model;
 mod query;
 mod sandboxes;
+pub mod snapshots;
 pub mod templates;
 
 pub use error::ApiError;

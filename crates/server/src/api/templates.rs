@@ -201,6 +201,10 @@ pub async fn list(
     let built = st.templates.as_ref().map(|t| t.list()).unwrap_or_default();
     for c in st.manager.template_configs() {
         let rec = built.iter().find(|b| b.id == c.id);
+        // Snapshots are listed by GET /snapshots, for their team only.
+        if rec.is_some_and(|r| r.snapshot.is_some()) {
+            continue;
+        }
         let mut names = vec![c.id.clone()];
         names.extend(c.aliases.iter().cloned());
         let (created, updated, builds) = rec

@@ -252,6 +252,14 @@ impl Manager {
             .ok_or_else(|| ManagerError::not_found(id))
     }
 
+    /// The team's sandbox `id`, for operations outside the manager (snapshots).
+    ///
+    /// # Errors
+    /// [`ManagerError::SandboxNotFound`].
+    pub fn entry_of(&self, team: &TeamId, id: &str) -> Result<Arc<Entry>, ManagerError> {
+        self.owned(team, id)
+    }
+
     /// The sandbox regardless of team (for the edge proxy, which authenticates by token).
     pub fn get_any(&self, id: &str) -> Option<Arc<Entry>> {
         self.read().get(id).cloned()
