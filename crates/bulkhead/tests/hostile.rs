@@ -71,6 +71,37 @@ fn sandboxes_together_cannot_take_the_hosts_pids() {
     b.destroy().unwrap();
 }
 
+/// The per-process limits every sandbox process inherits hold, and root inside cannot raise
+/// them (that needs CAP_SYS_RESOURCE on the host): one process cannot fill the host's file
+/// table, nor take the queued-signal and message-queue counts host root shares.
+#[test]
+fn per_process_limits_hold_and_cannot_be_raised() {
+    let t = TestRuntime::new();
+    let sb = debian(
+        &t,
+        Limits {
+            open_files: Some(4096),
+            ..Default::default()
+        },
+    );
+    let bash = |script: &str| run_spec(&sb, ExecSpec::command(["bash", "-c", script]));
+    let out = bash("ulimit -Sn; ulimit -Hn; ulimit -Hi; ulimit -Hq");
+    assert_eq!(out.stdout, "4096\n4096\n1024\n819200\n", "{out:?}");
+    for raise in ["ulimit -Hn 5000", "ulimit -Hi 2048", "ulimit -Hq 1000000"] {
+        let out = bash(raise);
+        assert_ne!(
+            out.code, 0,
+            "root inside raised a hard limit: {raise}: {out:?}"
+        );
+    }
+    let out = sh(
+        &sb,
+        "python3 -c 'import os\nfds=[]\ntry:\n  while True: fds.append(os.open(\"/dev/null\", 0))\nexcept OSError as e: print(len(fds) < 4096, e.errno)'",
+    );
+    assert_eq!(out.stdout, format!("True {}\n", libc::EMFILE), "{out:?}");
+    sb.destroy().unwrap();
+}
+
 #[test]
 fn memory_bomb_is_oom_killed_inside_its_own_cgroup() {
     let t = TestRuntime::new();

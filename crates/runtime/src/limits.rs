@@ -13,7 +13,25 @@ pub struct Limits {
     pub cpu_millis: Option<u64>,
     /// Size of the writable layer in bytes (the sandbox's disk).
     pub disk_bytes: Option<u64>,
+    /// Open files per process (`RLIMIT_NOFILE`, soft and hard); `None` =
+    /// [`DEFAULT_OPEN_FILES`]. Never above the host's own hard limit.
+    #[serde(default)]
+    pub open_files: Option<u64>,
 }
+
+/// Open files per sandbox process when the limits name none: a file table of 65,536
+/// descriptors costs at most about 28 MiB of the sandbox's own memory, where the server's
+/// own limit (often 1,048,576) let one process take 85 MB per 200,000.
+pub const DEFAULT_OPEN_FILES: u64 = 65_536;
+
+/// Signals one sandbox user may have queued (`RLIMIT_SIGPENDING`): the kernel counts them
+/// per user namespace and uid, so this caps what one sandbox's user takes from the count
+/// its namespace's creator (host root) shares with every other sandbox.
+pub const SIGNALS_PENDING: u64 = 1024;
+
+/// Bytes of POSIX message queues one sandbox user may hold (`RLIMIT_MSGQUEUE`), Linux's
+/// own default, for the same reason.
+pub const MESSAGE_QUEUE_BYTES: u64 = 819_200;
 
 /// A limit string that could not be parsed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

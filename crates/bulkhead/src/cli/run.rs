@@ -86,6 +86,7 @@ fn limits_from(args: &Args) -> anyhow::Result<Limits> {
             .as_deref()
             .map(|d| limits::parse_size("disk", d))
             .transpose()?,
+        open_files: None,
     })
 }
 

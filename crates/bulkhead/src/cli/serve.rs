@@ -119,6 +119,15 @@ pub struct Args {
         value_name = "N"
     )]
     pub(crate) sandbox_pids: String,
+    /// Open files per sandbox process (RLIMIT_NOFILE, soft and hard; never above the
+    /// server's own hard limit).
+    #[arg(
+        long,
+        env = "BULKHEAD_SANDBOX_OPEN_FILES",
+        default_value = "65536",
+        value_name = "N"
+    )]
+    pub(crate) sandbox_open_files: String,
     /// Timeout of a sandbox whose create names none, in seconds.
     #[arg(long, env = "BULKHEAD_DEFAULT_TIMEOUT", default_value_t = 300)]
     pub(crate) default_timeout: u64,
@@ -553,6 +562,7 @@ fn sandbox_limits(args: &Args) -> anyhow::Result<Limits> {
         pids: Some(limits::parse_count("pids", &args.sandbox_pids)?),
         cpu_millis: Some(limits::parse_cpus(&args.sandbox_cpus)?),
         disk_bytes: Some(limits::parse_size("disk", &args.sandbox_disk)?),
+        open_files: Some(limits::parse_count("open-files", &args.sandbox_open_files)?),
     })
 }
 

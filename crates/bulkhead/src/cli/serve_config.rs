@@ -30,6 +30,7 @@ struct FileConfig {
     sandbox_disk: Option<String>,
     sandbox_cpus: Option<String>,
     sandbox_pids: Option<String>,
+    sandbox_open_files: Option<String>,
     default_timeout: Option<u64>,
     max_lifetime: Option<u64>,
     strip_env: Option<Vec<String>>,
@@ -92,6 +93,7 @@ pub fn apply_file(args: &mut Args, matches: Option<&clap::ArgMatches>) -> anyhow
     fill!(sandbox_disk);
     fill!(sandbox_cpus);
     fill!(sandbox_pids);
+    fill!(sandbox_open_files);
     fill!(default_timeout);
     fill!(max_lifetime);
     fill!(strip_env);

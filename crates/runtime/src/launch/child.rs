@@ -118,6 +118,36 @@ fn intermediate(
     }
 }
 
+/// Per-process limits every sandbox process inherits from the init (lowering a limit needs
+/// no privilege; raising a hard one needs `CAP_SYS_RESOURCE` on the host, which no
+/// sandbox process has).
+///
+/// | limit | value | test |
+/// |---|---|---|
+/// | `RLIMIT_NOFILE` | `open_files`, default [`DEFAULT_OPEN_FILES`](crate::limits::DEFAULT_OPEN_FILES), at most the host's hard limit | `hostile::per_process_limits_hold_and_cannot_be_raised` |
+/// | `RLIMIT_SIGPENDING` | [`SIGNALS_PENDING`](crate::limits::SIGNALS_PENDING) | same |
+/// | `RLIMIT_MSGQUEUE` | [`MESSAGE_QUEUE_BYTES`](crate::limits::MESSAGE_QUEUE_BYTES) | same |
+fn apply_rlimits(limits: &crate::Limits) -> Result<(), LaunchFailure> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let step = LaunchStep::Init;
+    let cap = |resource: Resource, want: u64| -> Result<(), LaunchFailure> {
+        let (_, hard) = getrlimit(resource).at_with(step, || "getrlimit".into())?;
+        let limit = hard.min(want);
+        setrlimit(resource, limit, limit).at_with(step, || format!("setrlimit {resource:?}"))
+    };
+    cap(
+        Resource::RLIMIT_NOFILE,
+        limits
+            .open_files
+            .unwrap_or(crate::limits::DEFAULT_OPEN_FILES),
+    )?;
+    cap(Resource::RLIMIT_SIGPENDING, crate::limits::SIGNALS_PENDING)?;
+    cap(
+        Resource::RLIMIT_MSGQUEUE,
+        crate::limits::MESSAGE_QUEUE_BYTES,
+    )
+}
+
 fn become_init(
     plan: &LaunchPlan,
     listener: OwnedFd,
@@ -137,6 +167,7 @@ fn become_init(
             .map(OwnedFd::from)
     };
     setup_mounts(&rootfs)?;
+    apply_rlimits(&plan.spec.limits)?;
     let pivot = LaunchStep::PivotRoot;
     std::env::set_current_dir(&rootfs).at_with(pivot, || "entering the root".into())?;
     // pivot_root(".", ".") stacks the old root on top of the new one; detaching it leaves the
