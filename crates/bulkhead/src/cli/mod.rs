@@ -2,6 +2,7 @@
 //! `run(args) -> anyhow::Result<u8>` that returns the process exit code.
 
 pub mod client;
+pub mod doctor;
 pub mod envd;
 mod image;
 pub mod interpreter;
@@ -47,6 +48,8 @@ pub enum Command {
     Key(key::Args),
     /// Mount an S3 bucket as a filesystem (goofys-like).
     Mount(mount::Args),
+    /// Check that this host can run `bulkhead serve`; each failure with its fix.
+    Doctor(doctor::Args),
     /// In-sandbox daemon speaking the E2B envd protocol (started by the sandbox init).
     #[command(hide = true)]
     Envd(envd::Args),
@@ -67,6 +70,7 @@ pub fn dispatch(command: Command, matches: &clap::ArgMatches) -> anyhow::Result<
         Command::Image(args) => image::run(args),
         Command::Key(args) => key::run(args),
         Command::Mount(args) => mount::run(args),
+        Command::Doctor(args) => doctor::run(args),
         Command::Envd(args) => envd::run(args),
         Command::Interpreter(args) => interpreter::run(args),
     }
