@@ -46,6 +46,10 @@ def test_a_snapshot_keeps_files_and_removals_but_no_process(server):
     assert snap.snapshot_id in listed
     by_name = [s.snapshot_id for s in Sandbox.list_snapshots(name=name).next_items()]
     assert by_name == [snap.snapshot_id]
+    # Another team neither lists nor deletes it.
+    other = server.create_key(f"other-{uuid.uuid4().hex[:8]}")
+    assert Sandbox.list_snapshots(api_key=other).next_items() == []
+    assert Sandbox.delete_snapshot(snap.snapshot_id, api_key=other) is False
     assert Sandbox.delete_snapshot(snap.snapshot_id) is True
     assert Sandbox.delete_snapshot(snap.snapshot_id) is False
     with pytest.raises(Exception):

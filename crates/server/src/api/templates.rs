@@ -256,11 +256,18 @@ pub struct RemoveQuery {
 /// `DELETE /templates/{id}`: 204; 409 while sandboxes use it (unless `force`).
 pub async fn remove(
     State(st): State<AppState<Manager>>,
-    Team(_team): Team,
+    Team(team): Team,
     Path(id): Path<String>,
     Query(q): Query<RemoveQuery>,
 ) -> Result<Response, ApiError> {
     let t = templates(&st)?;
+    // A snapshot is its team's: another team's key is told it does not exist.
+    if let Some(rec) = t.get(&id)
+        && let Some(s) = &rec.snapshot
+        && s.team != team.as_str()
+    {
+        return Err(ApiError::NotFound(format!("template {id:?} not found")));
+    }
     let freed = tokio::task::spawn_blocking(move || t.remove(&id, q.force))
         .await
         .map_err(|e| ApiError::Internal(Box::new(e)))??;
