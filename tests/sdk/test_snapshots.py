@@ -50,6 +50,8 @@ def test_a_snapshot_keeps_files_and_removals_but_no_process(server):
     other = server.create_key(f"other-{uuid.uuid4().hex[:8]}")
     assert Sandbox.list_snapshots(api_key=other).next_items() == []
     assert Sandbox.delete_snapshot(snap.snapshot_id, api_key=other) is False
+    with pytest.raises(SandboxException, match="404"):
+        Sandbox.create(snap.snapshot_id, api_key=other, timeout=60, **CREATE)
     assert Sandbox.delete_snapshot(snap.snapshot_id) is True
     assert Sandbox.delete_snapshot(snap.snapshot_id) is False
     with pytest.raises(Exception):

@@ -315,6 +315,10 @@ impl Templates {
                 == Some("true"),
             env,
             service,
+            owner: t
+                .snapshot
+                .as_ref()
+                .map(|s| bulkhead_store::TeamId::new(s.team.clone())),
         }
     }
 

@@ -533,6 +533,7 @@ fn templates(args: &Args, limits: Limits) -> anyhow::Result<Vec<TemplateConfig>>
         env: Vec::new(),
         storage: None,
         service: None,
+        owner: None,
     }];
     let ci = &args.code_interpreter_rootfs;
     if ci.join("bin").exists() {
@@ -549,6 +550,7 @@ fn templates(args: &Args, limits: Limits) -> anyhow::Result<Vec<TemplateConfig>>
             env: Vec::new(),
             storage: None,
             service: None,
+            owner: None,
         });
     } else {
         tracing::info!(path = %ci.display(), "no code-interpreter root filesystem; its template is not served");

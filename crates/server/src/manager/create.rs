@@ -68,11 +68,12 @@ impl Manager {
         {
             return Ok(rec);
         }
-        let template =
-            self.template(&req.template)
-                .ok_or_else(|| ManagerError::TemplateNotFound {
-                    template: req.template.clone(),
-                })?;
+        let template = self
+            .template(&req.template)
+            .filter(|t| t.config.owner.as_ref().is_none_or(|o| o == team))
+            .ok_or_else(|| ManagerError::TemplateNotFound {
+                template: req.template.clone(),
+            })?;
         let timeout = match req.timeout {
             None => self.config.default_timeout,
             Some(t) if t <= 0 => return Err(Invalid::CreateTimeout.into()),

@@ -62,6 +62,8 @@ pub struct TemplateConfig {
     /// a filesystem snapshot holds no process, so it is started again in every sandbox while
     /// pooled, and the sandbox joins the pool once `ready_cmd` succeeds.
     pub service: Option<ServiceCmd>,
+    /// The only team that may create from it (a snapshot); `None` = every team.
+    pub owner: Option<TeamId>,
 }
 
 /// A command started in every sandbox of a template before hand-over.
@@ -90,6 +92,7 @@ impl TemplateConfig {
             env: Vec::new(),
             storage: None,
             service: None,
+            owner: None,
         }
     }
 }
