@@ -165,3 +165,117 @@ fn bad_input_gets_one_clear_line() {
     }
     cli.nothing_left();
 }
+
+impl Cli {
+    /// `bulkhead run` started in the background, stdout and stderr piped.
+    fn spawn(&self, args: &[&str]) -> std::process::Child {
+        Command::new(env!("CARGO_BIN_EXE_bulkhead"))
+            .arg("run")
+            .arg("--data-dir")
+            .arg(self.data.path())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    fn sandboxes(&self) -> usize {
+        std::fs::read_dir(self.data.path().join("sandboxes"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    /// Waits up to `secs` for `child` to exit.
+    fn wait_for(child: &mut std::process::Child, secs: u64) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        while std::time::Instant::now() < deadline {
+            if let Some(s) = child.try_wait().unwrap() {
+                return Some(s);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+/// A background child that keeps stdout open does not keep `run` waiting once the command
+/// exited: its output is drained briefly, then the sandbox goes.
+#[test]
+fn a_setsid_child_holding_stdout_does_not_keep_run_waiting() {
+    let cli = Cli::new();
+    let bb = busybox();
+    let mut child = cli.spawn(&[
+        "--rootfs",
+        &bb,
+        "--",
+        "sh",
+        "-c",
+        "echo before; setsid sh -c 'sleep 300' & exit 3",
+    ]);
+    let status = Cli::wait_for(&mut child, 20).expect("run still waits for the background child");
+    assert_eq!(status.code(), Some(3));
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    assert_eq!(out, "before\n");
+    cli.nothing_left();
+}
+
+/// SIGTERM is forwarded; a command that ignores it is killed after the grace, and `run`
+/// exits 128 + 15 having removed its sandbox.
+#[test]
+fn sigterm_ends_run_even_when_the_command_ignores_it() {
+    let cli = Cli::new();
+    let bb = busybox();
+    let mut child = cli.spawn(&[
+        "--rootfs",
+        &bb,
+        "--",
+        "sh",
+        "-c",
+        "trap '' TERM; echo ready; while true; do sleep 1; done",
+    ]);
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "ready\n");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = Cli::wait_for(&mut child, 20).expect("run ignored SIGTERM");
+    assert_eq!(status.code(), Some(143));
+    cli.nothing_left();
+}
+
+/// `kill -9` of `run` leaves its sandbox; the next run removes it (and never a sandbox that
+/// is not a run's).
+#[test]
+fn the_next_run_removes_what_a_killed_run_left() {
+    let cli = Cli::new();
+    let bb = busybox();
+    let mut child = cli.spawn(&["--rootfs", &bb, "--", "sh", "-c", "echo up; sleep 300"]);
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "up\n");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(cli.sandboxes(), 1, "SIGKILL leaves the sandbox");
+    let out = cli.run(&["--rootfs", &bb, "--", "true"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("left by an earlier run"),
+        "{}",
+        stderr(&out)
+    );
+    cli.nothing_left();
+}

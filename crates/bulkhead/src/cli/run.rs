@@ -2,6 +2,8 @@
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::Duration;
 
 use anyhow::Context;
 use bulkhead_runtime::{
@@ -29,10 +31,10 @@ pub struct Args {
     #[arg(long, required = true, value_name = "DIR")]
     rootfs: Vec<PathBuf>,
     /// Memory limit, e.g. 512M or 2G.
-    #[arg(long, value_name = "SIZE")]
+    #[arg(long, value_name = "SIZE", default_value = "1G")]
     memory: Option<String>,
     /// Maximum number of processes and threads.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", default_value = "1024")]
     pids: Option<String>,
     /// CPU quota in cores, e.g. 1 or 0.5.
     #[arg(long, value_name = "CPUS")]
@@ -145,6 +147,7 @@ fn run_inner(args: Args) -> anyhow::Result<u8> {
     let exe = std::env::current_exe().context("locating the bulkhead binary")?;
     let runtime =
         Runtime::new(RuntimeConfig::new(&args.data_dir, exe)).context("starting the runtime")?;
+    remove_orphans(&runtime);
     let sandbox = runtime
         .create(SandboxSpec {
             id: spec::new_id(),
@@ -154,6 +157,16 @@ fn run_inner(args: Args) -> anyhow::Result<u8> {
             writable_dir: None,
         })
         .context("creating the sandbox")?;
+    // Marks the sandbox as this process's, so that the next run removes it should this one
+    // be killed (SIGKILL gives no chance to clean up).
+    if let Err(e) = std::fs::write(
+        sandbox.state_dir().join(OWNER_FILE),
+        owner_mark(std::process::id()),
+    ) {
+        let _ = sandbox.destroy();
+        return Err(anyhow::Error::new(e).context("marking the sandbox as this run's"));
+    }
+    let sandbox = std::sync::Arc::new(sandbox);
     let stdio = if args.tty {
         Stdio::Pty {
             size: terminal_size(),
@@ -178,7 +191,7 @@ fn run_inner(args: Args) -> anyhow::Result<u8> {
             let raw = (args.tty && args.interactive)
                 .then(RawTerminal::enter)
                 .flatten();
-            let code = pump(process, signals, args.interactive);
+            let code = pump(process, signals, args.interactive, &sandbox);
             drop(raw);
             Ok(code)
         }
@@ -192,9 +205,68 @@ fn run_inner(args: Args) -> anyhow::Result<u8> {
     result
 }
 
+/// The file in a sandbox's state directory naming the `bulkhead run` that owns it.
+const OWNER_FILE: &str = "run-owner";
+
+/// After the command exits, how long its output may take to drain before the sandbox is
+/// removed (a background child holding stdout would otherwise keep `run` waiting forever).
+const DRAIN: Duration = Duration::from_millis(500);
+
+/// After SIGTERM, SIGHUP or SIGQUIT is forwarded, how long the command has to exit before
+/// the sandbox is killed.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// `pid` and its start time (so that a reused pid is not taken for the owner).
+fn owner_mark(pid: u32) -> String {
+    format!("{pid} {}", start_time(pid).unwrap_or_default())
+}
+
+/// Field 22 of `/proc/<pid>/stat` (start time in clock ticks).
+fn start_time(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    after.split_whitespace().nth(19).map(str::to_string)
+}
+
+/// Removes the sandboxes of earlier runs whose process is gone (killed with SIGKILL, say);
+/// sandboxes without an owner mark (a server's) are never touched.
+fn remove_orphans(runtime: &Runtime) {
+    for id in runtime.sandbox_ids_on_disk() {
+        let mark = runtime
+            .config()
+            .state_dir
+            .join("sandboxes")
+            .join(&id)
+            .join(OWNER_FILE);
+        let Ok(text) = std::fs::read_to_string(&mark) else {
+            continue;
+        };
+        let alive = text
+            .split_once(' ')
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+            .is_some_and(|pid| owner_mark(pid) == text);
+        if alive {
+            continue;
+        }
+        match runtime.remove_leftover(&id) {
+            Ok(()) => {
+                eprintln!("bulkhead: removed sandbox {id}, left by an earlier run that was killed")
+            }
+            Err(e) => eprintln!("bulkhead: could not remove sandbox {id} of an earlier run: {e}"),
+        }
+    }
+}
+
 /// Copies output to this process's stdout/stderr (and stdin in), forwards signals, and
-/// returns the command's exit code.
-fn pump(mut process: bulkhead_runtime::Process, signals: SigSet, interactive: bool) -> u8 {
+/// returns the command's exit code. A terminating signal that the command does not obey
+/// within [`STOP_GRACE`] kills the sandbox; output still held open by background children
+/// once the command exited is drained for [`DRAIN`], then left (the sandbox is removed).
+fn pump(
+    mut process: bulkhead_runtime::Process,
+    signals: SigSet,
+    interactive: bool,
+    sandbox: &std::sync::Arc<bulkhead_runtime::Sandbox>,
+) -> u8 {
     let mut threads = Vec::new();
     if let Some(mut out) = process.stdout.take() {
         threads.push(std::thread::spawn(move || {
@@ -220,20 +292,42 @@ fn pump(mut process: bulkhead_runtime::Process, signals: SigSet, interactive: bo
         std::thread::spawn(move || copy(&mut std::io::stdin(), &mut stdin));
     }
     let process = std::sync::Arc::new(process);
+    // The signal that made us kill the sandbox, for the exit status (128 + it).
+    let killed_by = std::sync::Arc::new(AtomicI32::new(0));
     {
         let process = process.clone();
+        let sandbox = sandbox.clone();
+        let killed_by = killed_by.clone();
         std::thread::spawn(move || {
             while let Ok(sig) = signals.wait() {
                 let _ = process.signal(sig as i32, true);
+                if sig != Signal::SIGINT {
+                    let sandbox = sandbox.clone();
+                    let killed_by = killed_by.clone();
+                    std::thread::spawn(move || {
+                        std::thread::sleep(STOP_GRACE);
+                        killed_by.store(sig as i32, Ordering::SeqCst);
+                        sandbox.kill();
+                    });
+                }
             }
         });
     }
     let status = process.wait();
+    let deadline = std::time::Instant::now() + DRAIN;
     for t in threads {
-        let _ = t.join();
+        while !t.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if t.is_finished() {
+            let _ = t.join();
+        }
     }
     match status {
         Ok(s) => s.shell_code().clamp(0, 255) as u8,
+        Err(_) if killed_by.load(Ordering::SeqCst) != 0 => {
+            (128 + killed_by.load(Ordering::SeqCst)).clamp(0, 255) as u8
+        }
         Err(e) => {
             eprintln!("bulkhead: waiting for the command: {e}");
             EXIT_RUNTIME_FAILED
