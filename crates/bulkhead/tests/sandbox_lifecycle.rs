@@ -662,6 +662,9 @@ fn host_directories_attach_to_running_sandboxes() {
         std::fs::read_to_string(shared.join("sub/reply.txt")).unwrap(),
         "back\n"
     );
+    // Writable or not, no set-uid binary or device node works through an attached tree.
+    let opts = sh(&sb, "grep ' /opt/data ' /proc/self/mountinfo").stdout;
+    assert!(opts.contains("nosuid") && opts.contains("nodev"), "{opts}");
     sb.attach(&shared, std::path::Path::new("/mnt/ro"), true)
         .unwrap();
     assert_eq!(sh(&sb, "cat /mnt/ro/sub/hello.txt").stdout, "from the host");

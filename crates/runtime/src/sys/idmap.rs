@@ -120,8 +120,9 @@ pub fn bind_idmapped_readonly(source: &Path, target: &Path, userns: &OwnedFd) ->
 
 /// Attaches a clone of the host tree at `source` to `target` inside the mount namespace of
 /// process `pid` (a running sandbox's init), read-only if asked. `target` is an absolute path
-/// as the sandbox sees it; it is created (owned by `owner`) when missing, and refused when
-/// any component of it is a symlink (sandboxed code may have planted one).
+/// as the sandbox sees it (always `nosuid,nodev`); it is created (owned by `owner`) when
+/// missing, and refused when any component of it is a symlink (sandboxed code may have
+/// planted one).
 ///
 /// Runs on a short-lived thread of its own: `setns` into another mount namespace changes the
 /// thread's root, so the caller's threads are never affected.
@@ -133,13 +134,9 @@ pub fn attach_into(
     owner: u32,
 ) -> io::Result<()> {
     let tree = clone_tree(source)?;
-    if read_only {
-        set_tree_attrs(
-            &tree,
-            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-            None,
-        )?;
-    }
+    // Never a way in for a set-uid binary or a device node, writable or not.
+    let rdonly = if read_only { MOUNT_ATTR_RDONLY } else { 0 };
+    set_tree_attrs(&tree, rdonly | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, None)?;
     let ns = std::fs::File::open(format!("/proc/{pid}/ns/mnt"))?;
     let target = target.to_path_buf();
     std::thread::Builder::new()
