@@ -132,9 +132,8 @@ impl Sandbox {
         port: u16,
         timeout: Duration,
     ) -> std::io::Result<std::net::TcpStream> {
-        let ns = PathBuf::from(format!("/proc/{}/ns/net", self.state.init_pid));
         sys::netns::connect_tcp_in(
-            &ns,
+            self.pidfd.try_clone()?,
             std::net::SocketAddr::from(([127, 0, 0, 1], port)),
             timeout,
         )
