@@ -36,6 +36,9 @@ pub struct SnapshotOf {
     pub template_id: String,
     /// The names the snapshot answers to (E2B's `names`).
     pub names: Vec<String>,
+    /// Taken for a fork: its sandboxes are created at once, so it keeps no warm sandbox.
+    #[serde(default)]
+    pub for_fork: bool,
 }
 
 /// Paths a snapshot leaves out (the runtime's mounts and files).
@@ -105,6 +108,7 @@ impl Templates {
         sandbox_id: &str,
         name: Option<&str>,
         memory: bool,
+        for_fork: bool,
     ) -> Result<StoredTemplate, SnapshotError> {
         if memory {
             return Err(SnapshotError::Memory);
@@ -182,6 +186,7 @@ impl Templates {
                 team: team.as_str().to_string(),
                 template_id: template_id.clone(),
                 names: name.map(|n| vec![n.to_string()]).unwrap_or_default(),
+                for_fork,
             }),
         };
         if record.storage.is_some() {

@@ -306,10 +306,11 @@ impl Templates {
                 .chain(b.layers.iter().map(|l| store.layer_dir(&l.diff_id)))
                 .collect(),
             limits,
-            pool_size: if t.snapshot.is_some() {
-                self.defaults.pool_size.min(1)
-            } else {
-                self.defaults.pool_size
+            // A snapshot keeps one warm sandbox (a fork's none: its creates come at once).
+            pool_size: match &t.snapshot {
+                Some(s) if s.for_fork => 0,
+                Some(_) => self.defaults.pool_size.min(1),
+                None => self.defaults.pool_size,
             },
             code_interpreter: b.config.labels.get(INTERPRETER_LABEL).map(String::as_str)
                 == Some("true"),

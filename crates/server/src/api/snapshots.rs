@@ -85,9 +85,10 @@ async fn take(
     id: &str,
     name: Option<String>,
     memory: bool,
+    for_fork: bool,
 ) -> Result<StoredTemplate, ApiError> {
     let (team, id) = (team.clone(), id.to_string());
-    tokio::task::spawn_blocking(move || t.snapshot(&team, &id, name.as_deref(), memory))
+    tokio::task::spawn_blocking(move || t.snapshot(&team, &id, name.as_deref(), memory, for_fork))
         .await
         .map_err(|e| ApiError::Internal(Box::new(e)))?
         .map_err(ApiError::from)
@@ -101,7 +102,7 @@ pub async fn create(
     JsonBody(req): JsonBody<SnapshotRequest>,
 ) -> Result<Response, ApiError> {
     let t = templates(&st)?;
-    let snap = take(t, &team, &id, req.name, req.memory.unwrap_or(false)).await?;
+    let snap = take(t, &team, &id, req.name, req.memory.unwrap_or(false), false).await?;
     Ok((StatusCode::CREATED, Json(info(&snap))).into_response())
 }
 
@@ -173,7 +174,7 @@ pub async fn fork(
     let t = templates(&st)?;
     let source = st.manager.entry_of(&team, &id).map_err(ApiError::from)?;
     let metadata = source.record().metadata;
-    let snap = take(t, &team, &id, None, false).await?;
+    let snap = take(t, &team, &id, None, false, true).await?;
     let creates = (0..count).map(|_| {
         let req = CreateRequest {
             template: snap.id.clone(),
