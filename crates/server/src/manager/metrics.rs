@@ -183,9 +183,9 @@ impl Manager {
         }
     }
 
-    /// The sandbox's samples inside `window`, oldest first; while it runs and the window
-    /// reaches now, a sample of now ends the list (so a sandbox younger than one sampling
-    /// step has one too).
+    /// The sandbox's samples inside `window`, oldest first, one per second at most; while it
+    /// runs and the window reaches now, a sample of now ends the list (so a sandbox younger
+    /// than one sampling step has one too) unless the sampler took one this second.
     ///
     /// # Errors
     /// [`ManagerError::SandboxNotFound`]; [`Invalid::MetricsWindow`] when `start` is after
@@ -205,7 +205,11 @@ impl Manager {
         let entry = self.owned(team, id)?;
         let mut samples = entry.with_metrics(|h| h.window(window));
         let now = clock::now();
-        if entry.status() == SandboxStatus::Running && window.holds(now.timestamp()) {
+        // Timestamps are whole seconds: a sampler tick in this same second already is now.
+        let fresh = samples
+            .last()
+            .is_none_or(|s| s.at.timestamp() < now.timestamp());
+        if entry.status() == SandboxStatus::Running && window.holds(now.timestamp()) && fresh {
             samples.push(live_sample(entry, now).await?);
         }
         Ok(samples)
