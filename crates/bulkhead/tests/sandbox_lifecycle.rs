@@ -373,13 +373,7 @@ fn hundred_cycles_leave_nothing_behind() {
         0,
         "sandbox dirs left"
     );
-    assert_eq!(
-        std::fs::read_dir(t.state.path().join("uids"))
-            .unwrap()
-            .count(),
-        0,
-        "uid claims left"
-    );
+    assert_eq!(t.runtime.uid_claims(), 0, "uid claims left");
 }
 
 #[test]
@@ -411,10 +405,11 @@ fn bad_specs_are_refused_without_leftovers() {
 /// Nothing is left of a sandbox whose launch failed: no cgroup, directory or uid claim.
 fn assert_no_leftovers(t: &TestRuntime) {
     assert_eq!(t.cgroup_children(), 0);
-    for sub in ["sandboxes", "uids"] {
-        let left = std::fs::read_dir(t.state.path().join(sub)).unwrap().count();
-        assert_eq!(left, 0, "{sub} left behind");
-    }
+    let left = std::fs::read_dir(t.state.path().join("sandboxes"))
+        .unwrap()
+        .count();
+    assert_eq!(left, 0, "sandboxes left behind");
+    assert_eq!(t.runtime.uid_claims(), 0, "uid claims left behind");
 }
 
 #[test]
@@ -618,12 +613,7 @@ fn leftovers_of_a_crashed_host_are_removed() {
     }
     assert!(t.runtime.sandbox_ids_on_disk().is_empty());
     assert_eq!(t.cgroup_children(), 0);
-    assert_eq!(
-        std::fs::read_dir(t.state.path().join("uids"))
-            .unwrap()
-            .count(),
-        0
-    );
+    assert_eq!(t.runtime.uid_claims(), 0);
     let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(alive_pid), None);
     assert!(
         !std::path::Path::new(&format!("/proc/{alive_pid}")).exists(),
@@ -677,4 +667,42 @@ fn host_directories_attach_to_running_sandboxes() {
             .is_err()
     );
     sb.destroy().unwrap();
+}
+
+/// Two runtimes with state directories of their own (two servers on one host, or a server and
+/// `bulkhead run`) never hand one uid range to two live sandboxes: ranges are claimed
+/// host-wide. Two slots of a range no other test uses, shared by both runtimes.
+#[test]
+fn two_runtimes_never_share_a_uid_range() {
+    let make = || {
+        let state = tempfile::Builder::new()
+            .prefix("bulkhead-test-")
+            .tempdir_in("/var/tmp")
+            .unwrap();
+        let mut config =
+            bulkhead_runtime::RuntimeConfig::new(state.path(), env!("CARGO_BIN_EXE_bulkhead"));
+        config.cgroup_parent = format!("bulkhead-test-{}", bulkhead_runtime::spec::new_id());
+        config.uid_base = 3 << 30;
+        config.uid_slots = 2;
+        (bulkhead_runtime::Runtime::new(config).unwrap(), state)
+    };
+    let ((a, _sa), (b, _sb)) = (make(), make());
+    let spec = || bulkhead_runtime::SandboxSpec {
+        id: bulkhead_runtime::spec::new_id(),
+        layers: vec![rootfs("busybox")],
+        limits: bulkhead_runtime::Limits::default(),
+        binds: vec![],
+        writable_dir: None,
+    };
+    let first = a.create(spec()).unwrap();
+    let second = b.create(spec()).unwrap();
+    assert_ne!(first.root_host_id(), second.root_host_id());
+    let third = a.create(spec());
+    assert!(
+        matches!(third, Err(bulkhead_runtime::RuntimeError::UidsExhausted(2))),
+        "a third sandbox got a range both runtimes hold: {third:?}"
+    );
+    first.destroy().unwrap();
+    second.destroy().unwrap();
+    assert_eq!(a.uid_claims() + b.uid_claims(), 0);
 }

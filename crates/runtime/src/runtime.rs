@@ -29,6 +29,18 @@ pub struct RuntimeConfig {
     pub uid_base: u32,
     /// Number of 65 536-id ranges available from `uid_base`.
     pub uid_slots: u32,
+    /// Where uid ranges are claimed: one directory for the whole host, so that two
+    /// runtimes (two servers, a server and `bulkhead run`) never give one range to two live
+    /// sandboxes. On a tmpfs (`/run`), so a reboot frees what crashed processes held.
+    #[serde(default = "default_uid_claims_dir")]
+    pub uid_claims_dir: PathBuf,
+}
+
+/// The host-wide claims directory.
+pub const UID_CLAIMS_DIR: &str = "/run/bulkhead/uids";
+
+fn default_uid_claims_dir() -> PathBuf {
+    PathBuf::from(UID_CLAIMS_DIR)
 }
 
 impl RuntimeConfig {
@@ -40,6 +52,7 @@ impl RuntimeConfig {
             cgroup_parent: "bulkhead".into(),
             uid_base: 1 << 30,
             uid_slots: 16_384,
+            uid_claims_dir: default_uid_claims_dir(),
         }
     }
 
@@ -57,6 +70,43 @@ impl RuntimeConfig {
         }
         Ok(())
     }
+}
+
+/// Moves the claims an earlier version kept in `<state>/uids` into the host-wide directory,
+/// so that the sandboxes it left running keep their ranges. A slot claimed in both is
+/// logged (two live sandboxes would share ids) and left to the host-wide owner.
+fn migrate_claims(config: &RuntimeConfig) -> Result<(), RuntimeError> {
+    let dir = &config.uid_claims_dir;
+    std::fs::create_dir_all(dir).map_err(|source| RuntimeError::StateDir {
+        path: dir.clone(),
+        source,
+    })?;
+    let _ = std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700));
+    let old = config.state_dir.join("uids");
+    let Ok(entries) = std::fs::read_dir(&old) else {
+        return Ok(());
+    };
+    for e in entries.filter_map(|e| e.ok()) {
+        let id = std::fs::read_to_string(e.path()).unwrap_or_default();
+        let owner = format!("{} {}", id.trim(), config.state_dir.display());
+        let to = dir.join(e.file_name());
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&to)
+        {
+            Ok(mut f) => {
+                use std::io::Write;
+                let _ = f.write_all(owner.as_bytes());
+            }
+            Err(_) => {
+                tracing::error!(slot = ?e.file_name(), sandbox_id = %id.trim(), "uid range claimed twice on this host: another runtime holds it too")
+            }
+        }
+        let _ = std::fs::remove_file(e.path());
+    }
+    let _ = std::fs::remove_dir(&old);
+    Ok(())
 }
 
 /// Each sandbox's init reaches its root under the state directory as an unprivileged host
@@ -109,18 +159,17 @@ impl Runtime {
     pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
         config.validate().map_err(RuntimeError::Config)?;
         let layout = detect_layout()?;
-        for sub in ["sandboxes", "uids"] {
-            let dir = config.state_dir.join(sub);
-            std::fs::create_dir_all(&dir).map_err(|source| RuntimeError::StateDir {
-                path: dir.clone(),
-                source,
-            })?;
-        }
+        let dir = config.state_dir.join("sandboxes");
+        std::fs::create_dir_all(&dir).map_err(|source| RuntimeError::StateDir {
+            path: dir.clone(),
+            source,
+        })?;
         let _ = std::fs::set_permissions(
             &config.state_dir,
             std::os::unix::fs::PermissionsExt::from_mode(0o711),
         );
         check_traversable(&config.state_dir)?;
+        migrate_claims(&config)?;
         crate::sys::proc::set_child_subreaper().map_err(|source| RuntimeError::StateDir {
             path: "prctl".into(),
             source,
@@ -190,13 +239,12 @@ impl Runtime {
         // this directory to reach its root before pivot_root; nothing here is listable.
         let _ = std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o711));
         let hint = rand::random::<u32>() % self.config.uid_slots;
-        let uids_dir = self.config.state_dir.join("uids");
         let slot = UidSlot::claim(
-            &uids_dir,
+            &self.config.uid_claims_dir,
             self.config.uid_base,
             self.config.uid_slots,
             hint,
-            &spec.id,
+            &self.claim_owner(&spec.id),
         )?;
         let claimed = slot.clone();
         undo.push(move || claimed.release());
@@ -235,6 +283,26 @@ impl Runtime {
         Ok(sandbox)
     }
 
+    /// What a uid claim of sandbox `id` of this runtime holds: the id and the state
+    /// directory (ids are unique per state directory, claims per host).
+    fn claim_owner(&self, id: &str) -> String {
+        format!("{id} {}", self.config.state_dir.display())
+    }
+
+    /// How many uid ranges this runtime's sandboxes hold (for checks that nothing leaked).
+    pub fn uid_claims(&self) -> usize {
+        let suffix = format!(" {}", self.config.state_dir.display());
+        std::fs::read_dir(&self.config.uid_claims_dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter(|e| {
+                        std::fs::read_to_string(e.path()).is_ok_and(|o| o.ends_with(&suffix))
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
     /// Ids of the sandboxes that have a directory in the state directory: running ones and
     /// leftovers of a process that died without destroying them.
     pub fn sandbox_ids_on_disk(&self) -> Vec<String> {
@@ -262,9 +330,10 @@ impl Runtime {
         cgroup.kill();
         let result = cgroup.remove(Duration::from_secs(5));
         // Uid claims name their owner; a sandbox that died during launch has no state file.
-        if let Ok(claims) = std::fs::read_dir(self.config.state_dir.join("uids")) {
+        let owner = self.claim_owner(id);
+        if let Ok(claims) = std::fs::read_dir(&self.config.uid_claims_dir) {
             for claim in claims.filter_map(|e| e.ok()) {
-                if std::fs::read_to_string(claim.path()).is_ok_and(|owner| owner == id) {
+                if std::fs::read_to_string(claim.path()).is_ok_and(|o| o == owner) {
                     let _ = std::fs::remove_file(claim.path());
                 }
             }

@@ -71,7 +71,7 @@ impl Sandbox {
         }
         let pidfd = sys::proc::pidfd_open(state.init_pid).ok()?;
         let slot = UidSlot::existing(
-            &runtime.config().state_dir.join("uids"),
+            &runtime.config().uid_claims_dir,
             runtime.config().uid_base,
             state.uid_slot,
         );

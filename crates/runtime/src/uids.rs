@@ -2,8 +2,9 @@
 //! sandboxes never share an owner on the host, and a file or process of one is foreign to
 //! the other even where they meet (a shared bind mount, a signal).
 //!
-//! A range is claimed by creating `<state>/uids/<slot>` with `O_EXCL`, which is atomic across
-//! processes and survives restarts of the server.
+//! A range is claimed by creating `<claims>/<slot>` with `O_EXCL` (the host-wide
+//! `RuntimeConfig::uid_claims_dir`, `/run/bulkhead/uids`), which is atomic across processes
+//! and runtimes and survives restarts of the server (not of the host, which frees them all).
 
 use std::fs::OpenOptions;
 use std::io::{ErrorKind, Write};
