@@ -187,6 +187,17 @@ impl Cli {
             .unwrap_or(0)
     }
 
+    /// The first line `child` writes to stdout.
+    fn first_line_of(child: &mut std::process::Child) -> String {
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        line
+    }
+
     /// Waits up to `secs` for `child` to exit.
     fn wait_for(child: &mut std::process::Child, secs: u64) -> Option<std::process::ExitStatus> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
@@ -236,12 +247,7 @@ fn sigterm_ends_run_even_when_the_command_ignores_it() {
         "-c",
         "trap '' TERM; echo ready; while true; do sleep 1; done",
     ]);
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
+    let line = Cli::first_line_of(&mut child);
     assert_eq!(line, "ready\n");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
@@ -260,12 +266,7 @@ fn the_next_run_removes_what_a_killed_run_left() {
     let cli = Cli::new();
     let bb = busybox();
     let mut child = cli.spawn(&["--rootfs", &bb, "--", "sh", "-c", "echo up; sleep 300"]);
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
+    let line = Cli::first_line_of(&mut child);
     assert_eq!(line, "up\n");
     child.kill().unwrap();
     child.wait().unwrap();

@@ -54,9 +54,9 @@ fn io(e: impl Into<std::io::Error>) -> ExecError {
     ExecError::Io(e.into())
 }
 
-/// Asks the init at `socket_path` for the writable layer's directory (see
-/// [`Request::WritableLayer`]).
-pub(crate) fn writable_layer(socket_path: &Path) -> Result<OwnedFd, ExecError> {
+/// A new connection to the init's control socket at `socket_path` (one per request kind:
+/// the init ties a process to its connection).
+fn connect_init(socket_path: &Path) -> Result<OwnedFd, ExecError> {
     let conn = socket(
         AddressFamily::Unix,
         SockType::SeqPacket,
@@ -66,6 +66,13 @@ pub(crate) fn writable_layer(socket_path: &Path) -> Result<OwnedFd, ExecError> {
     .map_err(io)?;
     let addr = UnixAddr::new(socket_path).map_err(io)?;
     connect(conn.as_raw_fd(), &addr).map_err(|e| ExecError::NotRunning(e.into()))?;
+    Ok(conn)
+}
+
+/// Asks the init at `socket_path` for the writable layer's directory (see
+/// [`Request::WritableLayer`]).
+pub(crate) fn writable_layer(socket_path: &Path) -> Result<OwnedFd, ExecError> {
+    let conn = connect_init(socket_path)?;
     send(&conn, &Request::WritableLayer)?;
     match recv(&conn)? {
         (Reply::WritableLayer, mut fds) if fds.len() == 1 => Ok(fds.remove(0)),
@@ -76,15 +83,7 @@ pub(crate) fn writable_layer(socket_path: &Path) -> Result<OwnedFd, ExecError> {
 
 impl Process {
     pub(crate) fn start(socket_path: &Path, spec: ExecSpec) -> Result<Self, ExecError> {
-        let conn = socket(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            SockFlag::SOCK_CLOEXEC,
-            None,
-        )
-        .map_err(io)?;
-        let addr = UnixAddr::new(socket_path).map_err(io)?;
-        connect(conn.as_raw_fd(), &addr).map_err(|e| ExecError::NotRunning(e.into()))?;
+        let conn = connect_init(socket_path)?;
         let stdio = spec.stdio;
         send(&conn, &Request::Exec(spec))?;
         let (reply, fds) = recv(&conn)?;
