@@ -13,6 +13,8 @@
 //! | nftables | nf_tables answers a table dump over netlink (sandbox egress) | `modprobe nf_tables`, or `serve --sandbox-network false` |
 //! | free disk | at least 2 GiB free under the data dir | free space, or another `--data-dir` |
 //! | data dir | every directory above it searchable by others (sandboxes reach their root as unprivileged uids) | `chmod o+x DIR` |
+//! | storage endpoint (when given) | an HTTP answer of any status from `--storage-endpoint` | check the URL, that the S3 server runs, the firewall |
+//! | registry (each given) | `GET /v2/` answers 200 or 401 (the OCI distribution API) | check the name, the port, `http://` for a plain-HTTP registry |
 //!
 //! Tests: `crates/bulkhead/tests/doctor.rs`.
 
@@ -30,6 +32,13 @@ pub struct Args {
     /// One JSON object per check instead of lines.
     #[arg(long)]
     json: bool,
+    /// The S3 endpoint `serve` will mount (checked for an answer).
+    #[arg(long, env = "BULKHEAD_STORAGE_ENDPOINT", value_name = "URL")]
+    storage_endpoint: Option<String>,
+    /// A registry templates pull FROM (`host[:port]`, or a URL with `http://` for a
+    /// plain-HTTP one); repeatable.
+    #[arg(long = "registry", value_name = "HOST")]
+    registries: Vec<String>,
 }
 
 /// One check's outcome.
@@ -120,6 +129,65 @@ fn existing(dir: &Path) -> PathBuf {
         .find(|a| a.is_dir())
         .unwrap_or(Path::new("/"))
         .to_path_buf()
+}
+
+/// The HTTP status `url` answers with, within 10 s.
+fn http_status(url: &str) -> Result<u16, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let res = client.get(url).send().await.map_err(|e| {
+            let mut msg = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                msg = format!("{msg}: {s}");
+                src = s.source();
+            }
+            msg
+        })?;
+        Ok(res.status().as_u16())
+    })
+}
+
+/// The endpoint and registries given, each reachable or not.
+fn network_checks(args: &Args) -> Vec<Check> {
+    let mut out = Vec::new();
+    if let Some(url) = &args.storage_endpoint {
+        let r = http_status(url);
+        out.push(check(
+            "storage endpoint",
+            r.is_ok(),
+            match r {
+                Ok(code) => format!("{url} answers (HTTP {code})"),
+                Err(e) => format!("{url} does not answer: {e}"),
+            },
+            "check --storage-endpoint, that the S3 server runs, and the host's firewall",
+        ));
+    }
+    for reg in &args.registries {
+        let url = if reg.contains("://") {
+            format!("{}/v2/", reg.trim_end_matches('/'))
+        } else {
+            format!("https://{reg}/v2/")
+        };
+        let r = http_status(&url);
+        out.push(check(
+            "registry",
+            matches!(r, Ok(200 | 401)),
+            match r {
+                Ok(code) => format!("{url} answers HTTP {code}"),
+                Err(e) => format!("{url} does not answer: {e}"),
+            },
+            "check the registry's name and port (http://HOST for a plain-HTTP registry)",
+        ));
+    }
+    out
 }
 
 fn checks(data_dir: &Path) -> Vec<Check> {
@@ -247,7 +315,8 @@ fn checks(data_dir: &Path) -> Vec<Check> {
 
 /// Runs the checks; exit status 1 when any fails.
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    let all = checks(&args.data_dir);
+    let mut all = checks(&args.data_dir);
+    all.extend(network_checks(&args));
     for c in &all {
         if args.json {
             println!(
