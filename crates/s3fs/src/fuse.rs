@@ -135,10 +135,15 @@ impl Filesystem for FuseAdapter {
     fn destroy(&mut self) {
         let fs = self.fs.clone();
         let flushed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.rt.block_on(fs.flush_dir_times());
+            self.rt.block_on(async {
+                fs.release_all().await;
+                fs.flush_dir_times().await;
+            });
         }));
         if flushed.is_err() {
-            tracing::warn!("directory times not stored: the runtime was already stopped");
+            tracing::warn!(
+                "open files and directory times not stored: the runtime was already stopped"
+            );
         }
     }
 

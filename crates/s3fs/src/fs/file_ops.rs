@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use super::cache::Known;
 use super::inodes::Kind;
 use super::write::WriteState;
-use super::{Attr, Handle, S3Fs};
+use super::{Attr, Handle, S3Fs, lock};
 use crate::client::Meta;
 use crate::error::FsError;
 
@@ -132,6 +132,22 @@ impl S3Fs {
                 s.set_released();
             }
             drop(s);
+        }
+    }
+
+    /// Releases every handle still open, as the kernel's releases would: at unmount, a
+    /// release the kernel had queued but not delivered (a close right before the unmount)
+    /// must not lose what was written.
+    pub(crate) async fn release_all(&self) {
+        let open: Vec<u64> = lock(&self.handles).keys().copied().collect();
+        if !open.is_empty() {
+            tracing::info!(
+                handles = open.len(),
+                "committing files still open at unmount"
+            );
+        }
+        for fh in open {
+            self.release(fh).await;
         }
     }
 
