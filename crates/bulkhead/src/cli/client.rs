@@ -43,6 +43,45 @@ pub struct Server {
     pub key: String,
 }
 
+impl Server {
+    /// One API request with the key; the JSON answer (`Null` for none) and its status. A
+    /// status of 400 or more is an error carrying the server's `message`.
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> anyhow::Result<(u16, serde_json::Value)> {
+        use serde_json::Value;
+        let mut rb = reqwest::Client::new()
+            .request(method, format!("{}{path}", self.url))
+            .header("x-api-key", &self.key);
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let res = rb
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the server at {}", self.url))?;
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap_or_default();
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        if status >= 400 {
+            let msg = value
+                .get("message")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| value.to_string());
+            anyhow::bail!("server answered {status}: {msg}");
+        }
+        Ok((status, value))
+    }
+}
+
 impl ServerArgs {
     /// Resolves the server the way the SDK does.
     pub fn resolve(&self) -> anyhow::Result<Server> {

@@ -2,9 +2,9 @@
 //! of the server; `import` names a path on the server's host (a root filesystem directory or
 //! tarball, an OCI layout, or a docker archive: detected, not flagged).
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Args as ClapArgs, Subcommand};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::client::ServerArgs;
 
@@ -48,7 +48,6 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let client = reqwest::Client::new();
         let (method, path, body) = match &args.command {
             Cmd::Import { path, name } => {
                 let abs = std::fs::canonicalize(path)
@@ -66,24 +65,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                 None,
             ),
         };
-        let mut rb = client
-            .request(method, format!("{}{path}", server.url))
-            .header("x-api-key", &server.key);
-        if let Some(b) = body {
-            rb = rb.json(&b);
-        }
-        let res = rb
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the server at {}", server.url))?;
-        let status = res.status().as_u16();
-        let v: Value = res.json().await.unwrap_or(Value::Null);
-        if status >= 400 {
-            bail!(
-                "server answered {status}: {}",
-                v.get("message").and_then(Value::as_str).unwrap_or("")
-            );
-        }
+        let (_, v) = server.api(method, &path, body).await?;
         match args.command {
             Cmd::Import { .. } => println!(
                 "imported {} ({} layers, {:.1} MiB) {}",

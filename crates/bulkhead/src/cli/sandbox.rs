@@ -7,7 +7,6 @@ use anyhow::{Context, bail};
 use bulkhead_envd::AccessToken;
 use bulkhead_envd::client::{EnvdClient, RunOptions};
 use clap::{Args as ClapArgs, Subcommand};
-use serde_json::Value;
 
 use super::client::{Server, ServerArgs};
 
@@ -85,41 +84,6 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     rt.block_on(run_async(server, args.command))
 }
 
-async fn api(
-    server: &Server,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> anyhow::Result<(u16, Value)> {
-    let client = reqwest::Client::new();
-    let mut rb = client
-        .request(method, format!("{}{path}", server.url))
-        .header("x-api-key", &server.key);
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    let res = rb
-        .send()
-        .await
-        .with_context(|| format!("cannot reach the server at {}", server.url))?;
-    let status = res.status().as_u16();
-    let text = res.text().await.unwrap_or_default();
-    let value = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
-    };
-    if status >= 400 {
-        let msg = value
-            .get("message")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_else(|| value.to_string());
-        bail!("server answered {status}: {msg}");
-    }
-    Ok((status, value))
-}
-
 async fn run_async(server: Server, cmd: Cmd) -> anyhow::Result<u8> {
     match cmd {
         Cmd::Create {
@@ -133,7 +97,9 @@ async fn run_async(server: Server, cmd: Cmd) -> anyhow::Result<u8> {
             if let Some(t) = timeout {
                 body["timeout"] = t.into();
             }
-            let (_, v) = api(&server, reqwest::Method::POST, "/v2/sandboxes", Some(body)).await?;
+            let (_, v) = server
+                .api(reqwest::Method::POST, "/v2/sandboxes", Some(body))
+                .await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
@@ -142,7 +108,9 @@ async fn run_async(server: Server, cmd: Cmd) -> anyhow::Result<u8> {
             Ok(0)
         }
         Cmd::List { json } => {
-            let (_, v) = api(&server, reqwest::Method::GET, "/v2/sandboxes", None).await?;
+            let (_, v) = server
+                .api(reqwest::Method::GET, "/v2/sandboxes", None)
+                .await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(0);
@@ -170,13 +138,9 @@ async fn run_async(server: Server, cmd: Cmd) -> anyhow::Result<u8> {
             cwd,
             command,
         } => {
-            let (_, detail) = api(
-                &server,
-                reqwest::Method::GET,
-                &format!("/sandboxes/{id}"),
-                None,
-            )
-            .await?;
+            let (_, detail) = server
+                .api(reqwest::Method::GET, &format!("/sandboxes/{id}"), None)
+                .await?;
             let token = detail["envdAccessToken"]
                 .as_str()
                 .map(|t| AccessToken::new(t.to_string()));
@@ -202,13 +166,9 @@ async fn run_async(server: Server, cmd: Cmd) -> anyhow::Result<u8> {
             Ok(out.exit_code.clamp(0, 255) as u8)
         }
         Cmd::Kill { id } => {
-            api(
-                &server,
-                reqwest::Method::DELETE,
-                &format!("/sandboxes/{id}"),
-                None,
-            )
-            .await?;
+            server
+                .api(reqwest::Method::DELETE, &format!("/sandboxes/{id}"), None)
+                .await?;
             println!("killed {id}");
             Ok(0)
         }

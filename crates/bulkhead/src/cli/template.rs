@@ -372,21 +372,7 @@ fn show(ev: &Value, tty: bool) {
 }
 
 async fn get(server: &Server, path: &str) -> anyhow::Result<Value> {
-    let res = reqwest::Client::new()
-        .get(format!("{}{path}", server.url))
-        .header("x-api-key", &server.key)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach the server at {}", server.url))?;
-    let status = res.status().as_u16();
-    let v: Value = res.json().await.unwrap_or(Value::Null);
-    if status >= 400 {
-        bail!(
-            "server answered {status}: {}",
-            v.get("message").and_then(Value::as_str).unwrap_or("")
-        );
-    }
-    Ok(v)
+    Ok(server.api(reqwest::Method::GET, path, None).await?.1)
 }
 
 async fn list(server: &Server, as_json: bool) -> anyhow::Result<u8> {
@@ -498,20 +484,8 @@ fn human(b: u64) -> String {
 }
 
 async fn rm(server: &Server, name: &str, force: bool) -> anyhow::Result<u8> {
-    let res = reqwest::Client::new()
-        .delete(format!("{}/templates/{name}?force={force}", server.url))
-        .header("x-api-key", &server.key)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach the server at {}", server.url))?;
-    let status = res.status().as_u16();
-    if status >= 400 {
-        let v: Value = res.json().await.unwrap_or(Value::Null);
-        bail!(
-            "server answered {status}: {}",
-            v.get("message").and_then(Value::as_str).unwrap_or("")
-        );
-    }
+    let path = format!("/templates/{name}?force={force}");
+    server.api(reqwest::Method::DELETE, &path, None).await?;
     println!("removed template {name}");
     Ok(0)
 }
