@@ -410,7 +410,7 @@ fn a_template_declares_its_own_bucket_with_keys_as_build_secrets() {
 
     // The secret key: in the template's credentials file (0600) and nowhere else the server
     // wrote; not in the sandbox's files, environment or argv.
-    let hits = grep_tree(data.path(), moto.secret.as_bytes());
+    let hits = common::files_containing(data.path(), moto.secret.as_bytes());
     assert_eq!(hits.len(), 1, "{hits:?}");
     assert!(
         hits[0].ends_with("templates/stored/storage-credentials"),
@@ -430,32 +430,4 @@ fn a_template_declares_its_own_bucket_with_keys_as_build_secrets() {
     );
     assert_eq!(found.trim(), "0", "{found}");
     srv.stop();
-}
-
-/// Regular files under `dir` (not following symlinks, not descending into mounts of other
-/// file systems) that contain `needle`.
-fn grep_tree(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
-    use std::os::unix::fs::MetadataExt;
-    let dev = std::fs::metadata(dir).unwrap().dev();
-    let mut hits = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            let Ok(m) = p.symlink_metadata() else {
-                continue;
-            };
-            if m.is_dir() && m.dev() == dev {
-                stack.push(p);
-            } else if m.is_file()
-                && std::fs::read(&p).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))
-            {
-                hits.push(p);
-            }
-        }
-    }
-    hits
 }

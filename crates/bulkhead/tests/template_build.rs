@@ -264,31 +264,6 @@ fn a_start_cmd_still_running_at_ready_is_started_again_in_every_sandbox() {
     assert_eq!(srv.exec(&id, "cat /tmp/ready"), "up\n");
 }
 
-/// Every regular file under `dir` that contains `needle`.
-fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
-    let mut hits = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            let Ok(m) = p.symlink_metadata() else {
-                continue;
-            };
-            if m.is_dir() {
-                stack.push(p);
-            } else if m.is_file()
-                && std::fs::read(&p).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))
-            {
-                hits.push(p);
-            }
-        }
-    }
-    hits
-}
-
 #[test]
 fn a_build_secret_is_nowhere_after_the_build() {
     let t = tempfile::tempdir().unwrap();
@@ -355,7 +330,7 @@ RUN echo done > /done
     assert_eq!(srv.exec(&id, "cat /done /snap"), "done\nsnapshot\n");
     // Nowhere on the host the server wrote to: blobs, unpacked layers, configs and history,
     // the step cache, the snapshot, template records, the database, the server log.
-    let hits = files_containing(&srv.data, canary.as_bytes());
+    let hits = common::files_containing(&srv.data, canary.as_bytes());
     assert!(hits.is_empty(), "the secret is in {hits:?}");
     let log = std::fs::read(&srv.log).unwrap();
     assert!(!log.windows(canary.len()).any(|w| w == canary.as_bytes()));
@@ -390,7 +365,7 @@ RUN echo done > /done
             .to_string_lossy()
             .starts_with("bulkhead-secrets-")
         {
-            assert!(files_containing(&e.path(), canary.as_bytes()).is_empty());
+            assert!(common::files_containing(&e.path(), canary.as_bytes()).is_empty());
         }
     }
 
@@ -411,7 +386,7 @@ RUN echo done > /done
         out.contains("contains the value of secret \"canary\""),
         "{out}"
     );
-    let hits = files_containing(&srv.data, canary.as_bytes());
+    let hits = common::files_containing(&srv.data, canary.as_bytes());
     assert!(hits.is_empty(), "the refused layer is still in {hits:?}");
     assert!(
         !srv.cli("sandbox", &["create", "-t", "leaky"], &[])

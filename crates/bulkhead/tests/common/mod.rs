@@ -226,3 +226,32 @@ pub fn start_serve(
         .to_string();
     (child, url, key)
 }
+
+/// Regular files under `dir` (not following symlinks, not descending into mounts of other
+/// file systems, such as a bucket mounted there) that contain `needle`: the credential and
+/// canary scans of the storage and template tests.
+pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata(dir).unwrap().dev();
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let Ok(m) = p.symlink_metadata() else {
+                continue;
+            };
+            if m.is_dir() && m.dev() == dev {
+                stack.push(p);
+            } else if m.is_file()
+                && std::fs::read(&p).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))
+            {
+                hits.push(p);
+            }
+        }
+    }
+    hits
+}
