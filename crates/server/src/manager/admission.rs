@@ -18,7 +18,6 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use bulkhead_store::TeamId;
@@ -168,7 +167,6 @@ pub(crate) struct Admission {
     config: AdmissionConfig,
     /// Creates admitted and not finished, per team (they count against the limits).
     in_flight: Mutex<HashMap<TeamId, usize>>,
-    in_flight_total: AtomicUsize,
     buckets: Mutex<HashMap<TeamId, Bucket>>,
 }
 
@@ -192,9 +190,6 @@ impl Drop for Ticket<'_> {
                 map.remove(&self.team);
             }
         }
-        self.admission
-            .in_flight_total
-            .fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -203,7 +198,6 @@ impl Admission {
         Self {
             config,
             in_flight: Mutex::new(HashMap::new()),
-            in_flight_total: AtomicUsize::new(0),
             buckets: Mutex::new(HashMap::new()),
         }
     }
@@ -249,7 +243,7 @@ impl Admission {
         let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         let mine = in_flight.get(team).copied().unwrap_or(0);
         if let Some(max) = c.max_sandboxes
-            && total + self.in_flight_total.load(Ordering::SeqCst) >= max
+            && total + in_flight.values().sum::<usize>() >= max
         {
             return Err(Refusal::ServerFull(max));
         }
@@ -259,7 +253,6 @@ impl Admission {
             return Err(Refusal::TeamFull(max));
         }
         *in_flight.entry(team.clone()).or_insert(0) += 1;
-        self.in_flight_total.fetch_add(1, Ordering::SeqCst);
         Ok(Ticket {
             admission: self,
             team: team.clone(),

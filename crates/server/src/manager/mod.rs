@@ -19,7 +19,7 @@ mod reap;
 mod restore;
 mod service;
 
-pub use admission::{AdmissionConfig, HostFigures, Refusal};
+pub use admission::{AdmissionConfig, Refusal};
 pub use backend::{Connected, SandboxBackend};
 pub use bulkhead_store::{SandboxRecord, SandboxStatus, TeamId};
 pub use create::{CreateRequest, ENVD_PATH};
@@ -27,7 +27,7 @@ pub use entry::Entry;
 pub use envd::EnvdError;
 pub use error::{Invalid, ManagerError};
 pub use list::{ListPage, ListQuery, MAX_PAGE};
-pub use metrics::{MAX_SANDBOXES_PER_REQUEST, MetricSample, MetricsWindow, SAMPLE_EVERY};
+pub use metrics::{MAX_SANDBOXES_PER_REQUEST, MetricSample, MetricsWindow};
 pub use network::{NetworkRequest, NetworkSettings, NetworkView};
 
 use std::collections::HashMap;
