@@ -52,9 +52,12 @@ def test_a_snapshot_keeps_files_and_removals_but_no_process(server):
     assert Sandbox.delete_snapshot(snap.snapshot_id, api_key=other) is False
     with pytest.raises(SandboxException, match="404"):
         Sandbox.create(snap.snapshot_id, api_key=other, timeout=60, **CREATE)
+    r = httpx.get(f"{server.api_url}/bulkhead/v1/templates/{snap.snapshot_id}",
+                  headers={"X-API-KEY": other}, timeout=30)
+    assert r.status_code == 404, r.text
     assert Sandbox.delete_snapshot(snap.snapshot_id) is True
     assert Sandbox.delete_snapshot(snap.snapshot_id) is False
-    with pytest.raises(Exception):
+    with pytest.raises(SandboxException, match="404"):
         _create(server, snap.snapshot_id)
     src.kill()
 

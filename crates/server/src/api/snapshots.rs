@@ -16,6 +16,7 @@ use super::ApiError;
 use super::auth::Team;
 use super::body::{JsonBody, SandboxId};
 use super::model::SandboxCreated;
+use super::templates::blocking;
 use crate::manager::{CreateRequest, Manager, ManagerError};
 use crate::snapshots::SnapshotError;
 use crate::state::AppState;
@@ -88,9 +89,8 @@ async fn take(
     for_fork: bool,
 ) -> Result<StoredTemplate, ApiError> {
     let (team, id) = (team.clone(), id.to_string());
-    tokio::task::spawn_blocking(move || t.snapshot(&team, &id, name.as_deref(), memory, for_fork))
-        .await
-        .map_err(|e| ApiError::Internal(Box::new(e)))?
+    blocking(move || t.snapshot(&team, &id, name.as_deref(), memory, for_fork))
+        .await?
         .map_err(ApiError::from)
 }
 
@@ -125,11 +125,9 @@ pub async fn list(
             }
         },
     };
-    let all = t.snapshots(
-        &team,
-        q.get("sandboxID").map(String::as_str),
-        q.get("name").map(String::as_str),
-    );
+    // The records are files: read them off the async threads.
+    let (sandbox, name) = (q.get("sandboxID").cloned(), q.get("name").cloned());
+    let all = blocking(move || t.snapshots(&team, sandbox.as_deref(), name.as_deref())).await?;
     let start = match q.get("nextToken") {
         None => 0,
         Some(tok) => match all.iter().position(|s| &s.id == tok) {

@@ -182,14 +182,32 @@ fn summary(t: &StoredTemplate) -> Value {
 /// `GET /bulkhead/v1/templates/{name}`: everything kept about a template.
 pub async fn detail(
     State(st): State<AppState<Manager>>,
-    Team(_team): Team,
+    Team(team): Team,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let t = templates(&st)?;
-    let rec = t
-        .get(&name)
-        .ok_or_else(|| TemplateError::NotFound(name.clone()))?;
+    let rec = blocking(move || {
+        t.get(&name)
+            .filter(|r| visible_to(r, &team))
+            .ok_or(TemplateError::NotFound(name))
+    })
+    .await??;
     Ok(Json(rec).into_response())
+}
+
+/// Whether `team` may see the record: every team a built template, only its own team a
+/// snapshot.
+fn visible_to(r: &StoredTemplate, team: &bulkhead_store::TeamId) -> bool {
+    r.snapshot.as_ref().is_none_or(|s| s.team == team.as_str())
+}
+
+/// Runs `f` (reads and writes of template records, which are files) on a blocking thread.
+pub(super) async fn blocking<R: Send + 'static>(
+    f: impl FnOnce() -> R + Send + 'static,
+) -> Result<R, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(Box::new(e)))
 }
 
 /// `GET /templates`: E2B's template list.
@@ -198,7 +216,10 @@ pub async fn list(
     Team(_team): Team,
 ) -> Result<Response, ApiError> {
     let mut out = Vec::new();
-    let built = st.templates.as_ref().map(|t| t.list()).unwrap_or_default();
+    let built = match st.templates.clone() {
+        Some(t) => blocking(move || t.list()).await?,
+        None => Vec::new(),
+    };
     for c in st.manager.template_configs() {
         let rec = built.iter().find(|b| b.id == c.id);
         // Snapshots are listed by GET /snapshots, for their team only.
@@ -261,16 +282,14 @@ pub async fn remove(
     Query(q): Query<RemoveQuery>,
 ) -> Result<Response, ApiError> {
     let t = templates(&st)?;
-    // A snapshot is its team's: another team's key is told it does not exist.
-    if let Some(rec) = t.get(&id)
-        && let Some(s) = &rec.snapshot
-        && s.team != team.as_str()
-    {
-        return Err(ApiError::NotFound(format!("template {id:?} not found")));
-    }
-    let freed = tokio::task::spawn_blocking(move || t.remove(&id, q.force))
-        .await
-        .map_err(|e| ApiError::Internal(Box::new(e)))??;
+    let freed = blocking(move || {
+        // A snapshot is its team's: another team's key is told it does not exist.
+        if t.get(&id).is_some_and(|r| !visible_to(&r, &team)) {
+            return Err(TemplateError::NotFound(id));
+        }
+        t.remove(&id, q.force)
+    })
+    .await??;
     tracing::info!(freed_bytes = freed, "template removed");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -323,9 +342,8 @@ pub async fn import_image(
             req.path
         )));
     }
-    let img = tokio::task::spawn_blocking(move || t.builder().store().import(&path, &req.name))
-        .await
-        .map_err(|e| ApiError::Internal(Box::new(e)))?
+    let img = blocking(move || t.builder().store().import(&path, &req.name))
+        .await?
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     Ok((StatusCode::CREATED, Json(image_json(&img))).into_response())
 }
@@ -351,9 +369,7 @@ pub async fn remove_image(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let t = templates(&st)?;
-    let removed = tokio::task::spawn_blocking(move || t.remove_image(&name))
-        .await
-        .map_err(|e| ApiError::Internal(Box::new(e)))??;
+    let removed = blocking(move || t.remove_image(&name)).await??;
     if removed {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
