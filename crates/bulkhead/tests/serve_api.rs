@@ -296,6 +296,24 @@ fn sandbox_lifecycle_through_api_and_proxy() {
     let (s, m) = srv.api("GET", &format!("/sandboxes/{id}/metrics"), "");
     assert_eq!(s, 200);
     assert!(m[0]["memUsed"].as_u64().unwrap() > 0, "{m}");
+    // Several at once, from the manager's own sampling: the live one by id, an unknown id
+    // left out; a window that ends before it starts is a 400.
+    let (s, m) = srv.api(
+        "GET",
+        &format!("/sandboxes/metrics?sandbox_ids={id},nosuchsandbox"),
+        "",
+    );
+    assert_eq!(s, 200, "{m}");
+    let by_id = m["sandboxes"].as_object().unwrap();
+    assert_eq!(by_id.len(), 1, "{m}");
+    assert!(by_id[&id]["memUsed"].as_u64().unwrap() > 0, "{m}");
+    assert!(by_id[&id]["diskTotal"].as_u64().unwrap() > 0, "{m}");
+    let (s, m) = srv.api(
+        "GET",
+        &format!("/sandboxes/{id}/metrics?start=20&end=10"),
+        "",
+    );
+    assert_error_body(s, &m, 400);
     assert_eq!(
         srv.api(
             "POST",
