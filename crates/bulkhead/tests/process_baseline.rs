@@ -14,7 +14,7 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
@@ -103,21 +103,7 @@ fn bulkhead_run_gives_the_baseline() {
     assert_eq!(lines(&out), expected(&b, "user_in_extra_group"));
 }
 
-struct Serve {
-    child: Child,
-    url: String,
-    key: String,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-            let _ = self.child.wait();
-        }
-    }
-}
+use common::Served as Serve;
 
 impl Serve {
     fn cli(&self, args: &[&str]) -> std::process::Output {

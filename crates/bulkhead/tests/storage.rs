@@ -9,15 +9,11 @@ mod common;
 #[path = "../../s3fs/tests/common/mod.rs"]
 mod s3;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use s3::{Moto, bucket_name};
 
-struct Serve {
-    child: Child,
-    url: String,
-    key: String,
-}
+use common::Served as Serve;
 
 impl Serve {
     fn start(data: &std::path::Path, moto: &Moto, bucket: &str, extra: &[&str]) -> Self {
@@ -82,17 +78,6 @@ impl Serve {
 
     fn stop(self) {
         drop(self);
-    }
-}
-
-/// A failed assertion must not leave a server (and its sandboxes) running: stop it cleanly.
-impl Drop for Serve {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-            let _ = self.child.wait();
-        }
     }
 }
 

@@ -87,6 +87,20 @@ impl Credentials {
         &self.access_key_id
     }
 
+    /// Each part of the credentials by name (`access key id`, `secret access key`, `session
+    /// token`), for leak scans that look for them by value (`bulkhead validate`). Whoever
+    /// calls it must never print the values.
+    pub fn parts_for_leak_scan(&self) -> Vec<(&'static str, &str)> {
+        let mut out = vec![
+            ("access key id", self.access_key_id.as_str()),
+            ("secret access key", self.secret_access_key.as_str()),
+        ];
+        if let Some(t) = &self.session_token {
+            out.push(("session token", t.as_str()));
+        }
+        out
+    }
+
     pub(crate) fn secret_access_key(&self) -> &str {
         &self.secret_access_key
     }

@@ -15,6 +15,8 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod audit;
+pub mod bucket;
 pub mod clock;
 pub mod listener;
 pub mod manager;
@@ -42,6 +44,7 @@ pub fn app(state: AppState) -> Router {
         .merge(api::templates::router())
         .merge(api::templates::image_router())
         .merge(api::snapshots::router())
+        .merge(api::validate::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             proxy::route,

@@ -134,7 +134,16 @@ pub struct Templates {
     manager: Arc<Manager>,
     defaults: TemplateDefaults,
     mounter: Option<Arc<dyn StorageMounter>>,
+    server_bucket: Option<crate::bucket::BucketAccess>,
 }
+
+/// The name of the last build's log in a template's directory (the lines the client was
+/// sent, build secrets already cut out).
+pub const BUILD_LOG_FILE: &str = "build.log";
+
+/// A build log longer than this keeps its first part only (a log is for reading and for the
+/// credential audit, not an archive of every pip line).
+const BUILD_LOG_MAX: usize = 16 << 20;
 
 /// Whether `name` can be a template id.
 pub fn valid_name(name: &str) -> bool {
@@ -166,6 +175,7 @@ impl Templates {
             manager,
             defaults,
             mounter: None,
+            server_bucket: None,
         })
     }
 
@@ -174,6 +184,65 @@ impl Templates {
     pub fn with_mounter(mut self, mounter: Arc<dyn StorageMounter>) -> Self {
         self.mounter = Some(mounter);
         self
+    }
+
+    /// The bucket behind the server's own storage (`--storage-bucket`), for reading back
+    /// what sandboxes wrote and for the credential audit.
+    #[must_use]
+    pub fn with_server_bucket(mut self, bucket: crate::bucket::BucketAccess) -> Self {
+        self.server_bucket = Some(bucket);
+        self
+    }
+
+    /// The bucket sandboxes of template `id` see: its own (`[storage]` of its `e2b.toml`),
+    /// else the server's. `None` when that storage is a local directory (or there is none).
+    pub fn bucket_for(&self, id: &str) -> Option<crate::bucket::BucketAccess> {
+        use crate::bucket::BucketAccess;
+        let own = self.get(id).and_then(|t| t.storage.map(|st| (t.id, st)));
+        match own {
+            Some((tid, st)) => {
+                let creds = self.credentials_path(&tid);
+                let region = st.region.clone().unwrap_or_else(|| "us-east-1".into());
+                Some(BucketAccess {
+                    endpoint: st
+                        .endpoint
+                        .clone()
+                        .unwrap_or_else(|| BucketAccess::aws_endpoint(&region)),
+                    bucket: st.bucket,
+                    key_prefix: BucketAccess::normalise_prefix(st.prefix.as_deref().unwrap_or("")),
+                    region,
+                    credentials: bulkhead_s3fs::Credentials::from_shared_file(&creds, "default")
+                        .ok(),
+                })
+            }
+            None => self.server_bucket.clone(),
+        }
+    }
+
+    /// Every credential the server knows that template `id` must not hold: its storage keys
+    /// and the server's.
+    pub fn credentials_for(&self, id: &str) -> Vec<crate::audit::Credential> {
+        let mut out = Vec::new();
+        if let Some(t) = self.get(id)
+            && t.storage.is_some()
+            && let Ok(c) = bulkhead_s3fs::Credentials::from_shared_file(
+                &self.credentials_path(&t.id),
+                "default",
+            )
+        {
+            out.extend(c.parts_for_leak_scan().into_iter().filter_map(|(what, v)| {
+                crate::audit::Credential::new(format!("the template's storage {what}"), v)
+            }));
+        }
+        if let Some(b) = &self.server_bucket {
+            out.extend(b.credentials_for_scan("the server's storage"));
+        }
+        out
+    }
+
+    /// The log of template `id`'s last build, when one was kept.
+    pub fn build_log(&self, id: &str) -> Option<String> {
+        std::fs::read_to_string(self.dir.join(id).join(BUILD_LOG_FILE)).ok()
     }
 
     pub(crate) fn credentials_path(&self, id: &str) -> PathBuf {
@@ -353,6 +422,8 @@ impl Templates {
         };
         let builder = self.builder.clone();
         let name = req.name.clone();
+        let log = Arc::new(std::sync::Mutex::new(String::new()));
+        let events = tee_log(events, log.clone());
         let built = tokio::task::spawn_blocking(move || builder.build(req, events))
             .await
             .map_err(|e| TemplateError::Io {
@@ -384,6 +455,10 @@ impl Templates {
             snapshot: None,
         };
         write_record(&self.dir.join(&id), &record)?;
+        let text = std::mem::take(&mut *log.lock().unwrap_or_else(|p| p.into_inner()));
+        if let Err(e) = write_private(&self.dir.join(&id).join(BUILD_LOG_FILE), text.as_bytes()) {
+            tracing::warn!(template_id = %id, error = %e, "the build log was not kept");
+        }
         self.manager.register_template(self.config_of(&record));
         Ok(record)
     }
@@ -558,6 +633,33 @@ impl Templates {
 
 pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Passes every event on to `events` and appends it, as the client shows it, to `log`.
+fn tee_log(events: EventSink, log: Arc<std::sync::Mutex<String>>) -> EventSink {
+    use bulkhead_builder::build::BuildEvent as E;
+    Arc::new(move |e: E| {
+        let line = match &e {
+            E::Step {
+                stage,
+                index,
+                total,
+                text,
+            } => Some(format!("[{stage} {index}/{total}] {text}")),
+            E::Cached { index } => Some(format!("[{index}] cached")),
+            E::Done { .. } => None,
+            E::Output { line } => Some(format!("| {line}")),
+            E::Note { message } => Some(format!("note: {message}")),
+        };
+        if let Some(line) = line {
+            let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
+            if log.len() + line.len() < BUILD_LOG_MAX {
+                log.push_str(&line);
+                log.push('\n');
+            }
+        }
+        events(e);
+    })
 }
 
 /// Writes `data` to `path` created with mode 0600 (never readable by others, even briefly).

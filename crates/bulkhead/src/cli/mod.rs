@@ -17,6 +17,7 @@ mod serve_templates;
 mod serve_tls;
 mod storage_mount;
 mod template;
+pub mod validate;
 
 use clap::{Parser, Subcommand};
 
@@ -50,6 +51,9 @@ pub enum Command {
     Mount(mount::Args),
     /// Check that this host can run `bulkhead serve`; each failure with its fix.
     Doctor(doctor::Args),
+    /// Prove a template works end to end on a running server (key, leaked credentials,
+    /// sandbox, storage round trip to the bucket, run_code, cleanup).
+    Validate(validate::Args),
     /// In-sandbox daemon speaking the E2B envd protocol (started by the sandbox init).
     #[command(hide = true)]
     Envd(envd::Args),
@@ -71,6 +75,7 @@ pub fn dispatch(command: Command, matches: &clap::ArgMatches) -> anyhow::Result<
         Command::Key(args) => key::run(args),
         Command::Mount(args) => mount::run(args),
         Command::Doctor(args) => doctor::run(args),
+        Command::Validate(args) => validate::run(args),
         Command::Envd(args) => envd::run(args),
         Command::Interpreter(args) => interpreter::run(args),
     }

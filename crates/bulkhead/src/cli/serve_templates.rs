@@ -53,12 +53,40 @@ pub(crate) fn setup(
         .with_mounter(Arc::new(super::storage_mount::TemplateMounts(
             layout.clone(),
         )));
+    let templates = match server_bucket(args)? {
+        Some(b) => templates.with_server_bucket(b),
+        None => templates,
+    };
     let templates = Arc::new(templates);
     let n = templates.load_all();
     if n > 0 {
         tracing::info!(templates = n, "built templates registered");
     }
     Ok(templates)
+}
+
+/// The bucket of `--storage-bucket` as the server reaches it itself (for `bulkhead
+/// validate`'s read-back and credential audit), with the keys the mount uses.
+fn server_bucket(args: &Args) -> anyhow::Result<Option<bulkhead_server::bucket::BucketAccess>> {
+    use bulkhead_server::bucket::BucketAccess;
+    let Some(bucket) = &args.storage_bucket else {
+        return Ok(None);
+    };
+    let credentials = super::mount::resolve_credentials(
+        args.storage_profile.as_deref(),
+        args.storage_credentials_file.as_deref(),
+    )
+    .context("the storage bucket's credentials")?;
+    Ok(Some(BucketAccess {
+        bucket: bucket.clone(),
+        key_prefix: BucketAccess::normalise_prefix(&args.storage_prefix),
+        endpoint: args
+            .storage_endpoint
+            .clone()
+            .unwrap_or_else(|| BucketAccess::aws_endpoint(&args.storage_region)),
+        region: args.storage_region.clone(),
+        credentials,
+    }))
 }
 
 /// Builds each of `dirs` on a task of its own, one after another, logging each step; a

@@ -200,6 +200,25 @@ pub fn assert_refused(sandbox: &Sandbox, args: &[&str]) -> serde_json::Value {
     v
 }
 
+/// A running `bulkhead serve` of a test: stopped cleanly (SIGTERM, then waited for) when
+/// dropped, so a failed assertion never leaves a server and its sandboxes behind.
+#[allow(dead_code)]
+pub struct Served {
+    pub child: std::process::Child,
+    pub url: String,
+    pub key: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// Spawns a prepared `bulkhead serve` command (stdout is taken over here), waits for the
 /// `export E2B_API_URL=` line it prints once it listens, and returns the child, that URL and
 /// the API key the first start wrote to `<data>/api-key`.

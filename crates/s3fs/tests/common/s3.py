@@ -4,6 +4,7 @@ Usage: s3.py ENDPOINT COMMAND ARGS...   (credentials from AWS_ACCESS_KEY_ID/SECR
 """
 import hashlib
 import json
+import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
@@ -93,6 +94,10 @@ def main():
         key = iam.create_access_key(UserName="tester")["AccessKey"]
         s3.create_bucket(Bucket=args[0])
         print(key["AccessKeyId"], key["SecretAccessKey"])
+    elif cmd == "revoke-key":
+        # The key deletes itself: every request signed with it is refused from now on.
+        iam = client(endpoint, "iam")
+        iam.delete_access_key(UserName="tester", AccessKeyId=os.environ["AWS_ACCESS_KEY_ID"])
     else:
         sys.exit(f"unknown command {cmd}")
 

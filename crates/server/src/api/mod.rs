@@ -13,6 +13,7 @@ mod query;
 mod sandboxes;
 pub mod snapshots;
 pub mod templates;
+pub mod validate;
 
 pub use error::ApiError;
 

@@ -201,6 +201,14 @@ impl Manager {
         out
     }
 
+    /// The storage sandboxes of `template` see: its own bucket, else the server's storage.
+    pub fn storage_of(&self, template: &TemplateConfig) -> Option<StorageConfig> {
+        template
+            .storage
+            .clone()
+            .or_else(|| self.config.storage.clone())
+    }
+
     /// The template that `name` (an id or alias) names.
     pub fn template_config(&self, name: &str) -> Option<TemplateConfig> {
         self.template(name).map(|t| t.config.clone())
