@@ -256,4 +256,10 @@ fn validate_says_what_is_wrong_without_a_server_a_key_a_template_or_a_bucket() {
     let l = line(&o, "storage round trip");
     assert!(l.starts_with('✗') && l.contains("--storage-bucket"), "{l}");
     assert!(passed(&o, "cleanup"), "{}", o.stdout);
+
+    // An interpreter template: run_code is checked, as the SDK calls it.
+    let o = validate(&srv.url, &srv.key, &["code-interpreter"]);
+    assert!(passed(&o, "run_code"), "{}", o.stdout);
+    assert!(line(&o, "run_code").contains("= 2"), "{}", o.stdout);
+    assert!(passed(&o, "cleanup"), "{}", o.stdout);
 }
