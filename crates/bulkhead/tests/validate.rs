@@ -263,3 +263,66 @@ fn validate_says_what_is_wrong_without_a_server_a_key_a_template_or_a_bucket() {
     assert!(line(&o, "run_code").contains("= 2"), "{}", o.stdout);
     assert!(passed(&o, "cleanup"), "{}", o.stdout);
 }
+
+/// `examples/roma-template`, the seed's template directory made honest, builds as a user
+/// would build it (bucket and region as build args, the keys as `--secret` from the
+/// environment) against a bucket with auth on, and `bulkhead validate` passes on it; its
+/// history shows the args and no key.
+#[test]
+fn the_roma_example_builds_with_secrets_and_validates() {
+    let bucket = bucket_name("roma");
+    let moto = Moto::start_with_auth(&bucket);
+    let data = data_dir();
+    // No storage flags and no keys in the server's environment: the template brings both.
+    let srv = serve(data.path(), None);
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/roma-template");
+    let out = Command::new(env!("CARGO_BIN_EXE_bulkhead"))
+        .args(["template", "build"])
+        .arg(&example)
+        .args(["--server", &srv.url, "--data-dir", "/nonexistent"])
+        .args(["--build-arg", "AWS_REGION=us-east-1"])
+        .args(["--build-arg", &format!("S3_BUCKET_NAME={bucket}")])
+        .args(["--build-arg", &format!("S3_ENDPOINT={}", moto.endpoint)])
+        .args(["--secret", "id=aws_access_key_id,env=AWS_ACCESS_KEY_ID"])
+        .args([
+            "--secret",
+            "id=aws_secret_access_key,env=AWS_SECRET_ACCESS_KEY",
+        ])
+        .env("AWS_ACCESS_KEY_ID", &moto.key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &moto.secret)
+        .env("E2B_API_KEY", &srv.key)
+        .output()
+        .unwrap();
+    let log =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("[E2B-SETUP] setup complete"), "{log}");
+    assert!(
+        !log.contains(&moto.secret) && !log.contains(&moto.key_id),
+        "{log}"
+    );
+
+    let o = validate(&srv.url, &srv.key, &["roma-dspy-sandbox"]);
+    assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
+    let creds = line(&o, "credentials");
+    assert!(
+        creds.contains("the template's storage secret access key"),
+        "{creds}"
+    );
+    assert!(line(&o, "storage mount").contains(&bucket), "{}", o.stdout);
+    assert!(passed(&o, "storage round trip"), "{}", o.stdout);
+
+    let hist = Command::new(env!("CARGO_BIN_EXE_bulkhead"))
+        .args(["template", "history", "roma-dspy-sandbox"])
+        .args(["--server", &srv.url, "--data-dir", "/nonexistent"])
+        .env("E2B_API_KEY", &srv.key)
+        .output()
+        .unwrap();
+    let hist = String::from_utf8_lossy(&hist.stdout).into_owned();
+    assert!(hist.contains(&format!("S3_BUCKET_NAME={bucket}")), "{hist}");
+    assert!(
+        !hist.contains(&moto.secret) && !hist.contains(&moto.key_id),
+        "{hist}"
+    );
+}
