@@ -16,6 +16,7 @@ py_test_pins=(
   "pytest-asyncio==1.5.0"
   "pytest-timeout==2.4.0"
   "hypothesis==6.170.15"
+  "prometheus-client==0.26.0"
 )
 js_version="2.51.0"
 # The JS code interpreter SDK, beside e2b in the same prefix (it needs e2b ^2.48).

@@ -25,7 +25,7 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(e) => e.exit(),
     };
-    logging::init(args.verbose);
+    logging::init(args.verbose, args.log_format);
     match cli::dispatch(args.command, &matches) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {

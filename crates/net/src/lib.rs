@@ -36,4 +36,4 @@ pub use error::NetError;
 pub use network::{Attachment, Network};
 pub use policy::{DomainRule, Policy, PolicyError};
 pub use pool::AUTO_RANGE;
-pub use proxy::EgressProxy;
+pub use proxy::{EgressProxy, refused_connections};

@@ -125,11 +125,21 @@ impl EgressProxy {
             tokio::spawn(async move {
                 if let Err((sandbox_id, reason)) = handle(client, peer, &shared.0, &shared.1).await
                 {
+                    REFUSED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tracing::info!(sandbox_id, source = %peer, reason, "egress connection refused");
                 }
             });
         }
     }
+}
+
+/// Connections refused since the process started (all proxies of the process), for the
+/// server's metrics.
+static REFUSED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many sandbox connections the egress proxy has refused since the process started.
+pub fn refused_connections() -> u64 {
+    REFUSED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Refuses `client` with a reset, so the sandbox sees a failure at once.

@@ -20,6 +20,7 @@ pub mod bucket;
 pub mod clock;
 pub mod listener;
 pub mod manager;
+pub mod prometheus;
 pub mod proxy;
 mod report;
 pub mod sandbox_http;
@@ -45,6 +46,7 @@ pub fn app(state: AppState) -> Router {
         .merge(api::templates::image_router())
         .merge(api::snapshots::router())
         .merge(api::validate::router())
+        .merge(api::observability::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             proxy::route,

@@ -196,8 +196,18 @@ async fn forward(st: AppState, target: Target, mut req: Request) -> Response {
     // The sandbox hop is HTTP/1.1 whatever the client spoke: an HTTP/2 request forwarded
     // with its version kept would leave a body of unknown length without chunked framing.
     *req.version_mut() = Version::HTTP_11;
+    let timer = execution_kind(target.port, req.method(), req.uri().path())
+        .map(|k| crate::prometheus::METRICS.execution(k));
     match sandbox_http::send(entry.sandbox().clone(), target.port, req).await {
-        Ok(resp) => resp.map(Body::new),
+        Ok(resp) => match timer {
+            Some(t) => resp.map(|b| {
+                Body::new(Timed {
+                    inner: b,
+                    _timer: t,
+                })
+            }),
+            None => resp.map(Body::new),
+        },
         Err(SandboxHttpError::PortClosed(_)) => proxy_error(
             StatusCode::BAD_GATEWAY,
             &target.sandbox_id,
@@ -211,6 +221,46 @@ async fn forward(st: AppState, target: Target, mut req: Request) -> Response {
                 "The sandbox is running but port is not open",
             )
         }
+    }
+}
+
+/// A code cell or a command, by the request that starts it.
+fn execution_kind(
+    port: u16,
+    method: &axum::http::Method,
+    path: &str,
+) -> Option<crate::prometheus::ExecutionKind> {
+    use crate::prometheus::ExecutionKind;
+    if method != axum::http::Method::POST {
+        return None;
+    }
+    match (port, path) {
+        (crate::manager::interpreter::PORT, "/execute") => Some(ExecutionKind::RunCode),
+        (ENVD_PORT, "/process.Process/Start") => Some(ExecutionKind::Command),
+        _ => None,
+    }
+}
+
+/// A proxied answer whose end (or abandonment) ends an execution's timer.
+struct Timed<B> {
+    inner: B,
+    _timer: crate::prometheus::ExecutionTimer,
+}
+
+impl<B: hyper::body::Body + Unpin> hyper::body::Body for Timed<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

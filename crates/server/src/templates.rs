@@ -424,13 +424,35 @@ impl Templates {
         let name = req.name.clone();
         let log = Arc::new(std::sync::Mutex::new(String::new()));
         let events = tee_log(events, log.clone());
-        let built = tokio::task::spawn_blocking(move || builder.build(req, events))
-            .await
-            .map_err(|e| TemplateError::Io {
-                what: "running the build",
-                path: self.dir.clone(),
-                source: std::io::Error::other(e),
-            })?;
+        let t0 = std::time::Instant::now();
+        // Every line logged for this build, the builder's included, carries these ids.
+        let build_id: String = (0..6)
+            .map(|_| format!("{:02x}", rand::random::<u8>()))
+            .collect();
+        let span = tracing::info_span!("build", build_id = %build_id, template_id = %name);
+        let span2 = span.clone();
+        span.in_scope(|| tracing::info!("template build started"));
+        let built = tokio::task::spawn_blocking(move || {
+            let _in = span2.enter();
+            builder.build(req, events)
+        })
+        .await
+        .map_err(|e| TemplateError::Io {
+            what: "running the build",
+            path: self.dir.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        let secs = t0.elapsed().as_secs_f64();
+        crate::prometheus::METRICS.build(built.is_ok(), secs);
+        span.in_scope(|| match &built {
+            Ok(b) => tracing::info!(
+                seconds = secs,
+                steps_run = b.steps_run,
+                steps_cached = b.steps_cached,
+                "template built"
+            ),
+            Err(e) => tracing::info!(seconds = secs, error = %e, "template build failed"),
+        });
         let built = match built {
             Ok(b) => b,
             Err(e) => {

@@ -28,6 +28,15 @@ pub struct Cli {
     /// More log output (-v info, -vv debug, -vvv trace). RUST_LOG overrides it.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// Log lines as text or as JSON objects (with the sandbox, template and build ids).
+    #[arg(
+        long,
+        global = true,
+        env = "BULKHEAD_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: crate::logging::LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }

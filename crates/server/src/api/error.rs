@@ -94,6 +94,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        crate::prometheus::METRICS.api_error(status.as_u16());
         let message = match &self {
             ApiError::Internal(cause) => {
                 tracing::error!(error = %chain(cause.as_ref()), "request failed");

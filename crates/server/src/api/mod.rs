@@ -9,6 +9,7 @@ mod body;
 mod error;
 mod headers;
 pub mod model;
+pub mod observability;
 mod query;
 mod sandboxes;
 pub mod snapshots;

@@ -62,11 +62,42 @@ impl Manager {
         team: &TeamId,
         req: CreateRequest,
     ) -> Result<SandboxRecord, ManagerError> {
+        use crate::prometheus::{CreateResult, METRICS};
+        let t0 = std::time::Instant::now();
+        // Only ids the server knows label the metrics; a snapshot's id is its team's.
+        let known = self.template(&req.template).map(|t| match t.config.owner {
+            Some(_) => "(snapshot)".to_string(),
+            None => t.config.id.clone(),
+        });
+        let out = self.create_counted(team, req).await;
+        let result = match &out {
+            Ok((_, pool_hit)) => CreateResult::Created {
+                pool_hit: *pool_hit,
+            },
+            Err(ManagerError::Refused(_)) => CreateResult::Refused,
+            Err(
+                ManagerError::Invalid(_)
+                | ManagerError::TemplateNotFound { .. }
+                | ManagerError::Policy(_),
+            ) => CreateResult::Invalid,
+            Err(_) => CreateResult::Failed,
+        };
+        METRICS.create(known.as_deref(), result, t0.elapsed().as_secs_f64());
+        out.map(|(rec, _)| rec)
+    }
+
+    /// [`Manager::create`]; also says whether a warm sandbox was taken (an idempotent
+    /// replay counts as one).
+    async fn create_counted(
+        &self,
+        team: &TeamId,
+        req: CreateRequest,
+    ) -> Result<(SandboxRecord, bool), ManagerError> {
         let policy = self.requested_policy(&req.network)?;
         if let Some(key) = &req.idempotency_key
             && let Some(rec) = self.by_idempotency_key(team, key).await?
         {
-            return Ok(rec);
+            return Ok((rec, true));
         }
         let template = self
             .template(&req.template)
@@ -107,7 +138,7 @@ impl Manager {
             .filter(|st| st.sandbox_prefix.is_some() && template.config.storage.is_none());
         let t = template.clone();
         let net = self.config.network.clone();
-        let sandbox = tokio::task::spawn_blocking(move || {
+        let (sandbox, pool_hit) = tokio::task::spawn_blocking(move || {
             hand_over(&t, storage.as_ref(), &init, net.as_ref(), policy)
         })
         .await??;
@@ -149,6 +180,7 @@ impl Manager {
                 return self
                     .by_idempotency_key(team, &key)
                     .await?
+                    .map(|rec| (rec, pool_hit))
                     .ok_or(ManagerError::IdempotencyKeyFailed);
             }
             Ok(Err(source)) => {
@@ -164,8 +196,8 @@ impl Manager {
             }
         }
         self.write().insert(record.sandbox_id.clone(), entry);
-        tracing::info!(sandbox_id = %record.sandbox_id, template_id = %record.template_id, "sandbox created");
-        Ok(record)
+        tracing::info!(sandbox_id = %record.sandbox_id, template_id = %record.template_id, pool_hit, "sandbox created");
+        Ok((record, pool_hit))
     }
 
     /// The team's live sandbox created with idempotency key `key`.
@@ -185,7 +217,8 @@ impl Manager {
     }
 }
 
-/// Takes a sandbox from the template's pool and readies it for its user: its network
+/// Takes a sandbox from the template's pool (or starts one when the pool is empty: the
+/// `bool` says whether a warm one was taken) and readies it for its user: its network
 /// policy, its own part of the storage, then envd's settings, all before any user code can
 /// run. Blocking.
 fn hand_over(
@@ -194,8 +227,14 @@ fn hand_over(
     init: &envd::InitRequest,
     net: Option<&NetworkSettings>,
     policy: Option<Policy>,
-) -> Result<Sandbox, ManagerError> {
-    let sb = template.pool.create().map_err(ManagerError::NoCapacity)?;
+) -> Result<(Sandbox, bool), ManagerError> {
+    let (sb, pool_hit) = match template.pool.take() {
+        Some(sb) => (sb, true),
+        None => (
+            template.pool.create().map_err(ManagerError::NoCapacity)?,
+            false,
+        ),
+    };
     if let Err(e) = network::apply_policy(net, &sb, policy) {
         let _ = sb.destroy();
         network::detach(net, sb.id());
@@ -216,7 +255,7 @@ fn hand_over(
         network::detach(net, sb.id());
         return Err(ManagerError::EnvdSetup(e));
     }
-    Ok(sb)
+    Ok((sb, pool_hit))
 }
 
 /// Creates `dir` below `root`, every new component open to all sandbox uids (0777):

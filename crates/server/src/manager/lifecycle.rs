@@ -29,6 +29,7 @@ impl Manager {
         let entry = entry.ok_or_else(|| ManagerError::not_found(id))?;
         self.forget(entry.id()).await;
         destroy(entry).await;
+        tracing::info!(sandbox_id = %id, "sandbox killed");
         Ok(())
     }
 

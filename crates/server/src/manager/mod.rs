@@ -9,7 +9,7 @@ mod create;
 mod entry;
 mod envd;
 mod error;
-mod interpreter;
+pub(crate) mod interpreter;
 mod lifecycle;
 mod list;
 mod metrics;
@@ -198,6 +198,18 @@ impl Manager {
             .map(|(_, t)| t.config.clone())
             .collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+
+    /// Warm sandboxes ready per template (snapshots, whose ids are their team's, left out).
+    pub fn pool_sizes(&self) -> Vec<(String, usize)> {
+        let all = self.templates.read().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<(String, usize)> = all
+            .iter()
+            .filter(|(k, t)| **k == t.config.id && t.config.owner.is_none())
+            .map(|(_, t)| (t.config.id.clone(), t.pool.ready()))
+            .collect();
+        out.sort();
         out
     }
 

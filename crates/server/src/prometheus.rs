@@ -1,0 +1,361 @@
+//! `GET /metrics`: the server's figures in the OpenMetrics text format that Prometheus
+//! scrapes (`prometheus-client` encodes them).
+//!
+//! Events are counted where they happen (creates in the manager, builds in the template
+//! store, executions in the edge proxy, API errors where they are answered) into one
+//! process-wide set, [`METRICS`]: a process serves one server. What is a state rather than an
+//! event (sandboxes by template and state, warm pool sizes) is read from the manager at
+//! scrape time. Label values are only ever template ids the server knows and fixed words,
+//! never a value a client chose, so a hostile client cannot grow the label space.
+//!
+//! | family | kind | labels |
+//! |---|---|---|
+//! | `bulkhead_sandboxes` | gauge | template, state |
+//! | `bulkhead_pool_ready` | gauge | template |
+//! | `bulkhead_sandbox_creates_total` | counter | template, outcome (`created`, `refused`, `invalid`, `failed`) |
+//! | `bulkhead_sandbox_create_seconds` | histogram | pool (`hit`, `miss`) |
+//! | `bulkhead_template_builds_total` | counter | outcome (`built`, `failed`) |
+//! | `bulkhead_template_build_seconds` | histogram | |
+//! | `bulkhead_executions_total` | counter | kind (`run_code`, `command`) |
+//! | `bulkhead_execution_seconds` | histogram | kind |
+//! | `bulkhead_api_errors_total` | counter | status |
+//! | `bulkhead_egress_refused_total` | counter | |
+//!
+//! The test that scrapes and parses it: `tests/sdk/test_metrics.py`.
+
+use std::sync::LazyLock;
+use std::time::Instant;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::manager::Manager;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TemplateState {
+    template: String,
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TemplateLabel {
+    template: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CreateOutcome {
+    template: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolLabel {
+    pool: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabel {
+    status: u16,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Seconds from 1 ms to about 65 s.
+fn short_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
+/// Seconds from 1 s to about 68 min (builds).
+fn long_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(1.0, 2.0, 13))
+}
+
+/// How a create ended.
+#[derive(Debug, Clone, Copy)]
+pub enum CreateResult {
+    /// Handed over; `pool_hit` when a warm sandbox was taken.
+    Created {
+        /// A warm sandbox was taken from the pool.
+        pool_hit: bool,
+    },
+    /// Refused by admission control (429).
+    Refused,
+    /// A bad request (unknown template, bad value).
+    Invalid,
+    /// Anything else (no capacity, an internal failure).
+    Failed,
+}
+
+/// What kind of execution a proxied request is.
+#[derive(Debug, Clone, Copy)]
+pub enum ExecutionKind {
+    /// `POST /execute` on the code interpreter.
+    RunCode,
+    /// envd's `process.Process/Start`.
+    Command,
+}
+
+impl ExecutionKind {
+    fn label(self) -> &'static str {
+        match self {
+            Self::RunCode => "run_code",
+            Self::Command => "command",
+        }
+    }
+}
+
+/// The server's counters and histograms.
+pub struct ServerMetrics {
+    registry: Registry,
+    sandboxes: Family<TemplateState, Gauge>,
+    pool_ready: Family<TemplateLabel, Gauge>,
+    creates: Family<CreateOutcome, Counter>,
+    create_seconds: HistogramFamily<PoolLabel>,
+    builds: Family<OutcomeLabel, Counter>,
+    build_seconds: Histogram,
+    executions: Family<KindLabel, Counter>,
+    execution_seconds: HistogramFamily<KindLabel>,
+    api_errors: Family<StatusLabel, Counter>,
+    egress_refused: Counter,
+    /// One scrape at a time (the state gauges are cleared and refilled).
+    scrape: std::sync::Mutex<()>,
+}
+
+/// The process's metrics.
+pub static METRICS: LazyLock<ServerMetrics> = LazyLock::new(ServerMetrics::new);
+
+impl ServerMetrics {
+    fn new() -> Self {
+        let mut registry = Registry::with_prefix("bulkhead");
+        let sandboxes = Family::<TemplateState, Gauge>::default();
+        let pool_ready = Family::<TemplateLabel, Gauge>::default();
+        let creates = Family::<CreateOutcome, Counter>::default();
+        let create_seconds: HistogramFamily<PoolLabel> =
+            Family::new_with_constructor(short_histogram);
+        let builds = Family::<OutcomeLabel, Counter>::default();
+        let build_seconds = long_histogram();
+        let executions = Family::<KindLabel, Counter>::default();
+        let execution_seconds: HistogramFamily<KindLabel> =
+            Family::new_with_constructor(short_histogram);
+        let api_errors = Family::<StatusLabel, Counter>::default();
+        let egress_refused = Counter::default();
+        registry.register(
+            "sandboxes",
+            "Sandboxes by template and state",
+            sandboxes.clone(),
+        );
+        registry.register(
+            "pool_ready",
+            "Warm sandboxes ready for hand-over, by template",
+            pool_ready.clone(),
+        );
+        registry.register(
+            "sandbox_creates",
+            "Sandbox creates by template and outcome",
+            creates.clone(),
+        );
+        registry.register(
+            "sandbox_create_seconds",
+            "Time of a successful create, by whether a warm sandbox was taken",
+            create_seconds.clone(),
+        );
+        registry.register(
+            "template_builds",
+            "Template builds by outcome",
+            builds.clone(),
+        );
+        registry.register(
+            "template_build_seconds",
+            "Time of a template build",
+            build_seconds.clone(),
+        );
+        registry.register(
+            "executions",
+            "Code cells (run_code) and commands started through the edge proxy",
+            executions.clone(),
+        );
+        registry.register(
+            "execution_seconds",
+            "Time from an execution's request to the end of its streamed answer",
+            execution_seconds.clone(),
+        );
+        registry.register(
+            "api_errors",
+            "API answers with a status of 400 or more, by status",
+            api_errors.clone(),
+        );
+        registry.register(
+            "egress_refused",
+            "Sandbox connections the egress proxy refused (domain rules, missing SNI or Host)",
+            egress_refused.clone(),
+        );
+        Self {
+            registry,
+            sandboxes,
+            pool_ready,
+            creates,
+            create_seconds,
+            builds,
+            build_seconds,
+            executions,
+            execution_seconds,
+            api_errors,
+            egress_refused,
+            scrape: std::sync::Mutex::new(()),
+        }
+    }
+
+    /// Counts a create of `template` (an id the server knows, or `None`) that took `secs`.
+    pub fn create(&self, template: Option<&str>, result: CreateResult, secs: f64) {
+        let outcome = match result {
+            CreateResult::Created { pool_hit } => {
+                self.create_seconds
+                    .get_or_create(&PoolLabel {
+                        pool: if pool_hit { "hit" } else { "miss" },
+                    })
+                    .observe(secs);
+                "created"
+            }
+            CreateResult::Refused => "refused",
+            CreateResult::Invalid => "invalid",
+            CreateResult::Failed => "failed",
+        };
+        self.creates
+            .get_or_create(&CreateOutcome {
+                template: template.unwrap_or("(unknown)").to_string(),
+                outcome,
+            })
+            .inc();
+    }
+
+    /// Counts a build that took `secs`.
+    pub fn build(&self, ok: bool, secs: f64) {
+        self.builds
+            .get_or_create(&OutcomeLabel {
+                outcome: if ok { "built" } else { "failed" },
+            })
+            .inc();
+        self.build_seconds.observe(secs);
+    }
+
+    /// Counts an execution as it starts; the returned guard records its time when dropped.
+    pub fn execution(&'static self, kind: ExecutionKind) -> ExecutionTimer {
+        self.executions
+            .get_or_create(&KindLabel { kind: kind.label() })
+            .inc();
+        ExecutionTimer {
+            kind,
+            start: Instant::now(),
+        }
+    }
+
+    /// Counts an API answer with status `status` (400 or more).
+    pub fn api_error(&self, status: u16) {
+        self.api_errors.get_or_create(&StatusLabel { status }).inc();
+    }
+
+    /// The OpenMetrics text of everything, with the state read from `manager` now.
+    pub fn render(&self, manager: &Manager) -> String {
+        let _one = self.scrape.lock().unwrap_or_else(|p| p.into_inner());
+        self.sandboxes.clear();
+        self.pool_ready.clear();
+        for t in manager.template_configs() {
+            // Every template shows, with 0 running.
+            self.sandboxes
+                .get_or_create(&TemplateState {
+                    template: t.id.clone(),
+                    state: "running",
+                })
+                .set(0);
+        }
+        for e in manager.entries() {
+            let rec = e.record();
+            let state = match e.status() {
+                crate::manager::SandboxStatus::Running => "running",
+                crate::manager::SandboxStatus::Paused => "paused",
+            };
+            self.sandboxes
+                .get_or_create(&TemplateState {
+                    template: rec.template_id,
+                    state,
+                })
+                .inc();
+        }
+        for (template, ready) in manager.pool_sizes() {
+            self.pool_ready
+                .get_or_create(&TemplateLabel { template })
+                .set(i64::try_from(ready).unwrap_or(i64::MAX));
+        }
+        let refused = bulkhead_net::refused_connections();
+        let seen = self.egress_refused.get();
+        if refused > seen {
+            self.egress_refused.inc_by(refused - seen);
+        }
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+/// Records an execution's time when dropped (its answer ended, or the client left).
+pub struct ExecutionTimer {
+    kind: ExecutionKind,
+    start: Instant,
+}
+
+impl Drop for ExecutionTimer {
+    fn drop(&mut self) {
+        METRICS
+            .execution_seconds
+            .get_or_create(&KindLabel {
+                kind: self.kind.label(),
+            })
+            .observe(self.start.elapsed().as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families_encode_in_the_openmetrics_text_format() {
+        let m = ServerMetrics::new();
+        m.create(
+            Some("base"),
+            CreateResult::Created { pool_hit: true },
+            0.002,
+        );
+        m.create(None, CreateResult::Invalid, 0.0);
+        m.build(true, 3.0);
+        m.api_error(404);
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &m.registry).unwrap_or_default();
+        for want in [
+            "bulkhead_sandbox_creates_total{template=\"base\",outcome=\"created\"} 1",
+            "bulkhead_sandbox_creates_total{template=\"(unknown)\",outcome=\"invalid\"} 1",
+            "bulkhead_sandbox_create_seconds_count{pool=\"hit\"} 1",
+            "bulkhead_template_builds_total{outcome=\"built\"} 1",
+            "bulkhead_api_errors_total{status=\"404\"} 1",
+            "# EOF",
+        ] {
+            assert!(out.contains(want), "{want} not in\n{out}");
+        }
+    }
+}
