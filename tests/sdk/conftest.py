@@ -88,7 +88,7 @@ PINNED_INTERPRETER_ONLY = {"test_code_interpreter"}
 
 # Snapshots and fork arrived in later SDK releases (e2b 2.2.0 and 2.45.1 have no
 # create_snapshot or fork): the pinned release only.
-PINNED_SDK_ONLY = {"test_snapshots", "test_metrics"}
+PINNED_SDK_ONLY = {"test_snapshots", "test_metrics", "test_agent_toolkit"}
 
 
 def pytest_collection_modifyitems(items):
