@@ -144,6 +144,35 @@ fn validate_passes_on_a_bucket_and_fails_when_its_keys_are_revoked() {
     assert!(checks.len() >= 9, "{checks:?}");
     assert!(checks.iter().all(|c| c["ok"] == true), "{checks:?}");
 
+    // The mount's own counters reach the server's /metrics (written every 2 s): the probe's
+    // 1 MiB went up and came back down.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let up_line = format!("bulkhead_mount_bytes_total{{mount=\"{bucket}\",direction=\"up\"}} ");
+    loop {
+        let out = Command::new("curl")
+            .args(["-sf", &format!("{}/metrics", srv.url), "-H"])
+            .arg(format!("Authorization: Bearer {}", srv.key))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let up = text
+            .lines()
+            .find_map(|l| l.strip_prefix(&up_line))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if up >= f64::from(1 << 20) {
+            assert!(text.contains(&format!(
+                "bulkhead_mount_requests_total{{mount=\"{bucket}\"}}"
+            )));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no mount bytes in:\n{text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+
     // The storage expected elsewhere.
     let o = validate(
         &srv.url,

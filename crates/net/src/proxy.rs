@@ -133,6 +133,11 @@ impl EgressProxy {
     }
 }
 
+/// Bytes a relayed connection copies per read, each way. tokio's default (8 KiB) cost a
+/// system call pair per 8 KiB and held a relayed upload to 16–30 % of the host's rate
+/// (`BENCHMARKS.md`, egress throughput); 64 KiB keeps a connection at 128 KiB of buffers.
+const RELAY_BUFFER: usize = 64 << 10;
+
 /// Connections refused since the process started (all proxies of the process), for the
 /// server's metrics.
 static REFUSED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -232,7 +237,12 @@ async fn handle(
         }
         let mut changed = rules.changed.subscribe();
         let tightened = {
-            let relay = tokio::io::copy_bidirectional(&mut client, &mut server);
+            let relay = tokio::io::copy_bidirectional_with_sizes(
+                &mut client,
+                &mut server,
+                RELAY_BUFFER,
+                RELAY_BUFFER,
+            );
             tokio::pin!(relay);
             loop {
                 tokio::select! {

@@ -33,6 +33,7 @@ mod fs;
 mod fuse;
 mod journal;
 mod mount;
+pub mod stats;
 
 pub use config::{Attributes, MIN_PART_SIZE, MountConfig};
 pub use credentials::Credentials;

@@ -20,6 +20,12 @@
 //! | `bulkhead_execution_seconds` | histogram | kind |
 //! | `bulkhead_api_errors_total` | counter | status |
 //! | `bulkhead_egress_refused_total` | counter | |
+//! | `bulkhead_mount_requests_total`, `_retries_total`, `_errors_total` | counter | mount |
+//! | `bulkhead_mount_bytes_total` | counter | mount, direction (`up`, `down`) |
+//!
+//! The mount figures come from the storage mounts' own processes (`bulkhead mount
+//! --stats-file`, one file per mount in the data dir's `mounts/`, written every 2 s); a mount
+//! process that restarts starts from 0, which is taken as a counter reset.
 //!
 //! The test that scrapes and parses it: `tests/sdk/test_metrics.py`.
 
@@ -66,6 +72,20 @@ struct OutcomeLabel {
 struct KindLabel {
     kind: &'static str,
 }
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MountLabel {
+    mount: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MountBytes {
+    mount: String,
+    direction: &'static str,
+}
+
+/// The name ending of a mount's stats file in the mounts directory (`<name>` + this).
+pub const MOUNT_STATS_SUFFIX: &str = ".stats.json";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabel {
@@ -131,6 +151,14 @@ pub struct ServerMetrics {
     execution_seconds: HistogramFamily<KindLabel>,
     api_errors: Family<StatusLabel, Counter>,
     egress_refused: Counter,
+    mount_requests: Family<MountLabel, Counter>,
+    mount_retries: Family<MountLabel, Counter>,
+    mount_errors: Family<MountLabel, Counter>,
+    mount_bytes: Family<MountBytes, Counter>,
+    /// Where the mounts' stats files are, once the server says.
+    mounts_dir: std::sync::OnceLock<std::path::PathBuf>,
+    /// The last value read per (mount, figure), to add only what is new.
+    mount_seen: std::sync::Mutex<std::collections::HashMap<(String, &'static str), u64>>,
     /// One scrape at a time (the state gauges are cleared and refilled).
     scrape: std::sync::Mutex<()>,
 }
@@ -153,6 +181,30 @@ impl ServerMetrics {
             Family::new_with_constructor(short_histogram);
         let api_errors = Family::<StatusLabel, Counter>::default();
         let egress_refused = Counter::default();
+        let mount_requests = Family::<MountLabel, Counter>::default();
+        let mount_retries = Family::<MountLabel, Counter>::default();
+        let mount_errors = Family::<MountLabel, Counter>::default();
+        let mount_bytes = Family::<MountBytes, Counter>::default();
+        registry.register(
+            "mount_requests",
+            "S3 requests of the storage mounts (each attempt)",
+            mount_requests.clone(),
+        );
+        registry.register(
+            "mount_retries",
+            "S3 attempts the storage mounts repeated after a transient failure",
+            mount_retries.clone(),
+        );
+        registry.register(
+            "mount_errors",
+            "S3 requests of the storage mounts that failed in the end",
+            mount_errors.clone(),
+        );
+        registry.register(
+            "mount_bytes",
+            "Object bytes the storage mounts sent (up) and received (down)",
+            mount_bytes.clone(),
+        );
         registry.register(
             "sandboxes",
             "Sandboxes by template and state",
@@ -215,6 +267,12 @@ impl ServerMetrics {
             execution_seconds,
             api_errors,
             egress_refused,
+            mount_requests,
+            mount_retries,
+            mount_errors,
+            mount_bytes,
+            mounts_dir: std::sync::OnceLock::new(),
+            mount_seen: std::sync::Mutex::new(std::collections::HashMap::new()),
             scrape: std::sync::Mutex::new(()),
         }
     }
@@ -263,6 +321,58 @@ impl ServerMetrics {
         }
     }
 
+    /// Reads the storage mounts' stats files in `dir` at every scrape (set once).
+    pub fn watch_mounts(&self, dir: std::path::PathBuf) {
+        let _ = self.mounts_dir.set(dir);
+    }
+
+    /// Adds what each mount's stats file counted since the last scrape.
+    fn read_mounts(&self) {
+        let Some(dir) = self.mounts_dir.get() else {
+            return;
+        };
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut seen = self.mount_seen.lock().unwrap_or_else(|p| p.into_inner());
+        for e in rd.flatten() {
+            let file = e.file_name().to_string_lossy().into_owned();
+            let Some(name) = file.strip_suffix(MOUNT_STATS_SUFFIX) else {
+                continue;
+            };
+            let Some(st) = bulkhead_s3fs::stats::MountStats::read(&e.path()) else {
+                continue;
+            };
+            let mut add = |figure: &'static str, now: u64, counter: &Counter| {
+                let last = seen.entry((name.to_string(), figure)).or_insert(0);
+                // Fewer than last time: the mount process restarted from 0.
+                let new = if now >= *last { now - *last } else { now };
+                *last = now;
+                counter.inc_by(new);
+            };
+            let m = MountLabel {
+                mount: name.to_string(),
+            };
+            add(
+                "requests",
+                st.requests,
+                &self.mount_requests.get_or_create(&m),
+            );
+            add("retries", st.retries, &self.mount_retries.get_or_create(&m));
+            add("errors", st.errors, &self.mount_errors.get_or_create(&m));
+            for (direction, now) in [("up", st.bytes_uploaded), ("down", st.bytes_downloaded)] {
+                let c = self
+                    .mount_bytes
+                    .get_or_create(&MountBytes {
+                        mount: name.to_string(),
+                        direction,
+                    })
+                    .clone();
+                add(direction, now, &c);
+            }
+        }
+    }
+
     /// Counts an API answer with status `status` (400 or more).
     pub fn api_error(&self, status: u16) {
         self.api_errors.get_or_create(&StatusLabel { status }).inc();
@@ -300,6 +410,7 @@ impl ServerMetrics {
                 .get_or_create(&TemplateLabel { template })
                 .set(i64::try_from(ready).unwrap_or(i64::MAX));
         }
+        self.read_mounts();
         let refused = bulkhead_net::refused_connections();
         let seen = self.egress_refused.get();
         if refused > seen {

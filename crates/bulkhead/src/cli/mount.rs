@@ -109,6 +109,10 @@ pub struct Args {
     /// In the background, append logs to this file (default: discarded).
     #[arg(long, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
+    /// Write the mount's counters (S3 requests, retries, failures, bytes each way) to this
+    /// JSON file every 2 s and at the end (`bulkhead serve` reads it for `/metrics`).
+    #[arg(long, value_name = "FILE")]
+    pub stats_file: Option<PathBuf>,
 }
 
 /// `--attributes`.
@@ -242,7 +246,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     if args.foreground {
         let mount = S3Mount::mount(config, &args.mountpoint)
             .with_context(|| format!("cannot mount {}", args.target))?;
-        return serve(mount);
+        return serve(mount, args.stats_file.as_deref());
     }
     let (read_end, write_end) = nix::unistd::pipe().context("cannot create a pipe")?;
     // SAFETY: no thread or runtime exists yet in this process (main dispatches before
@@ -293,7 +297,7 @@ fn child(config: MountConfig, args: &Args, write_end: OwnedFd) -> u8 {
     }
     let _ = status.write_all(&[0]);
     drop(status);
-    match serve(mount) {
+    match serve(mount, args.stats_file.as_deref()) {
         Ok(code) => code,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "mount ended with an error");
@@ -323,8 +327,16 @@ fn detach_stdio(log_file: Option<&Path>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Serves until SIGINT/SIGTERM (then unmounts) or until unmounted from outside.
-fn serve(mount: MountHandle) -> anyhow::Result<u8> {
+/// Serves until SIGINT/SIGTERM (then unmounts) or until unmounted from outside, writing
+/// the counters to `stats_file` every 2 s.
+fn serve(mount: MountHandle, stats_file: Option<&Path>) -> anyhow::Result<u8> {
+    let write_stats = || {
+        if let Some(p) = stats_file
+            && let Err(e) = bulkhead_s3fs::stats::MountStats::now().write(p)
+        {
+            tracing::debug!(error = %e, path = %p.display(), "the stats file was not written");
+        }
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -334,18 +346,25 @@ fn serve(mount: MountHandle) -> anyhow::Result<u8> {
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         let mut tick = tokio::time::interval(Duration::from_millis(200));
+        let mut ticks = 0u32;
         loop {
             tokio::select! {
                 _ = term.recv() => return Ok::<bool, std::io::Error>(true),
                 _ = int.recv() => return Ok(true),
-                _ = tick.tick() => if mount.is_finished() { return Ok(false) },
+                _ = tick.tick() => {
+                    if mount.is_finished() { return Ok(false) }
+                    ticks += 1;
+                    if ticks % 10 == 1 { write_stats(); }
+                }
             }
         }
     })?;
     if signalled {
         tracing::info!("signal received, unmounting");
     }
-    mount.unmount().context("unmount failed")?;
+    let unmounted = mount.unmount().context("unmount failed");
+    write_stats();
+    unmounted?;
     Ok(0)
 }
 

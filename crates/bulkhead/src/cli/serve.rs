@@ -433,6 +433,7 @@ pub fn run(mut args: Args, matches: Option<&clap::ArgMatches>) -> anyhow::Result
         if adopted + removed > 0 {
             tracing::info!(adopted, removed, "sandboxes of the previous run restored");
         }
+        bulkhead_server::prometheus::METRICS.watch_mounts(layout.mounts());
         let templates = super::serve_templates::setup(
             &args,
             &layout,

@@ -138,6 +138,10 @@ pub fn ensure_named(layout: &DataDir, name: &str, spec: &MountSpec<'_>) -> anyho
     cmd.args(["--region", spec.region]);
     cmd.arg("--log-file")
         .arg(layout.mounts().join(format!("{name}.log")));
+    cmd.arg("--stats-file").arg(layout.mounts().join(format!(
+        "{name}{}",
+        bulkhead_server::prometheus::MOUNT_STATS_SUFFIX
+    )));
     if let Some(e) = spec.endpoint {
         cmd.args(["--endpoint", e]);
     }

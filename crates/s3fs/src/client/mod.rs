@@ -130,16 +130,26 @@ impl S3Client {
                     );
                 }
                 Err(e) if e.is_transient() && attempt < RETRIES => {
+                    crate::stats::retry();
                     attempt += 1;
                     tracing::debug!(attempt, error = %e, "retrying s3 request");
                     tokio::time::sleep(Duration::from_millis(100 * 3u64.pow(attempt - 1))).await;
                 }
-                other => return other,
+                other => {
+                    if matches!(&other, Err(e) if !matches!(e, S3Error::NotFound)) {
+                        crate::stats::error();
+                    }
+                    return other;
+                }
             }
         }
     }
 
     async fn send_once(&self, req: &Req<'_>) -> Result<reqwest::Response, S3Error> {
+        crate::stats::request();
+        if let Some(b) = &req.body {
+            crate::stats::uploaded(b.len());
+        }
         let path = match req.key {
             Some(key) => format!("/{}/{}", self.bucket, sigv4::encode_key(key)),
             None => format!("/{}", self.bucket),

@@ -68,6 +68,7 @@ impl S3Client {
             Err(e) => return Err(e),
         };
         let body = resp.bytes().await.map_err(S3Error::Network)?;
+        crate::stats::downloaded(body.len());
         Ok(body)
     }
 

@@ -57,6 +57,7 @@ impl Stream {
             while let Some(chunk) = body.next().await {
                 match chunk {
                     Ok(c) => {
+                        crate::stats::downloaded(c.len());
                         buf.extend_from_slice(&c);
                         if buf.len() >= PIECE && tx.send(Ok(buf.split().freeze())).await.is_err() {
                             return;
