@@ -140,6 +140,30 @@ def test_always_denied_destinations(server, net, sandboxes):
     listener.close()
 
 
+def test_refusals_are_logged_and_counted_per_sandbox(server, net, sandboxes):
+    """SECURITY.md "observable": a connection the firewall refuses is logged with the
+    sandbox id, destination, port, protocol and the rule, and counted for the sandbox in
+    /metrics."""
+    import re
+
+    import httpx
+    sb = sandboxes()
+    assert probe(sb, "tcp", net.metadata, HTTP_PORT) == "refused"
+    line = re.compile(
+        r"egress connection refused.*sandbox_id=\"?" + re.escape(sb.sandbox_id)
+        + r"\"?.*destination=" + re.escape(net.metadata) + rf".*port={HTTP_PORT}"
+        + r".*protocol=\"?tcp\"?.*rule=\"?always-denied")
+    deadline = time.monotonic() + 5
+    while not any(line.search(ln) for ln in server.log_tail(400).splitlines()):
+        assert time.monotonic() < deadline, server.log_tail(60)
+        time.sleep(0.2)
+    r = httpx.get(server.api_url + "/metrics", headers={"X-API-Key": server.api_key}, timeout=30)
+    counted = re.search(
+        r'^bulkhead_sandbox_egress_refused\{sandbox_id="' + re.escape(sb.sandbox_id)
+        + r'"\} (\d+)', r.text, re.M)
+    assert counted and int(counted.group(1)) >= 1, r.text
+
+
 def test_other_sandboxes_unreachable(server, sandboxes):
     """SECURITY.md "other sandboxes": a service on 0.0.0.0 in one sandbox is refused to
     another, while the first reaches it at its own address."""

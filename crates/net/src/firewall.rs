@@ -6,19 +6,22 @@
 //!   set allow { type ipv4_addr . ipv4_addr; flags interval; }   # sandbox . destination
 //!   set deny  { type ipv4_addr . ipv4_addr; flags interval; }
 //!   chain refuse { meta l4proto tcp reject with tcp reset; reject with icmpx admin-prohibited }
+//!   chain refuse_<rule> { limit rate 50/second log group <G> prefix "bulkhead:<rule>"; goto refuse }
+//!                                    # one per rule below, when NFLOG is there (nflog.rs)
 //!   chain forward { hook forward
 //!     iifname "bhv*" goto from_sandbox
 //!     oifname "bhv*" ct state established,related accept
 //!     oifname "bhv*" goto refuse }
 //!   chain from_sandbox {
-//!     meta nfproto != ipv4 goto refuse
-//!     ip daddr <each always-denied range> goto refuse
+//!     meta nfproto != ipv4 goto refuse_not-ipv4
+//!     ip daddr <each always-denied range> goto refuse_always-denied
+//!     ip daddr <the pool> goto refuse_other-sandbox
 //!     ip saddr . ip daddr @allow accept
-//!     ip saddr . ip daddr @deny goto refuse
+//!     ip saddr . ip daddr @deny goto refuse_deny-out
 //!     accept }
 //!   chain input { hook input
 //!     iifname "bhv*" udp/tcp dport <dns> accept; iifname "bhv*" tcp dport <proxy> accept
-//!     iifname "bhv*" goto refuse
+//!     iifname "bhv*" goto refuse_host
 //!     udp/tcp dport <dns> drop }               # the forwarder answers sandboxes only
 //!   set proxied { type ipv4_addr; }                              # sandboxes with domain rules
 //!   chain prerouting { nat hook prerouting: iifname "bhv*" udp/tcp dport 53 redirect to :<dns>
@@ -47,11 +50,26 @@ const IPPROTO_TCP: u8 = 6;
 const IPPROTO_UDP: u8 = 17;
 const NFPROTO_IPV4: u8 = 2;
 
+/// The rules that refuse, each with a chain of its own when refusals are logged (its name is
+/// the log prefix after `bulkhead:`).
+pub(crate) const REFUSE_RULES: [&str; 5] = [
+    "not-ipv4",
+    "always-denied",
+    "other-sandbox",
+    "deny-out",
+    "host",
+];
+
 /// The firewall: one netfilter socket, used under a lock.
 #[derive(Debug)]
 pub(crate) struct Firewall {
     sock: Mutex<Socket>,
     table: String,
+}
+
+/// The table's name for a pool's link prefix.
+pub(crate) fn table_name(prefix: &str) -> String {
+    format!("bulkhead-{}", prefix.trim_end_matches('-'))
 }
 
 /// One element of the `allow`/`deny` sets: a sandbox address and a destination range.
@@ -129,10 +147,20 @@ impl Firewall {
         denied: &[Cidr],
         dns_port: u16,
         proxy_port: Option<u16>,
+        log_group: Option<u16>,
     ) -> io::Result<Self> {
         let mut sock = Socket::netfilter()?;
-        let table = format!("bulkhead-{}", prefix.trim_end_matches('-'));
+        let table = table_name(prefix);
         let t = table.as_str();
+        // Where a rule refuses: its logging chain, or the plain one without NFLOG.
+        let refuse_chains: Vec<String> =
+            REFUSE_RULES.iter().map(|r| format!("refuse_{r}")).collect();
+        let to = |rule: &str| -> String {
+            match log_group {
+                Some(_) => format!("refuse_{rule}"),
+                None => "refuse".to_string(),
+            }
+        };
         let mut m = vec![
             nft::new_table(F, t),
             nft::del_table(F, t),
@@ -162,6 +190,23 @@ impl Firewall {
         // refuse: an immediate, visible failure for the sender.
         m.push(l4(rule("refuse"), IPPROTO_TCP).reject_tcp_reset().finish());
         m.push(rule("refuse").reject_admin_prohibited().finish());
+        // refuse_<rule>: the packet to the log (rate-limited), then refused.
+        if let Some(group) = log_group {
+            for (r, chain) in REFUSE_RULES.iter().zip(&refuse_chains) {
+                m.push(nft::new_chain(F, t, chain, None));
+                m.push(
+                    rule(chain)
+                        .limit(crate::nflog::LOG_RATE, crate::nflog::LOG_RATE as u32 * 2)
+                        .log(
+                            group,
+                            &format!("{}{r}", crate::nflog::PREFIX),
+                            crate::nflog::SNAPLEN,
+                        )
+                        .finish(),
+                );
+                m.push(rule(chain).verdict(nft::NFT_GOTO, Some("refuse")).finish());
+            }
+        }
         // forward
         m.push(
             iifname(rule("forward"))
@@ -193,13 +238,17 @@ impl Firewall {
             rule("from_sandbox")
                 .meta(nft::META_NFPROTO, nft::REG32_0)
                 .cmp(nft::REG32_0, nft::CMP_NEQ, &[NFPROTO_IPV4])
-                .verdict(nft::NFT_GOTO, Some("refuse"))
+                .verdict(nft::NFT_GOTO, Some(&to("not-ipv4")))
                 .finish(),
         );
-        for net in denied.iter().chain(std::iter::once(pool)) {
+        let reasons = denied
+            .iter()
+            .map(|n| (n, "always-denied"))
+            .chain(std::iter::once((pool, "other-sandbox")));
+        for (net, reason) in reasons {
             m.push(
                 ip_in(rule("from_sandbox"), 16, net)
-                    .verdict(nft::NFT_GOTO, Some("refuse"))
+                    .verdict(nft::NFT_GOTO, Some(&to(reason)))
                     .finish(),
             );
         }
@@ -220,7 +269,7 @@ impl Firewall {
         m.push(
             pair(rule("from_sandbox"))
                 .lookup(DENY, DENY_ID, nft::REG32_0)
-                .verdict(nft::NFT_GOTO, Some("refuse"))
+                .verdict(nft::NFT_GOTO, Some(&to("deny-out")))
                 .finish(),
         );
         m.push(rule("from_sandbox").verdict(nft::NF_ACCEPT, None).finish());
@@ -241,7 +290,7 @@ impl Firewall {
         }
         m.push(
             iifname(rule("input"))
-                .verdict(nft::NFT_GOTO, Some("refuse"))
+                .verdict(nft::NFT_GOTO, Some(&to("host")))
                 .finish(),
         );
         for proto in [IPPROTO_UDP, IPPROTO_TCP] {

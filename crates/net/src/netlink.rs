@@ -245,6 +245,11 @@ impl Socket {
         }
     }
 
+    /// Waits for the next datagram (messages the kernel sends unasked, such as NFLOG's).
+    pub(crate) fn recv_raw(&self, buf: &mut [u8]) -> io::Result<usize> {
+        Ok(recv(self.fd.as_raw_fd(), buf, MsgFlags::empty())?)
+    }
+
     /// Discards answers still queued (after an error), so the next request starts clean.
     fn drain(&self) {
         let mut buf = [0u8; 4096];

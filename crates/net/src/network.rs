@@ -82,6 +82,21 @@ fn proxied(addr: Ipv4Addr, policy: &Policy) -> Vec<Ipv4Addr> {
     }
 }
 
+/// Logs and counts one refusal the firewall reported.
+fn log_refusal(r: crate::nflog::Refused) {
+    let id = crate::refusals::sandbox_at(r.source);
+    crate::refusals::count(id.as_deref());
+    tracing::info!(
+        sandbox_id = id.as_deref().unwrap_or(""),
+        source = %r.source,
+        destination = %r.destination,
+        port = r.port.unwrap_or(0),
+        protocol = r.protocol,
+        rule = %r.rule,
+        "egress connection refused"
+    );
+}
+
 impl Network {
     /// Claims the pool, removes links a previous run of this pool left, installs the
     /// firewall table (replacing an old one), and enables IPv4 forwarding.
@@ -98,14 +113,42 @@ impl Network {
         for name in pool.existing_links() {
             let _ = link::delete_link(&mut sock, &name);
         }
-        let firewall = Firewall::install(
-            &net,
-            &pool.prefix,
-            &config.denied,
-            config.dns_port,
-            config.proxy_port,
-        )
-        .map_err(NetError::Nftables)?;
+        // Refusals are logged through NFLOG when the kernel has it; without it the same
+        // rules refuse, unlogged.
+        let group = crate::nflog::group_of(&crate::firewall::table_name(&pool.prefix));
+        let install = |log: Option<u16>| {
+            Firewall::install(
+                &net,
+                &pool.prefix,
+                &config.denied,
+                config.dns_port,
+                config.proxy_port,
+                log,
+            )
+        };
+        let log = match crate::nflog::bind(group) {
+            Ok(sock) => Some(sock),
+            Err(e) => {
+                tracing::warn!(error = %e, "no NFLOG on this host: refused sandbox connections are refused but not logged");
+                None
+            }
+        };
+        let (firewall, log) = match install(log.as_ref().map(|_| group)) {
+            Ok(f) => (f, log),
+            Err(e) if log.is_some() => {
+                tracing::warn!(error = %e, "the firewall refused the log rules: refused sandbox connections are refused but not logged");
+                (install(None).map_err(NetError::Nftables)?, None)
+            }
+            Err(e) => return Err(NetError::Nftables(e)),
+        };
+        if let Some(sock) = log {
+            let spawned = std::thread::Builder::new()
+                .name("bulkhead-nflog".into())
+                .spawn(move || crate::nflog::read_loop(&sock, &log_refusal));
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "the refusal log reader did not start");
+            }
+        }
         std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").map_err(|source| NetError::Host {
             step: "enabling IPv4 forwarding",
             source,
@@ -241,6 +284,7 @@ impl Network {
                     setup_time: started.elapsed(),
                 };
                 tracing::debug!(sandbox_id = %id, address = %address, elapsed_us = info.setup_time.as_micros() as u64, "sandbox network attached");
+                crate::refusals::register(address, id);
                 self.lock_map().insert(
                     id.to_string(),
                     Attached {
@@ -386,6 +430,7 @@ impl Network {
         let Some(entry) = self.lock_map().remove(id) else {
             return;
         };
+        crate::refusals::forget(entry.info.address, id);
         self.set_rules(id, entry.info.address, None);
         let change = SetChange {
             remove_allow: entry.allow,

@@ -288,6 +288,27 @@ impl Rule {
         })
     }
 
+    /// `limit rate <rate>/second burst <burst> packets`: continues only within the rate.
+    pub(crate) fn limit(self, rate: u64, burst: u32) -> Self {
+        self.expr("limit", |m| {
+            m.attr(1, &rate.to_be_bytes())
+                .attr(2, &1u64.to_be_bytes())
+                .u32_be(3, burst)
+                .u32_be(4, 0);
+        })
+    }
+
+    /// `log group <group> prefix <prefix> snaplen <snaplen> queue-threshold 1`: a copy of the
+    /// packet to NFLOG group `group`, sent at once.
+    pub(crate) fn log(self, group: u16, prefix: &str, snaplen: u32) -> Self {
+        self.expr("log", |m| {
+            m.attr(1, &group.to_be_bytes())
+                .str(2, prefix)
+                .u32_be(3, snaplen)
+                .attr(4, &1u16.to_be_bytes());
+        })
+    }
+
     /// `masquerade`.
     pub(crate) fn masquerade(self) -> Self {
         self.expr("masq", |_| {})

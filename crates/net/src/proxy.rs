@@ -123,10 +123,19 @@ impl EgressProxy {
             };
             let shared = shared.clone();
             tokio::spawn(async move {
+                let dst = original_dst(&client);
                 if let Err((sandbox_id, reason)) = handle(client, peer, &shared.0, &shared.1).await
                 {
-                    REFUSED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    tracing::info!(sandbox_id, source = %peer, reason, "egress connection refused");
+                    crate::refusals::count(Some(&sandbox_id));
+                    tracing::info!(
+                        sandbox_id,
+                        source = %peer.ip(),
+                        destination = %dst.map(|d| d.ip().to_string()).unwrap_or_default(),
+                        port = dst.map_or(0, |d| d.port()),
+                        protocol = "tcp",
+                        rule = reason,
+                        "egress connection refused"
+                    );
                 }
             });
         }
@@ -137,15 +146,6 @@ impl EgressProxy {
 /// system call pair per 8 KiB and held a relayed upload to 16–30 % of the host's rate
 /// (`BENCHMARKS.md`, egress throughput); 64 KiB keeps a connection at 128 KiB of buffers.
 const RELAY_BUFFER: usize = 64 << 10;
-
-/// Connections refused since the process started (all proxies of the process), for the
-/// server's metrics.
-static REFUSED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// How many sandbox connections the egress proxy has refused since the process started.
-pub fn refused_connections() -> u64 {
-    REFUSED.load(std::sync::atomic::Ordering::Relaxed)
-}
 
 /// Refuses `client` with a reset, so the sandbox sees a failure at once.
 fn reset(client: TcpStream) {

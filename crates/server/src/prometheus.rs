@@ -20,6 +20,7 @@
 //! | `bulkhead_execution_seconds` | histogram | kind |
 //! | `bulkhead_api_errors_total` | counter | status |
 //! | `bulkhead_egress_refused_total` | counter | |
+//! | `bulkhead_sandbox_egress_refused` | gauge (refusals so far) | sandbox_id (live sandboxes only) |
 //! | `bulkhead_mount_requests_total`, `_retries_total`, `_errors_total` | counter | mount |
 //! | `bulkhead_mount_bytes_total` | counter | mount, direction (`up`, `down`) |
 //!
@@ -71,6 +72,11 @@ struct OutcomeLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabel {
     kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SandboxLabel {
+    sandbox_id: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -151,6 +157,7 @@ pub struct ServerMetrics {
     execution_seconds: HistogramFamily<KindLabel>,
     api_errors: Family<StatusLabel, Counter>,
     egress_refused: Counter,
+    sandbox_refused: Family<SandboxLabel, Gauge>,
     mount_requests: Family<MountLabel, Counter>,
     mount_retries: Family<MountLabel, Counter>,
     mount_errors: Family<MountLabel, Counter>,
@@ -181,6 +188,12 @@ impl ServerMetrics {
             Family::new_with_constructor(short_histogram);
         let api_errors = Family::<StatusLabel, Counter>::default();
         let egress_refused = Counter::default();
+        let sandbox_refused = Family::<SandboxLabel, Gauge>::default();
+        registry.register(
+            "sandbox_egress_refused",
+            "Connections of each live sandbox refused so far (firewall and egress proxy)",
+            sandbox_refused.clone(),
+        );
         let mount_requests = Family::<MountLabel, Counter>::default();
         let mount_retries = Family::<MountLabel, Counter>::default();
         let mount_errors = Family::<MountLabel, Counter>::default();
@@ -252,7 +265,7 @@ impl ServerMetrics {
         );
         registry.register(
             "egress_refused",
-            "Sandbox connections the egress proxy refused (domain rules, missing SNI or Host)",
+            "Sandbox connections refused, by the firewall (logged ones) and the egress proxy",
             egress_refused.clone(),
         );
         Self {
@@ -267,6 +280,7 @@ impl ServerMetrics {
             execution_seconds,
             api_errors,
             egress_refused,
+            sandbox_refused,
             mount_requests,
             mount_retries,
             mount_errors,
@@ -411,6 +425,12 @@ impl ServerMetrics {
                 .set(i64::try_from(ready).unwrap_or(i64::MAX));
         }
         self.read_mounts();
+        self.sandbox_refused.clear();
+        for (sandbox_id, n) in bulkhead_net::refused_by_sandbox() {
+            self.sandbox_refused
+                .get_or_create(&SandboxLabel { sandbox_id })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
         let refused = bulkhead_net::refused_connections();
         let seen = self.egress_refused.get();
         if refused > seen {
