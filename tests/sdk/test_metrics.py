@@ -6,10 +6,12 @@ import httpx
 import pytest
 from compat import CREATE
 from e2b import Sandbox
-from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 
 def scrape(server, headers=None) -> dict:
+    # Imported here: the matrix venvs collect this module (then deselect it) without it.
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
     r = httpx.get(server.api_url + "/metrics",
                   headers=headers if headers is not None else {"Authorization": f"Bearer {server.api_key}"},
                   timeout=30)

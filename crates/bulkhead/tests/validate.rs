@@ -173,6 +173,45 @@ fn validate_passes_on_a_bucket_and_fails_when_its_keys_are_revoked() {
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
 
+    // The server's read of a sandbox's storage file holds it in memory: a file over 64 MiB
+    // is refused, not read.
+    let sb = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_bulkhead"))
+            .arg("sandbox")
+            .args(["--server", &srv.url])
+            .args(args)
+            .env("E2B_API_KEY", &srv.key)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let id = sb(&["create"]);
+    sb(&[
+        "exec",
+        &id,
+        "--",
+        "bash",
+        "-c",
+        "head -c 70000000 /dev/zero > /opt/sentient/big.bin",
+    ]);
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!(
+            "{}/bulkhead/v1/sandboxes/{id}/storage?path=/opt/sentient/big.bin",
+            srv.url
+        ))
+        .args(["-H", &format!("X-API-Key: {}", srv.key)])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "400");
+    sb(&["exec", &id, "--", "rm", "/opt/sentient/big.bin"]);
+    sb(&["kill", &id]);
+
     // The storage expected elsewhere.
     let o = validate(
         &srv.url,

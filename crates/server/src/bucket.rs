@@ -30,6 +30,16 @@ pub enum BucketError {
     /// The client could not be built.
     #[error("cannot build an S3 client: {0}")]
     Client(String),
+    /// The object is larger than a read-back may hold in memory.
+    #[error("{key} is {size} bytes; reads through the server stop at {max}")]
+    TooLarge {
+        /// Key.
+        key: String,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
     /// The request failed (refused keys, unreachable endpoint, ...).
     #[error("bucket {bucket} at {endpoint}: {message}")]
     Request {
@@ -76,7 +86,11 @@ impl BucketAccess {
         }
     }
 
-    /// Reads object `key` (below the prefix) whole; `None` when it does not exist.
+    /// The largest object [`BucketAccess::read`] returns (it is held in memory whole).
+    pub const MAX_READ: u64 = 64 << 20;
+
+    /// Reads object `key` (below the prefix) whole; `None` when it does not exist; objects
+    /// over [`BucketAccess::MAX_READ`] are refused.
     ///
     /// # Errors
     /// [`BucketError`] when the bucket refuses or cannot be reached.
@@ -99,6 +113,13 @@ impl BucketAccess {
         };
         if meta.size == 0 {
             return Ok(Some(Vec::new()));
+        }
+        if meta.size > Self::MAX_READ {
+            return Err(BucketError::TooLarge {
+                key: full,
+                size: meta.size,
+                max: Self::MAX_READ,
+            });
         }
         let body = client
             .get_range(&full, 0, meta.size)

@@ -191,8 +191,9 @@ fn key_of(st: &StorageConfig, sandbox_id: &str, path: &str) -> Result<String, Ap
 
 /// `GET /bulkhead/v1/sandboxes/{id}/storage?path=/opt/sentient/x`: the object behind that
 /// file, read from the bucket by the server's S3 client (not through the mount). 200 with
-/// the bytes; 404 when the bucket has no such object; 409 when the sandbox's storage is a
-/// local directory; 503 when the bucket refuses the server's keys or cannot be reached.
+/// the bytes; 404 when the bucket has no such object; 400 for one over 64 MiB; 409 when the
+/// sandbox's storage is a local directory; 503 when the bucket refuses the server's keys or
+/// cannot be reached.
 pub async fn storage_object(
     State(st): State<AppState<Manager>>,
     Team(team): Team,
@@ -238,6 +239,9 @@ pub async fn storage_object(
             "no object {full} in bucket {}",
             bucket.bucket
         ))),
+        Err(e @ crate::bucket::BucketError::TooLarge { .. }) => {
+            Err(ApiError::BadRequest(e.to_string()))
+        }
         Err(e) => Err(ApiError::Unavailable(e.to_string())),
     }
 }
