@@ -52,6 +52,8 @@ NEWER_SDK_ONLY = {
     "test_pause_and_resume_via_connect_keep_files_and_processes": "Sandbox.pause",
     "test_paused_sandbox_does_not_run": "Sandbox.pause",
     "test_on_timeout_pause_pauses_instead_of_killing": "Sandbox.create(lifecycle=)",
+    "test_filesystem_pause_ends_processes_and_keeps_files": "Sandbox.pause(mode=)",
+    "test_on_timeout_filesystem_pause": "lifecycle on_timeout mode",
     "test_idempotency_key_returns_the_same_sandbox": "Sandbox.create(idempotency_key=)",
     "test_concurrent_creates_with_one_idempotency_key_start_one_sandbox":
         "Sandbox.create(idempotency_key=)",

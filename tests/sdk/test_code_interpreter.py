@@ -236,3 +236,15 @@ def test_bash_cells(ci):
 def test_a_language_without_a_kernel_is_refused(ci):
     with pytest.raises(SandboxException):
         ci.run_code("1", language="cobol")
+
+
+def test_a_filesystem_pause_restarts_the_interpreter_with_files_kept(ci):
+    """After `pause(mode="filesystem")` the kernel is gone (a cold start, as on E2B) but the
+    interpreter serves again on resume, and files written before the pause are there."""
+    assert ci.run_code("x = 41\nopen('/home/user/note.txt', 'w').write('kept')").error is None
+    assert ci.pause(mode="filesystem") is True
+    again = Sandbox.connect(ci.sandbox_id, timeout=120)
+    e = again.run_code("print(open('/home/user/note.txt').read())\n'x' in globals()")
+    assert e.error is None, e.error
+    assert e.logs.stdout == ["kept\n"]
+    assert e.text == "False"

@@ -258,6 +258,49 @@ def test_on_timeout_pause_pauses_instead_of_killing(server):
         sbx.kill()
 
 
+def test_filesystem_pause_ends_processes_and_keeps_files(server):
+    """E2B's filesystem-only pause (`mode="filesystem"`): the processes end, the files stay,
+    and a resume starts envd anew with the sandbox's token and envs, as at a create."""
+    sbx = _create(server, envs={"KEPT_ENV": "kept"})
+    try:
+        sbx.files.write("/home/user/kept.txt", "still here")
+        loop = sbx.commands.run("while true; do sleep 0.1; done", background=True)
+        assert sbx.pause(mode="filesystem") is True
+        assert sbx.pause(mode="filesystem") is False  # already paused
+        assert sbx.get_info().state == SandboxState.PAUSED
+        resumed = Sandbox.connect(sbx.sandbox_id, timeout=120)
+        assert resumed.get_info().state == SandboxState.RUNNING
+        assert resumed.files.read("/home/user/kept.txt") == "still here"
+        assert loop.pid not in [p.pid for p in resumed.commands.list()]
+        out = resumed.commands.run("echo $KEPT_ENV; ps -eo comm= | grep -c 'sleep' || true")
+        assert out.stdout.split() == ["kept", "0"], out.stdout
+        # The memory pause is still the default, and both kinds can follow each other.
+        resumed.commands.run("sleep 600", background=True)
+        assert resumed.pause() is True
+        again = Sandbox.connect(sbx.sandbox_id, timeout=120)
+        assert any("sleep 600" in " ".join([p.cmd, *p.args]) for p in again.commands.list())
+    finally:
+        sbx.kill()
+
+
+def test_on_timeout_filesystem_pause(server):
+    sbx = _create(server, timeout=2,
+                  lifecycle={"on_timeout": {"action": "pause", "mode": "filesystem"}})
+    try:
+        sbx.files.write("/home/user/survives.txt", "yes")
+        sbx.commands.run("sleep 600", background=True)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and sbx.get_info().state != SandboxState.PAUSED:
+            time.sleep(0.25)
+        assert sbx.get_info().state == SandboxState.PAUSED
+        resumed = Sandbox.connect(sbx.sandbox_id, timeout=60)
+        assert resumed.files.read("/home/user/survives.txt") == "yes"
+        assert not any("sleep 600" in " ".join([p.cmd, *p.args])
+                       for p in resumed.commands.list())
+    finally:
+        sbx.kill()
+
+
 def test_concurrent_creates_with_one_idempotency_key_start_one_sandbox(server):
     distinct = []
     for _ in range(8):

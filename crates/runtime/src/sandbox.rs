@@ -180,6 +180,46 @@ impl Sandbox {
         self.state.cgroup.set_frozen(frozen)
     }
 
+    /// Ends every process of the sandbox but its init (a filesystem-only pause): the sandbox
+    /// keeps its namespaces, mounts, writable layer and network and runs nothing until a
+    /// process is started in it again. Each round freezes the sandbox, lists its processes
+    /// (frozen, none can exit and free its pid for reuse before it is signalled), kills all
+    /// but the init, and thaws; rounds repeat until nothing else is left, so a process that
+    /// forked during a round is caught by the next. Blocking.
+    ///
+    /// # Errors
+    /// [`CgroupError::Busy`] when processes are still there after 5 s.
+    pub fn end_processes(&self) -> Result<(), CgroupError> {
+        let init = self.state.init_pid;
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let frozen = self.state.cgroup.set_frozen(true).is_ok();
+            let others: Vec<i32> = self
+                .state
+                .cgroup
+                .procs()
+                .into_iter()
+                .filter(|p| *p != init)
+                .collect();
+            for pid in &others {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(*pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            if frozen {
+                self.state.cgroup.set_frozen(false)?;
+            }
+            if others.is_empty() {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(CgroupError::Busy(self.state.dir.clone()));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Kills every process in the sandbox at once. The sandbox stays registered until
     /// [`Sandbox::destroy`].
     pub fn kill(&self) {

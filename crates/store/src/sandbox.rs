@@ -69,12 +69,15 @@ pub struct SandboxRecord {
     pub idempotency_key: Option<String>,
     /// Paused instead of killed when `end_at` passes.
     pub auto_pause: bool,
+    /// That pause keeps memory (frozen processes); `false` = filesystem only (the processes
+    /// end, the files stay).
+    pub auto_pause_memory: bool,
 }
 
 /// The column list every sandbox query selects, in [`raw_from_row`]'s order.
 pub(crate) const SANDBOX_COLUMNS: &str = "s.sandbox_id, s.team_id, s.template_id, s.alias, \
      s.started_at, s.end_at, s.state, s.envd_access_token, s.cpu_count, s.memory_mb, \
-     s.disk_mb, s.idempotency_key, s.auto_pause";
+     s.disk_mb, s.idempotency_key, s.auto_pause, s.auto_pause_memory";
 
 /// One `sandboxes` row as SQLite returns it, before its values are checked.
 struct RawSandbox {
@@ -91,6 +94,7 @@ struct RawSandbox {
     disk_mb: i64,
     idempotency_key: Option<String>,
     auto_pause: bool,
+    auto_pause_memory: bool,
 }
 
 fn raw_from_row(row: &Row<'_>) -> rusqlite::Result<RawSandbox> {
@@ -108,6 +112,7 @@ fn raw_from_row(row: &Row<'_>) -> rusqlite::Result<RawSandbox> {
         disk_mb: row.get(10)?,
         idempotency_key: row.get(11)?,
         auto_pause: row.get(12)?,
+        auto_pause_memory: row.get(13)?,
     })
 }
 
@@ -138,6 +143,7 @@ impl RawSandbox {
             envd_access_token: Secret::new(self.envd_access_token),
             idempotency_key: self.idempotency_key,
             auto_pause: self.auto_pause,
+            auto_pause_memory: self.auto_pause_memory,
             sandbox_id: self.sandbox_id,
         })
     }
@@ -185,7 +191,8 @@ impl Store {
         tx.execute(
             "INSERT INTO sandboxes (sandbox_id, team_id, template_id, alias, started_at, \
              end_at, state, envd_access_token, cpu_count, memory_mb, disk_mb, idempotency_key, \
-             auto_pause) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+             auto_pause, auto_pause_memory) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             params![
                 rec.sandbox_id,
                 rec.team_id.as_str(),
@@ -200,6 +207,7 @@ impl Store {
                 rec.disk_mb,
                 rec.idempotency_key,
                 rec.auto_pause,
+                rec.auto_pause_memory,
             ],
         )
         .map_err(|e| match violation(&e) {
@@ -379,6 +387,7 @@ mod tests {
             disk_mb: 1024,
             idempotency_key: None,
             auto_pause: false,
+            auto_pause_memory: true,
         }
     }
 

@@ -54,6 +54,9 @@ const MIGRATIONS: &[&str] = &[
     // 2: whether a sandbox pauses instead of dying at its timeout. Rows written before it
     // existed were never auto-pause ones (the flag was not kept), so 0 is their truth.
     "ALTER TABLE sandboxes ADD COLUMN auto_pause INTEGER NOT NULL DEFAULT 0;",
+    // 3: whether that pause keeps memory (the freezer) or only the filesystem. Rows written
+    // before it paused with the freezer, so 1 is their truth.
+    "ALTER TABLE sandboxes ADD COLUMN auto_pause_memory INTEGER NOT NULL DEFAULT 1;",
 ];
 
 /// The schema version this build writes.

@@ -26,6 +26,7 @@ fn reopen_after_close_keeps_teams_keys_and_sandboxes() {
             disk_mb: 512,
             idempotency_key: Some("req-1".into()),
             auto_pause: true,
+            auto_pause_memory: false,
         };
         store.insert_sandbox(&rec).unwrap();
         (team, key, rec)

@@ -69,6 +69,7 @@ impl From<ManagerError> for ApiError {
             M::AttachStorage { .. }
             | M::EnvdSetup(_)
             | M::Freeze { .. }
+            | M::Restart { .. }
             | M::Store { .. }
             | M::Network(_)
             | M::Task(_) => ApiError::Internal(Box::new(e)),

@@ -42,6 +42,9 @@ pub struct NewSandbox {
     /// Pause instead of kill on timeout.
     #[serde(default)]
     pub auto_pause: Option<bool>,
+    /// That pause keeps memory (default) or only the filesystem (`false`).
+    #[serde(default)]
+    pub auto_pause_memory: Option<bool>,
     /// Egress rules.
     #[serde(default)]
     pub network: Option<SandboxNetworkConfig>,
@@ -93,6 +96,7 @@ impl NewSandbox {
             metadata: self.metadata.unwrap_or_default(),
             env_vars: self.env_vars.unwrap_or_default(),
             auto_pause: self.auto_pause.unwrap_or(false),
+            auto_pause_memory: self.auto_pause_memory.unwrap_or(true),
             network: self
                 .network
                 .unwrap_or_default()

@@ -121,14 +121,37 @@ pub async fn resume<B: SandboxBackend>(
         .into_response())
 }
 
-/// `POST /sandboxes/{id}/pause`: 204, or 409 when already paused.
+/// `POST /sandboxes/{id}/pause` with an optional `{"memory": bool}` (SDK 2.63's
+/// `pause(mode=...)`; older SDKs send no body): 204, or 409 when already paused.
+/// `memory: false` is E2B's filesystem-only pause.
 pub async fn pause<B: SandboxBackend>(
     State(st): State<AppState<B>>,
     Team(team): Team,
     SandboxId(id): SandboxId,
+    body: axum::body::Bytes,
 ) -> Result<StatusCode, ApiError> {
-    st.manager.pause(&team, &id).await?;
+    let memory = if body.iter().all(u8::is_ascii_whitespace) {
+        true
+    } else {
+        let req: PauseRequest = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest(format!("invalid pause request: {e}")))?;
+        req.memory.unwrap_or(true)
+    };
+    st.manager.pause(&team, &id, memory).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The body of a pause.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PauseRequest {
+    /// Keep memory (the default) or only the filesystem.
+    #[serde(default)]
+    memory: Option<bool>,
+    /// Accepted and ignored: the pause is always refused rather than made unhealthy.
+    #[serde(default)]
+    #[allow(dead_code)]
+    require_healthy_guest: Option<bool>,
 }
 
 /// Legacy `POST /sandboxes/{id}/refreshes`: extends the timeout by `duration` seconds

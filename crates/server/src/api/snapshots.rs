@@ -180,6 +180,7 @@ pub async fn fork(
             metadata: metadata.clone(),
             env_vars: Default::default(),
             auto_pause: false,
+            auto_pause_memory: true,
             network: Default::default(),
             idempotency_key: None,
         };

@@ -76,11 +76,13 @@ pub trait SandboxBackend: Send + Sync + 'static {
         timeout: Option<i64>,
     ) -> impl Future<Output = Result<SandboxRecord, ManagerError>> + Send;
 
-    /// Freezes a sandbox ([`Manager::pause`]).
+    /// Pauses a sandbox ([`Manager::pause`]): frozen with its memory, or (`memory` false)
+    /// its processes ended and its files kept.
     fn pause(
         &self,
         team: &TeamId,
         id: &str,
+        memory: bool,
     ) -> impl Future<Output = Result<(), ManagerError>> + Send;
 
     /// The sandbox's samples in a window ([`Manager::metrics`]).
@@ -170,8 +172,8 @@ impl SandboxBackend for Manager {
         Manager::resume(self, team, id, timeout).await
     }
 
-    async fn pause(&self, team: &TeamId, id: &str) -> Result<(), ManagerError> {
-        Manager::pause(self, team, id).await
+    async fn pause(&self, team: &TeamId, id: &str, memory: bool) -> Result<(), ManagerError> {
+        Manager::pause(self, team, id, memory).await
     }
 
     async fn metrics(

@@ -30,6 +30,8 @@ pub struct CreateRequest {
     pub env_vars: BTreeMap<String, String>,
     /// Pause instead of kill at timeout.
     pub auto_pause: bool,
+    /// That pause keeps memory; `false` = filesystem only.
+    pub auto_pause_memory: bool,
     /// `allow_internet_access` and `network` (checked in [`Manager::create`]).
     pub network: NetworkRequest,
     /// The idempotency key (already checked for its syntax): a repeated key returns the
@@ -125,6 +127,7 @@ impl Manager {
         env_vars.extend(req.env_vars);
         env_vars.retain(|k, _| !self.config.strip_env_vars.iter().any(|s| s == k));
         let envd_token = token();
+        let kept_env = env_vars.clone();
         let init = envd::InitRequest {
             env_vars,
             access_token: envd_token.clone(),
@@ -163,9 +166,14 @@ impl Manager {
             disk_mb: mib(limits.disk_bytes).unwrap_or(0),
             idempotency_key: req.idempotency_key,
             auto_pause: req.auto_pause,
+            auto_pause_memory: req.auto_pause_memory,
         };
         let network = self.config.network.as_ref().map(|n| n.network.clone());
-        let entry = Arc::new(Entry::new(record.clone(), sandbox).with_network(network));
+        let entry = Arc::new(
+            Entry::new(record.clone(), sandbox)
+                .with_network(network)
+                .with_env_vars(kept_env),
+        );
         let row = record.clone();
         let inserted = persist::db(&self.store, "recording the sandbox", move |s| {
             Ok(s.insert_sandbox(&row))

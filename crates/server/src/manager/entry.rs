@@ -23,6 +23,11 @@ struct State {
     record: SandboxRecord,
     /// Samples over time; not persisted (a restarted server starts a new history).
     metrics: MetricsHistory,
+    /// The environment envd was given at hand-over, given again when a filesystem-only
+    /// pause ends (envd starts anew then). Not persisted, like the metrics.
+    env_vars: std::collections::BTreeMap<String, String>,
+    /// Paused with the filesystem only: its processes ended, envd must be started again.
+    filesystem_paused: bool,
 }
 
 impl Entry {
@@ -34,9 +39,27 @@ impl Entry {
             state: Mutex::new(State {
                 record,
                 metrics: MetricsHistory::default(),
+                env_vars: Default::default(),
+                filesystem_paused: false,
             }),
             network: None,
         }
+    }
+
+    /// Keeps the environment envd was given (for a resume after a filesystem-only pause).
+    pub(crate) fn with_env_vars(self, env: std::collections::BTreeMap<String, String>) -> Self {
+        self.lock().env_vars = env;
+        self
+    }
+
+    /// The environment envd was given at hand-over.
+    pub(crate) fn env_vars(&self) -> std::collections::BTreeMap<String, String> {
+        self.lock().env_vars.clone()
+    }
+
+    /// Whether the current pause kept only the filesystem; sets it to `value`.
+    pub(crate) fn swap_filesystem_paused(&self, value: bool) -> bool {
+        std::mem::replace(&mut self.lock().filesystem_paused, value)
     }
 
     /// Notes that the sandbox is attached to `network`, so that destroy detaches it.

@@ -73,6 +73,14 @@ pub enum ManagerError {
     /// envd in the new sandbox did not accept its settings.
     #[error("envd setup failed")]
     EnvdSetup(#[source] EnvdError),
+    /// A sandbox paused with its filesystem only could not start its daemons again.
+    #[error("resuming sandbox {id} after a filesystem pause: {message}")]
+    Restart {
+        /// Sandbox id.
+        id: String,
+        /// What failed.
+        message: String,
+    },
     /// Freezing or thawing the sandbox's cgroup failed.
     #[error("{action} sandbox {id}")]
     Freeze {

@@ -70,7 +70,22 @@ impl Manager {
         let entry = self.owned(team, id)?;
         let resumed = entry.status() == SandboxStatus::Paused;
         if resumed {
-            set_frozen(&entry, false).await?;
+            if entry.swap_filesystem_paused(false) {
+                self.restart_daemons(&entry).await?;
+            } else {
+                set_frozen(&entry, false).await?;
+                // After a server restart the kind of pause is not known: a sandbox whose envd
+                // is gone was paused with its filesystem only.
+                let sb = entry.sandbox().clone();
+                let alive = tokio::task::spawn_blocking(move || {
+                    sb.connect_tcp(bulkhead_envd::ENVD_PORT, Duration::from_millis(500))
+                        .is_ok()
+                })
+                .await?;
+                if !alive {
+                    self.restart_daemons(&entry).await?;
+                }
+            }
             entry.with(|r| r.status = SandboxStatus::Running);
             self.save_status(&entry).await;
         }
@@ -115,15 +130,59 @@ impl Manager {
     /// [`ManagerError::SandboxNotFound`], [`ManagerError::AlreadyPaused`], or an internal
     /// error when freezing fails.
     #[tracing::instrument(skip_all, fields(sandbox_id = %id))]
-    pub async fn pause(&self, team: &TeamId, id: &str) -> Result<(), ManagerError> {
+    pub async fn pause(&self, team: &TeamId, id: &str, memory: bool) -> Result<(), ManagerError> {
         let entry = self.owned(team, id)?;
-        let paused = pause_entry(&entry).await?;
+        let paused = if memory {
+            pause_entry(&entry).await?
+        } else {
+            pause_filesystem(&entry).await?
+        };
         self.save_status(&entry).await;
         if paused {
             Ok(())
         } else {
             Err(ManagerError::AlreadyPaused { id: id.to_string() })
         }
+    }
+
+    /// After a filesystem-only pause: starts envd (and the template's service and code
+    /// interpreter) again and gives envd the sandbox's token and environment, as at a
+    /// hand-over. Files written before the pause are where they were; processes are new.
+    pub(crate) async fn restart_daemons(&self, entry: &Arc<Entry>) -> Result<(), ManagerError> {
+        let template_id = entry.with(|r| r.template_id.clone());
+        let template = self
+            .template(&template_id)
+            .ok_or(ManagerError::TemplateNotFound {
+                template: template_id,
+            })?;
+        let init = super::envd::InitRequest {
+            env_vars: entry.env_vars(),
+            access_token: entry.with(|r| r.envd_access_token.expose().to_string()),
+            default_user: "user".into(),
+        };
+        let sb = entry.sandbox().clone();
+        let (code_interpreter, service) = (
+            template.config.code_interpreter,
+            template.config.service.clone(),
+        );
+        let started = tokio::task::spawn_blocking(move || -> Result<(), String> {
+            let _ = sb.set_frozen(false);
+            super::envd::start(&sb)?;
+            if let Some(cmd) = &service {
+                super::service::start(&sb, cmd)?;
+            }
+            if code_interpreter {
+                super::interpreter::start(&sb)?;
+            }
+            super::envd::init(&sb, &init).map_err(|e| e.to_string())
+        })
+        .await?;
+        started.map_err(|message| ManagerError::Restart {
+            id: entry.id().to_string(),
+            message,
+        })?;
+        tracing::info!(sandbox_id = %entry.id(), "sandbox resumed from a filesystem-only pause");
+        Ok(())
     }
 
     /// The latest end a sandbox may have: its start plus the maximum lifetime.
@@ -173,6 +232,26 @@ pub(crate) async fn pause_entry(entry: &Arc<Entry>) -> Result<bool, ManagerError
     }
     set_frozen(entry, true).await?;
     entry.with(|r| r.status = SandboxStatus::Paused);
+    Ok(true)
+}
+
+/// A filesystem-only pause: every process but the sandbox's init ends (envd included), the
+/// files stay; [`Manager::connect`] starts the daemons again. `Ok(false)` when already paused.
+pub(crate) async fn pause_filesystem(entry: &Arc<Entry>) -> Result<bool, ManagerError> {
+    if entry.status() == SandboxStatus::Paused {
+        return Ok(false);
+    }
+    let sb = entry.sandbox().clone();
+    tokio::task::spawn_blocking(move || sb.end_processes())
+        .await?
+        .map_err(|source| ManagerError::Freeze {
+            action: "pausing",
+            id: entry.id().to_string(),
+            source,
+        })?;
+    entry.swap_filesystem_paused(true);
+    entry.with(|r| r.status = SandboxStatus::Paused);
+    tracing::info!(sandbox_id = %entry.id(), "sandbox paused (filesystem only: its processes ended)");
     Ok(true)
 }
 

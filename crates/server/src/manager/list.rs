@@ -144,6 +144,7 @@ mod tests {
             disk_mb: 0,
             idempotency_key: None,
             auto_pause: false,
+            auto_pause_memory: true,
         }
     }
 

@@ -46,9 +46,15 @@ impl Manager {
             }
         }
         for e in expired {
-            let (auto_pause, status) = e.with(|r| (r.auto_pause, r.status));
+            let (auto_pause, memory, status) =
+                e.with(|r| (r.auto_pause, r.auto_pause_memory, r.status));
             if auto_pause && status == SandboxStatus::Running {
-                match pause_entry(&e).await {
+                let paused = if memory {
+                    pause_entry(&e).await
+                } else {
+                    super::lifecycle::pause_filesystem(&e).await
+                };
+                match paused {
                     Ok(_) => {
                         tracing::info!(sandbox_id = %e.id(), "sandbox paused at its timeout");
                         // Paused sandboxes are kept until the maximum lifetime.

@@ -104,6 +104,7 @@ impl SandboxBackend for Memory {
             disk_mb: 1024,
             idempotency_key: req.idempotency_key,
             auto_pause: req.auto_pause,
+            auto_pause_memory: req.auto_pause_memory,
         };
         rows.insert(rec.sandbox_id.clone(), rec.clone());
         Ok(rec)
@@ -173,7 +174,7 @@ impl SandboxBackend for Memory {
         Ok(self.connect(team, id, timeout).await?.record)
     }
 
-    async fn pause(&self, team: &TeamId, id: &str) -> Result<(), ManagerError> {
+    async fn pause(&self, team: &TeamId, id: &str, _memory: bool) -> Result<(), ManagerError> {
         self.with(team, id, |r| {
             if r.status == SandboxStatus::Paused {
                 return Err(ManagerError::AlreadyPaused { id: id.to_string() });
