@@ -580,6 +580,62 @@ fn auto_pause_survives_a_restart() {
     srv.stop();
 }
 
+/// A filesystem-only auto-pause (`autoPauseMemory: false`) ends the sandbox's processes at
+/// its timeout and keeps its files; a server restarted while it is paused finds envd gone
+/// at connect and starts it again.
+#[test]
+fn a_filesystem_pause_survives_a_restart() {
+    let data = data_dir();
+    let mut srv = Server::start(data.path());
+    let v = srv
+        .create(r#"{"templateID":"base","autoPause":true,"autoPauseMemory":false,"timeout":3600}"#);
+    let id = v["sandboxID"].as_str().unwrap().to_string();
+    let token = v["envdAccessToken"].as_str().unwrap().to_string();
+    let route = [
+        ("E2b-Sandbox-Id", id.as_str()),
+        ("E2b-Sandbox-Port", "49983"),
+        ("X-Access-Token", token.as_str()),
+    ];
+    let file = "/files?path=/tmp/kept.txt&username=root";
+    let mut upload = route.to_vec();
+    upload.push(("Content-Type", "application/octet-stream"));
+    assert_eq!(srv.request("POST", file, &upload, b"files only").0, 200);
+    let (s, v) = srv.api(
+        "POST",
+        &format!("/sandboxes/{id}/timeout"),
+        r#"{"timeout":0}"#,
+    );
+    assert_eq!(s, 204, "{v}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while srv.api("GET", &format!("/sandboxes/{id}"), "").1["state"] != "paused" {
+        assert!(Instant::now() < deadline, "never paused");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    srv.child.kill().unwrap();
+    let _ = srv.child.wait();
+
+    let srv = Server::start(data.path());
+    let (s, detail) = srv.api("GET", &format!("/sandboxes/{id}"), "");
+    assert_eq!(
+        (s, detail["state"].as_str()),
+        (200, Some("paused")),
+        "{detail}"
+    );
+    let (s, v) = srv.api(
+        "POST",
+        &format!("/v2/sandboxes/{id}/connect"),
+        r#"{"timeout":60}"#,
+    );
+    assert_eq!(s, 201, "connecting should resume it: {v}");
+    let (s, _, body) = srv.request("GET", file, &route, b"");
+    assert_eq!(
+        (s, String::from_utf8_lossy(&body).to_string()),
+        (200, "files only".to_string())
+    );
+    assert_eq!(srv.api("DELETE", &format!("/sandboxes/{id}"), "").0, 204);
+    srv.stop();
+}
+
 /// Another team's key sees none of this team's sandboxes: 404, never its data.
 #[test]
 fn teams_are_isolated() {
