@@ -5,7 +5,8 @@
 #   $BULKHEAD_ROOTFS_DIR/debian    Debian bookworm minbase + python3 (+ pip, venv)
 #   $BULKHEAD_ROOTFS_DIR/code-interpreter
 #                                  debian + Jupyter kernels (ipykernel, bash_kernel) and
-#                                  numpy, pandas, matplotlib, e2b-charts from the package index
+#                                  numpy, pandas, matplotlib, e2b-charts from the package index,
+#                                  R's IRkernel (Debian) and Deno (JavaScript/TypeScript kernel)
 # Idempotent: a rootfs is rebuilt only when its ".complete" stamp is missing.
 set -euo pipefail
 out="${BULKHEAD_ROOTFS_DIR:-/var/cache/bulkhead/rootfs}"
@@ -93,11 +94,42 @@ build_code_interpreter() {
   touch "$dir/.complete"
 }
 
+# The optional kernels of the code interpreter, added to a built code-interpreter rootfs (a
+# copy is changed, then swapped in, so a cached rootfs gets them too): R's IRkernel from
+# Debian, and Deno (JavaScript and TypeScript, its own Jupyter kernel) from the package index.
+add_kernels() {
+  local dir="$out/code-interpreter" k="$out/code-interpreter.k"
+  [ -f "$dir/.kernels-r-deno" ] && return 0
+  rm -rf "$k" && cp -a "$dir" "$k"
+  rm -f "$k/.complete"
+  cp /etc/resolv.conf "$k/etc/resolv.conf"
+  mount --bind /dev "$k/dev"
+  mount -t proc proc "$k/proc"
+  trap "umount '$k/proc' '$k/dev' 2>/dev/null || true" EXIT
+  cp "${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}" "$k/tmp/host-ca.crt"
+  local run=(chroot "$k" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root
+    DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_DEFAULT_TIMEOUT=180
+    PIP_CERT=/tmp/host-ca.crt)
+  "${run[@]}" apt-get update -qq
+  "${run[@]}" apt-get install -y -qq --no-install-recommends r-cran-irkernel </dev/null
+  "${run[@]}" apt-get clean
+  rm -rf "$k/var/lib/apt/lists/"*
+  "${run[@]}" python3 -m pip install --no-cache-dir --break-system-packages deno
+  "${run[@]}" deno --version
+  "${run[@]}" R --version | head -1
+  umount "$k/proc" "$k/dev"
+  trap - EXIT
+  rm -f "$k/tmp/host-ca.crt"
+  : > "$k/etc/resolv.conf"
+  touch "$k/.kernels-r-deno" "$k/.complete"
+  rm -rf "$dir.old" && mv "$dir" "$dir.old" && mv "$k" "$dir" && rm -rf "$dir.old"
+}
+
 case "${1:-all}" in
   busybox) build_busybox ;;
   debian) build_debian ;;
-  code-interpreter) build_code_interpreter ;;
-  all) build_busybox; build_debian; build_code_interpreter ;;
+  code-interpreter) build_code_interpreter; add_kernels ;;
+  all) build_busybox; build_debian; build_code_interpreter; add_kernels ;;
   *) echo "usage: $0 [busybox|debian|code-interpreter|all]" >&2; exit 64 ;;
 esac
 echo "rootfs ready in $out"

@@ -248,3 +248,42 @@ def test_a_filesystem_pause_restarts_the_interpreter_with_files_kept(ci):
     assert e.error is None, e.error
     assert e.logs.stdout == ["kept\n"]
     assert e.text == "False"
+
+
+def test_r_cells_through_irkernel(ci):
+    """R (Debian's IRkernel): output, values (IRkernel shows a value as display data, so it
+    is a result but not the main one), state in a context of its own, errors."""
+    e = ci.run_code("x <- c(1, 2, 3)\nprint(sum(x))\nmean(x)", language="r")
+    assert e.error is None, e.error
+    assert e.logs.stdout == ["[1] 6\n"]
+    assert [r.text for r in e.results] == ["[1] 2"]
+    ctx = ci.create_code_context(language="r")
+    assert ctx.language == "r"
+    ci.run_code("y <- 21", context=ctx)
+    assert [r.text for r in ci.run_code("y * 2", context=ctx).results] == ["[1] 42"]
+    err = ci.run_code("stop('boom')", language="r")
+    assert err.error is not None and "boom" in err.error.value
+
+
+def test_javascript_and_typescript_cells_through_deno(ci):
+    """JavaScript and TypeScript (Deno's Jupyter kernel): the main result of every first cell
+    of a fresh kernel (Deno publishes it after going idle at times), console output, types,
+    errors."""
+    for _ in range(3):
+        ctx = ci.create_code_context(language="javascript")
+        e = ci.run_code("const a = [1, 2, 3]; console.log('hi'); a.reduce((x, y) => x + y)",
+                        context=ctx)
+        assert e.error is None, e.error
+        assert e.logs.stdout == ["hi\n"]
+        assert e.text == "6"
+    t = ci.run_code("const n: number = 6 * 7; n", language="typescript")
+    assert t.error is None, t.error
+    assert t.text == "42"
+    err = ci.run_code("throw new Error('boom')", language="js")
+    assert err.error is not None and (err.error.name, err.error.value) == ("Error", "boom")
+
+
+def test_a_language_without_a_kernel_is_refused(ci):
+    with pytest.raises(SandboxException) as ei:
+        ci.run_code("1", language="cobol")
+    assert "400" in str(ei.value) and "cobol" in str(ei.value)

@@ -16,6 +16,9 @@ pub const CONNECTION_FILE: &str = "{connection_file}";
 pub struct KernelCommand {
     /// Program and arguments; one of them contains [`CONNECTION_FILE`].
     pub argv: Vec<String>,
+    /// How long a cell keeps reading after the kernel reported idle: Deno's kernel at times
+    /// publishes a cell's result after its `status: idle`, which the protocol orders before.
+    pub settle: Duration,
 }
 
 impl KernelCommand {
@@ -23,6 +26,7 @@ impl KernelCommand {
     pub fn new(argv: &[&str]) -> Self {
         Self {
             argv: argv.iter().map(|s| (*s).to_owned()).collect(),
+            settle: Duration::ZERO,
         }
     }
 }
@@ -84,7 +88,79 @@ impl Default for InterpreterConfig {
     }
 }
 
+/// Kernels started only where their program is installed, by language: R (IRkernel, from
+/// Debian's `r-cran-irkernel`) and JavaScript/TypeScript (Deno's built-in Jupyter kernel,
+/// from the package index's `deno`).
+/// Each is `(language, the program that must be installed, argv)`; Deno runs with
+/// `NO_COLOR`, or its values' text would carry terminal colour codes.
+pub const OPTIONAL_KERNELS: &[(&str, &str, &[&str])] = &[
+    (
+        "r",
+        "R",
+        &[
+            "R",
+            "--slave",
+            "-e",
+            "IRkernel::main()",
+            "--args",
+            CONNECTION_FILE,
+        ],
+    ),
+    (
+        "javascript",
+        "deno",
+        &[
+            DENO[0], DENO[1], DENO[2], DENO[3], DENO[4], DENO[5], DENO[6],
+        ],
+    ),
+    (
+        "typescript",
+        "deno",
+        &[
+            DENO[0], DENO[1], DENO[2], DENO[3], DENO[4], DENO[5], DENO[6],
+        ],
+    ),
+];
+
+/// See [`KernelCommand::settle`].
+const DENO_SETTLE: Duration = Duration::from_millis(100);
+
+const DENO: [&str; 7] = [
+    "/usr/bin/env",
+    "NO_COLOR=1",
+    "deno",
+    "jupyter",
+    "--kernel",
+    "--conn",
+    CONNECTION_FILE,
+];
+
+/// Whether `program` is an executable file in one of the directories of `path` (a `PATH`).
+fn on_path(program: &str, path: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    path.split(':').filter(|d| !d.is_empty()).any(|d| {
+        std::fs::metadata(std::path::Path::new(d).join(program))
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
+}
+
 impl InterpreterConfig {
+    /// Adds each of [`OPTIONAL_KERNELS`] whose program is found on `path`; a language
+    /// without its kernel answers as E2B does for a language it does not know.
+    #[must_use]
+    pub fn with_installed_kernels(mut self, path: &str) -> Self {
+        for (lang, program, argv) in OPTIONAL_KERNELS {
+            if on_path(program, path) {
+                let mut k = KernelCommand::new(argv);
+                if *program == "deno" {
+                    k.settle = DENO_SETTLE;
+                }
+                self.kernels.entry((*lang).to_owned()).or_insert(k);
+            }
+        }
+        self
+    }
+
     /// Refuses commands without a program or a connection-file placeholder, relative
     /// directories, and pre-warmed languages that have no kernel.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -133,6 +209,23 @@ mod tests {
         let mut c = InterpreterConfig::default();
         c.kernels.insert("r".into(), KernelCommand::new(&["R"]));
         assert!(matches!(c.validate(), Err(ConfigError::KernelCommand(l)) if l == "r"));
+    }
+
+    #[test]
+    fn optional_kernels_only_where_installed() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let c = InterpreterConfig::default().with_installed_kernels(&dir.path().to_string_lossy());
+        assert!(!c.kernels.contains_key("r") && !c.kernels.contains_key("javascript"));
+        use std::os::unix::fs::PermissionsExt as _;
+        let deno = dir.path().join("deno");
+        std::fs::write(&deno, "#!/bin/sh\n").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::set_permissions(&deno, std::fs::Permissions::from_mode(0o755))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let c = InterpreterConfig::default()
+            .with_installed_kernels(&format!("/nonexistent:{}", dir.path().display()));
+        assert!(c.kernels.contains_key("javascript") && c.kernels.contains_key("typescript"));
+        assert!(!c.kernels.contains_key("r"));
+        assert!(c.validate().is_ok());
     }
 
     #[test]

@@ -202,6 +202,10 @@ impl Context {
             grace: c.interrupt_grace,
             kill_after: c.restart_after,
             keepalive: c.keepalive,
+            settle: c
+                .kernels
+                .get(&self.language)
+                .map_or(Duration::ZERO, |k| k.settle),
         };
         let end = execute::run(kernel, &req.code, false, &mut out, timing).await;
         let restart = match end {
@@ -256,6 +260,7 @@ async fn hidden(kernel: &Kernel, code: &str) {
         grace: Duration::from_secs(1),
         kill_after: Duration::from_secs(1),
         keepalive: Duration::from_secs(3600),
+        settle: Duration::ZERO,
     };
     match execute::run(kernel, code, true, &mut Output::discard(), timing).await {
         Ok(CellEnd::Finished(None)) => {}

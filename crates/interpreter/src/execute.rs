@@ -124,6 +124,9 @@ pub(crate) struct Timing {
     pub kill_after: Duration,
     /// Quiet interval before a `keepalive` line.
     pub keepalive: Duration,
+    /// How long to keep reading after `status: idle` (0 for kernels that keep the
+    /// protocol's order).
+    pub settle: Duration,
 }
 
 /// Runs `code` and streams its lines to `out` (all but `end_of_execution`, which is the
@@ -170,6 +173,14 @@ async fn pump(
             m = rx.recv() => match m {
                 Some(m) => {
                     if forward(&m, out).await {
+                        // Kernels that publish a cell's last messages after going idle
+                        // (Deno's) get a short while more.
+                        if !timing.settle.is_zero() {
+                            let until = tokio::time::Instant::now() + timing.settle;
+                            while let Ok(Some(m)) = tokio::time::timeout_at(until, rx.recv()).await {
+                                let _ = forward(&m, out).await;
+                            }
+                        }
                         return CellEnd::Finished(stopped.map(|(s, _)| s));
                     }
                 }

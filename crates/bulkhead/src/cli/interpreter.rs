@@ -37,7 +37,10 @@ fn config(args: Args) -> anyhow::Result<InterpreterConfig> {
         prewarm: args.prewarm.into_iter().filter(|l| !l.is_empty()).collect(),
         max_execution: (args.max_execution > 0).then(|| Duration::from_secs(args.max_execution)),
         ..InterpreterConfig::default()
-    };
+    }
+    .with_installed_kernels(
+        &std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+    );
     if !args.envd.is_empty() {
         config.envd = Some(
             args.envd
