@@ -22,7 +22,8 @@ serve:
 	bash scripts/ci/setup-00-apt.sh
 	bash scripts/ci/setup-05-toolchain.sh
 	bash scripts/build-rootfs.sh
-	cargo run --release --locked -p bulkhead -- serve --template-dir templates/base
+	cargo run --release --locked -p bulkhead -- serve \
+	  --template-dir templates/base --template-dir templates/code-interpreter
 
 build: binary
 	$(BULKHEAD) template build $(DIR) $(ARGS)

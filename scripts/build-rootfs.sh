@@ -88,8 +88,8 @@ build_code_interpreter() {
   rm -f "$dir.tmp/tmp/host-ca.crt"
   : > "$dir.tmp/etc/resolv.conf"
   install -d "$dir.tmp/etc/ipython"
-  install -m 0644 "$here/rootfs/code-interpreter/ipython_kernel_config.py" "$dir.tmp/etc/ipython/"
-  install -m 0644 "$here/rootfs/code-interpreter/bulkhead_formatters.py" "$dir.tmp/etc/ipython/"
+  install -m 0644 "$here/../templates/code-interpreter/ipython_kernel_config.py" "$dir.tmp/etc/ipython/"
+  install -m 0644 "$here/../templates/code-interpreter/bulkhead_formatters.py" "$dir.tmp/etc/ipython/"
   mv "$dir.tmp" "$dir"
   touch "$dir/.complete"
 }

@@ -1,5 +1,6 @@
-//! The repo's own `templates/base` as the README's first command serves it: `bulkhead serve
-//! --template-dir templates/base` builds it at start (apt inside build sandboxes, through the
+//! The repo's own `templates/base` and `templates/code-interpreter` as the README's first
+//! command serves them: `bulkhead serve --template-dir templates/base --template-dir
+//! templates/code-interpreter` builds them at start (apt inside build sandboxes, through the
 //! sandbox network) and then serves it as `base`, with E2B's base contents. The data dir is
 //! kept outside the checkout (`/var/cache/bulkhead/base-template`, or
 //! `$BULKHEAD_BASE_TEMPLATE_DATA`), so only a machine's first run downloads the packages;
@@ -27,6 +28,18 @@ fn templates_base_builds_at_start_and_brings_e2bs_base_contents() {
         .arg(common::rootfs("debian"))
         .arg("--template-dir")
         .arg(repo.join("templates/base"))
+        .arg("--template-dir")
+        .arg(repo.join("templates/code-interpreter"))
+        // This machine reaches the package index through a TLS-inspecting proxy whose CA is
+        // in the host's bundle.
+        .args(
+            [
+                "--template-secret",
+                "id=host_ca_bundle,src=/etc/ssl/certs/ca-certificates.crt",
+            ]
+            .iter()
+            .filter(|_| std::path::Path::new("/etc/ssl/certs/ca-certificates.crt").exists()),
+        )
         .arg("--data-dir")
         .arg(&data)
         .stderr(log.reopen().unwrap());
@@ -85,6 +98,71 @@ fn templates_base_builds_at_start_and_brings_e2bs_base_contents() {
         "pip",
         "user\n/home/user",
     ] {
+        assert!(out.contains(want), "{want:?} missing from:\n{out}");
+    }
+
+    // templates/code-interpreter, FROM the built base, then replaces the root filesystem
+    // of the same name (keeping its `code-interpreter-v1` alias); `bulkhead validate` runs a
+    // cell in it through the execution server, as the SDK does.
+    loop {
+        let text = std::fs::read_to_string(log.path()).unwrap_or_default();
+        if text.contains("template code-interpreter built and served") {
+            break;
+        }
+        assert!(
+            !text.contains("template code-interpreter was not built"),
+            "templates/code-interpreter did not build:\n{text}"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "templates/code-interpreter not built in time:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    for name in ["code-interpreter", "code-interpreter-v1"] {
+        let o = Command::new(env!("CARGO_BIN_EXE_bulkhead"))
+            .args([
+                "validate",
+                name,
+                "--server",
+                &url,
+                "--data-dir",
+                "/nonexistent",
+            ])
+            .env("E2B_API_KEY", &key)
+            .env_remove("STORAGE_BASE_PATH")
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        for want in [
+            "✓ template: code-interpreter (",
+            "built here, code interpreter: yes",
+            "✓ sandbox:",
+            "✓ run_code: run_code(\"1+1\") = 2",
+            "✓ cleanup:",
+        ] {
+            assert!(out.contains(want), "{want:?} missing from:\n{out}");
+        }
+    }
+    let o = cli(&["create", "-t", "code-interpreter"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let o = cli(&[
+        "exec",
+        &id,
+        "--",
+        "sh",
+        "-c",
+        "python3 -c 'import ipykernel, numpy, pandas, matplotlib, bash_kernel' && deno --version \
+         && R --version && node --version && ls /etc/ipython",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for want in ["deno ", "R version", "v1", "bulkhead_formatters.py"] {
         assert!(out.contains(want), "{want:?} missing from:\n{out}");
     }
     drop(guard);

@@ -84,6 +84,11 @@ pub struct Args {
     /// serving what it had (e.g. `templates/base` replaces the plain root filesystem `base`).
     #[arg(long = "template-dir", value_name = "DIR")]
     pub(crate) template_dirs: Vec<PathBuf>,
+    /// A build secret for the --template-dir builds, as `bulkhead template build --secret`
+    /// takes it (repeatable). Behind a TLS-inspecting proxy, `id=host_ca_bundle,src=/etc/ssl/
+    /// certs/ca-certificates.crt` lets `templates/code-interpreter` reach the package index.
+    #[arg(long = "template-secret", value_name = "id=X,src=FILE|env=VAR")]
+    pub(crate) template_secrets: Vec<String>,
     /// Sandboxes kept warm per template.
     #[arg(long, env = "BULKHEAD_POOL_SIZE", default_value_t = 2)]
     pub(crate) pool_size: usize,
@@ -349,6 +354,13 @@ pub fn run(mut args: Args, matches: Option<&clap::ArgMatches>) -> anyhow::Result
             return Ok(EXIT_BAD_CONFIG);
         }
     };
+    let template_secrets = match super::serve_templates::template_secrets(&args.template_secrets) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("bulkhead: {e:#}");
+            return Ok(EXIT_BAD_CONFIG);
+        }
+    };
     if !args.base_rootfs.join("bin").exists() {
         eprintln!(
             "bulkhead: the base template's root filesystem {} is missing: run scripts/build-rootfs.sh",
@@ -447,7 +459,11 @@ pub fn run(mut args: Args, matches: Option<&clap::ArgMatches>) -> anyhow::Result
             },
         )
         .context("setting up the template builder")?;
-        super::serve_templates::build_at_start(templates.clone(), args.template_dirs.clone());
+        super::serve_templates::build_at_start(
+            templates.clone(),
+            args.template_dirs.clone(),
+            template_secrets,
+        );
         let state = AppState {
             manager: manager.clone(),
             auth: Arc::new(store),

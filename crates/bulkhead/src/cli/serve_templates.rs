@@ -89,9 +89,27 @@ fn server_bucket(args: &Args) -> anyhow::Result<Option<bulkhead_server::bucket::
     }))
 }
 
+/// `--template-secret`s, read once at start (a missing file is an error then, not at build).
+pub(crate) fn template_secrets(
+    specs: &[String],
+) -> anyhow::Result<std::collections::BTreeMap<String, bulkhead_builder::build::Secret>> {
+    let vars: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+    specs
+        .iter()
+        .map(|s| {
+            super::template::secret(s, &vars)
+                .map(|(id, v)| (id, bulkhead_builder::build::Secret::new(v)))
+        })
+        .collect()
+}
+
 /// Builds each of `dirs` on a task of its own, one after another, logging each step; a
 /// failure is logged and changes nothing that is served.
-pub(crate) fn build_at_start(templates: Arc<Templates>, dirs: Vec<PathBuf>) {
+pub(crate) fn build_at_start(
+    templates: Arc<Templates>,
+    dirs: Vec<PathBuf>,
+    secrets: std::collections::BTreeMap<String, bulkhead_builder::build::Secret>,
+) {
     if dirs.is_empty() {
         return;
     }
@@ -132,7 +150,16 @@ pub(crate) fn build_at_start(templates: Arc<Templates>, dirs: Vec<PathBuf>) {
             let req = bulkhead_builder::build::BuildRequest {
                 template: td,
                 args: Vec::new(),
-                secrets: Default::default(),
+                // One copy per build (a secret is not `Clone`, so that copies are deliberate).
+                secrets: secrets
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            bulkhead_builder::build::Secret::new(v.expose().to_vec()),
+                        )
+                    })
+                    .collect(),
                 no_cache: false,
                 name: name.clone(),
                 storage: templates.storage(),

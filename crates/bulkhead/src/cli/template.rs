@@ -128,7 +128,10 @@ fn variables(dir: &Path, files: &[PathBuf]) -> anyhow::Result<BTreeMap<String, S
 }
 
 /// `id=X,src=FILE` / `id=X,env=VAR` / `id=X` into (id, value).
-fn secret(spec: &str, vars: &BTreeMap<String, String>) -> anyhow::Result<(String, Vec<u8>)> {
+pub(crate) fn secret(
+    spec: &str,
+    vars: &BTreeMap<String, String>,
+) -> anyhow::Result<(String, Vec<u8>)> {
     let mut id = None;
     let mut src = None;
     let mut env = None;

@@ -229,7 +229,19 @@ impl Manager {
     /// Serves `config` from now on (a new template, or a rebuilt one replacing the template
     /// of the same id: sandboxes already running keep their layers). Its pool starts
     /// filling at once. An alias that another template had moves to this one.
-    pub fn register_template(&self, config: TemplateConfig) {
+    pub fn register_template(&self, mut config: TemplateConfig) {
+        // A template replacing one of the same id keeps that one's aliases (the built
+        // `code-interpreter` replacing the root filesystem keeps `code-interpreter-v1`).
+        if let Some(old) = self
+            .template(&config.id)
+            .filter(|t| t.config.id == config.id)
+        {
+            for a in &old.config.aliases {
+                if !config.aliases.contains(a) {
+                    config.aliases.push(a.clone());
+                }
+            }
+        }
         let size = config.pool_size;
         let template = make_template(&self.runtime, &self.config, config, size);
         let mut all = self.templates.write().unwrap_or_else(|p| p.into_inner());
