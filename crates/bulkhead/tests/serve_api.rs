@@ -3,137 +3,19 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "common/api_server.rs"]
+mod api_server;
 mod common;
+
+use api_server::{Server, data_dir};
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
 use serde_json::Value;
-
-struct Server {
-    child: Child,
-    addr: String,
-    key: String,
-}
-
-impl Server {
-    fn start(data: &std::path::Path) -> Self {
-        Self::start_with(data, &common::rootfs("debian"))
-    }
-
-    /// A server whose `base` template is the root filesystem `rootfs`.
-    fn start_with(data: &std::path::Path, rootfs: &std::path::Path) -> Self {
-        Self::start_args(data, rootfs, &[])
-    }
-
-    /// A server with `extra` flags.
-    fn start_args(data: &std::path::Path, rootfs: &std::path::Path, extra: &[&str]) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bulkhead"));
-        cmd.args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--pool-size",
-            "1",
-            "--base-rootfs",
-        ])
-        .arg(rootfs)
-        .arg("--data-dir")
-        .arg(data)
-        .args(extra);
-        cmd.stderr(Stdio::null());
-        let (child, url, key) = common::start_serve(cmd, data);
-        let addr = url.trim_start_matches("http://").to_string();
-        Self { child, addr, key }
-    }
-
-    /// One HTTP/1.1 request; returns (status, headers text, body).
-    fn request(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> (u16, String, Vec<u8>) {
-        let mut s = TcpStream::connect(&self.addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
-            self.addr,
-            body.len()
-        );
-        for (k, v) in headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
-        s.write_all(head.as_bytes()).unwrap();
-        s.write_all(body).unwrap();
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).unwrap();
-        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-        let head = String::from_utf8_lossy(&raw[..split]).to_string();
-        let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-        let mut body = raw[split + 4..].to_vec();
-        if head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked")
-        {
-            body = dechunk(&body);
-        }
-        (status, head, body)
-    }
-
-    fn api(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
-        let (status, _, body) = self.request(
-            method,
-            path,
-            &[
-                ("X-API-KEY", &self.key),
-                ("Content-Type", "application/json"),
-            ],
-            body.as_bytes(),
-        );
-        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
-    }
-
-    fn create(&self, body: &str) -> Value {
-        let (status, v) = self.api("POST", "/v2/sandboxes", body);
-        assert_eq!(status, 201, "{v}");
-        v
-    }
-
-    fn stop(self) {
-        drop(self);
-    }
-}
-
-/// A failed assertion must not leave a server (and its sandboxes) running: stop it cleanly.
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(pos) = data.windows(2).position(|w| w == b"\r\n") {
-        let size =
-            usize::from_str_radix(String::from_utf8_lossy(&data[..pos]).trim(), 16).unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        out.extend_from_slice(&data[pos + 2..pos + 2 + size]);
-        data = &data[pos + 4 + size..];
-    }
-    out
-}
 
 fn assert_error_body(status: u16, v: &Value, expect: u16) {
     assert_eq!(status, expect, "{v}");
@@ -146,13 +28,6 @@ fn assert_error_body(status: u16, v: &Value, expect: u16) {
         v["message"].is_string(),
         "error body must carry a message: {v}"
     );
-}
-
-fn data_dir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("bulkhead-serve-")
-        .tempdir_in("/var/tmp")
-        .unwrap()
 }
 
 #[test]
@@ -517,123 +392,6 @@ fn restart_after_a_crash_adopts_running_sandboxes() {
         assert!(Instant::now() < deadline, "{left:?}");
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// Auto-pause is part of the sandbox's record: after a server restart the sandbox is still
-/// paused at its timeout, not killed, and resumes with its files.
-#[test]
-fn auto_pause_survives_a_restart() {
-    let data = data_dir();
-    let mut srv = Server::start(data.path());
-    let v = srv.create(r#"{"templateID":"base","autoPause":true,"timeout":3600}"#);
-    let id = v["sandboxID"].as_str().unwrap().to_string();
-    let token = v["envdAccessToken"].as_str().unwrap().to_string();
-    let route = [
-        ("E2b-Sandbox-Id", id.as_str()),
-        ("E2b-Sandbox-Port", "49983"),
-        ("X-Access-Token", token.as_str()),
-    ];
-    let file = "/files?path=/tmp/kept.txt&username=root";
-    let mut upload = route.to_vec();
-    upload.push(("Content-Type", "application/octet-stream"));
-    assert_eq!(
-        srv.request("POST", file, &upload, b"paused, not gone").0,
-        200
-    );
-    srv.child.kill().unwrap();
-    let _ = srv.child.wait();
-
-    let srv = Server::start(data.path());
-    // Its timeout passes under the new server.
-    let (s, v) = srv.api(
-        "POST",
-        &format!("/sandboxes/{id}/timeout"),
-        r#"{"timeout":0}"#,
-    );
-    assert_eq!(s, 204, "{v}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (s, detail) = srv.api("GET", &format!("/sandboxes/{id}"), "");
-        assert_eq!(
-            s, 200,
-            "the auto-pause sandbox was killed at its timeout: {detail}"
-        );
-        if detail["state"] == "paused" {
-            break;
-        }
-        assert_eq!(detail["state"], "running");
-        assert!(Instant::now() < deadline, "never paused: {detail}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let (s, v) = srv.api(
-        "POST",
-        &format!("/v2/sandboxes/{id}/connect"),
-        r#"{"timeout":60}"#,
-    );
-    assert_eq!(s, 201, "connecting should resume it: {v}");
-    let (s, _, body) = srv.request("GET", file, &route, b"");
-    assert_eq!(
-        (s, String::from_utf8_lossy(&body).to_string()),
-        (200, "paused, not gone".to_string())
-    );
-    assert_eq!(srv.api("DELETE", &format!("/sandboxes/{id}"), "").0, 204);
-    srv.stop();
-}
-
-/// A filesystem-only auto-pause (`autoPauseMemory: false`) ends the sandbox's processes at
-/// its timeout and keeps its files; a server restarted while it is paused finds envd gone
-/// at connect and starts it again.
-#[test]
-fn a_filesystem_pause_survives_a_restart() {
-    let data = data_dir();
-    let mut srv = Server::start(data.path());
-    let v = srv
-        .create(r#"{"templateID":"base","autoPause":true,"autoPauseMemory":false,"timeout":3600}"#);
-    let id = v["sandboxID"].as_str().unwrap().to_string();
-    let token = v["envdAccessToken"].as_str().unwrap().to_string();
-    let route = [
-        ("E2b-Sandbox-Id", id.as_str()),
-        ("E2b-Sandbox-Port", "49983"),
-        ("X-Access-Token", token.as_str()),
-    ];
-    let file = "/files?path=/tmp/kept.txt&username=root";
-    let mut upload = route.to_vec();
-    upload.push(("Content-Type", "application/octet-stream"));
-    assert_eq!(srv.request("POST", file, &upload, b"files only").0, 200);
-    let (s, v) = srv.api(
-        "POST",
-        &format!("/sandboxes/{id}/timeout"),
-        r#"{"timeout":0}"#,
-    );
-    assert_eq!(s, 204, "{v}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while srv.api("GET", &format!("/sandboxes/{id}"), "").1["state"] != "paused" {
-        assert!(Instant::now() < deadline, "never paused");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    srv.child.kill().unwrap();
-    let _ = srv.child.wait();
-
-    let srv = Server::start(data.path());
-    let (s, detail) = srv.api("GET", &format!("/sandboxes/{id}"), "");
-    assert_eq!(
-        (s, detail["state"].as_str()),
-        (200, Some("paused")),
-        "{detail}"
-    );
-    let (s, v) = srv.api(
-        "POST",
-        &format!("/v2/sandboxes/{id}/connect"),
-        r#"{"timeout":60}"#,
-    );
-    assert_eq!(s, 201, "connecting should resume it: {v}");
-    let (s, _, body) = srv.request("GET", file, &route, b"");
-    assert_eq!(
-        (s, String::from_utf8_lossy(&body).to_string()),
-        (200, "files only".to_string())
-    );
-    assert_eq!(srv.api("DELETE", &format!("/sandboxes/{id}"), "").0, 204);
-    srv.stop();
 }
 
 /// Another team's key sees none of this team's sandboxes: 404, never its data.

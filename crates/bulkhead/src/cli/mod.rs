@@ -18,6 +18,7 @@ mod serve_tls;
 mod storage_mount;
 mod template;
 pub mod validate;
+mod validate_storage;
 
 use clap::{Parser, Subcommand};
 
