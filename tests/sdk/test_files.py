@@ -202,3 +202,32 @@ def test_watch_dir_recursive(sandbox):
         assert any(e.name == "a/b/deep.txt" for e in events), [e.name for e in events]
     finally:
         handle.stop()
+
+
+def test_file_operations_have_the_users_rights_not_envds(sandbox):
+    """Hostile code running as `user` plants a link to /etc/passwd where the agent will write
+    its report; the ordinary write must not follow it with envd's root rights (issue: envd
+    acted as root). Reads of root's files and listings of private directories fail the same
+    way, and `user="root"` still may, as E2B allows."""
+    from e2b.exceptions import SandboxException
+
+    sandbox.commands.run(
+        "ln -s /etc/passwd ~/report.txt && mkdir -p ~/out && ln -s /root ~/rootdir",
+    )
+    sandbox.commands.run("echo s3cr3t > /root/secret && chmod 600 /root/secret", user="root")
+    before = sandbox.commands.run("sha256sum /etc/passwd").stdout
+    with pytest.raises(SandboxException):
+        sandbox.files.write("/home/user/report.txt", "pwned\n")
+    assert sandbox.commands.run("sha256sum /etc/passwd").stdout == before
+    with pytest.raises(SandboxException):
+        sandbox.files.write("/home/user/rootdir/planted", "x")
+    with pytest.raises(SandboxException):
+        sandbox.files.read("/root/secret")
+    assert sandbox.files.read("/root/secret", user="root") == "s3cr3t\n"
+    with pytest.raises(SandboxException):
+        sandbox.files.list("/root")
+    assert [e.name for e in sandbox.files.list("/root", user="root")].count("secret") == 1
+    # What the user writes is the user's.
+    sandbox.files.write("/home/user/out/mine.txt", "ok")
+    owner = sandbox.commands.run("stat -c %U:%G /home/user/out/mine.txt").stdout.strip()
+    assert owner == "user:user"

@@ -31,6 +31,7 @@ mod config;
 mod connect;
 mod files;
 mod filesystem;
+mod identity;
 mod metrics;
 mod paths;
 mod process;

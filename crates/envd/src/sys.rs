@@ -1,4 +1,5 @@
-//! The only module with `unsafe`: extended attributes, which nix does not wrap. (Child setup
+//! The only module with `unsafe`: extended attributes, which nix does not wrap, and the
+//! per-thread credential calls of [`crate::identity`]. (Child setup
 //! between fork and exec and the PTY ioctls live in `bulkhead_spawn`.)
 
 #![allow(unsafe_code)]
@@ -82,4 +83,65 @@ pub fn remove_xattr(path: &Path, name: &str) -> io::Result<()> {
     } else {
         Ok(())
     }
+}
+
+/// The calling thread's filesystem uid becomes `uid`; returns the previous one. Linux keeps
+/// credentials per thread and the raw syscall changes only this thread's (glibc's `setfsuid`
+/// does too, but the raw call makes that independent of the C library).
+pub fn set_thread_fsuid(uid: u32) -> u32 {
+    // SAFETY: setfsuid takes an integer and cannot fail in a way that touches memory.
+    unsafe { libc::syscall(libc::SYS_setfsuid, uid as libc::c_long) as u32 }
+}
+
+/// The calling thread's filesystem gid becomes `gid`; returns the previous one.
+pub fn set_thread_fsgid(gid: u32) -> u32 {
+    // SAFETY: as for setfsuid.
+    unsafe { libc::syscall(libc::SYS_setfsgid, gid as libc::c_long) as u32 }
+}
+
+/// The calling thread's supplementary groups. The raw syscall, not glibc's `setgroups`, which
+/// changes every thread of the process (it broadcasts credential changes to all threads).
+pub fn set_thread_groups(groups: &[u32]) -> io::Result<()> {
+    // SAFETY: `groups` is valid for `groups.len()` gid_t reads (gid_t is u32 on Linux).
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_setgroups,
+            groups.len() as libc::c_long,
+            groups.as_ptr(),
+        )
+    };
+    if rc == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// The calling thread's supplementary groups.
+pub fn thread_groups() -> io::Result<Vec<u32>> {
+    // SAFETY: size 0 asks for the count and writes nothing.
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_getgroups,
+            0 as libc::c_long,
+            std::ptr::null_mut::<u32>(),
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut buf = vec![0u32; n as usize];
+    // SAFETY: `buf` is valid for `buf.len()` gid_t writes.
+    let got = unsafe {
+        libc::syscall(
+            libc::SYS_getgroups,
+            buf.len() as libc::c_long,
+            buf.as_mut_ptr(),
+        )
+    };
+    if got < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    buf.truncate(got as usize);
+    Ok(buf)
 }

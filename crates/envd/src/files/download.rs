@@ -10,6 +10,7 @@ use tokio_util::io::ReaderStream;
 use super::FilesQuery;
 use super::auth::{authorize, files_user};
 use super::error::FilesError;
+use crate::identity;
 use crate::paths;
 use crate::state::SharedState;
 
@@ -38,15 +39,24 @@ async fn download_inner(
         &user,
         state.settings().default_workdir.as_deref(),
     );
-    let meta = tokio::fs::metadata(&path)
-        .await
-        .map_err(|e| FilesError::io("stat", &path, e))?;
-    if meta.is_dir() {
-        return Err(FilesError::IsDirectory(path));
-    }
-    let mut file = tokio::fs::File::open(&path)
-        .await
-        .map_err(|e| FilesError::io("open", &path, e))?;
+    // Opened as the user: the user's permissions apply and a symlink is followed as the
+    // user's own `open` would; the bytes are then read from the descriptor.
+    let (p, u) = (path.clone(), user.clone());
+    let (file, meta) = tokio::task::spawn_blocking(
+        move || -> Result<(std::fs::File, std::fs::Metadata), FilesError> {
+            let _acting =
+                identity::act_as(&u).map_err(|e| FilesError::io("act as user for", &p, e))?;
+            let meta = std::fs::metadata(&p).map_err(|e| FilesError::io("stat", &p, e))?;
+            if meta.is_dir() {
+                return Err(FilesError::IsDirectory(p));
+            }
+            let file = std::fs::File::open(&p).map_err(|e| FilesError::io("open", &p, e))?;
+            Ok((file, meta))
+        },
+    )
+    .await
+    .map_err(|e| FilesError::io("open", &path, std::io::Error::other(e)))??;
+    let mut file = tokio::fs::File::from_std(file);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

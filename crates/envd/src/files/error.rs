@@ -30,6 +30,14 @@ pub enum FilesError {
     /// The disk is full.
     #[error("not enough disk space available")]
     NoSpace,
+    /// The user may not do this (the kernel said so, acting as the user).
+    #[error("{op} '{}': permission denied", path.display())]
+    PermissionDenied {
+        /// The operation.
+        op: &'static str,
+        /// The path.
+        path: PathBuf,
+    },
     /// Any other I/O failure.
     #[error("{op} '{}'", path.display())]
     Io {
@@ -44,13 +52,15 @@ pub enum FilesError {
 }
 
 impl FilesError {
-    /// Wraps an I/O error: not found → 404, ENOSPC/EDQUOT → 507, is-a-directory → 400.
+    /// Wraps an I/O error: not found → 404, ENOSPC/EDQUOT → 507, is-a-directory → 400,
+    /// permission denied → 403.
     pub fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         let path = path.into();
         match source.kind() {
             io::ErrorKind::NotFound => FilesError::NotFound(path),
             io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => FilesError::NoSpace,
             io::ErrorKind::IsADirectory => FilesError::IsDirectory(path),
+            io::ErrorKind::PermissionDenied => FilesError::PermissionDenied { op, path },
             _ => FilesError::Io { op, path, source },
         }
     }
@@ -61,6 +71,7 @@ impl FilesError {
             | FilesError::SignatureExpired
             | FilesError::UnknownUser(_) => StatusCode::UNAUTHORIZED,
             FilesError::NotFound(_) => StatusCode::NOT_FOUND,
+            FilesError::PermissionDenied { .. } => StatusCode::FORBIDDEN,
             FilesError::IsDirectory(_) | FilesError::BadRequest(_) => StatusCode::BAD_REQUEST,
             FilesError::NoSpace => StatusCode::INSUFFICIENT_STORAGE,
             FilesError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,

@@ -1,7 +1,8 @@
 //! `POST /files`: multipart (one part per file, field `file`) or a raw body to `path`, either
-//! optionally gzip-encoded (`Content-Encoding: gzip`). Parents are created for the user,
-//! existing files are truncated, written files are chowned to the user and their
-//! `X-Metadata-*` headers replace previous metadata.
+//! optionally gzip-encoded (`Content-Encoding: gzip`). The file is opened and its parents are
+//! created as the user ([`crate::identity`]): the user's permissions apply, a symlink is
+//! followed as the user's own `open` would, new files and directories are the user's, existing
+//! files are truncated and keep their owner; `X-Metadata-*` headers replace previous metadata.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -20,6 +21,7 @@ use super::auth::{authorize, files_user};
 use super::error::FilesError;
 use crate::filesystem::entry::{METADATA_XATTR_PREFIX, read_metadata};
 use crate::filesystem::ops;
+use crate::identity;
 use crate::paths;
 use crate::state::SharedState;
 use crate::sys;
@@ -149,18 +151,20 @@ async fn write_file(
     user: &User,
     metadata: &BTreeMap<String, String>,
 ) -> Result<WrittenFile, FilesError> {
-    if tokio::fs::metadata(path).await.is_ok_and(|m| m.is_dir()) {
-        return Err(FilesError::IsDirectory(path.to_owned()));
-    }
-    if let Some(parent) = path.parent() {
-        let (parent, user2) = (parent.to_owned(), user.clone());
-        tokio::task::spawn_blocking(move || ops::create_dirs_owned(&parent, &user2))
-            .await
-            .map_err(|e| FilesError::io("create directories", path, std::io::Error::other(e)))??;
-    }
-    let mut file = tokio::fs::File::create(path)
-        .await
-        .map_err(|e| FilesError::io("create", path, e))?;
+    let (p, u) = (path.to_owned(), user.clone());
+    let file = tokio::task::spawn_blocking(move || -> Result<std::fs::File, FilesError> {
+        let _acting = identity::act_as(&u).map_err(|e| FilesError::io("act as user for", &p, e))?;
+        if std::fs::metadata(&p).is_ok_and(|m| m.is_dir()) {
+            return Err(FilesError::IsDirectory(p));
+        }
+        if let Some(parent) = p.parent() {
+            ops::create_dirs(parent)?;
+        }
+        std::fs::File::create(&p).map_err(|e| FilesError::io("create", &p, e))
+    })
+    .await
+    .map_err(|e| FilesError::io("create", path, std::io::Error::other(e)))??;
+    let mut file = tokio::fs::File::from_std(file);
     tokio::io::copy(&mut data, &mut file).await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::InvalidData
             || e.kind() == std::io::ErrorKind::UnexpectedEof
@@ -177,7 +181,8 @@ async fn write_file(
     let (p, u, m) = (path.to_owned(), user.clone(), metadata.clone());
     let final_meta =
         tokio::task::spawn_blocking(move || -> Result<BTreeMap<String, String>, FilesError> {
-            ops::chown(&p, &u)?;
+            let _acting =
+                identity::act_as(&u).map_err(|e| FilesError::io("act as user for", &p, e))?;
             replace_metadata(&p, &m)?;
             Ok(read_metadata(&p))
         })

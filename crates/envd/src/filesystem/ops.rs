@@ -1,16 +1,17 @@
-//! Blocking filesystem operations behind the RPCs (run them with `spawn_blocking`). They act
-//! with envd's own rights and give what they create to the requesting user.
+//! Blocking filesystem operations behind the RPCs (run them with `spawn_blocking`, on a thread
+//! acting as the requesting user: [`crate::identity`]). They have that user's rights, and what
+//! they create is the user's as it would be for the user's own process.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
 use super::entry::{EntryInfo, entry_info};
 use super::error::FsError;
-use crate::users::{Names, User};
+use crate::users::Names;
 
-/// Creates `dir` and its missing parents; every directory created is chowned to `user`.
-/// An existing directory is fine.
-pub fn create_dirs_owned(dir: &Path, user: &User) -> Result<(), FsError> {
+/// Creates `dir` and its missing parents, owned by the acting identity. An existing directory
+/// is fine.
+pub fn create_dirs(dir: &Path) -> Result<(), FsError> {
     let mut missing = Vec::new();
     let mut cur = Some(dir);
     while let Some(p) = cur {
@@ -23,7 +24,7 @@ pub fn create_dirs_owned(dir: &Path, user: &User) -> Result<(), FsError> {
     }
     for p in missing.iter().rev() {
         match std::fs::create_dir(p) {
-            Ok(()) => chown(p, user)?,
+            Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && p.is_dir() => {}
             Err(e) => {
                 return Err(FsError::Io {
@@ -40,41 +41,28 @@ pub fn create_dirs_owned(dir: &Path, user: &User) -> Result<(), FsError> {
     Ok(())
 }
 
-/// Gives `path` (not following symlinks) to `user`. A no-op when envd is not root and
-/// already owns it as that user.
-pub fn chown(path: &Path, user: &User) -> Result<(), FsError> {
-    std::os::unix::fs::lchown(path, Some(user.uid), Some(user.gid)).or_else(|e| {
-        let me = nix::unistd::geteuid().as_raw();
-        if e.kind() == io::ErrorKind::PermissionDenied && me == user.uid {
-            Ok(())
-        } else {
-            Err(FsError::io("chown", path, e))
-        }
-    })
-}
-
 /// `Stat`.
 pub fn stat(path: &Path, names: &Names) -> Result<EntryInfo, FsError> {
     entry_info(path, names).map_err(|e| FsError::io("stat", path, e))
 }
 
 /// `MakeDir`: already existing dir → [`FsError::AlreadyExists`].
-pub fn make_dir(path: &Path, user: &User, names: &Names) -> Result<EntryInfo, FsError> {
+pub fn make_dir(path: &Path, names: &Names) -> Result<EntryInfo, FsError> {
     match std::fs::metadata(path) {
         Ok(m) if m.is_dir() => return Err(FsError::AlreadyExists(path.to_owned())),
         Ok(_) => return Err(FsError::ExistsNotDirectory(path.to_owned())),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(FsError::io("stat", path, e)),
     }
-    create_dirs_owned(path, user)?;
+    create_dirs(path)?;
     stat(path, names)
 }
 
 /// `Move`: rename, creating the destination's parents.
-pub fn rename(src: &Path, dst: &Path, user: &User, names: &Names) -> Result<EntryInfo, FsError> {
+pub fn rename(src: &Path, dst: &Path, names: &Names) -> Result<EntryInfo, FsError> {
     std::fs::symlink_metadata(src).map_err(|e| FsError::io("stat", src, e))?;
     if let Some(parent) = dst.parent() {
-        create_dirs_owned(parent, user)?;
+        create_dirs(parent)?;
     }
     std::fs::rename(src, dst).map_err(|e| FsError::Io {
         op: "rename",

@@ -11,6 +11,7 @@ use crate::auth::rpc_user;
 use crate::connect::json::de_u32;
 use crate::connect::unary::Unary;
 use crate::connect::{Code, ConnectError, unary_ok};
+use crate::identity;
 use crate::paths;
 use crate::state::SharedState;
 use crate::users::{Names, User};
@@ -45,7 +46,8 @@ pub struct ListDirRequest {
     pub depth: u32,
 }
 
-/// Resolves the caller and runs a blocking operation with the user and the name maps.
+/// Resolves the caller and runs a blocking operation with the user and the name maps, on a
+/// thread acting as that user ([`identity`]): permissions and symlinks are the user's.
 async fn with_user<T: Send + 'static>(
     state: &SharedState,
     headers: &HeaderMap,
@@ -55,7 +57,11 @@ async fn with_user<T: Send + 'static>(
     let workdir = state.settings().default_workdir;
     let users = state.users.clone();
     tokio::task::spawn_blocking(move || {
-        op(&user, &users.names(), workdir.as_deref()).map_err(ConnectError::from)
+        let names = users.names();
+        let _acting = identity::act_as(&user).map_err(|e| {
+            ConnectError::new(Code::Internal, format!("acting as {}: {e}", user.name))
+        })?;
+        op(&user, &names, workdir.as_deref()).map_err(ConnectError::from)
     })
     .await
     .map_err(|e| ConnectError::new(Code::Internal, format!("filesystem task failed: {e}")))?
@@ -93,7 +99,7 @@ pub async fn make_dir(
 ) -> Response {
     reply(
         with_user(&state, &headers, move |u, n, w| {
-            ops::make_dir(&paths::resolve(&req.path, u, w), u, n)
+            ops::make_dir(&paths::resolve(&req.path, u, w), n)
                 .map(|entry| serde_json::json!({ "entry": entry }))
         })
         .await,
@@ -113,7 +119,7 @@ pub async fn move_(
                 paths::resolve(&req.source, u, w),
                 paths::resolve(&req.destination, u, w),
             );
-            ops::rename(&src, &dst, u, n).map(|entry| serde_json::json!({ "entry": entry }))
+            ops::rename(&src, &dst, n).map(|entry| serde_json::json!({ "entry": entry }))
         })
         .await,
     )

@@ -25,9 +25,10 @@ use crate::auth::rpc_user;
 use crate::connect::stream::{self, StreamSink};
 use crate::connect::unary::{StreamRequest, Unary};
 use crate::connect::{Code, ConnectError, unary_ok};
+use crate::identity;
 use crate::paths;
 use crate::state::SharedState;
-use crate::users::{Names, UserDb};
+use crate::users::{Names, User, UserDb};
 
 /// `WatchDirRequest` / `CreateWatcherRequest`.
 #[derive(Debug, Default, Deserialize)]
@@ -99,15 +100,23 @@ const NETWORK_FS: &[i64] = &[
 ];
 
 /// Checks the path and starts an inotify watcher that calls `deliver` with each event.
+/// The checks run as `user`, who must be able to read the directory as inotify requires of
+/// the user's own process (notify adds the kernel watches from a thread of its own, with
+/// envd's rights, so the directory is opened here first).
 fn start_watcher(
     dir: PathBuf,
+    user: &User,
     req: &WatchRequest,
     users: UserDb,
     deliver: impl Fn(FsEvent) + Send + 'static,
 ) -> Result<RecommendedWatcher, FsError> {
-    let meta = std::fs::metadata(&dir).map_err(|e| FsError::io("stat", &dir, e))?;
-    if !meta.is_dir() {
-        return Err(FsError::NotADirectory(dir));
+    {
+        let _acting = identity::act_as(user).map_err(|e| FsError::io("act as", &dir, e))?;
+        let meta = std::fs::metadata(&dir).map_err(|e| FsError::io("stat", &dir, e))?;
+        if !meta.is_dir() {
+            return Err(FsError::NotADirectory(dir));
+        }
+        std::fs::read_dir(&dir).map_err(|e| FsError::io("open directory", &dir, e))?;
     }
     if !req.allow_network_mounts {
         let fs =
@@ -181,13 +190,10 @@ fn resolve_dir(
     state: &SharedState,
     headers: &HeaderMap,
     path: &str,
-) -> Result<PathBuf, ConnectError> {
+) -> Result<(PathBuf, User), ConnectError> {
     let user = rpc_user(state, headers)?;
-    Ok(paths::resolve(
-        path,
-        &user,
-        state.settings().default_workdir.as_deref(),
-    ))
+    let dir = paths::resolve(path, &user, state.settings().default_workdir.as_deref());
+    Ok((dir, user))
 }
 
 /// `WatchDir`: `{"start":{}}`, then events and keepalives until the client leaves or the
@@ -200,8 +206,8 @@ pub async fn watch_dir(
 ) -> Response {
     let (tx, rx) = mpsc::channel(MAX_PENDING_EVENTS);
     let started = req.and_then(|req| {
-        let dir = resolve_dir(&state, &headers, &req.path)?;
-        let watcher = start_watcher(dir, &req, state.users.clone(), move |e| {
+        let (dir, user) = resolve_dir(&state, &headers, &req.path)?;
+        let watcher = start_watcher(dir, &user, &req, state.users.clone(), move |e| {
             if tx.try_send(e).is_err() {
                 tracing::warn!("watch stream is not keeping up: event dropped");
             }
@@ -286,10 +292,10 @@ pub async fn create_watcher(
     Unary(req): Unary<WatchRequest>,
 ) -> Response {
     reply((|| {
-        let dir = resolve_dir(&state, &headers, &req.path)?;
+        let (dir, user) = resolve_dir(&state, &headers, &req.path)?;
         let events = Arc::new(Mutex::new(Vec::new()));
         let sink = events.clone();
-        let watcher = start_watcher(dir, &req, state.users.clone(), move |e| {
+        let watcher = start_watcher(dir, &user, &req, state.users.clone(), move |e| {
             let mut events = sink.lock().unwrap_or_else(|p| p.into_inner());
             if events.len() < MAX_PENDING_EVENTS {
                 events.push(e);
