@@ -21,6 +21,7 @@
 //! | `bulkhead_api_errors_total` | counter | status |
 //! | `bulkhead_egress_refused_total` | counter | |
 //! | `bulkhead_sandbox_egress_refused` | gauge (refusals so far) | sandbox_id (live sandboxes only) |
+//! | `bulkhead_envd_restarts_total` | counter | |
 //! | `bulkhead_mount_requests_total`, `_retries_total`, `_errors_total` | counter | mount |
 //! | `bulkhead_mount_bytes_total` | counter | mount, direction (`up`, `down`) |
 //!
@@ -157,6 +158,7 @@ pub struct ServerMetrics {
     execution_seconds: HistogramFamily<KindLabel>,
     api_errors: Family<StatusLabel, Counter>,
     egress_refused: Counter,
+    envd_restarts: Counter,
     sandbox_refused: Family<SandboxLabel, Gauge>,
     mount_requests: Family<MountLabel, Counter>,
     mount_retries: Family<MountLabel, Counter>,
@@ -188,6 +190,7 @@ impl ServerMetrics {
             Family::new_with_constructor(short_histogram);
         let api_errors = Family::<StatusLabel, Counter>::default();
         let egress_refused = Counter::default();
+        let envd_restarts = Counter::default();
         let sandbox_refused = Family::<SandboxLabel, Gauge>::default();
         registry.register(
             "sandbox_egress_refused",
@@ -268,6 +271,11 @@ impl ServerMetrics {
             "Sandbox connections refused, by the firewall (logged ones) and the egress proxy",
             egress_refused.clone(),
         );
+        registry.register(
+            "envd_restarts",
+            "envd processes that died in a running sandbox and were started again",
+            envd_restarts.clone(),
+        );
         Self {
             registry,
             sandboxes,
@@ -280,6 +288,7 @@ impl ServerMetrics {
             execution_seconds,
             api_errors,
             egress_refused,
+            envd_restarts,
             sandbox_refused,
             mount_requests,
             mount_retries,
@@ -289,6 +298,11 @@ impl ServerMetrics {
             mount_seen: std::sync::Mutex::new(std::collections::HashMap::new()),
             scrape: std::sync::Mutex::new(()),
         }
+    }
+
+    /// Counts an envd started again after it died in a running sandbox.
+    pub fn envd_restart(&self) {
+        self.envd_restarts.inc();
     }
 
     /// Counts a create of `template` (an id the server knows, or `None`) that took `secs`.

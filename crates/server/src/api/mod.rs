@@ -8,6 +8,7 @@ pub mod auth;
 mod body;
 mod error;
 mod headers;
+mod logs;
 pub mod model;
 pub mod observability;
 mod query;
@@ -53,6 +54,8 @@ pub fn router<B: SandboxBackend>() -> Router<AppState<B>> {
         .route("/sandboxes/{id}/refreshes", post(sandboxes::refresh::<B>))
         .route("/sandboxes/{id}/metrics", get(sandboxes::metrics::<B>))
         .route("/sandboxes/metrics", get(sandboxes::metrics_of::<B>))
+        .route("/sandboxes/{id}/logs", get(logs::logs_v1::<B>))
+        .route("/v2/sandboxes/{id}/logs", get(logs::logs_v2::<B>))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async {
             ApiError::BadRequest("method not allowed on this endpoint".into())

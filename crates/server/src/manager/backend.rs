@@ -6,6 +6,7 @@ use std::future::Future;
 
 use bulkhead_store::{SandboxRecord, TeamId};
 
+use super::sandbox_logs::{LogEntry, LogQuery};
 use super::{
     CreateRequest, Invalid, ListPage, ListQuery, Manager, ManagerError, MetricSample,
     MetricsWindow, NetworkRequest, NetworkView,
@@ -100,6 +101,17 @@ pub trait SandboxBackend: Send + Sync + 'static {
         ids: &[String],
     ) -> impl Future<Output = Result<Vec<(String, MetricSample)>, ManagerError>> + Send;
 
+    /// The sandbox's log entries ([`Manager::sandbox_logs`]); by default none.
+    fn logs(
+        &self,
+        team: &TeamId,
+        id: &str,
+        query: LogQuery,
+    ) -> impl Future<Output = Result<Vec<LogEntry>, ManagerError>> + Send {
+        let _ = (team, id, query);
+        async { Ok(Vec::new()) }
+    }
+
     /// The sandbox's network ([`Manager::network_of`]); by default none (loopback only).
     fn network(
         &self,
@@ -183,6 +195,15 @@ impl SandboxBackend for Manager {
         window: MetricsWindow,
     ) -> Result<Vec<MetricSample>, ManagerError> {
         Manager::metrics(self, team, id, window).await
+    }
+
+    async fn logs(
+        &self,
+        team: &TeamId,
+        id: &str,
+        query: LogQuery,
+    ) -> Result<Vec<LogEntry>, ManagerError> {
+        self.sandbox_logs(team, id, query).await
     }
 
     async fn metrics_of(

@@ -28,6 +28,10 @@ struct State {
     env_vars: std::collections::BTreeMap<String, String>,
     /// Paused with the filesystem only: its processes ended, envd must be started again.
     filesystem_paused: bool,
+    /// How often envd died and was started again (reported in the sandbox's logs and in
+    /// `/metrics`), and when last.
+    envd_restarts: u32,
+    envd_restarted_at: Option<std::time::Instant>,
 }
 
 impl Entry {
@@ -41,6 +45,8 @@ impl Entry {
                 metrics: MetricsHistory::default(),
                 env_vars: Default::default(),
                 filesystem_paused: false,
+                envd_restarts: 0,
+                envd_restarted_at: None,
             }),
             network: None,
         }
@@ -60,6 +66,19 @@ impl Entry {
     /// Whether the current pause kept only the filesystem; sets it to `value`.
     pub(crate) fn swap_filesystem_paused(&self, value: bool) -> bool {
         std::mem::replace(&mut self.lock().filesystem_paused, value)
+    }
+
+    /// Whether the sandbox is paused (or being paused) with its filesystem only.
+    pub(crate) fn is_filesystem_paused(&self) -> bool {
+        self.lock().filesystem_paused
+    }
+
+    /// Counts a restart of envd; returns how many there were and when the one before was.
+    pub(crate) fn count_envd_restart(&self) -> (u32, Option<std::time::Instant>) {
+        let mut st = self.lock();
+        st.envd_restarts += 1;
+        let before = st.envd_restarted_at.replace(std::time::Instant::now());
+        (st.envd_restarts, before)
     }
 
     /// Notes that the sandbox is attached to `network`, so that destroy detaches it.

@@ -1,8 +1,9 @@
 //! envd inside each sandbox: started while the sandbox is pooled, configured (token, env
 //! vars, default user) at hand-over through `POST /init`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bulkhead_envd::ENVD_PORT;
@@ -15,19 +16,39 @@ use super::ENVD_PATH;
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Starts envd (detached, as root inside) and waits until it accepts connections. Blocking.
+/// envd logs at info level as JSON lines (processes started and ended, settings, warnings):
+/// the sandbox's logs ([`super::sandbox_logs`]).
 pub(crate) fn start(sandbox: &Sandbox) -> Result<(), String> {
     let listen = format!("0.0.0.0:{ENVD_PORT}");
     let spec = ExecSpec {
         detach: true,
-        ..ExecSpec::command([ENVD_PATH, "envd", "--listen", listen.as_str()])
+        ..ExecSpec::command([
+            ENVD_PATH,
+            "--log-format",
+            "json",
+            "-v",
+            "envd",
+            "--listen",
+            listen.as_str(),
+        ])
     };
     let mut process = sandbox
         .exec(spec)
         .map_err(|e| format!("starting envd: {e}"))?;
     // envd logs to stderr: keep it, for the sandbox's life, in the sandbox's state directory
     // on the host (out of the sandbox's reach). Its stdout carries nothing and is dropped.
+    // The end of its stderr is the end of envd: the reaper then starts it again.
     if let Some(stderr) = process.stderr.take() {
-        keep_log(stderr, sandbox.state_dir().join(ENVD_LOG))?;
+        let life = Arc::new(Life::default());
+        keep_log(
+            stderr,
+            sandbox.state_dir().join(ENVD_LOG),
+            Arc::clone(&life),
+        )?;
+        lives()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(sandbox.id().to_owned(), life);
     }
     drop(process);
     let deadline = Instant::now() + START_TIMEOUT;
@@ -52,9 +73,46 @@ pub(crate) const ENVD_LOG: &str = "envd.log";
 /// chatty envd can neither fill the host's disk nor block on a full pipe.
 const LOG_CAP: u64 = 1 << 20;
 
+/// Whether the envd last started in a sandbox is still alive: its stderr pipe ends when it
+/// exits (its children get pipes of their own and no inherited descriptors).
+#[derive(Debug, Default)]
+struct Life {
+    ended_at: Mutex<Option<Instant>>,
+}
+
+/// The envd last started in each sandbox, by sandbox id. Keyed by id (random and unique),
+/// so several managers in one process never see each other's sandboxes.
+fn lives() -> &'static Mutex<HashMap<String, Arc<Life>>> {
+    static LIVES: OnceLock<Mutex<HashMap<String, Arc<Life>>>> = OnceLock::new();
+    LIVES.get_or_init(Default::default)
+}
+
+/// How long the record of an ended envd is kept for a sandbox nobody asked about (a killed
+/// or paused one); a running sandbox is looked at every reaper tick, long before.
+const FORGET_AFTER: Duration = Duration::from_secs(120);
+
+/// True when the envd last started in sandbox `id` has ended. Also forgets the ended envds
+/// of sandboxes nobody asked about for [`FORGET_AFTER`].
+pub(crate) fn has_ended(id: &str) -> bool {
+    let mut map = lives().lock().unwrap_or_else(|p| p.into_inner());
+    let ended = |l: &Life| *l.ended_at.lock().unwrap_or_else(|p| p.into_inner());
+    let answer = map.get(id).is_some_and(|l| ended(l).is_some());
+    map.retain(|_, l| ended(l).is_none_or(|t| t.elapsed() < FORGET_AFTER));
+    answer
+}
+
+/// Drops the record of sandbox `id`'s envd (the sandbox is gone).
+pub(crate) fn forget(id: &str) {
+    lives().lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+}
+
 /// Copies `pipe` into `path` on a small thread of its own until envd exits (EOF), keeping
-/// the first [`LOG_CAP`] bytes.
-fn keep_log(mut pipe: std::fs::File, path: std::path::PathBuf) -> Result<(), String> {
+/// the first [`LOG_CAP`] bytes, then marks `life` ended.
+fn keep_log(
+    mut pipe: std::fs::File,
+    path: std::path::PathBuf,
+    life: Arc<Life>,
+) -> Result<(), String> {
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -66,12 +124,15 @@ fn keep_log(mut pipe: std::fs::File, path: std::path::PathBuf) -> Result<(), Str
         .spawn(move || {
             let mut kept = 0u64;
             let mut buf = [0u8; 8192];
+            let ended = || {
+                *life.ended_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+            };
             loop {
                 let n = match pipe.read(&mut buf) {
-                    Ok(0) => return,
+                    Ok(0) => return ended(),
                     Ok(n) => n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(_) => return,
+                    Err(_) => return ended(),
                 };
                 if kept < LOG_CAP {
                     let take = n.min(usize::try_from(LOG_CAP - kept).unwrap_or(n));

@@ -242,14 +242,18 @@ pub(crate) async fn pause_filesystem(entry: &Arc<Entry>) -> Result<bool, Manager
         return Ok(false);
     }
     let sb = entry.sandbox().clone();
-    tokio::task::spawn_blocking(move || sb.end_processes())
-        .await?
-        .map_err(|source| ManagerError::Freeze {
-            action: "pausing",
-            id: entry.id().to_string(),
-            source,
-        })?;
-    entry.swap_filesystem_paused(true);
+    // Marked before the processes end, so the reaper does not take envd's end for a death
+    // to restart from.
+    let was = entry.swap_filesystem_paused(true);
+    let ended = tokio::task::spawn_blocking(move || sb.end_processes()).await;
+    if !matches!(ended, Ok(Ok(()))) {
+        entry.swap_filesystem_paused(was);
+    }
+    ended?.map_err(|source| ManagerError::Freeze {
+        action: "pausing",
+        id: entry.id().to_string(),
+        source,
+    })?;
     entry.with(|r| r.status = SandboxStatus::Paused);
     tracing::info!(sandbox_id = %entry.id(), "sandbox paused (filesystem only: its processes ended)");
     Ok(true)

@@ -17,6 +17,7 @@ mod network;
 mod persist;
 mod reap;
 mod restore;
+pub mod sandbox_logs;
 mod service;
 
 pub use admission::{AdmissionConfig, Refusal};
@@ -334,6 +335,7 @@ async fn destroy(entry: Arc<Entry>) -> Option<tokio::task::JoinHandle<()>> {
     let network = entry.network().cloned();
     drop(entry);
     let id = sandbox.id().to_string();
+    envd::forget(&id);
     let _ = tokio::task::spawn_blocking(move || {
         if let Err(e) = sandbox.destroy() {
             tracing::warn!(sandbox_id = %sandbox.id(), error = %e, "sandbox cleanup incomplete");

@@ -23,6 +23,7 @@ impl Manager {
     }
 
     async fn reap_once(&self) {
+        self.restart_ended_envds().await;
         let now = clock::now();
         let (dead, expired): (Vec<Arc<Entry>>, Vec<Arc<Entry>>) = {
             let map = self.read();
@@ -73,6 +74,63 @@ impl Manager {
                 tracing::info!(sandbox_id = %e.id(), "sandbox timed out");
                 self.forget(e.id()).await;
                 destroy(e).await;
+            }
+        }
+    }
+
+    /// envd died in a running sandbox (OOM-killed by an upload too large for the sandbox's
+    /// memory, killed by root inside, a crash): it is started again with the sandbox's token
+    /// and environment, and the sandbox's log says so. At most once a second per sandbox, so
+    /// an envd that dies at once again does not spin.
+    async fn restart_ended_envds(&self) {
+        let ended: Vec<Arc<Entry>> = self
+            .read()
+            .values()
+            .filter(|e| {
+                e.status() == SandboxStatus::Running
+                    && !e.is_filesystem_paused()
+                    && super::envd::has_ended(e.id())
+            })
+            .cloned()
+            .collect();
+        for e in ended {
+            let (n, before) = e.count_envd_restart();
+            if before.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+                continue;
+            }
+            let init = super::envd::InitRequest {
+                env_vars: e.env_vars(),
+                access_token: e.with(|r| r.envd_access_token.expose().to_string()),
+                default_user: "user".into(),
+            };
+            let sb = e.sandbox().clone();
+            let restarted = tokio::task::spawn_blocking(move || -> Result<(), String> {
+                super::envd::start(&sb)?;
+                super::envd::init(&sb, &init).map_err(|e| e.to_string())
+            })
+            .await;
+            let dir = e.sandbox().state_dir().to_owned();
+            match restarted {
+                Ok(Ok(())) => {
+                    crate::prometheus::METRICS.envd_restart();
+                    tracing::warn!(sandbox_id = %e.id(), restarts = n, "envd died in a running sandbox; started it again");
+                    super::sandbox_logs::note(
+                        &dir,
+                        "warn",
+                        &format!("envd died and was started again (restart {n})"),
+                    );
+                }
+                Ok(Err(err)) => {
+                    tracing::warn!(sandbox_id = %e.id(), error = %err, "envd died and could not be started again");
+                    super::sandbox_logs::note(
+                        &dir,
+                        "error",
+                        &format!("envd died and could not be started again: {err}"),
+                    );
+                }
+                Err(err) => {
+                    tracing::warn!(sandbox_id = %e.id(), error = %err, "envd restart task failed")
+                }
             }
         }
     }
