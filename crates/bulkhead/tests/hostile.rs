@@ -81,13 +81,19 @@ fn per_process_limits_hold_and_cannot_be_raised() {
         &t,
         Limits {
             open_files: Some(4096),
+            pids: Some(500),
             ..Default::default()
         },
     );
     let bash = |script: &str| run_spec(&sb, ExecSpec::command(["bash", "-c", script]));
-    let out = bash("ulimit -Sn; ulimit -Hn; ulimit -Hi; ulimit -Hq");
-    assert_eq!(out.stdout, "4096\n4096\n1024\n819200\n", "{out:?}");
-    for raise in ["ulimit -Hn 5000", "ulimit -Hi 2048", "ulimit -Hq 1000000"] {
+    let out = bash("ulimit -Sn; ulimit -Hn; ulimit -Hi; ulimit -Hq; ulimit -Hu");
+    assert_eq!(out.stdout, "4096\n4096\n1024\n819200\n500\n", "{out:?}");
+    for raise in [
+        "ulimit -Hn 5000",
+        "ulimit -Hi 2048",
+        "ulimit -Hq 1000000",
+        "ulimit -Hu 1000",
+    ] {
         let out = bash(raise);
         assert_ne!(
             out.code, 0,
@@ -100,6 +106,66 @@ fn per_process_limits_hold_and_cannot_be_raised() {
     );
     assert_eq!(out.stdout, format!("True {}\n", libc::EMFILE), "{out:?}");
     sb.destroy().unwrap();
+}
+
+/// Holds as many inotify instances as the kernel gives one unprivileged process, in the
+/// background, after writing how many it got and the errno that stopped it.
+const HOARD_INOTIFY: &str = r#"
+import ctypes, time
+libc = ctypes.CDLL(None, use_errno=True)
+fds = []
+while True:
+    fd = libc.inotify_init1(0)
+    if fd < 0:
+        break
+    fds.append(fd)
+open("/tmp/hoard", "w").write(f"{len(fds)} {ctypes.get_errno()}")
+time.sleep(120)
+"#;
+
+/// One sandbox's processes take every inotify instance the kernel gives them; host root and
+/// another sandbox still get theirs. The sandbox's user namespace is owned by its own host
+/// uid, so the kernel charges its counters there, not to host root, which every sandbox's
+/// processes were charged to before (one sandbox then took all 128 instances from the host
+/// and every other sandbox).
+#[test]
+fn one_sandbox_cannot_take_the_hosts_per_user_kernel_counters() {
+    let t = TestRuntime::new();
+    let a = debian(&t, Limits::default());
+    let b = debian(&t, Limits::default());
+    let out = sh(
+        &a,
+        &format!(
+            "cat > /tmp/hoard.py <<'EOF'\n{HOARD_INOTIFY}\nEOF\n\
+             setsid su -s /bin/sh nobody -c 'python3 /tmp/hoard.py' </dev/null >/dev/null 2>&1 &\n\
+             for i in $(seq 100); do [ -s /tmp/hoard ] && break; sleep 0.1; done; cat /tmp/hoard"
+        ),
+    );
+    let got: Vec<i64> = out
+        .stdout
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert_eq!(got.len(), 2, "{out:?}");
+    assert_eq!(got[1], i64::from(libc::EMFILE), "{out:?}");
+    assert!(got[0] > 0, "{out:?}");
+    // Host root (this test) can still make one.
+    let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
+    let errno = std::io::Error::last_os_error();
+    assert!(fd >= 0, "host root's inotify_init1 failed: {errno}");
+    unsafe { libc::close(fd) };
+    // So can the other sandbox, its root and its user.
+    for user in ["root", "nobody"] {
+        let out = sh(
+            &b,
+            &format!(
+                "su -s /bin/sh {user} -c \"python3 -c 'import ctypes; print(ctypes.CDLL(None).inotify_init1(0) >= 0)'\""
+            ),
+        );
+        assert_eq!(out.stdout, "True\n", "{user} in another sandbox: {out:?}");
+    }
+    a.destroy().unwrap();
+    b.destroy().unwrap();
 }
 
 #[test]

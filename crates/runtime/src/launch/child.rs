@@ -67,6 +67,21 @@ fn intermediate(
     let mut l2c = std::fs::File::from(pipes.l2c.0.try_clone().at(LaunchStep::Handshake)?);
     // The user namespace comes first and alone: L must write its id maps (which needs host
     // privileges C is about to lose) and idmap the layers with it before anything else.
+    //
+    // It is created with the sandbox's own host uid as its effective uid, which makes that
+    // uid its owner: the kernel charges the per-user counters of everything inside (inotify
+    // instances and watches, queued signals, message queues, user namespaces) at the host
+    // level to the owner, so one sandbox's processes exhaust only that sandbox's share
+    // (`fs.inotify.max_user_instances` and the rest, per sandbox) instead of host root's,
+    // which every other sandbox and the host itself drew from. Real and saved uid stay 0 for
+    // the one step below that still needs them (none does after the unshare: C has every
+    // capability in the namespace it creates).
+    let owner = nix::unistd::Uid::from_raw(plan.root_host_id);
+    let host_root = nix::unistd::Uid::from_raw(0);
+    nix::unistd::setresuid(host_root, owner, host_root)
+        .at_with(LaunchStep::UserNamespace, || {
+            "taking the sandbox's host uid to own its user namespace".into()
+        })?;
     unshare(CloneFlags::CLONE_NEWUSER).at(LaunchStep::UserNamespace)?;
     c2l.write_all(&[1])
         .at_with(LaunchStep::Handshake, || "signalling the launcher".into())?;
@@ -127,6 +142,11 @@ fn intermediate(
 /// | `RLIMIT_NOFILE` | `open_files`, default [`DEFAULT_OPEN_FILES`](crate::limits::DEFAULT_OPEN_FILES), at most the host's hard limit | `hostile::per_process_limits_hold_and_cannot_be_raised` |
 /// | `RLIMIT_SIGPENDING` | [`SIGNALS_PENDING`](crate::limits::SIGNALS_PENDING) | same |
 /// | `RLIMIT_MSGQUEUE` | [`MESSAGE_QUEUE_BYTES`](crate::limits::MESSAGE_QUEUE_BYTES) | same |
+/// | `RLIMIT_NPROC` | the sandbox's `pids` limit, where it has one | same |
+///
+/// The counters behind `RLIMIT_SIGPENDING`, `RLIMIT_MSGQUEUE`, `RLIMIT_NPROC` and the inotify
+/// limits are the kernel's per user namespace and uid, and at the host level per owner of the
+/// user namespace: the sandbox's own host uid (see [`intermediate`]), never host root's.
 fn apply_rlimits(limits: &crate::Limits) -> Result<(), LaunchFailure> {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     let step = LaunchStep::Init;
@@ -145,7 +165,13 @@ fn apply_rlimits(limits: &crate::Limits) -> Result<(), LaunchFailure> {
     cap(
         Resource::RLIMIT_MSGQUEUE,
         crate::limits::MESSAGE_QUEUE_BYTES,
-    )
+    )?;
+    // Tasks per user of the sandbox: the same figure as the sandbox's `pids.max`, so a
+    // user's fork bomb fails with EAGAIN at fork as well as at the cgroup.
+    if let Some(pids) = limits.pids {
+        cap(Resource::RLIMIT_NPROC, pids)?;
+    }
+    Ok(())
 }
 
 fn become_init(
