@@ -3,9 +3,10 @@
 //! test (`crates/bulkhead/tests/hostile.rs`) serialises the same table and tries every row from
 //! inside a real sandbox, so a row cannot be added without being tested.
 //!
-//! The table is a deny-list on top of the namespace and capability barriers: most rows are
-//! refused by a missing capability too, and are listed so that a kernel bug in a capability
-//! check does not open them.
+//! The table sits on top of the allow-list ([`ALLOWED`](super::ALLOWED)), which refuses every
+//! call it does not name with `ENOSYS`: a row here gives a refused call `EPERM` instead (or
+//! narrows an allowed call by its arguments). Most rows are refused by a missing capability
+//! too, and are listed so that a kernel bug in a capability check does not open them.
 
 use serde::Serialize;
 
@@ -75,7 +76,7 @@ const SWAP: &str = "swap devices are host-wide";
 const URING: &str = "io_uring has been a steady source of kernel exploits and bypasses seccomp for the operations it queues";
 const NEW_MOUNT: &str = "the new mount API changes the mount table";
 
-/// The policy, in no particular order. Every call not matched here is allowed.
+/// The deny table, in no particular order. A call not matched here is as the allow-list says.
 pub const POLICY: &[Rule] = &[
     always("mount", libc::SYS_mount, MOUNT),
     always("umount2", libc::SYS_umount2, MOUNT),
