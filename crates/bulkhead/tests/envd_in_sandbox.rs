@@ -31,6 +31,7 @@ fn envd_serves_from_inside_a_sandbox() {
         source: env!("CARGO_BIN_EXE_bulkhead").into(),
         target: ENVD.into(),
         read_only: true,
+        idmap: false,
     });
     let sb = t.create(spec);
     let _envd = sb

@@ -391,6 +391,7 @@ fn bad_specs_are_refused_without_leftovers() {
         source: "/etc".into(),
         target: "relative".into(),
         read_only: true,
+        idmap: false,
     }];
     assert!(t.runtime.create(spec).is_err());
     assert_eq!(t.cgroup_children(), 0);

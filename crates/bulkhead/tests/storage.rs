@@ -249,24 +249,42 @@ fn local_storage_without_a_bucket() {
         std::fs::read_to_string(data.path().join("storage/note.txt")).unwrap(),
         "shared\n"
     );
-    // The root is sticky: b (another host uid) cannot delete or replace a's private file,
-    // as root inside or as the default user.
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(data.path().join("storage"))
-        .unwrap()
-        .permissions()
-        .mode();
-    assert_eq!(mode & 0o7777, 0o1777, "{mode:o}");
+    // Every sandbox's ids are the same on the shared tree (an idmapped bind through each
+    // sandbox's user namespace): what a's `user` writes is owned by uid 1000 on the host,
+    // not by a's host uid range, and b's `user` is that same owner. So a range that passes
+    // from a dead sandbox to a new one carries no files with it; per-sandbox prefixes are the
+    // isolation between sandboxes (--storage-sandbox-prefix).
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let root = std::fs::metadata(data.path().join("storage")).unwrap();
+    assert_eq!(root.permissions().mode() & 0o7777, 0o1777);
     assert_eq!(
-        srv.sh(
+        srv.cli(&[
+            "exec",
             &a,
-            "echo mine > /opt/sentient/a-only.txt && chmod 600 /opt/sentient/a-only.txt && echo ok"
-        )
+            "-u",
+            "user",
+            "--",
+            "bash",
+            "-c",
+            "echo mine > /opt/sentient/a-user.txt && chmod 600 /opt/sentient/a-user.txt && echo ok"
+        ])
         .1,
         "ok\n"
     );
-    let (code, _, _) = srv.sh(&b, "rm -f /opt/sentient/a-only.txt");
-    assert_ne!(code, 0, "b removed a's file");
+    let meta = std::fs::metadata(data.path().join("storage/a-user.txt")).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (1000, 1000), "owner on the host");
+    let (_, out, _) = srv.cli(&[
+        "exec",
+        &b,
+        "-u",
+        "user",
+        "--",
+        "bash",
+        "-c",
+        "stat -c %U /opt/sentient/a-user.txt; cat /opt/sentient/a-user.txt",
+    ]);
+    assert_eq!(out, "user\nmine\n", "b's user is the same owner");
+    // Sticky: another user of the sandbox cannot remove the user's file.
     let (code, _, _) = srv.cli(&[
         "exec",
         &b,
@@ -275,13 +293,75 @@ fn local_storage_without_a_bucket() {
         "--",
         "bash",
         "-c",
-        "rm -f /opt/sentient/a-only.txt || mv /opt/sentient/note.txt /opt/sentient/a-only.txt",
+        "su -s /bin/sh nobody -c 'rm -f /opt/sentient/a-user.txt'",
     ]);
-    assert_ne!(code, 0, "b's root removed or replaced a's file");
-    assert_eq!(
-        std::fs::read_to_string(data.path().join("storage/a-only.txt")).unwrap(),
-        "mine\n"
-    );
+    assert_ne!(code, 0, "nobody removed user's file");
+    assert!(data.path().join("storage/a-user.txt").exists());
+    // Every sandbox's root is root of the shared tree (one owner, like every `user`).
+    let (code, out, _) = srv.cli(&[
+        "exec",
+        &b,
+        "-u",
+        "root",
+        "--",
+        "bash",
+        "-c",
+        "stat -c %U /opt/sentient; touch /opt/sentient/by-root && stat -c %u /opt/sentient/by-root",
+    ]);
+    assert_eq!((code, out.as_str()), (0, "root\n0\n"));
+    // A sandbox made after a is gone (possibly on a's host uid range) sees the same owner.
+    assert_eq!(srv.cli(&["kill", &a]).0, 0);
+    let c = srv.create(&[]);
+    let (_, out, _) = srv.cli(&[
+        "exec",
+        &c,
+        "-u",
+        "user",
+        "--",
+        "bash",
+        "-c",
+        "stat -c %U:%u /opt/sentient/a-user.txt",
+    ]);
+    assert_eq!(out, "user:1000\n");
+    srv.stop();
+}
+
+/// With a prefix per sandbox, each sandbox's part of the local storage is attached at hand-
+/// over with the sandbox's own ids too, and no sandbox sees another's part.
+#[test]
+fn local_storage_with_a_prefix_per_sandbox() {
+    let data = data_dir();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bulkhead"));
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--pool-size",
+        "1",
+        "--storage-sandbox-prefix",
+        "executions/{sandbox_id}",
+        "--base-rootfs",
+    ])
+    .arg(common::rootfs("debian"))
+    .arg("--data-dir")
+    .arg(data.path());
+    let (child, url, key) = common::start_serve(cmd, data.path());
+    let srv = Serve { child, url, key };
+    let a = srv.create(&[]);
+    let b = srv.create(&[]);
+    let (code, _, err) = srv.cli(&["exec", &a, "-u", "user", "--", "bash", "-c",
+        "echo a > /opt/sentient/out.txt && grep -q ' /opt/sentient .*idmapped' /proc/self/mountinfo"]);
+    assert_eq!(code, 0, "{err}");
+    use std::os::unix::fs::MetadataExt;
+    let file = data
+        .path()
+        .join("storage/executions")
+        .join(&a)
+        .join("out.txt");
+    let meta = std::fs::metadata(&file).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (1000, 1000));
+    let (_, out, _) = srv.sh(&b, "ls -A /opt/sentient");
+    assert_eq!(out, "", "b sees a's part");
     srv.stop();
 }
 

@@ -154,6 +154,25 @@ impl Sandbox {
             target,
             read_only,
             self.state.root_host_id,
+            false,
+        )
+    }
+
+    /// [`Sandbox::attach`] with the sandbox's own ids ([`crate::BindMount::idmap`]): for
+    /// storage shared between sandboxes, where every sandbox's `user` must be one owner.
+    pub fn attach_idmapped(
+        &self,
+        source: &std::path::Path,
+        target: &std::path::Path,
+        read_only: bool,
+    ) -> std::io::Result<()> {
+        sys::idmap::attach_into(
+            self.state.init_pid,
+            source,
+            target,
+            read_only,
+            self.state.root_host_id,
+            true,
         )
     }
 

@@ -38,6 +38,15 @@ pub struct BindMount {
     pub target: PathBuf,
     /// Mount read-only.
     pub read_only: bool,
+    /// Show the tree with the sandbox's own ids (an idmapped mount through the sandbox's user
+    /// namespace): a host file of uid N appears owned by N inside, and what the sandbox's uid
+    /// N creates is owned by N on the host. Every sandbox's `user` is then one owner on a
+    /// shared tree, whichever host uid range the sandbox has, so a range that passes from a
+    /// dead sandbox to a new one carries no files with it. Where the filesystem cannot be
+    /// idmapped (FUSE), a plain bind. For trees made for sandboxes (storage); a host tree
+    /// with files of host root's would give sandbox root its rights there.
+    #[serde(default)]
+    pub idmap: bool,
 }
 
 /// How a process's standard streams are connected.

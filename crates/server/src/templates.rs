@@ -584,6 +584,7 @@ impl Templates {
             source: host,
             target: PathBuf::from(&st.path),
             read_only: st.read_only,
+            idmap: true,
         });
         Ok(st)
     }

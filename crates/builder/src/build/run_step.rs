@@ -240,6 +240,7 @@ impl Builder {
                             source: file,
                             target: PathBuf::from(target),
                             read_only: true,
+                            idmap: false,
                         });
                     }
                 }
@@ -250,6 +251,7 @@ impl Builder {
                         source: dir.path.clone(),
                         target: PathBuf::from(&c.target),
                         read_only: c.readonly,
+                        idmap: false,
                     });
                     caches.push(dir);
                 }

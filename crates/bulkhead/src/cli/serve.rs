@@ -423,6 +423,7 @@ pub fn run(mut args: Args, matches: Option<&clap::ArgMatches>) -> anyhow::Result
             source: storage.host_root.clone(),
             target: storage.target.clone(),
             read_only: storage.read_only,
+            idmap: true,
         };
         let template_limits = limits.clone();
         let manager = Manager::new(
@@ -610,8 +611,12 @@ fn setup_storage(
         None => {
             let dir = layout.root().join("storage");
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            // Sticky, like /tmp: every sandbox may create here, none may remove or rename
-            // another sandbox's files (each runs as its own host uid).
+            // Sticky, like /tmp: every user may create here, none may remove or rename
+            // another user's files. Sandboxes see it with their own ids (an idmapped bind):
+            // every sandbox's `user` is one owner here (uid 1000 on the host too), and every
+            // sandbox's root is root of this tree (its owner, host uid 0); a kernel refuses
+            // writes below an owner the idmap cannot show, so no id outside the sandboxes'
+            // could own it. Between sandboxes, per-sandbox prefixes are the isolation.
             std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o1777))?;
             (dir, None)
         }

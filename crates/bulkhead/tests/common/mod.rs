@@ -38,6 +38,7 @@ pub fn probe() -> BindMount {
         source,
         target: "/probe.py".into(),
         read_only: true,
+        idmap: false,
     }
 }
 

@@ -12,7 +12,7 @@ use nix::unistd::{Gid, Pid, Uid, chown};
 
 use super::failure::{At, LaunchFailure, LaunchStep};
 use super::plan::LaunchPlan;
-use crate::sys::idmap::bind_idmapped_readonly;
+use crate::sys::idmap::{bind_for_sandbox, bind_idmapped_readonly};
 use crate::sys::path::{Missing, walk_beneath};
 
 /// Host devices bound into every sandbox's `/dev`.
@@ -121,7 +121,7 @@ pub(crate) fn prepare(plan: &LaunchPlan, c: Pid) -> Result<(), LaunchFailure> {
     }
     mount_dev(&rootfs.join("dev"), root)?;
     for bind in &plan.spec.binds {
-        bind_into(&rootfs, &bind.source, &bind.target, bind.read_only, root)?;
+        bind_into(&rootfs, bind, root, &userns)?;
     }
     write_etc(&rootfs, &plan.spec.id, root);
     Ok(())
@@ -218,11 +218,12 @@ fn mount_dev(dev: &Path, root: Ids) -> Result<(), LaunchFailure> {
 /// sandbox root) when missing, as a directory or an empty file like the source.
 fn bind_into(
     rootfs: &Path,
-    source: &Path,
-    target: &Path,
-    read_only: bool,
+    bind: &crate::BindMount,
     root: Ids,
+    userns: &OwnedFd,
 ) -> Result<(), LaunchFailure> {
+    let (source, target, read_only) = (&bind.source, &bind.target, bind.read_only);
+    let idmap_with = bind.idmap.then_some(userns);
     let step = LaunchStep::Binds;
     let meta = source
         .metadata()
@@ -241,25 +242,11 @@ fn bind_into(
         }
         dst
     };
-    mount(
-        Some(source),
-        &dst,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .at_with(step, || {
+    // A clone of the whole tree, nosuid and nodev whether writable or not, with the
+    // sandbox's ids when asked (and the filesystem allows it).
+    bind_for_sandbox(source, &dst, read_only, idmap_with).at_with(step, || {
         format!("binding {} at {}", source.display(), target.display())
     })?;
-    if read_only {
-        let flags = MsFlags::MS_BIND
-            | MsFlags::MS_REMOUNT
-            | MsFlags::MS_RDONLY
-            | MsFlags::MS_NOSUID
-            | MsFlags::MS_NODEV;
-        mount(None::<&str>, &dst, None::<&str>, flags, None::<&str>)
-            .at_with(step, || format!("making {} read-only", target.display()))?;
-    }
     Ok(())
 }
 

@@ -118,8 +118,50 @@ pub fn bind_idmapped_readonly(source: &Path, target: &Path, userns: &OwnedFd) ->
     attach_tree(&tree, target)
 }
 
+/// A clone of the host tree at `source`, `nosuid,nodev` (and read-only if asked), idmapped
+/// through `userns` when given and the filesystem allows it. Returns whether it is idmapped:
+/// a filesystem without idmap support (FUSE, which needs its server's consent) gets a plain
+/// clone instead.
+pub fn clone_for_sandbox(
+    source: &Path,
+    read_only: bool,
+    userns: Option<&OwnedFd>,
+) -> io::Result<(OwnedFd, bool)> {
+    // Never a way in for a set-uid binary or a device node, writable or not.
+    let rdonly = if read_only { MOUNT_ATTR_RDONLY } else { 0 };
+    let attrs = rdonly | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+    if let Some(ns) = userns {
+        let tree = clone_tree(source)?;
+        match set_tree_attrs(&tree, attrs | MOUNT_ATTR_IDMAP, Some(ns)) {
+            Ok(()) => return Ok((tree, true)),
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EINVAL | libc::EOPNOTSUPP | libc::EPERM)
+                ) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let tree = clone_tree(source)?;
+    set_tree_attrs(&tree, attrs, None)?;
+    Ok((tree, false))
+}
+
+/// [`clone_for_sandbox`], then attached at `target` (in the caller's mount namespace).
+pub fn bind_for_sandbox(
+    source: &Path,
+    target: &Path,
+    read_only: bool,
+    userns: Option<&OwnedFd>,
+) -> io::Result<bool> {
+    let (tree, idmapped) = clone_for_sandbox(source, read_only, userns)?;
+    attach_tree(&tree, target)?;
+    Ok(idmapped)
+}
+
 /// Attaches a clone of the host tree at `source` to `target` inside the mount namespace of
-/// process `pid` (a running sandbox's init), read-only if asked. `target` is an absolute path
+/// process `pid` (a running sandbox's init), read-only if asked, idmapped through the
+/// sandbox's user namespace with `idmap` (see [`crate::BindMount::idmap`]). `target` is an absolute path
 /// as the sandbox sees it (always `nosuid,nodev`); it is created (owned by `owner`) when
 /// missing, and refused when any component of it is a symlink (sandboxed code may have
 /// planted one).
@@ -132,11 +174,14 @@ pub fn attach_into(
     target: &Path,
     read_only: bool,
     owner: u32,
+    idmap: bool,
 ) -> io::Result<()> {
-    let tree = clone_tree(source)?;
-    // Never a way in for a set-uid binary or a device node, writable or not.
-    let rdonly = if read_only { MOUNT_ATTR_RDONLY } else { 0 };
-    set_tree_attrs(&tree, rdonly | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, None)?;
+    let userns: Option<OwnedFd> = if idmap {
+        Some(std::fs::File::open(format!("/proc/{pid}/ns/user"))?.into())
+    } else {
+        None
+    };
+    let (tree, _) = clone_for_sandbox(source, read_only, userns.as_ref())?;
     let ns = std::fs::File::open(format!("/proc/{pid}/ns/mnt"))?;
     let target = target.to_path_buf();
     std::thread::Builder::new()

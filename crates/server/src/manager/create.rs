@@ -251,7 +251,7 @@ fn hand_over(
     if let Some(st) = storage {
         let dir = st.host_dir_for(sb.id());
         let attached = create_shared_dirs(&st.host_root, &dir)
-            .and_then(|()| sb.attach(&dir, &st.target, st.read_only));
+            .and_then(|()| sb.attach_idmapped(&dir, &st.target, st.read_only));
         if let Err(source) = attached {
             let _ = sb.destroy();
             network::detach(net, sb.id());

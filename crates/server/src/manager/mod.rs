@@ -362,6 +362,7 @@ fn make_template(
         source: config.envd_binary.clone(),
         target: ENVD_PATH.into(),
         read_only: true,
+        idmap: false,
     }];
     // Shared storage is part of the pooled sandboxes' mounts; a per-sandbox prefix can only
     // be attached at hand-over, once the sandbox id is known.
@@ -375,6 +376,8 @@ fn make_template(
             source: st.host_root.clone(),
             target: st.target.clone(),
             read_only: st.read_only,
+            // One owner per sandbox id on the shared tree, whatever the host uid range.
+            idmap: true,
         });
     }
     let key = PoolKey {
