@@ -1,5 +1,5 @@
 # E2B's base sandbox contents: Python 3 with pip usable by the default user, Node.js with
-# npm, git, curl, wget and the build tools, on the Debian root filesystem the repo builds
+# npm, git, curl, wget, the build tools and passwordless sudo for `user`, on the Debian root filesystem the repo builds
 # (imported as bulkhead/debian, so FROM works on a machine that reaches no registry).
 FROM bulkhead/debian
 
@@ -9,8 +9,13 @@ RUN --mount=type=cache,target=/var/cache/apt,sharing=locked \
     && echo 'Binary::apt::APT::Keep-Downloaded-Packages "true";' > /etc/apt/apt.conf.d/keep-cache \
     && apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-       git curl wget ca-certificates nodejs npm build-essential python3-dev less procps \
+       git curl wget ca-certificates nodejs npm build-essential python3-dev less procps sudo \
     && rm -rf /var/lib/apt/lists/*
+
+# Passwordless sudo for the default user, as on E2B. sudo raises a process to the sandbox's
+# root and no further (an unprivileged host uid; `bulkhead serve --no-new-privs` turns
+# set-uid off altogether): docs/SECURITY.md.
+RUN echo 'user ALL=(ALL:ALL) NOPASSWD: ALL' > /etc/sudoers.d/user && chmod 0440 /etc/sudoers.d/user
 
 # pip for the default user, into ~/.local (the system Python is Debian's).
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PATH=/home/user/.local/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin

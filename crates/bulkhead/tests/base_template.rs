@@ -81,7 +81,7 @@ fn templates_base_builds_at_start_and_brings_e2bs_base_contents() {
         "sh",
         "-c",
         "node --version && npm --version && git --version && gcc --version && curl --version \
-         && wget --version && python3 -m pip --version && id -un && pwd",
+         && wget --version && python3 -m pip --version && id -un && pwd && sudo -n id -un",
     ]);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
@@ -96,7 +96,7 @@ fn templates_base_builds_at_start_and_brings_e2bs_base_contents() {
         "curl",
         "Wget",
         "pip",
-        "user\n/home/user",
+        "user\n/home/user\nroot\n",
     ] {
         assert!(out.contains(want), "{want:?} missing from:\n{out}");
     }

@@ -490,6 +490,122 @@ fn root_inside_is_an_unprivileged_uid_outside() {
     sb.destroy().unwrap();
 }
 
+/// With `allow_setuid` (the server's default, so `sudo` works as on E2B), a set-uid-root
+/// binary raises an unprivileged process to the sandbox's root, and no further: as that
+/// root, every refused syscall is still refused, new user namespaces too, the process is the
+/// sandbox's unprivileged host uid, and host files stay out of reach. Without it, the same
+/// binary gives nothing (no_new_privs and a nosuid root).
+#[test]
+fn setuid_raises_a_user_to_sandbox_root_and_no_further() {
+    let t = TestRuntime::new();
+    let elevate = "cp \"$(readlink -f \"$(command -v python3)\")\" /usr/local/bin/pyroot \
+                   && chmod 4755 /usr/local/bin/pyroot && echo ready";
+    let as_nobody = |sb: &Sandbox, script: &str| {
+        run_spec(
+            sb,
+            ExecSpec {
+                user: Some("nobody".into()),
+                ..ExecSpec::command(["sh", "-c", script])
+            },
+        )
+    };
+    // Off: no_new_privs and nosuid, the set-uid bit gives nothing.
+    let plain = debian(&t, Limits::default());
+    assert_eq!(sh(&plain, elevate).stdout, "ready\n");
+    let out = as_nobody(
+        &plain,
+        "/usr/local/bin/pyroot -c 'import os; print(os.geteuid())'",
+    );
+    assert_eq!(out.stdout, "65534\n", "{out:?}");
+    plain.destroy().unwrap();
+
+    let sb = debian(
+        &t,
+        Limits {
+            allow_setuid: true,
+            ..Default::default()
+        },
+    );
+    assert_eq!(sh(&sb, elevate).stdout, "ready\n");
+    let out = as_nobody(
+        &sb,
+        "/usr/local/bin/pyroot -c 'import os; os.setuid(0); print(os.getuid(), os.geteuid()); print(open(\"/proc/self/status\").read())'",
+    );
+    assert!(out.stdout.starts_with("0 0\n"), "{out:?}");
+    // The raised process holds no more than the sandbox's root: the bounding set.
+    let cap_bnd = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("CapBnd:"))
+        .unwrap()
+        .to_string();
+    let plain_root = sh(&sb, "grep CapBnd: /proc/self/status").stdout;
+    assert_eq!(format!("{cap_bnd}\n"), plain_root);
+    // As that root: the deny table and every blocked number, then a new user namespace.
+    let raised = |probe_args: &str| {
+        as_nobody(
+            &sb,
+            &format!(
+                "/usr/local/bin/pyroot -c 'import os, sys; os.setuid(0); \
+                 os.execv(sys.executable, [\"python3\", \"/probe.py\"] + {probe_args})'"
+            ),
+        )
+    };
+    let table = serde_json::to_string(seccomp::POLICY).unwrap();
+    let pairs = serde_json::to_string(&seccomp::blocked()).unwrap();
+    for (what, arg) in [("syscalls", table), ("numbers", pairs)] {
+        std::fs::write(sb.root_path().join("tmp/arg"), arg).unwrap();
+        let out = raised(&format!("[\"{what}\", open(\"/tmp/arg\").read()]"));
+        assert_eq!(out.code, 0, "{what}: {out:?}");
+        let lines: Vec<serde_json::Value> = out
+            .stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert!(lines.len() > 10, "{what}: {out:?}");
+        for v in lines {
+            assert_eq!(v["ok"], false, "raised root made a refused call: {v}");
+            assert_eq!(v["errno"], v["expected"], "{v}");
+        }
+    }
+    let out = raised("[\"unshare-user\"]");
+    let v: serde_json::Value = serde_json::from_str(out.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(v["ok"], false, "{v}");
+    // On the host, the raised process is the sandbox's unprivileged uid.
+    let mut p = sb
+        .exec(ExecSpec {
+            user: Some("nobody".into()),
+            ..ExecSpec::command([
+                "/usr/local/bin/pyroot",
+                "-c",
+                "import os, time; os.setuid(0); print('up', flush=True); time.sleep(5)",
+            ])
+        })
+        .unwrap();
+    let mut first = [0u8; 3];
+    std::io::Read::read_exact(p.stdout.as_mut().unwrap(), &mut first).unwrap();
+    let host_uids: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read_to_string(e.path().join("status")).ok())
+        .filter(|st| st.lines().next() == Some("Name:\tpyroot"))
+        .filter_map(|st| {
+            st.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(host_uids.len(), 1, "{host_uids:?}");
+    let want = sb.root_host_id().to_string();
+    assert!(
+        host_uids[0].split_whitespace().skip(1).all(|u| u == want),
+        "{host_uids:?} (sandbox root is host uid {want})"
+    );
+    let _ = p.signal(libc::SIGKILL, true);
+    let _ = p.wait();
+    sb.destroy().unwrap();
+}
+
 #[test]
 fn host_stays_responsive_under_a_fork_bomb() {
     let t = TestRuntime::new();

@@ -17,6 +17,13 @@ pub struct Limits {
     /// [`DEFAULT_OPEN_FILES`]. Never above the host's own hard limit.
     #[serde(default)]
     pub open_files: Option<u64>,
+    /// Let set-uid and file-capability binaries of the image raise a process's rights, up
+    /// to the sandbox's root and never beyond it (an unprivileged host uid whose capabilities
+    /// are those of the sandbox's user namespace, cut to the bounding set), so `sudo` works
+    /// as on E2B. Off (the default): every process runs with `no_new_privs` and the root
+    /// filesystem is mounted `nosuid`.
+    #[serde(default)]
+    pub allow_setuid: bool,
 }
 
 /// Open files per sandbox process when the limits name none: a file table of 65,536
@@ -25,8 +32,8 @@ pub struct Limits {
 pub const DEFAULT_OPEN_FILES: u64 = 65_536;
 
 /// Signals one sandbox user may have queued (`RLIMIT_SIGPENDING`): the kernel counts them
-/// per user namespace and uid, so this caps what one sandbox's user takes from the count
-/// its namespace's creator (host root) shares with every other sandbox.
+/// per user namespace and uid (and, at the host level, per owner of the namespace: the
+/// sandbox's own host uid), so this caps what one process tree of one user may queue.
 pub const SIGNALS_PENDING: u64 = 1024;
 
 /// Bytes of POSIX message queues one sandbox user may hold (`RLIMIT_MSGQUEUE`), Linux's

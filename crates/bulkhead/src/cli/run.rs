@@ -89,6 +89,8 @@ fn limits_from(args: &Args) -> anyhow::Result<Limits> {
             .map(|d| limits::parse_size("disk", d))
             .transpose()?,
         open_files: None,
+        // `bulkhead run` keeps no_new_privs: a one-off command has no sudo to serve.
+        allow_setuid: false,
     })
 }
 

@@ -133,6 +133,12 @@ pub struct Args {
         value_name = "N"
     )]
     pub(crate) sandbox_open_files: String,
+    /// Run every sandbox process with no_new_privs (and the root filesystem nosuid): set-uid
+    /// binaries such as sudo then give nothing. Without it, a set-uid binary raises a process
+    /// to the sandbox's root and no further (an unprivileged host uid; see docs/SECURITY.md),
+    /// so `sudo` works as on E2B.
+    #[arg(long, env = "BULKHEAD_NO_NEW_PRIVS")]
+    pub(crate) no_new_privs: bool,
     /// Timeout of a sandbox whose create names none, in seconds.
     #[arg(long, env = "BULKHEAD_DEFAULT_TIMEOUT", default_value_t = 300)]
     pub(crate) default_timeout: u64,
@@ -583,6 +589,7 @@ fn sandbox_limits(args: &Args) -> anyhow::Result<Limits> {
         cpu_millis: Some(limits::parse_cpus(&args.sandbox_cpus)?),
         disk_bytes: Some(limits::parse_size("disk", &args.sandbox_disk)?),
         open_files: Some(limits::parse_count("open-files", &args.sandbox_open_files)?),
+        allow_setuid: !args.no_new_privs,
     })
 }
 

@@ -31,6 +31,7 @@ struct FileConfig {
     sandbox_cpus: Option<String>,
     sandbox_pids: Option<String>,
     sandbox_open_files: Option<String>,
+    no_new_privs: Option<bool>,
     default_timeout: Option<u64>,
     max_lifetime: Option<u64>,
     strip_env: Option<Vec<String>>,
@@ -94,6 +95,7 @@ pub fn apply_file(args: &mut Args, matches: Option<&clap::ArgMatches>) -> anyhow
     fill!(sandbox_cpus);
     fill!(sandbox_pids);
     fill!(sandbox_open_files);
+    fill!(no_new_privs);
     fill!(default_timeout);
     fill!(max_lifetime);
     fill!(strip_env);

@@ -38,6 +38,8 @@ pub(crate) struct Init {
     writable: Option<OwnedFd>,
     sigfd: SignalFd,
     filters: SandboxFilters,
+    /// [`crate::Limits::allow_setuid`] of the sandbox.
+    allow_setuid: bool,
     conns: HashMap<RawFd, Conn>,
     /// One receive buffer for every request (a fresh 1 MiB allocation per message would be
     /// mapped and unmapped on every exec).
@@ -55,7 +57,11 @@ pub(crate) enum InitError {
 
 impl Init {
     /// Prepares the loop; the caller must already be PID 1 of the sandbox.
-    pub(crate) fn new(listener: OwnedFd, writable: Option<OwnedFd>) -> Result<Self, InitError> {
+    pub(crate) fn new(
+        listener: OwnedFd,
+        writable: Option<OwnedFd>,
+        allow_setuid: bool,
+    ) -> Result<Self, InitError> {
         let mut mask = SigSet::empty();
         mask.add(Signal::SIGCHLD);
         sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None).map_err(InitError::Signals)?;
@@ -67,6 +73,7 @@ impl Init {
             writable,
             sigfd,
             filters,
+            allow_setuid,
             conns: HashMap::new(),
             buf: vec![0u8; MAX_MESSAGE],
         })
@@ -197,7 +204,7 @@ impl Init {
                 },
             },
             Ok(Request::Exec(spec)) if conn.pid.is_none() => {
-                match spawn::spawn(&spec, &self.filters) {
+                match spawn::spawn(&spec, &self.filters, self.allow_setuid) {
                     Ok(spawned) => {
                         conn.pid = Some(spawned.pid);
                         conn.detach = spec.detach;

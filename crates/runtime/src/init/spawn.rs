@@ -34,21 +34,34 @@ fn other<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> Failure 
 /// while still privileged; then, right before exec, the effective sets of a root process cut
 /// the same way, no_new_privs, and the seccomp filter.
 ///
+/// With `allow_setuid` (see [`crate::Limits::allow_setuid`]) there is no no_new_privs, so the
+/// filter goes in before the identity switch, while the process still holds
+/// `CAP_SYS_ADMIN` in the sandbox's namespace (installing a filter without no_new_privs
+/// needs it); every call the switch makes after it is on the allow-list.
+///
 /// These steps allocate (the caps crate builds sets), which is sound only because the init is
 /// single-threaded.
 struct SandboxPolicy<'a> {
     filters: &'a SandboxFilters,
     root: bool,
+    allow_setuid: bool,
 }
 
 impl Confine for SandboxPolicy<'_> {
     fn before_identity(&self) -> Result<(), Errno> {
-        sys::caps::drop_bounding().map_err(|_| Errno::EPERM)
+        sys::caps::drop_bounding().map_err(|_| Errno::EPERM)?;
+        if self.allow_setuid {
+            self.filters.apply().map_err(|_| Errno::EPERM)?;
+        }
+        Ok(())
     }
 
     fn before_exec(&self) -> Result<(), Errno> {
         if self.root {
             sys::caps::restrict_sets().map_err(|_| Errno::EPERM)?;
+        }
+        if self.allow_setuid {
+            return Ok(());
         }
         sys::proc::set_no_new_privs()
             .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))?;
@@ -58,7 +71,11 @@ impl Confine for SandboxPolicy<'_> {
 
 /// Starts `spec`. On success the returned descriptors are, for pipes, stdout, stderr and
 /// (when asked) stdin; for a PTY, the master.
-pub(crate) fn spawn(spec: &ExecSpec, filters: &SandboxFilters) -> Result<Spawned, Failure> {
+pub(crate) fn spawn(
+    spec: &ExecSpec,
+    filters: &SandboxFilters,
+    allow_setuid: bool,
+) -> Result<Spawned, Failure> {
     if spec.argv.first().is_none_or(|p| p.is_empty()) {
         return Err((ExecFailure::Invalid, CommandError::Empty.to_string()));
     }
@@ -113,6 +130,7 @@ pub(crate) fn spawn(spec: &ExecSpec, filters: &SandboxFilters) -> Result<Spawned
     let policy = SandboxPolicy {
         filters,
         root: user.uid == 0,
+        allow_setuid,
     };
     let stdio = [
         child_fds[0].as_fd(),

@@ -206,7 +206,7 @@ fn become_init(
     // Non-dumpable: sandboxed processes (even root inside) cannot open /proc/1/fd or ptrace
     // the init to reach the control socket.
     sys::proc::set_non_dumpable().at_with(LaunchStep::Init, || "prctl".into())?;
-    let init = crate::init::Init::new(listener, writable)
+    let init = crate::init::Init::new(listener, writable, plan.spec.limits.allow_setuid)
         .map_err(|e| LaunchFailure::new(LaunchStep::Init, e.to_string()))?;
     status
         .write_all(b"READY")

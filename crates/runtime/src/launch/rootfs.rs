@@ -101,11 +101,17 @@ pub(crate) fn prepare(plan: &LaunchPlan, c: Pid) -> Result<(), LaunchFailure> {
         lowers.join(":")
     );
     std::env::set_current_dir(dir).at_with(step, || dir.display().to_string())?;
+    // nosuid unless the sandbox lets set-uid binaries raise rights up to its own root.
+    let flags = if plan.spec.limits.allow_setuid {
+        MsFlags::empty()
+    } else {
+        MsFlags::MS_NOSUID
+    };
     mount(
         Some("overlay"),
         &rootfs,
         Some("overlay"),
-        MsFlags::MS_NOSUID,
+        flags,
         Some(opts.as_str()),
     )
     .at(step)?;

@@ -138,10 +138,12 @@ pub fn compile() -> Result<SandboxFilters, SeccompError> {
 }
 
 impl SandboxFilters {
-    /// Installs every filter on the calling thread. `no_new_privs` must already be set.
-    pub fn apply(&self) -> Result<(), seccompiler::Error> {
+    /// Installs every filter on the calling thread. `no_new_privs` must already be set, or
+    /// the caller must hold `CAP_SYS_ADMIN` in its user namespace (a sandbox that lets
+    /// set-uid binaries work installs them before dropping root).
+    pub fn apply(&self) -> std::io::Result<()> {
         for program in &self.programs {
-            seccompiler::apply_filter(program)?;
+            crate::sys::proc::install_seccomp_filter(program)?;
         }
         Ok(())
     }

@@ -25,6 +25,35 @@ pub fn set_no_new_privs() -> io::Result<()> {
     prctl(libc::PR_SET_NO_NEW_PRIVS, 1)
 }
 
+/// Installs one seccomp filter program on the calling thread, without setting
+/// `no_new_privs` (which seccompiler's own installer always sets): the caller either set it
+/// before or holds `CAP_SYS_ADMIN` in its user namespace, as the kernel requires.
+pub fn install_seccomp_filter(program: &[seccompiler::sock_filter]) -> io::Result<()> {
+    let len = u16::try_from(program.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "seccomp program too long"))?;
+    let fprog = libc::sock_fprog {
+        len,
+        // seccompiler's sock_filter is `#[repr(C)]` with the kernel's layout (u16, u8, u8,
+        // u32), as libc's is; the kernel only reads it.
+        filter: program.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: `fprog` points at `program`, which outlives the call; the kernel copies the
+    // instructions and keeps no pointer.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0 as libc::c_ulong,
+            &fprog as *const libc::sock_fprog,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 /// Marks the process non-dumpable, which also makes `/proc/<pid>/*` of this process
 /// inaccessible to processes without CAP_SYS_PTRACE over it.
 pub fn set_non_dumpable() -> io::Result<()> {
