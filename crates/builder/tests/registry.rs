@@ -203,10 +203,17 @@ async fn a_pulled_layout_imports_into_the_image_store() {
     let layout = image::single(15, "v1");
     let oci = push(&layout, &registry, "test/oci", &[]);
     let docker = push(&layout, &registry, "test/docker", &["--format", "v2s2"]);
+    // zstd layers, as BuildKit's `compression=zstd` pushes them (skopeo keeps them as given).
+    let zstd_layout = image::single_compressed(15, "v1", true);
+    let zstd = push(&zstd_layout, &registry, "test/zstd", &[]);
     let cache = tempfile::tempdir().expect("tempdir");
     let store_dir = tempfile::tempdir().expect("tempdir");
     let store = ImageStore::open(store_dir.path()).expect("open the store");
-    for (dest, name) in [(oci, "pulled-oci:v1"), (docker, "pulled-docker:v1")] {
+    for (dest, name) in [
+        (oci, "pulled-oci:v1"),
+        (docker, "pulled-docker:v1"),
+        (zstd, "pulled-zstd:v1"),
+    ] {
         let r = reference(&dest);
         let (pulled, _) = pull_ok(&r, &amd64(Auth::Anonymous), cache.path()).await;
         let source = format!("{}@{}", pulled.reference, pulled.manifest_digest);
@@ -218,5 +225,11 @@ async fn a_pulled_layout_imports_into_the_image_store() {
         let dir = store.layer_dir(&imported.layers[0].diff_id);
         let hello = std::fs::read_to_string(dir.join("hello.txt")).expect("unpacked file");
         assert_eq!(hello, "hello from image 15 (amd64)\n");
+        if name.starts_with("pulled-zstd") {
+            assert_eq!(
+                imported.layers[0].media_type,
+                "application/vnd.oci.image.layer.v1.tar+zstd"
+            );
+        }
     }
 }

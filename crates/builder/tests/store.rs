@@ -295,6 +295,37 @@ fn a_blob_with_the_wrong_digest_is_refused_and_nothing_stored() {
     );
     // Known now: given its digest, it is reused without unpacking.
     assert_eq!(s.add_layer_tar(&gz, Some(&zipped.digest)).unwrap(), zipped);
+    // zstd, in one frame and in two (the tarball's halves compressed apart, concatenated):
+    // the same layer again, and reused by digest.
+    if std::process::Command::new("zstd")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        let bytes = std::fs::read(&tar).unwrap();
+        let zstd = |data: &[u8]| {
+            let mut child = std::process::Command::new("zstd")
+                .args(["-q", "-c"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            std::io::Write::write_all(child.stdin.as_mut().unwrap(), data).unwrap();
+            drop(child.stdin.take());
+            child.wait_with_output().unwrap().stdout
+        };
+        let one = tmp.path().join("layer.tar.zst");
+        std::fs::write(&one, zstd(&bytes)).unwrap();
+        let two = tmp.path().join("layer.two-frames.tar.zst");
+        let (a, b) = bytes.split_at(bytes.len() / 2);
+        std::fs::write(&two, [zstd(a), zstd(b)].concat()).unwrap();
+        for path in [&one, &two] {
+            let z = s.add_layer_tar(path, None).unwrap();
+            assert_eq!(z.diff_id, plain.diff_id, "{}", path.display());
+            assert_eq!(z.media_type, "application/vnd.oci.image.layer.v1.tar+zstd");
+            assert_eq!(s.add_layer_tar(path, Some(&z.digest)).unwrap(), z);
+        }
+    }
 }
 
 #[test]

@@ -88,7 +88,8 @@ impl ImageStore {
                 .and_then(|()| fix_root(&moved))
                 .and_then(|()| self.commit_layer(&moved, &digest))
         } else {
-            self.unpack_blob(&tmp_blob, false, &digest).map(|_| ())
+            self.unpack_blob(&tmp_blob, super::layer::Compression::None, &digest)
+                .map(|_| ())
         };
         if let Err(e) = stored {
             let _ = std::fs::remove_file(&tmp_blob);

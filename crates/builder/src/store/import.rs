@@ -3,13 +3,13 @@
 //! archive (`docker save`: `manifest.json` + layer tarballs) or an OCI image layout.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use super::config::{Descriptor, Index, Manifest, OciConfig, host_arch};
-use super::layer::is_gzip;
+use super::layer::Compression;
 use super::pack::PackOptions;
 use super::unpack::unpack;
 use super::{
@@ -130,7 +130,7 @@ impl ImageStore {
     /// Unpacks (unless present) and stores a plain tarball blob written under `tmp/`.
     fn add_packed(&self, tmp_blob: &Path, digest: &Digest) -> Result<(), StoreError> {
         // Already under tmp/ with a known digest: unpacked from where it is, then renamed.
-        self.unpack_blob(tmp_blob, false, digest)?;
+        self.unpack_blob(tmp_blob, Compression::None, digest)?;
         self.commit_blob(tmp_blob, digest)
     }
 
@@ -149,12 +149,6 @@ impl ImageStore {
         let oci: OciConfig = read_json(&blob_in(dir, &manifest.config.digest)?)?;
         let mut layers = Vec::new();
         for l in &manifest.layers {
-            if l.media_type.contains("zstd") {
-                return Err(StoreError::bad(
-                    dir,
-                    format!("{} layers are not supported", l.media_type),
-                ));
-            }
             layers.push(self.add_layer_tar(&blob_in(dir, &l.digest)?, Some(&l.digest))?);
         }
         check_diff_ids(dir, &oci, &layers)?;
@@ -262,13 +256,8 @@ enum ArchiveKind {
 }
 
 fn open_maybe_gzip(src: &Path) -> Result<Box<dyn Read>, StoreError> {
-    let gzip = is_gzip(src)?;
-    let file = BufReader::new(File::open(src).map_err(StoreError::io("opening", src))?);
-    Ok(if gzip {
-        Box::new(flate2::read::MultiGzDecoder::new(file))
-    } else {
-        Box::new(file)
-    })
+    let file = File::open(src).map_err(StoreError::io("opening", src))?;
+    Compression::of(src)?.decoder(file, src)
 }
 
 /// What a tarball holds, from its top-level names (one pass over the headers).

@@ -2,7 +2,7 @@
 //! blobs and unpacked layers into place.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -10,31 +10,114 @@ use super::digest::{HashReader, HashWriter};
 use super::pack::{PackOptions, Packed, pack};
 use super::unpack::unpack;
 use super::{
-    Digest, ImageStore, LayerInfo, MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_TAR, StoreError,
-    nofollow,
+    Digest, ImageStore, LayerInfo, MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_TAR,
+    MEDIA_TYPE_LAYER_ZSTD, StoreError, nofollow,
 };
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
-/// Whether the file starts with the gzip magic.
-pub(crate) fn is_gzip(path: &Path) -> Result<bool, StoreError> {
-    let mut file = File::open(path).map_err(StoreError::io("opening", path))?;
-    let mut magic = [0u8; 2];
-    let mut got = 0;
-    while got < 2 {
-        let n = file
-            .read(&mut magic[got..])
-            .map_err(StoreError::io("reading", path))?;
-        if n == 0 {
-            return Ok(false);
+/// How a layer tarball (or an archive) is compressed, told by its first bytes as registries
+/// and `docker save` serve them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Compression {
+    /// A plain tar.
+    None,
+    /// gzip (one or more members).
+    Gzip,
+    /// Zstandard (one or more frames), as `skopeo --dest-compress-format zstd` and BuildKit's
+    /// `compression=zstd` push them.
+    Zstd,
+}
+
+impl Compression {
+    /// Reads the magic of `path`.
+    pub(crate) fn of(path: &Path) -> Result<Self, StoreError> {
+        let mut file = File::open(path).map_err(StoreError::io("opening", path))?;
+        let mut magic = [0u8; 4];
+        let mut got = 0;
+        while got < magic.len() {
+            let n = file
+                .read(&mut magic[got..])
+                .map_err(StoreError::io("reading", path))?;
+            if n == 0 {
+                break;
+            }
+            got += n;
         }
-        got += n;
+        Ok(if got >= 2 && magic[..2] == GZIP_MAGIC {
+            Compression::Gzip
+        } else if got == 4 && magic == ZSTD_MAGIC {
+            Compression::Zstd
+        } else {
+            Compression::None
+        })
     }
-    Ok(magic == GZIP_MAGIC)
+
+    /// The OCI media type of a layer blob compressed this way.
+    pub(crate) fn layer_media_type(self) -> &'static str {
+        match self {
+            Compression::None => MEDIA_TYPE_LAYER_TAR,
+            Compression::Gzip => MEDIA_TYPE_LAYER_GZIP,
+            Compression::Zstd => MEDIA_TYPE_LAYER_ZSTD,
+        }
+    }
+
+    /// `reader` with the decompression in front of it.
+    pub(crate) fn decoder<'a>(
+        self,
+        reader: impl Read + 'a,
+        path: &Path,
+    ) -> Result<Box<dyn Read + 'a>, StoreError> {
+        let reader = BufReader::new(reader);
+        Ok(match self {
+            Compression::None => Box::new(reader),
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(reader)),
+            Compression::Zstd => Box::new(ZstdFrames::new(reader).map_err(|e| {
+                StoreError::io("reading the zstd stream", path)(io::Error::other(e))
+            })?),
+        })
+    }
+}
+
+/// A Zstandard stream of one or more frames: ruzstd's decoder reads one frame, and a
+/// stream may hold several (concatenated `zstd` output, skippable frames between).
+struct ZstdFrames<R: BufRead> {
+    inner: Option<ruzstd::decoding::StreamingDecoder<R, ruzstd::decoding::FrameDecoder>>,
+}
+
+impl<R: BufRead> ZstdFrames<R> {
+    fn new(reader: R) -> Result<Self, ruzstd::decoding::errors::FrameDecoderError> {
+        Ok(Self {
+            inner: Some(ruzstd::decoding::StreamingDecoder::new(reader)?),
+        })
+    }
+}
+
+impl<R: BufRead> Read for ZstdFrames<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while let Some(dec) = self.inner.as_mut() {
+            let n = dec.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                return Ok(n);
+            }
+            // This frame is done: another may follow on the same reader.
+            let Some(dec) = self.inner.take() else {
+                break;
+            };
+            let mut rest = dec.into_inner();
+            if rest.fill_buf()?.is_empty() {
+                break;
+            }
+            self.inner =
+                Some(ruzstd::decoding::StreamingDecoder::new(rest).map_err(io::Error::other)?);
+        }
+        Ok(0)
+    }
 }
 
 impl ImageStore {
-    /// Stores a layer tarball (plain or gzip, told by its magic) and unpacks it.
+    /// Stores a layer tarball (plain, gzip or zstd, told by its magic) and unpacks it.
     ///
     /// With `expected`, the blob's digest must equal it, or nothing is stored
     /// ([`StoreError::DigestMismatch`]). A blob already stored with its layer unpacked is
@@ -48,12 +131,8 @@ impl ImageStore {
         tar: &Path,
         expected: Option<&Digest>,
     ) -> Result<LayerInfo, StoreError> {
-        let gzip = is_gzip(tar)?;
-        let media_type = if gzip {
-            MEDIA_TYPE_LAYER_GZIP
-        } else {
-            MEDIA_TYPE_LAYER_TAR
-        };
+        let compression = Compression::of(tar)?;
+        let media_type = compression.layer_media_type();
         if let Some(d) = expected
             && let Some(info) = self.known_layer(d, media_type)?
         {
@@ -79,7 +158,7 @@ impl ImageStore {
                 actual: digest,
             });
         }
-        let result = self.unpack_blob(&tmp_blob, gzip, &digest);
+        let result = self.unpack_blob(&tmp_blob, compression, &digest);
         let diff_id = match result {
             Ok(d) => d,
             Err(e) => {
@@ -88,7 +167,7 @@ impl ImageStore {
             }
         };
         self.commit_blob(&tmp_blob, &digest)?;
-        if gzip {
+        if compression != Compression::None {
             self.write_diffid(&digest, &diff_id)?;
         }
         tracing::debug!(%diff_id, size, "layer stored");
@@ -106,7 +185,7 @@ impl ImageStore {
         let Ok(meta) = blob.metadata() else {
             return Ok(None);
         };
-        let diff_id = if media_type == MEDIA_TYPE_LAYER_GZIP {
+        let diff_id = if media_type != MEDIA_TYPE_LAYER_TAR {
             match std::fs::read_to_string(self.diffid_path(d)) {
                 Ok(s) => Digest::parse(s.trim())?,
                 Err(_) => return Ok(None),
@@ -148,18 +227,14 @@ impl ImageStore {
     pub(super) fn unpack_blob(
         &self,
         blob: &Path,
-        gzip: bool,
+        compression: Compression,
         digest: &Digest,
     ) -> Result<Digest, StoreError> {
-        if !gzip && self.has_layer(digest) {
+        if compression == Compression::None && self.has_layer(digest) {
             return Ok(digest.clone());
         }
         let file = File::open(blob).map_err(StoreError::io("opening", blob))?;
-        let reader: Box<dyn Read> = if gzip {
-            Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(file)))
-        } else {
-            Box::new(BufReader::new(file))
-        };
+        let reader = compression.decoder(file, blob)?;
         let dir = self.tmp_path("layer");
         self.make_layer_root(&dir)?;
         let unpacked = unpack(HashReader::new(reader), &dir)

@@ -65,7 +65,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub use capture::CaptureOptions;
 pub use config::{
     History, Image, ImageConfig, LayerInfo, MEDIA_TYPE_CONFIG, MEDIA_TYPE_INDEX,
-    MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_MANIFEST,
+    MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_TAR, MEDIA_TYPE_LAYER_ZSTD, MEDIA_TYPE_MANIFEST,
 };
 pub use digest::Digest;
 pub use error::StoreError;

@@ -64,8 +64,13 @@ fn noise(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// Builds one image for `arch`; `seed` makes its layer unique.
+/// Builds one image for `arch` with a gzip layer; `seed` makes its layer unique.
 pub fn image(seed: u64, arch: &str) -> Image {
+    image_compressed(seed, arch, false)
+}
+
+/// [`image`], with a zstd layer (as `zstd` writes it) when `zstd` is set.
+pub fn image_compressed(seed: u64, arch: &str, zstd: bool) -> Image {
     let tmp = tempfile::tempdir().expect("tempdir");
     let root = tmp.path().join("root");
     std::fs::create_dir_all(root.join("etc")).expect("mkdir");
@@ -94,12 +99,25 @@ pub fn image(seed: u64, arch: &str) -> Image {
         .expect("run tar");
     assert!(status.success(), "tar failed");
     let diff_id = sha256(&std::fs::read(&tar).expect("read tar"));
-    let gz = Command::new("gzip")
-        .args(["-n", "-c"])
+    let (tool, args, layer_type) = if zstd {
+        (
+            "zstd",
+            ["-q", "-c"],
+            "application/vnd.oci.image.layer.v1.tar+zstd",
+        )
+    } else {
+        (
+            "gzip",
+            ["-n", "-c"],
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+        )
+    };
+    let gz = Command::new(tool)
+        .args(args)
         .arg(&tar)
         .output()
-        .expect("run gzip");
-    assert!(gz.status.success(), "gzip failed");
+        .unwrap_or_else(|e| panic!("run {tool}: {e}"));
+    assert!(gz.status.success(), "{tool} failed");
     let layer = Blob::new(gz.stdout);
     let config = Blob::new(
         json!({
@@ -122,7 +140,7 @@ pub fn image(seed: u64, arch: &str) -> Image {
                 "size": config.bytes.len(),
             },
             "layers": [{
-                "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                "mediaType": layer_type,
                 "digest": layer.digest,
                 "size": layer.bytes.len(),
             }],
@@ -164,7 +182,12 @@ fn descriptor(media_type: &str, blob: &Blob) -> serde_json::Value {
 
 /// A layout holding one linux/amd64 image as `tag`.
 pub fn single(seed: u64, tag: &str) -> Layout {
-    let images = vec![image(seed, "amd64")];
+    single_compressed(seed, tag, false)
+}
+
+/// [`single`], its layer zstd-compressed when `zstd` is set.
+pub fn single_compressed(seed: u64, tag: &str, zstd: bool) -> Layout {
+    let images = vec![image_compressed(seed, "amd64", zstd)];
     let (tmp, dir) = layout_dir(&images);
     let mut entry = descriptor(
         "application/vnd.oci.image.manifest.v1+json",
