@@ -283,6 +283,10 @@ RUN --mount=type=secret,id=canary,target=/root/.config/pip/pip.conf cat /root/.c
 RUN --mount=type=secret,id=canary export TOKEN=$(cat /run/secrets/canary) && echo "token $TOKEN"
 # as an environment variable only
 RUN --mount=type=secret,id=canary,env=CANARY sh -c 'test -n "$CANARY" && echo "env $CANARY" && test ! -e /run/secrets/canary'
+# its id and target named by build variables, expanded as BuildKit does
+ARG SECRET_ID=canary
+ENV CONF_DIR=/root/.config/tool
+RUN --mount=type=secret,id=${SECRET_ID},target=$CONF_DIR/token,required=true cat /root/.config/tool/token
 RUN echo done > /done
 "#;
     write(

@@ -12,7 +12,7 @@ use super::cache::{Key, StepCache};
 use super::{
     BuildError, BuildEvent, BuildNetwork, BuildRequest, BuilderDirs, BuiltTemplate, EventSink,
 };
-use crate::dockerfile::{self, Command, Instruction, Stage, Step};
+use crate::dockerfile::{self, Command, Instruction, Run, Stage, Step};
 use crate::store::{History, ImageConfig, ImageStore, LayerInfo};
 
 /// Builds templates. One per server; builds of different templates run at once.
@@ -502,7 +502,25 @@ impl Builder {
                 out.config.stop_signal = Some(expand(s, out, scope)?);
                 out.config.history.push(history(step.text.clone(), true));
             }
-            Instruction::Run(run) => self.run(ctx, step, run, out, scope)?,
+            Instruction::Run(run) => {
+                // `--mount` values may name ARG and ENV values of this step.
+                let mounts = run
+                    .expanded_mounts(&|raw| {
+                        dockerfile::expand_with_escape(raw, escape, &|k| {
+                            scope.lookup(&out.config, k)
+                        })
+                        .map_err(|e| e.to_string())
+                    })
+                    .map_err(|message| BuildError::Expand {
+                        at: at.clone(),
+                        message,
+                    })?;
+                let run = Run {
+                    mounts,
+                    ..run.clone()
+                };
+                self.run(ctx, step, &run, out, scope)?
+            }
             Instruction::Copy(copy) => self.copy(ctx, step, copy, out, scope)?,
         }
         Ok(())

@@ -302,11 +302,13 @@ fn command(cx: &Ctx<'_>, rest: &str) -> Result<Command, Fail> {
 
 fn run(cx: &mut Ctx<'_>, rest: &str) -> Result<Run, Fail> {
     let mut mounts = Vec::new();
+    let mut mount_values = Vec::new();
     for f in cx.take_all("mount") {
         let Some(v) = f.value.as_deref() else {
             return Err(cx.fail_flag(&f, "RUN --mount needs a value: --mount=type=..."));
         };
         mounts.push(parse_mount(v).map_err(|m| cx.fail_flag(&f, m))?);
+        mount_values.push(v.to_owned());
     }
     let network = match cx.take_one("network")? {
         None => None,
@@ -331,6 +333,7 @@ fn run(cx: &mut Ctx<'_>, rest: &str) -> Result<Run, Fail> {
     };
     Ok(Run {
         mounts,
+        mount_values,
         network,
         command,
         heredocs,

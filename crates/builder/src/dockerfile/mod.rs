@@ -157,8 +157,12 @@ pub enum Command {
 /// `RUN [--mount=...]... [--network=...] command`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Run {
-    /// Every `--mount`, in order.
+    /// Every `--mount`, in order, as parsed from the text as written.
     pub mounts: Vec<RunMount>,
+    /// Every `--mount` value as written: one that names a variable (`id=$SECRET_ID`,
+    /// `target=$HOME/.cache`) is expanded with the ARG and ENV values of its step and parsed
+    /// again at build time ([`Run::expanded_mounts`]), as BuildKit does.
+    pub mount_values: Vec<String>,
     /// `--network=default|none|host`.
     pub network: Option<String>,
     /// `Shell("")` with one heredoc: the heredoc is the script. `Shell("python3 <<EOF")`:
@@ -170,6 +174,30 @@ pub struct Run {
 }
 
 impl Run {
+    /// [`Run::mounts`] with variables expanded by `expand` (each value that names one is
+    /// parsed again after expansion; the others are kept as parsed).
+    pub fn expanded_mounts(
+        &self,
+        expand: &dyn Fn(&str) -> Result<String, String>,
+    ) -> Result<Vec<RunMount>, String> {
+        self.mounts
+            .iter()
+            .zip(
+                self.mount_values
+                    .iter()
+                    .map(Some)
+                    .chain(std::iter::repeat(None)),
+            )
+            .map(|(m, raw)| match raw {
+                Some(raw) if raw.contains('$') => {
+                    let value = expand(raw)?;
+                    mount::parse_mount(&value).map_err(|e| format!("--mount={value}: {e}"))
+                }
+                _ => Ok(m.clone()),
+            })
+            .collect()
+    }
+
     /// The text to give the shell (`sh -c TEXT`) for a shell-form RUN: the command itself;
     /// the heredoc's body when it is the whole command (BuildKit runs a body starting
     /// with `#!` as a file instead: check [`Heredoc::body`] first); or the command line

@@ -112,11 +112,44 @@ fn arg_env_label() {
 }
 
 #[test]
+fn mount_values_naming_variables_expand_and_parse_again() {
+    let Instruction::Run(r) =
+        one("RUN --mount=type=secret,id=$ID,target=${DIR}/t --mount=type=cache,target=/c true")
+    else {
+        panic!()
+    };
+    assert_eq!(r.mount_values.len(), 2);
+    let vars = |n: &str| match n {
+        "ID" => Some("token".to_owned()),
+        "DIR" => Some("/root/.conf".to_owned()),
+        _ => None,
+    };
+    let mounts = r
+        .expanded_mounts(&|raw| expand(raw, &vars).map_err(|e| e.to_string()))
+        .unwrap();
+    let RunMount::Secret(s) = &mounts[0] else {
+        panic!()
+    };
+    assert_eq!(
+        (s.id.as_str(), s.target.as_deref()),
+        ("token", Some("/root/.conf/t"))
+    );
+    assert_eq!(mounts[1], r.mounts[1]);
+    // A value that expands to nonsense fails with the expanded text.
+    let bad = |n: &str| (n == "ID").then(|| "a,type=bind".to_owned());
+    let err = r
+        .expanded_mounts(&|raw| expand(raw, &bad).map_err(|e| e.to_string()))
+        .unwrap_err();
+    assert!(err.contains("--mount="), "{err}");
+}
+
+#[test]
 fn run_forms_mounts_network() {
     assert_eq!(
         one("RUN apt-get update"),
         Instruction::Run(Run {
             mounts: vec![],
+            mount_values: vec![],
             network: None,
             command: Command::Shell("apt-get update".into()),
             heredocs: vec![],
