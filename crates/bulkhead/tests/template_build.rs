@@ -588,3 +588,88 @@ fn a_second_build_of_the_same_template_is_refused_while_the_first_runs() {
     let id = srv.sandbox("slow");
     assert_eq!(srv.exec(&id, "cat /slept"), "slept\n");
 }
+
+/// ADD of a local tar archive unpacks it, as Docker does (plain, gzip and zstd); a file that
+/// is no archive is copied; an archive entry that would leave its destination fails the
+/// build naming the step.
+#[test]
+fn add_unpacks_local_tar_archives() {
+    let t = tempfile::tempdir().unwrap();
+    let srv = Serve::start(t.path());
+    let dir = t.path().join("adds");
+    let tree = t.path().join("tree");
+    write(
+        &tree,
+        &[
+            ("pkg/bin/tool", "#!/bin/sh\necho tool\n"),
+            ("pkg/README", "read me\n"),
+        ],
+    );
+    std::fs::set_permissions(
+        tree.join("pkg/bin/tool"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
+    let tar = |args: &[&str], out: &str| {
+        let o = Command::new("tar")
+            .args(args)
+            .arg(dir.join(out))
+            .arg("-C")
+            .arg(&tree)
+            .arg("pkg")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+    };
+    tar(&["-czf"], "pkg.tar.gz");
+    tar(&["-cf"], "pkg.tar");
+    tar(&["--zstd", "-cf"], "pkg.tar.zst");
+    write(
+        &dir,
+        &[
+            ("notes.txt", "not an archive\n"),
+            (
+                "e2b.Dockerfile",
+                "FROM bulkhead/debian\nADD pkg.tar.gz /opt/gz/\nADD pkg.tar /opt/plain\n\
+                 ADD pkg.tar.zst /opt/zst/\nADD notes.txt /opt/notes/\n",
+            ),
+        ],
+    );
+    let o = srv.build(&dir, &["--name", "adds"], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let id = srv.sandbox("adds");
+    let out = srv.exec(
+        &id,
+        "for d in gz plain zst; do /opt/$d/pkg/bin/tool; cat /opt/$d/pkg/README; done; \
+         cat /opt/notes/notes.txt; stat -c %a /opt/gz/pkg/bin/tool",
+    );
+    assert_eq!(
+        out,
+        "tool\nread me\ntool\nread me\ntool\nread me\nnot an archive\n755\n"
+    );
+    // An entry that climbs out of the destination is refused.
+    let evil = t.path().join("evil");
+    std::fs::create_dir_all(&evil).unwrap();
+    let o = Command::new("tar")
+        .args(["-cf"])
+        .arg(evil.join("evil.tar"))
+        .args(["-P", "--transform", "s,^,../../,"])
+        .arg("-C")
+        .arg(&tree)
+        .arg("pkg/README")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    write(
+        &evil,
+        &[(
+            "e2b.Dockerfile",
+            "FROM bulkhead/debian\nADD evil.tar /opt/e/\n",
+        )],
+    );
+    let o = srv.build(&evil, &["--name", "evil"], &[]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("e2b.Dockerfile:2"), "{}", text(&o));
+    assert!(text(&o).contains("evil.tar"), "{}", text(&o));
+}

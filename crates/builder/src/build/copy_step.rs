@@ -14,7 +14,7 @@ use super::executor::{Ctx, Scope, StageOut, history};
 use super::layers::{lookup, relative, with_merged_view};
 use super::{BuildError, Builder};
 use crate::dockerfile::{self, Copy, Step};
-use crate::store::CaptureOptions;
+use crate::store::{CaptureOptions, Compression};
 use crate::template_dir;
 
 impl Builder {
@@ -213,6 +213,11 @@ impl Builder {
                                 .copy_one(&td.dir.join(&x.rel), &target)
                                 .map_err(BuildError::io("copying", &target))?;
                         }
+                    } else if copy.add
+                        && meta.is_file()
+                        && self.add_archive(&writer, &src, &dest, &at)?
+                    {
+                        // ADD of a local tar archive: unpacked at the destination.
                     } else {
                         let target = if dest_is_dir {
                             dest.join(e.rel.file_name().unwrap_or_default())
@@ -248,6 +253,43 @@ impl Builder {
         out.layers.extend(layer);
         out.config.history.push(history(text, empty));
         Ok(())
+    }
+
+    /// ADD of a local file that is a tar archive (plain, gzip or zstd), as Docker does: its
+    /// entries are unpacked into the directory `dest` (owners and modes as archived, the same
+    /// refusal of entries that would escape it as a layer's). Returns false for a file that is
+    /// not an archive (it is copied instead); an archive in a compression this builder cannot
+    /// read (bzip2, xz) fails the step rather than being copied packed, which Docker would not do.
+    fn add_archive(
+        &self,
+        writer: &LayerWriter,
+        src: &Path,
+        dest: &Path,
+        at: &str,
+    ) -> Result<bool, BuildError> {
+        if let Some(kind) = Compression::unsupported(src)? {
+            return Err(BuildError::Step {
+                at: at.to_owned(),
+                message: format!(
+                    "ADD {}: {kind} archives are not unpacked here; recompress it with gzip or zstd, or COPY it and unpack it in a RUN step",
+                    src.display()
+                ),
+            });
+        }
+        let compression = Compression::of(src)?;
+        if !compression.is_tar(src)? {
+            return Ok(false);
+        }
+        writer
+            .ensure_dirs(dest)
+            .map_err(BuildError::io("creating", dest))?;
+        let file = std::fs::File::open(src).map_err(BuildError::io("opening", src))?;
+        let reader = compression.decoder(file, src)?;
+        crate::store::unpack_tar(reader, &writer.host(dest)).map_err(|e| BuildError::Step {
+            at: at.to_owned(),
+            message: format!("ADD {}: {e}", src.display()),
+        })?;
+        Ok(true)
     }
 
     /// WORKDIR: a layer holding the directory when the image lacks it. Returns whether a

@@ -54,6 +54,41 @@ impl Compression {
         })
     }
 
+    /// A compression this store cannot decode, named by `path`'s magic (`bzip2`, `xz`).
+    pub(crate) fn unsupported(path: &Path) -> Result<Option<&'static str>, StoreError> {
+        let mut file = File::open(path).map_err(StoreError::io("opening", path))?;
+        let mut magic = [0u8; 6];
+        let n = file
+            .read(&mut magic)
+            .map_err(StoreError::io("reading", path))?;
+        Ok(if n >= 3 && &magic[..3] == b"BZh" {
+            Some("bzip2")
+        } else if n == 6 && magic == [0xfd, b'7', b'z', b'X', b'Z', 0] {
+            Some("xz")
+        } else {
+            None
+        })
+    }
+
+    /// Whether `path` is a tar archive, plain or compressed this way: its first header
+    /// carries the ustar magic (POSIX, GNU and pax archives all do).
+    pub(crate) fn is_tar(self, path: &Path) -> Result<bool, StoreError> {
+        let file = File::open(path).map_err(StoreError::io("opening", path))?;
+        let mut reader = match self.decoder(file, path) {
+            Ok(r) => r,
+            Err(_) => return Ok(false),
+        };
+        let mut header = [0u8; 512];
+        let mut got = 0;
+        while got < header.len() {
+            match reader.read(&mut header[got..]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+        }
+        Ok(got == header.len() && &header[257..262] == b"ustar")
+    }
+
     /// The OCI media type of a layer blob compressed this way.
     pub(crate) fn layer_media_type(self) -> &'static str {
         match self {

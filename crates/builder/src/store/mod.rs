@@ -69,6 +69,8 @@ pub use config::{
 };
 pub use digest::Digest;
 pub use error::StoreError;
+pub(crate) use layer::Compression;
+pub(crate) use unpack::unpack as unpack_tar;
 
 /// The image store at one root directory.
 #[derive(Debug)]
