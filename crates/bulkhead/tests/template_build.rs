@@ -673,3 +673,123 @@ fn add_unpacks_local_tar_archives() {
     assert!(text(&o).contains("e2b.Dockerfile:2"), "{}", text(&o));
     assert!(text(&o).contains("evil.tar"), "{}", text(&o));
 }
+
+#[allow(dead_code)]
+#[path = "../../builder/tests/common/registry_fixtures/server.rs"]
+mod registry;
+
+/// `FROM` a registry reference, end to end through the server: an image the test pushes to
+/// Debian's docker-registry on 127.0.0.1 (the busybox root filesystem as one gzip layer) is
+/// pulled by the build, a RUN step runs on it, and the template names the exact manifest
+/// digest it was built from. A second build with nothing changed is cached.
+#[test]
+fn a_template_builds_from_a_registry_image() {
+    if !registry::tools_present() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let reg = registry::Registry::start(registry::RegistryAuth::None);
+    // An OCI layout of the busybox root filesystem.
+    let layout = t.path().join("layout");
+    std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
+    let tar = t.path().join("layer.tar");
+    let o = Command::new("tar")
+        .args(["--numeric-owner", "-cf"])
+        .arg(&tar)
+        .arg("-C")
+        .arg(common::rootfs("busybox"))
+        .arg(".")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let sha = |p: &Path| {
+        let o = Command::new("sha256sum").arg(p).output().unwrap();
+        String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let diff_id = sha(&tar);
+    let o = Command::new("gzip")
+        .args(["-n", "-k"])
+        .arg(&tar)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let gz = t.path().join("layer.tar.gz");
+    let blob = |p: &Path| -> (String, u64) {
+        let h = sha(p);
+        std::fs::copy(p, layout.join("blobs/sha256").join(&h)).unwrap();
+        (h, std::fs::metadata(p).unwrap().len())
+    };
+    let (layer, layer_size) = blob(&gz);
+    let config = t.path().join("config.json");
+    std::fs::write(
+        &config,
+        serde_json::json!({
+            "architecture": "amd64", "os": "linux",
+            "config": {"Env": ["PATH=/bin:/sbin"], "Cmd": ["/bin/sh"]},
+            "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{diff_id}")]},
+            "history": [{"created_by": "busybox from the test"}],
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let (cfg, cfg_size) = blob(&config);
+    let manifest = t.path().join("manifest.json");
+    std::fs::write(
+        &manifest,
+        serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       "digest": format!("sha256:{cfg}"), "size": cfg_size},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                        "digest": format!("sha256:{layer}"), "size": layer_size}],
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let (man, man_size) = blob(&manifest);
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        layout.join("index.json"),
+        serde_json::json!({"schemaVersion": 2, "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": format!("sha256:{man}"), "size": man_size,
+            "annotations": {"org.opencontainers.image.ref.name": "1"}}]})
+        .to_string(),
+    )
+    .unwrap();
+    let reference = format!("{}/test/busybox:1", reg.addr);
+    registry::skopeo_push(&format!("oci:{}:1", layout.display()), &reference, &[]);
+    let digest = registry::skopeo_digest(&reference, &[]);
+
+    let srv = Serve::start(t.path());
+    let dir = t.path().join("fromreg");
+    write(
+        &dir,
+        &[(
+            "e2b.Dockerfile",
+            &format!("FROM {reference}\nRUN echo pulled-and-ran > /marker && cat /marker\n"),
+        )],
+    );
+    let o = srv.build(&dir, &["--name", "fromreg"], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("pulled-and-ran"), "{}", text(&o));
+    let o = srv.cli("template", &["info", "fromreg"], &[]);
+    let info = text(&o);
+    assert!(o.status.success(), "{info}");
+    assert!(
+        info.contains(&digest),
+        "the exact base {digest} is named:\n{info}"
+    );
+    let o = srv.build(&dir, &["--name", "fromreg"], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("cached"), "{}", text(&o));
+}
