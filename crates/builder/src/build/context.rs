@@ -19,6 +19,23 @@ impl ContextDir {
     }
 }
 
+/// Where an uploaded context is received; the file goes when this drops.
+#[derive(Debug)]
+pub struct ContextUpload(PathBuf);
+
+impl ContextUpload {
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ContextUpload {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 impl Drop for ContextDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
@@ -26,21 +43,44 @@ impl Drop for ContextDir {
 }
 
 impl Builder {
-    /// Unpacks a context tar (plain or gzip).
+    /// Unpacks a context tar (plain or gzip) held in memory.
     ///
     /// # Errors
     /// When it is not a tar, or an entry would land outside the context.
     pub fn unpack_context(&self, data: &[u8]) -> Result<ContextDir, BuildError> {
+        self.unpack_context_from(data)
+    }
+
+    /// A file in the builder's work directory to receive an uploaded context into, so that
+    /// a large context is streamed to disk rather than held in memory; removed when the
+    /// returned guard drops.
+    pub fn context_upload_path(&self) -> ContextUpload {
+        ContextUpload(
+            self.dirs
+                .work
+                .join(format!("upload-{:016x}.tar", rand::random::<u64>())),
+        )
+    }
+
+    /// Unpacks a context tar (plain or gzip, told by its first bytes) read from `reader`.
+    ///
+    /// # Errors
+    /// When it is not a tar, or an entry would land outside the context.
+    pub fn unpack_context_from(&self, reader: impl Read) -> Result<ContextDir, BuildError> {
         let dir = self
             .dirs
             .work
             .join(format!("context-{:016x}", rand::random::<u64>()));
         std::fs::create_dir_all(&dir).map_err(BuildError::io("creating", &dir))?;
         let ctx = ContextDir(dir);
-        let reader: Box<dyn Read> = if data.starts_with(&[0x1f, 0x8b]) {
-            Box::new(flate2::read::GzDecoder::new(data))
+        let mut reader = std::io::BufReader::new(reader);
+        let gzip = std::io::BufRead::fill_buf(&mut reader)
+            .map(|b| b.starts_with(&[0x1f, 0x8b]))
+            .unwrap_or(false);
+        let reader: Box<dyn Read> = if gzip {
+            Box::new(flate2::read::GzDecoder::new(reader))
         } else {
-            Box::new(data)
+            Box::new(reader)
         };
         let mut ar = tar::Archive::new(reader);
         ar.set_preserve_permissions(true);

@@ -167,11 +167,15 @@ pub(crate) fn secret(
     Ok((id, value))
 }
 
-/// The context as a gzip tar: every file the `.dockerignore` lets through, plus the files
-/// the build itself reads; never a `.env` (it holds the seed's credentials).
-fn context_tar(td: &TemplateDir) -> anyhow::Result<(Vec<u8>, usize)> {
+/// The context as a gzip tar in an unnamed temporary file (a large template directory is
+/// never held in memory, here or on the server): every file the `.dockerignore` lets
+/// through, plus the files the build itself reads; never a `.env` (it holds the seed's
+/// credentials). Returns the file (at its start), its size and the number of entries.
+fn context_tar(td: &TemplateDir) -> anyhow::Result<(std::fs::File, u64, usize)> {
     let entries = template_dir::context_files(&td.dir, &td.ignore)?;
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let file = tempfile::tempfile().context("creating a temporary file for the build context")?;
+    let gz =
+        flate2::write::GzEncoder::new(std::io::BufWriter::new(file), flate2::Compression::fast());
     let mut tar = tar::Builder::new(gz);
     tar.follow_symlinks(false);
     let mut n = 0;
@@ -209,7 +213,18 @@ fn context_tar(td: &TemplateDir) -> anyhow::Result<(Vec<u8>, usize)> {
         n += 1;
     }
     let gz = tar.into_inner().context("finishing the build context")?;
-    Ok((gz.finish().context("compressing the build context")?, n))
+    let mut file = gz
+        .finish()
+        .context("compressing the build context")?
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .context("writing the build context")?;
+    use std::io::Seek as _;
+    let len = file
+        .seek(std::io::SeekFrom::End(0))
+        .context("sizing the build context")?;
+    file.rewind().context("rewinding the build context")?;
+    Ok((file, len, n))
 }
 
 async fn build(server: &Server, b: BuildArgs) -> anyhow::Result<u8> {
@@ -250,7 +265,7 @@ async fn build(server: &Server, b: BuildArgs) -> anyhow::Result<u8> {
             td.dir.join(".env").display()
         );
     }
-    let (context, files) = context_tar(&td)?;
+    let (context, context_len, files) = context_tar(&td)?;
     let rel_dockerfile = td
         .dockerfile_path
         .strip_prefix(&td.dir)
@@ -266,7 +281,7 @@ async fn build(server: &Server, b: BuildArgs) -> anyhow::Result<u8> {
     eprintln!(
         "building template {name} from {} ({files} files, {:.1} KiB context) on {}",
         td.dir.display(),
-        context.len() as f64 / 1024.0,
+        context_len as f64 / 1024.0,
         server.url
     );
     let form = reqwest::multipart::Form::new()
@@ -274,7 +289,15 @@ async fn build(server: &Server, b: BuildArgs) -> anyhow::Result<u8> {
             "params",
             reqwest::multipart::Part::bytes(serde_json::to_vec(&params)?),
         )
-        .part("context", reqwest::multipart::Part::bytes(context));
+        .part(
+            "context",
+            reqwest::multipart::Part::stream_with_length(
+                reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(
+                    tokio::fs::File::from_std(context),
+                )),
+                context_len,
+            ),
+        );
     let res = reqwest::Client::new()
         .post(format!("{}/bulkhead/v1/builds", server.url))
         .header("x-api-key", &server.key)

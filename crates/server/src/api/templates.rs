@@ -72,7 +72,9 @@ pub async fn build(
 ) -> Result<Response, ApiError> {
     let t = templates(&st)?;
     let mut params: Option<BuildParams> = None;
-    let mut context: Option<bytes::Bytes> = None;
+    // The context goes to a file in the builder's work directory as it arrives: a large
+    // template directory is never held in the server's memory.
+    let mut context: Option<bulkhead_builder::build::ContextUpload> = None;
     while let Some(field) = form
         .next_field()
         .await
@@ -90,12 +92,24 @@ pub async fn build(
                 );
             }
             Some("context") => {
-                context = Some(
-                    field
-                        .bytes()
+                let upload = t.builder().context_upload_path();
+                let mut file = tokio::fs::File::create(upload.path())
+                    .await
+                    .map_err(|e| ApiError::Internal(Box::new(e)))?;
+                let mut field = field;
+                while let Some(chunk) = field
+                    .chunk()
+                    .await
+                    .map_err(|e| ApiError::BadRequest(format!("reading the context: {e}")))?
+                {
+                    tokio::io::AsyncWriteExt::write_all(&mut file, &chunk)
                         .await
-                        .map_err(|e| ApiError::BadRequest(format!("reading the context: {e}")))?,
-                );
+                        .map_err(|e| ApiError::Internal(Box::new(e)))?;
+                }
+                tokio::io::AsyncWriteExt::flush(&mut file)
+                    .await
+                    .map_err(|e| ApiError::Internal(Box::new(e)))?;
+                context = Some(upload);
             }
             other => {
                 return Err(ApiError::BadRequest(format!(
@@ -113,10 +127,14 @@ pub async fn build(
             .map_err(|_| ApiError::BadRequest(format!("secret {id:?} is not base64")))?;
         secrets.insert(id, Secret::new(v));
     }
-    let ctx_dir = t
-        .builder()
-        .unpack_context(&context)
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let builder = t.builder().clone();
+    let ctx_dir = tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(context.path()).map_err(|e| e.to_string())?;
+        builder.unpack_context_from(file).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| ApiError::Internal(Box::new(e)))?
+    .map_err(ApiError::BadRequest)?;
     let dockerfile = params.dockerfile.as_ref().map(|d| ctx_dir.path().join(d));
     let mut template = TemplateDir::load(ctx_dir.path(), dockerfile.as_deref())
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
