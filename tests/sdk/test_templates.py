@@ -99,3 +99,47 @@ def test_the_start_cmd_ran_once_at_build_not_per_sandbox(server, template):
         finally:
             sbx.kill()
     assert len(stamps) == 1
+
+
+def test_a_built_template_is_its_teams_only(server, template):
+    """As on E2B, a template a team builds is that team's: another team's key does not see it
+    in the list, cannot create from it or delete it (told it does not exist), is told its
+    alias is taken, and cannot build over the name; the server's own `base` stays everyone's."""
+    import httpx
+    from e2b.exceptions import SandboxException
+
+    other = server.create_key("templates-other-team")
+    get = lambda path, key: httpx.get(server.api_url + path, headers={"X-API-Key": key}, timeout=30)
+
+    mine = [t for t in get("/templates", server.api_key).json() if t["templateID"] == NAME]
+    assert len(mine) == 1 and mine[0]["public"] is False
+    theirs = get("/templates", other).json()
+    assert NAME not in [t["templateID"] for t in theirs]
+    assert "base" in [t["templateID"] for t in theirs]
+    assert next(t for t in theirs if t["templateID"] == "base")["public"] is True
+
+    assert get(f"/templates/aliases/{NAME}", server.api_key).status_code == 200
+    assert get(f"/templates/aliases/{NAME}", other).status_code == 403
+    assert get(f"/bulkhead/v1/templates/{NAME}", other).status_code == 404
+    assert httpx.delete(f"{server.api_url}/templates/{NAME}", headers={"X-API-Key": other},
+                        timeout=30).status_code == 404
+    with pytest.raises(SandboxException):
+        Sandbox.create(NAME, **CREATE, api_key=other)
+    # The other team's own base works.
+    sbx = Sandbox.create("base", **CREATE, api_key=other)
+    server.sandbox_ids.add(sbx.sandbox_id)
+    sbx.kill()
+
+    # A build over the name by the other team is refused before anything runs.
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        open(os.path.join(d, "e2b.Dockerfile"), "w").write("FROM bulkhead/debian\nRUN true\n")
+        out = subprocess.run(
+            [str(server.binary), "template", "build", d, "--name", NAME,
+             "--server", server.api_url, "--data-dir", "/nonexistent"],
+            capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+            env={**os.environ, "E2B_API_KEY": other})
+    assert out.returncode != 0
+    assert "taken" in out.stderr, out.stderr
+    # Still the first team's, and still served.
+    assert len([t for t in get("/templates", server.api_key).json() if t["templateID"] == NAME]) == 1

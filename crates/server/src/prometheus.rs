@@ -411,8 +411,14 @@ impl ServerMetrics {
         let _one = self.scrape.lock().unwrap_or_else(|p| p.into_inner());
         self.sandboxes.clear();
         self.pool_ready.clear();
-        for t in manager.template_configs() {
-            // Every template shows, with 0 running.
+        let configs = manager.template_configs();
+        let owned: std::collections::HashSet<&str> = configs
+            .iter()
+            .filter(|t| t.owner.is_some())
+            .map(|t| t.id.as_str())
+            .collect();
+        for t in configs.iter().filter(|t| t.owner.is_none()) {
+            // Every template of the server's shows, with 0 running.
             self.sandboxes
                 .get_or_create(&TemplateState {
                     template: t.id.clone(),
@@ -426,11 +432,13 @@ impl ServerMetrics {
                 crate::manager::SandboxStatus::Running => "running",
                 crate::manager::SandboxStatus::Paused => "paused",
             };
+            let template = if owned.contains(rec.template_id.as_str()) {
+                "(team)".to_string()
+            } else {
+                rec.template_id
+            };
             self.sandboxes
-                .get_or_create(&TemplateState {
-                    template: rec.template_id,
-                    state,
-                })
+                .get_or_create(&TemplateState { template, state })
                 .inc();
         }
         for (template, ready) in manager.pool_sizes() {

@@ -188,6 +188,7 @@ impl Templates {
                 names: name.map(|n| vec![n.to_string()]).unwrap_or_default(),
                 for_fork,
             }),
+            team: None,
         };
         if record.storage.is_some() {
             let from = self.credentials_path(&template_id);

@@ -73,6 +73,26 @@ pub struct StoredTemplate {
     /// Set when this is a snapshot of a sandbox (`POST /sandboxes/{id}/snapshots`).
     #[serde(default)]
     pub snapshot: Option<crate::snapshots::SnapshotOf>,
+    /// The team that built it, which alone lists, creates from, rebuilds and deletes it, as
+    /// on E2B. `None`: the server's own (built at start, or before templates had teams),
+    /// seen by every team.
+    #[serde(default)]
+    pub team: Option<String>,
+}
+
+impl StoredTemplate {
+    /// The team it belongs to (a snapshot's or a built template's), `None` for the server's.
+    pub fn owner(&self) -> Option<&str> {
+        self.snapshot
+            .as_ref()
+            .map(|s| s.team.as_str())
+            .or(self.team.as_deref())
+    }
+
+    /// Whether `team` may see and use it.
+    pub fn visible_to(&self, team: &str) -> bool {
+        self.owner().is_none_or(|t| t == team)
+    }
 }
 
 /// Failures of template operations.
@@ -97,6 +117,11 @@ pub enum TemplateError {
     /// A name that cannot be an id.
     #[error("invalid template name {0:?}: use 1 to 64 lowercase letters, digits, '-' and '_'")]
     InvalidName(String),
+    /// The name belongs to a template of another team.
+    #[error(
+        "template name {0:?} is taken (another team's template, or a snapshot): choose another --name"
+    )]
+    TakenByAnotherTeam(String),
     /// The `[storage]` of `e2b.toml` cannot be used.
     #[error("e2b.toml [storage]: {0}")]
     Storage(String),
@@ -386,9 +411,8 @@ impl Templates {
             env,
             service,
             owner: t
-                .snapshot
-                .as_ref()
-                .map(|s| bulkhead_store::TeamId::new(s.team.clone())),
+                .owner()
+                .map(|o| bulkhead_store::TeamId::new(o.to_string())),
         }
     }
 
@@ -411,10 +435,12 @@ impl Templates {
         self: &Arc<Self>,
         req: BuildRequest,
         events: EventSink,
+        team: Option<&bulkhead_store::TeamId>,
     ) -> Result<StoredTemplate, TemplateError> {
         if !valid_name(&req.name) {
             return Err(TemplateError::InvalidName(req.name.clone()));
         }
+        let owner = self.owner_for(&req.name, team)?;
         let mut req = req;
         let storage = match req.template.config.storage.clone() {
             Some(decl) => Some(self.prepare_storage(&mut req, &decl, &events).await?),
@@ -475,6 +501,7 @@ impl Templates {
             storage,
             base_layers: Vec::new(),
             snapshot: None,
+            team: owner,
         };
         write_record(&self.dir.join(&id), &record)?;
         let text = std::mem::take(&mut *log.lock().unwrap_or_else(|p| p.into_inner()));
@@ -483,6 +510,40 @@ impl Templates {
         }
         self.manager.register_template(self.config_of(&record));
         Ok(record)
+    }
+
+    /// Who a build of `name` by `team` (`None`: the server itself) leaves owning it: a
+    /// rebuild keeps the owner it had (the server's own templates stay everyone's), a new
+    /// name becomes the building team's.
+    ///
+    /// # Errors
+    /// [`TemplateError::TakenByAnotherTeam`] when the name is another team's (a template
+    /// or a snapshot).
+    pub fn owner_for(
+        &self,
+        name: &str,
+        team: Option<&bulkhead_store::TeamId>,
+    ) -> Result<Option<String>, TemplateError> {
+        let Some(team) = team else {
+            return Ok(None);
+        };
+        if let Some(prev) = self.get(name) {
+            return match prev.owner() {
+                Some(o) if o != team.as_str() => {
+                    Err(TemplateError::TakenByAnotherTeam(name.to_string()))
+                }
+                Some(_) if prev.snapshot.is_some() => {
+                    Err(TemplateError::TakenByAnotherTeam(name.to_string()))
+                }
+                owner => Ok(owner.map(str::to_string)),
+            };
+        }
+        // A name the manager serves without a record is one of the server's root
+        // filesystems (`base` before it is built): it stays the server's.
+        if self.manager.template_config(name).is_some() {
+            return Ok(None);
+        }
+        Ok(Some(team.as_str().to_string()))
     }
 
     /// Resolves `[storage]` with the build args, takes its credentials from the build's

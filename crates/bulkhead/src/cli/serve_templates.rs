@@ -171,7 +171,7 @@ pub(crate) fn build_at_start(
                 "bulkhead: building template {name} from {} (RUST_LOG=info shows its steps)",
                 dir.display()
             );
-            match templates.build(req, events).await {
+            match templates.build(req, events, None).await {
                 Ok(rec) => eprintln!(
                     "bulkhead: template {} built and served ({} steps run, {} cached, {:.1} s)",
                     rec.id,

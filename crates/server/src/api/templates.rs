@@ -1,7 +1,9 @@
 //! Template endpoints: Bulkhead's build endpoint (the context and settings in, the build log
 //! streamed back as NDJSON) and details, and E2B's list, alias lookup and delete that the SDK
-//! and the E2B CLI read (spec section 2.7). Templates are the server's: every team sees and
-//! builds the same ones.
+//! and the E2B CLI read (spec section 2.7). A template a team builds is that team's, as on
+//! E2B: only it lists, creates from, rebuilds and deletes it (another team's key is told it
+//! does not exist, or for an alias lookup that it is taken). The server's own templates
+//! (built at start from `--template-dir`, or root filesystems) are every team's.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -58,6 +60,7 @@ impl From<TemplateError> for ApiError {
             TemplateError::InvalidName(_) | TemplateError::Build(_) => {
                 ApiError::BadRequest(e.to_string())
             }
+            TemplateError::TakenByAnotherTeam(_) => ApiError::Conflict(e.to_string()),
             other => ApiError::Internal(Box::new(other)),
         }
     }
@@ -67,7 +70,7 @@ impl From<TemplateError> for ApiError {
 /// `{"type":"built",...}` or `{"type":"failed","message":...}`.
 pub async fn build(
     State(st): State<AppState<Manager>>,
-    Team(_team): Team,
+    Team(team): Team,
     mut form: Multipart,
 ) -> Result<Response, ApiError> {
     let t = templates(&st)?;
@@ -142,6 +145,11 @@ pub async fn build(
     if let Some(d) = &params.dockerfile {
         template.dockerfile_name = d.clone();
     }
+    // A name of another team's is refused before anything is built.
+    {
+        let (t2, name, team2) = (t.clone(), params.name.clone(), team.clone());
+        blocking(move || t2.owner_for(&name, Some(&team2))).await??;
+    }
     let req = BuildRequest {
         template,
         args: params.args,
@@ -158,7 +166,7 @@ pub async fn build(
     });
     tokio::spawn(async move {
         let _keep = ctx_dir;
-        let last = match t.build(req, events).await {
+        let last = match t.build(req, events, Some(&team)).await {
             Ok(rec) => json!({"type": "built", "template": summary(&rec)}),
             Err(e) => {
                 tracing::info!(error = %e, "template build failed");
@@ -213,10 +221,10 @@ pub async fn detail(
     Ok(Json(rec).into_response())
 }
 
-/// Whether `team` may see the record: every team a built template, only its own team a
-/// snapshot.
+/// Whether `team` may see the record: its owner's (a built template's team, a snapshot's)
+/// or, for the server's own, every team.
 fn visible_to(r: &StoredTemplate, team: &bulkhead_store::TeamId) -> bool {
-    r.snapshot.as_ref().is_none_or(|s| s.team == team.as_str())
+    r.visible_to(team.as_str())
 }
 
 /// Runs `f` (reads and writes of template records, which are files) on a blocking thread.
@@ -231,7 +239,7 @@ pub(super) async fn blocking<R: Send + 'static>(
 /// `GET /templates`: E2B's template list.
 pub async fn list(
     State(st): State<AppState<Manager>>,
-    Team(_team): Team,
+    Team(team): Team,
 ) -> Result<Response, ApiError> {
     let mut out = Vec::new();
     let built = match st.templates.clone() {
@@ -242,6 +250,10 @@ pub async fn list(
         let rec = built.iter().find(|b| b.id == c.id);
         // Snapshots are listed by GET /snapshots, for their team only.
         if rec.is_some_and(|r| r.snapshot.is_some()) {
+            continue;
+        }
+        // Another team's template is not shown.
+        if rec.is_some_and(|r| !visible_to(r, &team)) {
             continue;
         }
         let mut names = vec![c.id.clone()];
@@ -255,7 +267,7 @@ pub async fn list(
             "cpuCount": c.limits.cpu_millis.map_or(1, |m| m.div_ceil(1000)),
             "memoryMB": c.limits.memory_bytes.map_or(0, |b| b >> 20),
             "diskSizeMB": c.limits.disk_bytes.map_or(0, |b| b >> 20),
-            "public": false,
+            "public": rec.is_none_or(|r| r.owner().is_none()),
             "aliases": c.aliases,
             "names": names,
             "createdAt": created,
@@ -274,14 +286,20 @@ pub async fn list(
 /// `GET /templates/aliases/{alias}`: 200 with the template it names, 404 when free.
 pub async fn alias(
     State(st): State<AppState<Manager>>,
-    Team(_team): Team,
+    Team(team): Team,
     Path(alias): Path<String>,
 ) -> Result<Response, ApiError> {
     let c = st
         .manager
         .template_config(&alias)
         .ok_or_else(|| ApiError::NotFound(format!("template alias {alias:?} not found")))?;
-    Ok(Json(json!({"templateID": c.id, "public": false})).into_response())
+    // Another team's: taken, as E2B answers (403), without saying more.
+    if c.owner.as_ref().is_some_and(|o| o != &team) {
+        return Err(ApiError::Forbidden(format!(
+            "template alias {alias:?} is taken by another team"
+        )));
+    }
+    Ok(Json(json!({"templateID": c.id, "public": c.owner.is_none()})).into_response())
 }
 
 /// `?force=true` on a delete.

@@ -66,9 +66,10 @@ impl Manager {
     ) -> Result<SandboxRecord, ManagerError> {
         use crate::prometheus::{CreateResult, METRICS};
         let t0 = std::time::Instant::now();
-        // Only ids the server knows label the metrics; a snapshot's id is its team's.
+        // Only ids the server knows label the metrics; a team's own template (one it built,
+        // a snapshot) is its team's business, and its name a client's choice.
         let known = self.template(&req.template).map(|t| match t.config.owner {
-            Some(_) => "(snapshot)".to_string(),
+            Some(_) => "(team)".to_string(),
             None => t.config.id.clone(),
         });
         let out = self.create_counted(team, req).await;
