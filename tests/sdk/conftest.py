@@ -89,8 +89,9 @@ HOST_NETWORK_ONLY = {
 PINNED_INTERPRETER_ONLY = {"test_code_interpreter"}
 
 # Snapshots and fork arrived in later SDK releases (e2b 2.2.0 and 2.45.1 have no
-# create_snapshot or fork): the pinned release only.
-PINNED_SDK_ONLY = {"test_snapshots", "test_metrics", "test_agent_toolkit"}
+# create_snapshot or fork), and the template build API these releases drive differs: the
+# pinned release only.
+PINNED_SDK_ONLY = {"test_snapshots", "test_metrics", "test_agent_toolkit", "test_template_sdk_build"}
 
 
 def pytest_collection_modifyitems(items):

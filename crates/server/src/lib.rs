@@ -24,6 +24,7 @@ pub mod prometheus;
 pub mod proxy;
 mod report;
 pub mod sandbox_http;
+pub mod sdk_builds;
 pub mod signed_url;
 pub mod snapshots;
 pub mod state;
@@ -44,6 +45,7 @@ pub fn app(state: AppState) -> Router {
     api::router::<Manager>()
         .merge(api::templates::router())
         .merge(api::templates::image_router())
+        .merge(api::sdk_builds::router())
         .merge(api::snapshots::router())
         .merge(api::validate::router())
         .merge(api::observability::router())

@@ -160,6 +160,7 @@ pub struct Templates {
     defaults: TemplateDefaults,
     mounter: Option<Arc<dyn StorageMounter>>,
     server_bucket: Option<crate::bucket::BucketAccess>,
+    sdk: crate::sdk_builds::SdkBuilds,
 }
 
 /// The name of the last build's log in a template's directory (the lines the client was
@@ -201,7 +202,18 @@ impl Templates {
             defaults,
             mounter: None,
             server_bucket: None,
+            sdk: crate::sdk_builds::SdkBuilds::default(),
         })
+    }
+
+    /// What the manager serves as `name` (an id or alias).
+    pub fn config(&self, name: &str) -> Option<crate::manager::TemplateConfig> {
+        self.manager.template_config(name)
+    }
+
+    /// The builds E2B's `Template.build()` opened ([`crate::sdk_builds`]).
+    pub fn sdk_builds(&self) -> &crate::sdk_builds::SdkBuilds {
+        &self.sdk
     }
 
     /// Lets templates declare storage of their own, mounted by `mounter`.
@@ -413,6 +425,11 @@ impl Templates {
             owner: t
                 .owner()
                 .map(|o| bulkhead_store::TeamId::new(o.to_string())),
+            workdir: b
+                .config
+                .workdir
+                .clone()
+                .filter(|w| !w.is_empty() && w != "/"),
         }
     }
 

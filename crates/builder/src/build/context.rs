@@ -67,12 +67,41 @@ impl Builder {
     /// # Errors
     /// When it is not a tar, or an entry would land outside the context.
     pub fn unpack_context_from(&self, reader: impl Read) -> Result<ContextDir, BuildError> {
+        let ctx = self.new_context_dir()?;
+        unpack_into(reader, ctx.path())?;
+        Ok(ctx)
+    }
+
+    /// A new empty directory in the builder's work directory, removed when dropped: the
+    /// root of a build context assembled by hand (E2B's `Template.build()` sends its files
+    /// step by step).
+    ///
+    /// # Errors
+    /// When the directory cannot be made.
+    pub fn new_context_dir(&self) -> Result<ContextDir, BuildError> {
         let dir = self
             .dirs
             .work
             .join(format!("context-{:016x}", rand::random::<u64>()));
         std::fs::create_dir_all(&dir).map_err(BuildError::io("creating", &dir))?;
-        let ctx = ContextDir(dir);
+        Ok(ContextDir(dir))
+    }
+
+    /// The builder's work directory (for files a server keeps between requests of one
+    /// build, such as E2B's uploaded step files).
+    pub fn work_dir(&self) -> &Path {
+        &self.dirs.work
+    }
+}
+
+/// Unpacks a tar (plain or gzip, told by its first bytes) from `reader` into the existing
+/// directory `dest`: files, directories, symlinks and hard links, none outside `dest`.
+///
+/// # Errors
+/// When it is not a tar, or an entry would land outside `dest`.
+pub fn unpack_into(reader: impl Read, dest: &Path) -> Result<(), BuildError> {
+    {
+        let ctx_path = dest;
         let mut reader = std::io::BufReader::new(reader);
         let gzip = std::io::BufRead::fill_buf(&mut reader)
             .map(|b| b.starts_with(&[0x1f, 0x8b]))
@@ -106,7 +135,7 @@ impl Builder {
                     message: format!("entry {} points outside the context", path.display()),
                 });
             }
-            let inside = entry.unpack_in(ctx.path()).map_err(bad)?;
+            let inside = entry.unpack_in(ctx_path).map_err(bad)?;
             if !inside {
                 return Err(BuildError::Step {
                     at: "build context".into(),
@@ -114,6 +143,6 @@ impl Builder {
                 });
             }
         }
-        Ok(ctx)
+        Ok(())
     }
 }

@@ -22,7 +22,7 @@ mod run_step;
 mod secret;
 mod snapshot;
 
-pub use context::{ContextDir, ContextUpload};
+pub use context::{ContextDir, ContextUpload, unpack_into};
 pub use error::BuildError;
 pub use executor::Builder;
 pub use secret::{REDACTED, Redactor, Secret};

@@ -558,6 +558,7 @@ fn templates(args: &Args, limits: Limits) -> anyhow::Result<Vec<TemplateConfig>>
         storage: None,
         service: None,
         owner: None,
+        workdir: None,
     }];
     let ci = &args.code_interpreter_rootfs;
     if ci.join("bin").exists() {
@@ -575,6 +576,7 @@ fn templates(args: &Args, limits: Limits) -> anyhow::Result<Vec<TemplateConfig>>
             storage: None,
             service: None,
             owner: None,
+            workdir: None,
         });
     } else {
         tracing::info!(path = %ci.display(), "no code-interpreter root filesystem; its template is not served");

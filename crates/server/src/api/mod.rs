@@ -13,6 +13,7 @@ pub mod model;
 pub mod observability;
 mod query;
 mod sandboxes;
+pub mod sdk_builds;
 pub mod snapshots;
 pub mod templates;
 pub mod validate;

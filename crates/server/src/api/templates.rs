@@ -46,7 +46,7 @@ pub struct BuildParams {
     pub dockerfile: Option<String>,
 }
 
-fn templates(st: &AppState<Manager>) -> Result<Arc<Templates>, ApiError> {
+pub(super) fn templates(st: &AppState<Manager>) -> Result<Arc<Templates>, ApiError> {
     st.templates
         .clone()
         .ok_or_else(|| ApiError::Unavailable("this server has no template builder".into()))

@@ -133,6 +133,7 @@ impl Manager {
             env_vars,
             access_token: envd_token.clone(),
             default_user: "user".into(),
+            default_workdir: template.config.workdir.clone(),
         };
         // A template with storage of its own has it bound while pooled.
         let storage = self

@@ -172,6 +172,9 @@ pub(crate) struct InitRequest {
     pub env_vars: BTreeMap<String, String>,
     pub access_token: String,
     pub default_user: String,
+    /// The template's `WORKDIR`; `None` leaves envd's default (the user's home).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_workdir: Option<String>,
 }
 
 /// Sends `POST /init`. Blocking; one short HTTP/1.1 exchange.

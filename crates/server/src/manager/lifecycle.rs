@@ -159,6 +159,7 @@ impl Manager {
             env_vars: entry.env_vars(),
             access_token: entry.with(|r| r.envd_access_token.expose().to_string()),
             default_user: "user".into(),
+            default_workdir: template.config.workdir.clone(),
         };
         let sb = entry.sandbox().clone();
         let (code_interpreter, service) = (

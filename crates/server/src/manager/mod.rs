@@ -65,6 +65,9 @@ pub struct TemplateConfig {
     pub service: Option<ServiceCmd>,
     /// The only team that may create from it (a snapshot); `None` = every team.
     pub owner: Option<TeamId>,
+    /// The image's `WORKDIR` (not `/`): where the sandbox's commands start unless they
+    /// name a directory, as on E2B (envd's default working directory).
+    pub workdir: Option<String>,
 }
 
 /// A command started in every sandbox of a template before hand-over.
@@ -94,6 +97,7 @@ impl TemplateConfig {
             storage: None,
             service: None,
             owner: None,
+            workdir: None,
         }
     }
 }

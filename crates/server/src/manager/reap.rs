@@ -98,10 +98,14 @@ impl Manager {
             if before.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
                 continue;
             }
+            let workdir = self
+                .template(&e.with(|r| r.template_id.clone()))
+                .and_then(|t| t.config.workdir.clone());
             let init = super::envd::InitRequest {
                 env_vars: e.env_vars(),
                 access_token: e.with(|r| r.envd_access_token.expose().to_string()),
                 default_user: "user".into(),
+                default_workdir: workdir,
             };
             let sb = e.sandbox().clone();
             let restarted = tokio::task::spawn_blocking(move || -> Result<(), String> {
