@@ -2,6 +2,7 @@
 resume, metrics, kill."""
 
 import asyncio
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 import uuid
@@ -371,3 +372,19 @@ async def test_ten_async_sandboxes_at_once(server):
         assert [o.stdout.strip() for o in outs] == [s.sandbox_id for s in sbxs]
     finally:
         assert await asyncio.gather(*[s.kill() for s in sbxs]) == [True] * 10
+
+
+def test_mountinfo_shows_no_host_path_of_the_binary(server):
+    """envd's binary comes in as the sandbox's top layer, not a bind: `/proc/self/mountinfo`
+    inside names the overlay's layers relatively and never the binary's host path (a bind
+    showed it)."""
+    sbx = Sandbox.create("base", timeout=60, **CREATE)
+    server.sandbox_ids.add(sbx.sandbox_id)
+    try:
+        info = sbx.commands.run("cat /proc/self/mountinfo").stdout
+        exe = str(server.binary.resolve())
+        assert exe not in info and os.path.dirname(exe) not in info, info
+        assert "/.bulkhead" not in info, info
+        assert sbx.commands.run("test -x /.bulkhead/bulkhead && echo ok").stdout == "ok\n"
+    finally:
+        sbx.kill()

@@ -1,7 +1,7 @@
 //! `bulkhead serve`: the E2B-compatible control plane and edge proxy on one port.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -437,6 +437,13 @@ pub fn run(mut args: Args, matches: Option<&clap::ArgMatches>) -> anyhow::Result
             store.clone(),
             ManagerConfig {
                 templates: templates(&args, limits)?,
+                envd_layer: match envd_layer(&layout, &exe) {
+                    Ok(dir) => Some(dir),
+                    Err(e) => {
+                        tracing::info!(error = %format!("{e:#}"), "envd is bound into sandboxes (its host path shows in their mountinfo) instead of stacked as a layer");
+                        None
+                    }
+                },
                 envd_binary: exe,
                 default_timeout: Duration::from_secs(args.default_timeout),
                 max_lifetime: Duration::from_secs(args.max_lifetime),
@@ -593,6 +600,43 @@ fn sandbox_limits(args: &Args) -> anyhow::Result<Limits> {
         open_files: Some(limits::parse_count("open-files", &args.sandbox_open_files)?),
         allow_setuid: !args.no_new_privs,
     })
+}
+
+/// The layer that brings envd into every sandbox: `<data-dir>/envd/<binary id>/.bulkhead/
+/// bulkhead`, a hard link of the running binary, made once per binary (a data dir on
+/// another filesystem than the binary keeps the bind instead). A layer's host path never shows inside the sandbox,
+/// where a bind of the binary showed it in `/proc/self/mountinfo`. Layers of earlier
+/// binaries are kept: sandboxes adopted after a restart still stack theirs.
+fn envd_layer(layout: &DataDir, exe: &Path) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::metadata(exe).with_context(|| format!("reading {}", exe.display()))?;
+    let id = format!(
+        "{:x}-{:x}-{:x}-{:x}",
+        meta.dev(),
+        meta.ino(),
+        meta.size(),
+        meta.mtime_nsec() + meta.mtime() * 1_000_000_000
+    );
+    let dir = layout.root().join("envd").join(id);
+    let bin_dir = dir.join(".bulkhead");
+    let bin = bin_dir.join("bulkhead");
+    if std::fs::metadata(&bin).is_ok_and(|m| m.len() == meta.len()) {
+        return Ok(dir);
+    }
+    std::fs::create_dir_all(&bin_dir).with_context(|| format!("creating {}", bin_dir.display()))?;
+    for d in [layout.root().join("envd"), dir.clone(), bin_dir.clone()] {
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755))?;
+    }
+    let tmp = bin_dir.join(format!(".bulkhead-{:08x}", rand::random::<u32>()));
+    // A hard link or nothing: a copy of a debug build is hundreds of MiB per data dir.
+    std::fs::hard_link(exe, &tmp).with_context(|| {
+        format!(
+            "linking {} into the data dir (another filesystem?)",
+            exe.display()
+        )
+    })?;
+    std::fs::rename(&tmp, &bin).with_context(|| format!("placing {}", bin.display()))?;
+    Ok(dir)
 }
 
 /// Mounts the bucket on the host (or prepares the local directory) that every sandbox sees.

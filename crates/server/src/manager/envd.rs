@@ -151,6 +151,10 @@ fn keep_log(
     Ok(())
 }
 
+/// The most of an answer from inside a sandbox the server reads (`/init`, the interpreter's
+/// health): enough for a status line and headers, never a sandbox's stream to exhaust it.
+pub(crate) const RESPONSE_CAP: u64 = 64 * 1024;
+
 /// Configuring envd at hand-over failed.
 #[derive(Debug, thiserror::Error)]
 pub enum EnvdError {
@@ -194,10 +198,14 @@ pub(crate) fn init(sandbox: &Sandbox, req: &InitRequest) -> Result<(), EnvdError
         .write_all(head.as_bytes())
         .and_then(|()| stream.write_all(&body))
         .map_err(|e| EnvdError::Io("sending /init to", e))?;
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
+    // What answers on envd's port is the sandbox's (its root may have replaced envd): read
+    // no more than a status line and some headers.
+    let mut response = Vec::new();
+    (&mut stream)
+        .take(RESPONSE_CAP)
+        .read_to_end(&mut response)
         .map_err(|e| EnvdError::Io("reading /init from", e))?;
+    let response = String::from_utf8_lossy(&response);
     let status = response.split_whitespace().nth(1).unwrap_or("");
     if status.starts_with('2') {
         Ok(())

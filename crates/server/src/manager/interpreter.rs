@@ -60,8 +60,12 @@ fn ready(sandbox: &Sandbox) -> Result<(), Option<String>> {
     stream
         .write_all(b"GET /ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .map_err(|_| None)?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).map_err(|_| None)?;
+    let mut response = Vec::new();
+    (&mut stream)
+        .take(super::envd::RESPONSE_CAP)
+        .read_to_end(&mut response)
+        .map_err(|_| None)?;
+    let response = String::from_utf8_lossy(&response);
     let status = response.split_whitespace().nth(1).unwrap_or("");
     match status {
         "200" => Ok(()),

@@ -134,8 +134,14 @@ impl StorageConfig {
 pub struct ManagerConfig {
     /// Templates served.
     pub templates: Vec<TemplateConfig>,
-    /// The bulkhead binary, bind-mounted into sandboxes to run envd.
+    /// The bulkhead binary, bind-mounted into sandboxes to run envd (when there is no
+    /// `envd_layer`).
     pub envd_binary: PathBuf,
+    /// A directory holding only `.bulkhead/bulkhead` (the binary, hard-linked or copied),
+    /// stacked as the top layer of every sandbox in place of the bind: a layer's path never
+    /// shows in the sandbox's `/proc/self/mountinfo` (the overlay names its layers
+    /// relatively), where a bind shows the binary's host path.
+    pub envd_layer: Option<PathBuf>,
     /// Timeout when a create names none.
     pub default_timeout: Duration,
     /// Upper bound of any sandbox's lifetime from its creation.
@@ -362,12 +368,17 @@ fn make_template(
     t: TemplateConfig,
     size: usize,
 ) -> Arc<Template> {
-    let mut binds = vec![BindMount {
-        source: config.envd_binary.clone(),
-        target: ENVD_PATH.into(),
-        read_only: true,
-        idmap: false,
-    }];
+    let mut layers = t.layers.clone();
+    let mut binds = Vec::new();
+    match &config.envd_layer {
+        Some(layer) => layers.push(layer.clone()),
+        None => binds.push(BindMount {
+            source: config.envd_binary.clone(),
+            target: ENVD_PATH.into(),
+            read_only: true,
+            idmap: false,
+        }),
+    }
     // Shared storage is part of the pooled sandboxes' mounts; a per-sandbox prefix can only
     // be attached at hand-over, once the sandbox id is known.
     if let Some(st) = t
@@ -385,7 +396,7 @@ fn make_template(
         });
     }
     let key = PoolKey {
-        layers: t.layers.clone(),
+        layers,
         limits: t.limits.clone(),
         binds,
     };
