@@ -76,3 +76,69 @@ def test_sandbox_logs_refuse_bad_queries_and_other_teams(sandbox, server):
                   headers={"X-API-Key": other}, timeout=30)
     assert r.status_code == 404
     assert httpx.get(f"{server.api_url}/sandboxes/{sandbox.sandbox_id}/logs", timeout=30).status_code == 401
+
+
+# Sandbox root kills envd and answers on its port with an endless stream, as hostile code
+# could: the server's next exchange with "envd" (its restart's /init) must read a bounded
+# amount and go on serving.
+FLOOD_ENVD = r"""
+import os, socket, threading, time
+time.sleep(0.3)
+for p in os.listdir('/proc'):
+    if p.isdigit():
+        try:
+            if b'envd\x00--listen' in open(f'/proc/{p}/cmdline', 'rb').read() and int(p) != os.getpid():
+                os.kill(int(p), 9)
+        except OSError:
+            pass
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+for _ in range(50):
+    try:
+        s.bind(('0.0.0.0', 49983)); break
+    except OSError:
+        time.sleep(0.05)
+s.listen(16)
+def flood(c):
+    try:
+        c.recv(65536)
+        chunk = b'HTTP/1.1 200 OK\r\n' + b'x' * (1 << 20)
+        while True:
+            c.sendall(chunk)
+    except OSError:
+        pass
+end = time.time() + 8
+s.settimeout(0.5)
+while time.time() < end:
+    try:
+        c, _ = s.accept()
+    except OSError:
+        continue
+    threading.Thread(target=flood, args=(c,), daemon=True).start()
+"""
+
+
+def _rss_kib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def test_a_flood_on_envds_port_does_not_exhaust_the_server(sandbox, server):
+    sandbox.files.write("/tmp/flood.py", FLOOD_ENVD)
+    before = _rss_kib(server.proc.pid)
+    sandbox.commands.run("python3 /tmp/flood.py", user="root", background=True)
+    time.sleep(6)
+    after = _rss_kib(server.proc.pid)
+    assert after - before < 100 * 1024, f"server RSS grew from {before} to {after} KiB"
+    assert httpx.get(server.api_url + "/health", timeout=10).status_code == 204
+    # Once the flood ends, the real envd is started again.
+    deadline = time.time() + 30
+    while True:
+        try:
+            if sandbox.commands.run("echo back", timeout=5).stdout == "back\n":
+                break
+        except Exception:
+            pass
+        assert time.time() < deadline, "envd did not come back after the flood"
+        time.sleep(0.5)
