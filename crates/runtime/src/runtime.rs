@@ -170,6 +170,7 @@ impl Runtime {
         );
         check_traversable(&config.state_dir)?;
         migrate_claims(&config)?;
+        crate::uids::reclaim_stale(&config.uid_claims_dir, config.uid_base);
         crate::sys::proc::set_child_subreaper().map_err(|source| RuntimeError::StateDir {
             path: "prctl".into(),
             source,
