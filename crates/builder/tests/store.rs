@@ -667,3 +667,32 @@ fn a_gnu_sparse_file_unpacks_with_its_holes() {
     let got = std::fs::read(s.layer_dir(&layer.diff_id).join("holes")).unwrap();
     assert_eq!(got, std::fs::read(src.join("holes")).unwrap());
 }
+
+/// A layer committed but not yet synced is marked pending; writing an image syncs and clears
+/// the marks; a mark left by a writer that died takes its layer away at the next open (its
+/// files may be half on disk), and a live writer's mark is left alone.
+#[test]
+fn unsynced_layers_of_a_dead_writer_are_dropped_at_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    let tar = tmp.path().join("layer.tar");
+    write_tar(&tar, &[file_entry("a", b"a", 0o644)]);
+    let l = s.add_layer_tar(&tar, None).unwrap();
+    let pending = s.root().join("pending");
+    assert_eq!(listing(&pending), vec![l.diff_id.hex().to_string()]);
+    s.sync_pending().unwrap();
+    assert_eq!(listing(&pending), Vec::<String>::new());
+    // A mark of a live writer (this process) is kept across an open.
+    std::fs::write(
+        pending.join(l.diff_id.hex()),
+        std::process::id().to_string(),
+    )
+    .unwrap();
+    let s = store(tmp.path());
+    assert!(s.has_layer(&l.diff_id));
+    // A dead writer's: its layer goes.
+    std::fs::write(pending.join(l.diff_id.hex()), "999999999").unwrap();
+    let s = store(tmp.path());
+    assert!(!s.has_layer(&l.diff_id));
+    assert_eq!(listing(&pending), Vec::<String>::new());
+}

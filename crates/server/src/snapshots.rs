@@ -279,5 +279,11 @@ fn capture(
         tracing::error!(sandbox_id = %entry.id(), error = %e, "the sandbox could not be thawed after its snapshot");
     }
     drop(fd);
+    // The snapshot's record names the layer: it must be on disk first.
+    if result.is_ok()
+        && let Err(e) = t.builder().store().sync_pending()
+    {
+        return Err(SnapshotError::Capture(e.to_string()));
+    }
     result
 }

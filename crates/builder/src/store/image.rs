@@ -67,6 +67,8 @@ impl ImageStore {
 
     fn write_file_atomic(&self, dst: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         use std::io::Write;
+        // What this names must be on disk before it is.
+        self.sync_pending()?;
         let tmp = self.tmp_path("file");
         let write = || -> std::io::Result<()> {
             let mut f = std::fs::File::create(&tmp)?;

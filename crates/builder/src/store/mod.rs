@@ -9,6 +9,7 @@
 //! layers/<diff hex>/    the unpacked layer: what the runtime stacks as an overlay lowerdir
 //! images/names.json     name:tag → manifest digest and source
 //! tmp/                  everything being written; renamed into place when complete
+//! pending/<diff hex>    a layer in place whose files may not be on disk yet (writer's pid)
 //! lock                  flock: name updates and gc are serialised
 //! ```
 //!
@@ -30,9 +31,12 @@
 //! # Crash safety and concurrency
 //!
 //! Blobs and layer directories are written under `tmp/` (named for the writing process) and
-//! renamed into place, after an fsync of the file or a syncfs of the layer's file system, so a
-//! half-written layer is never visible under `layers/`. [`ImageStore::open`] removes what
-//! processes that no longer run left in `tmp/`. Two processes adding the same layer at once
+//! renamed into place: a blob after an fsync of the file; a layer with a marker in
+//! `pending/` that stays until [`ImageStore::sync_pending`] has flushed the file system, which
+//! happens before anything naming layers (an image, a name) is written, so one flush covers a
+//! whole build. [`ImageStore::open`] removes what processes that no longer run left in `tmp/`,
+//! and the layers of their markers (possibly half on disk); the step cache then runs those
+//! steps again. Two processes adding the same layer at once
 //! both succeed: the second rename finds the layer present and drops its own copy. Name updates
 //! and [`ImageStore::gc`] hold an exclusive `flock` on `lock`.
 //!
@@ -93,6 +97,7 @@ impl ImageStore {
             "layers",
             "images",
             "tmp",
+            "pending",
         ] {
             let path = root.join(dir);
             std::fs::DirBuilder::new()
@@ -110,7 +115,56 @@ impl ImageStore {
             counter: AtomicU64::new(0),
         };
         store.clean_tmp()?;
+        store.drop_unsynced_layers()?;
         Ok(store)
+    }
+
+    /// Layers renamed into place but not yet known to be on disk have a marker in
+    /// `pending/` (named by the layer, holding the writer's pid) until [`Self::sync_pending`]
+    /// has flushed the file system. A process that died with markers left may have left
+    /// half-written files in those layers: they are removed, and the step cache then finds
+    /// them missing and runs their steps again.
+    fn drop_unsynced_layers(&self) -> Result<(), StoreError> {
+        let pending = self.root.join("pending");
+        for entry in std::fs::read_dir(&pending).map_err(StoreError::io("listing", &pending))? {
+            let entry = entry.map_err(StoreError::io("listing", &pending))?;
+            let pid = std::fs::read_to_string(entry.path())
+                .ok()
+                .and_then(|p| p.trim().parse::<u32>().ok());
+            if pid.is_some_and(|p| Path::new("/proc").join(p.to_string()).exists()) {
+                continue;
+            }
+            let layer = self.root.join("layers").join(entry.file_name());
+            if layer.exists() {
+                tracing::warn!(layer = %layer.display(), "dropping a layer that was not on disk when its writer died");
+                nofollow::remove_any(&layer).map_err(StoreError::io("removing", &layer))?;
+            }
+            let _ = std::fs::remove_file(entry.path());
+        }
+        Ok(())
+    }
+
+    /// Makes every layer committed so far durable with one `syncfs` of the store's file
+    /// system, then forgets their markers. Called before anything that names layers is
+    /// written (an image, a name), so a build pays one flush, not one per step.
+    ///
+    /// # Errors
+    /// When the file system cannot be synced.
+    pub fn sync_pending(&self) -> Result<(), StoreError> {
+        let pending = self.root.join("pending");
+        let markers: Vec<PathBuf> = std::fs::read_dir(&pending)
+            .map_err(StoreError::io("listing", &pending))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        if markers.is_empty() {
+            return Ok(());
+        }
+        let dir = File::open(&pending).map_err(StoreError::io("opening", &pending))?;
+        rustix::fs::syncfs(&dir).map_err(|e| StoreError::io("syncing", &pending)(e.into()))?;
+        for m in markers {
+            let _ = std::fs::remove_file(m);
+        }
+        Ok(())
     }
 
     /// The root directory.
