@@ -679,7 +679,8 @@ fn unsynced_layers_of_a_dead_writer_are_dropped_at_open() {
     write_tar(&tar, &[file_entry("a", b"a", 0o644)]);
     let l = s.add_layer_tar(&tar, None).unwrap();
     let pending = s.root().join("pending");
-    assert_eq!(listing(&pending), vec![l.diff_id.hex().to_string()]);
+    let hex = l.diff_id.hex().to_string();
+    assert_eq!(listing(&pending), vec![hex.clone(), format!("blob-{hex}")]);
     s.sync_pending().unwrap();
     assert_eq!(listing(&pending), Vec::<String>::new());
     // A mark of a live writer (this process) is kept across an open.
@@ -690,9 +691,11 @@ fn unsynced_layers_of_a_dead_writer_are_dropped_at_open() {
     .unwrap();
     let s = store(tmp.path());
     assert!(s.has_layer(&l.diff_id));
-    // A dead writer's: its layer goes.
+    // A dead writer's: its layer and its blob go.
     std::fs::write(pending.join(l.diff_id.hex()), "999999999").unwrap();
+    std::fs::write(pending.join(format!("blob-{hex}")), "999999999").unwrap();
     let s = store(tmp.path());
     assert!(!s.has_layer(&l.diff_id));
+    assert!(!s.blob_path(&l.digest).exists());
     assert_eq!(listing(&pending), Vec::<String>::new());
 }

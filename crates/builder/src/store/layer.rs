@@ -294,9 +294,16 @@ impl ImageStore {
         nofollow::chmod(dir, 0o755).map_err(StoreError::io("setting the mode of", dir))
     }
 
-    /// Renames a complete blob into place (replacing an equal one is harmless).
+    /// Renames a complete blob into place (replacing an equal one is harmless), marked
+    /// pending like a layer until [`ImageStore::sync_pending`].
     pub(super) fn commit_blob(&self, tmp: &Path, digest: &Digest) -> Result<(), StoreError> {
         let dst = self.blob_path(digest);
+        let marker = self
+            .root()
+            .join("pending")
+            .join(format!("blob-{}", digest.hex()));
+        std::fs::write(&marker, std::process::id().to_string())
+            .map_err(StoreError::io("marking", &marker))?;
         std::fs::rename(tmp, &dst).map_err(|e| {
             let _ = std::fs::remove_file(tmp);
             StoreError::io("storing the blob", &dst)(e)
@@ -350,8 +357,8 @@ impl ImageStore {
         let mut file = out
             .into_inner()
             .map_err(|e| StoreError::io("writing", dst)(e.into_error()))?;
+        // Not synced here: the blob is committed pending, flushed with the build's layers.
         file.flush().map_err(StoreError::io("writing", dst))?;
-        file.sync_all().map_err(StoreError::io("syncing", dst))?;
         let rest = Packed {
             out: (),
             entries: packed.entries,

@@ -9,7 +9,8 @@
 //! layers/<diff hex>/    the unpacked layer: what the runtime stacks as an overlay lowerdir
 //! images/names.json     name:tag → manifest digest and source
 //! tmp/                  everything being written; renamed into place when complete
-//! pending/<diff hex>    a layer in place whose files may not be on disk yet (writer's pid)
+//! pending/<hex>         a layer (or `blob-<hex>`, a blob) in place whose data may not be on
+//!                       disk yet; holds the writer's pid
 //! lock                  flock: name updates and gc are serialised
 //! ```
 //!
@@ -31,7 +32,7 @@
 //! # Crash safety and concurrency
 //!
 //! Blobs and layer directories are written under `tmp/` (named for the writing process) and
-//! renamed into place: a blob after an fsync of the file; a layer with a marker in
+//! renamed into place, each with a marker in
 //! `pending/` that stays until [`ImageStore::sync_pending`] has flushed the file system, which
 //! happens before anything naming layers (an image, a name) is written, so one flush covers a
 //! whole build. [`ImageStore::open`] removes what processes that no longer run left in `tmp/`,
@@ -134,10 +135,14 @@ impl ImageStore {
             if pid.is_some_and(|p| Path::new("/proc").join(p.to_string()).exists()) {
                 continue;
             }
-            let layer = self.root.join("layers").join(entry.file_name());
-            if layer.exists() {
-                tracing::warn!(layer = %layer.display(), "dropping a layer that was not on disk when its writer died");
-                nofollow::remove_any(&layer).map_err(StoreError::io("removing", &layer))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let target = match name.strip_prefix("blob-") {
+                Some(hex) => self.root.join("blobs/sha256").join(hex),
+                None => self.root.join("layers").join(&name),
+            };
+            if target.symlink_metadata().is_ok() {
+                tracing::warn!(path = %target.display(), "dropping what was not on disk when its writer died");
+                nofollow::remove_any(&target).map_err(StoreError::io("removing", &target))?;
             }
             let _ = std::fs::remove_file(entry.path());
         }

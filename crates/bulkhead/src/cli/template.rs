@@ -378,12 +378,12 @@ fn show(ev: &Value, tty: bool) {
             let ms = ev["millis"].as_u64().unwrap_or(0);
             if bytes > 0 {
                 format!(
-                    "  done in {:.1} s, layer {:.1} MiB",
+                    "  done in {:.2} s, layer {:.1} MiB",
                     ms as f64 / 1000.0,
                     bytes as f64 / 1_048_576.0
                 )
             } else {
-                format!("  done in {:.1} s", ms as f64 / 1000.0)
+                format!("  done in {:.2} s", ms as f64 / 1000.0)
             }
         }
         Some("output") => format!("  | {}", s("line")),
