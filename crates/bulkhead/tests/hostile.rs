@@ -606,6 +606,42 @@ fn setuid_raises_a_user_to_sandbox_root_and_no_further() {
     sb.destroy().unwrap();
 }
 
+/// A device node in an image layer (a pulled image's, an ADD archive's) cannot be opened in
+/// the sandbox: the overlay the host mounts is `nodev`, where it would otherwise give the
+/// host's device (here `/dev/zero`'s 1:5; a disk's would give the disk).
+#[test]
+fn device_nodes_in_a_layer_cannot_be_opened() {
+    let t = TestRuntime::new();
+    let layer = tempfile::tempdir().unwrap();
+    nix::sys::stat::mknod(
+        &layer.path().join("zero"),
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+        nix::sys::stat::makedev(1, 5),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        layer.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let mut spec = t.spec("debian");
+    spec.layers.push(layer.path().to_path_buf());
+    spec.binds.push(probe());
+    let sb = t.create(spec);
+    let out = sh(
+        &sb,
+        "ls -l /zero; head -c 4 /zero | od -An -tx1; echo rc=$?",
+    );
+    assert!(out.stdout.starts_with("crw"), "{out:?}");
+    assert!(
+        !out.stdout.contains("00 00 00 00"),
+        "the layer's device node opened: {out:?}"
+    );
+    assert!(out.stderr.contains("Permission denied"), "{out:?}");
+    sb.destroy().unwrap();
+}
+
 #[test]
 fn host_stays_responsive_under_a_fork_bomb() {
     let t = TestRuntime::new();

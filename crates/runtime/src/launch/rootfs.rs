@@ -101,11 +101,14 @@ pub(crate) fn prepare(plan: &LaunchPlan, c: Pid) -> Result<(), LaunchFailure> {
         lowers.join(":")
     );
     std::env::set_current_dir(dir).at_with(step, || dir.display().to_string())?;
-    // nosuid unless the sandbox lets set-uid binaries raise rights up to its own root.
+    // nosuid unless the sandbox lets set-uid binaries raise rights up to its own root; nodev
+    // always: the overlay is mounted here, in the host's user namespace, so a device node in
+    // a layer (a pulled image's, an ADD archive's) would otherwise open the host's device
+    // from inside the sandbox. The sandbox's /dev is a tmpfs of its own with bound nodes.
     let flags = if plan.spec.limits.allow_setuid {
-        MsFlags::empty()
+        MsFlags::MS_NODEV
     } else {
-        MsFlags::MS_NOSUID
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV
     };
     mount(
         Some("overlay"),
