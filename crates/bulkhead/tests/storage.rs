@@ -246,7 +246,7 @@ fn local_storage_without_a_bucket() {
     );
     assert_eq!(srv.sh(&b, "cat /opt/sentient/note.txt").1, "shared\n");
     assert_eq!(
-        std::fs::read_to_string(data.path().join("storage/note.txt")).unwrap(),
+        std::fs::read_to_string(data.path().join("storage/tree/note.txt")).unwrap(),
         "shared\n"
     );
     // Every sandbox's ids are the same on the shared tree (an idmapped bind through each
@@ -255,7 +255,7 @@ fn local_storage_without_a_bucket() {
     // from a dead sandbox to a new one carries no files with it; per-sandbox prefixes are the
     // isolation between sandboxes (--storage-sandbox-prefix).
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let root = std::fs::metadata(data.path().join("storage")).unwrap();
+    let root = std::fs::metadata(data.path().join("storage/tree")).unwrap();
     assert_eq!(root.permissions().mode() & 0o7777, 0o1777);
     assert_eq!(
         srv.cli(&[
@@ -271,7 +271,7 @@ fn local_storage_without_a_bucket() {
         .1,
         "ok\n"
     );
-    let meta = std::fs::metadata(data.path().join("storage/a-user.txt")).unwrap();
+    let meta = std::fs::metadata(data.path().join("storage/tree/a-user.txt")).unwrap();
     assert_eq!((meta.uid(), meta.gid()), (1000, 1000), "owner on the host");
     let (_, out, _) = srv.cli(&[
         "exec",
@@ -296,7 +296,7 @@ fn local_storage_without_a_bucket() {
         "su -s /bin/sh nobody -c 'rm -f /opt/sentient/a-user.txt'",
     ]);
     assert_ne!(code, 0, "nobody removed user's file");
-    assert!(data.path().join("storage/a-user.txt").exists());
+    assert!(data.path().join("storage/tree/a-user.txt").exists());
     // Every sandbox's root is root of the shared tree (one owner, like every `user`).
     let (code, out, _) = srv.cli(&[
         "exec",
@@ -309,6 +309,34 @@ fn local_storage_without_a_bucket() {
         "stat -c %U /opt/sentient; touch /opt/sentient/by-root && stat -c %u /opt/sentient/by-root",
     ]);
     assert_eq!((code, out.as_str()), (0, "root\n0\n"));
+    // Sandbox root is uid 0 on the tree: a set-uid-root file it makes there is one on the
+    // host too, so the tree sits below a directory only host root may enter, and no
+    // unprivileged host user can reach (or run) it.
+    let (code, _, err) = srv.cli(&[
+        "exec",
+        &b,
+        "-u",
+        "root",
+        "--",
+        "bash",
+        "-c",
+        "cp /bin/true /opt/sentient/suid && chmod 4755 /opt/sentient/suid",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let suid = data.path().join("storage/tree/suid");
+    let meta = std::fs::metadata(&suid).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o4000), (0, 0o4000));
+    let outer = std::fs::metadata(data.path().join("storage")).unwrap();
+    assert_eq!(outer.permissions().mode() & 0o777, 0o700);
+    let o = Command::new("su")
+        .args(["-s", "/bin/sh", "nobody", "-c"])
+        .arg(format!("stat {}", suid.display()))
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success(),
+        "an unprivileged host user reached the set-uid file"
+    );
     // A sandbox made after a is gone (possibly on a's host uid range) sees the same owner.
     assert_eq!(srv.cli(&["kill", &a]).0, 0);
     let c = srv.create(&[]);
@@ -355,7 +383,7 @@ fn local_storage_with_a_prefix_per_sandbox() {
     use std::os::unix::fs::MetadataExt;
     let file = data
         .path()
-        .join("storage/executions")
+        .join("storage/tree/executions")
         .join(&a)
         .join("out.txt");
     let meta = std::fs::metadata(&file).unwrap();

@@ -639,6 +639,27 @@ fn envd_layer(layout: &DataDir, exe: &Path) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
+/// The local storage tree, `<data-dir>/storage/tree`, below a directory only root may
+/// enter (0700). Sandboxes reach the tree through their bind, not its host path, and see it
+/// with their own ids, so sandbox root is uid 0 there: a set-uid-root file it writes must not
+/// be reachable, let alone runnable, by an unprivileged user of the host. A data dir made by
+/// an earlier version, with the tree at `<data-dir>/storage` itself, is moved below.
+fn local_storage_dir(layout: &DataDir) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let outer = layout.root().join("storage");
+    let tree = outer.join("tree");
+    if outer.is_dir() && !tree.is_dir() && std::fs::read_dir(&outer)?.next().is_some() {
+        let moving = layout.root().join("storage.moving");
+        std::fs::rename(&outer, &moving).context("moving the old storage directory")?;
+        std::fs::create_dir(&outer)?;
+        std::fs::rename(&moving, &tree).context("moving the old storage directory")?;
+    }
+    std::fs::create_dir_all(&tree).with_context(|| format!("creating {}", tree.display()))?;
+    std::fs::set_permissions(&outer, std::fs::Permissions::from_mode(0o700))?;
+    std::os::unix::fs::chown(&outer, Some(0), Some(0))?;
+    Ok(tree)
+}
+
 /// Mounts the bucket on the host (or prepares the local directory) that every sandbox sees.
 /// Returns the storage and, for a bucket, the host mount point to unmount at a clean stop.
 fn setup_storage(
@@ -662,8 +683,7 @@ fn setup_storage(
             (mountpoint.clone(), Some(mountpoint))
         }
         None => {
-            let dir = layout.root().join("storage");
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let dir = local_storage_dir(layout)?;
             // Sticky, like /tmp: every user may create here, none may remove or rename
             // another user's files. Sandboxes see it with their own ids (an idmapped bind):
             // every sandbox's `user` is one owner here (uid 1000 on the host too), and every
