@@ -141,5 +141,29 @@ def test_a_built_template_is_its_teams_only(server, template):
             env={**os.environ, "E2B_API_KEY": other})
     assert out.returncode != 0
     assert "taken" in out.stderr, out.stderr
+
+    def other_build(dockerfile, name):
+        with tempfile.TemporaryDirectory() as d:
+            open(os.path.join(d, "e2b.Dockerfile"), "w").write(dockerfile)
+            return subprocess.run(
+                [str(server.binary), "template", "build", d, "--name", name,
+                 "--server", server.api_url, "--data-dir", "/nonexistent"],
+                capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+                env={**os.environ, "E2B_API_KEY": other})
+
+    # Nor build on it, nor read a host path as the base, nor replace the server's base.
+    out = other_build(f"FROM bulkhead-template/{NAME}:latest\nRUN true\n", "sneaky")
+    assert out.returncode != 0 and "no template" in (out.stdout + out.stderr), out.stderr
+    out = other_build("FROM /var/lib\n", "hostpath")
+    assert out.returncode != 0 and "path on the server" in (out.stdout + out.stderr), out.stderr
+    out = other_build("FROM bulkhead/debian\nRUN true\n", "base")
+    assert out.returncode != 0 and "server's" in out.stderr, out.stderr
+    assert httpx.delete(f"{server.api_url}/templates/base", headers={"X-API-Key": other},
+                        timeout=30).status_code in (403, 404)
+    # The image store is the operator's.
+    assert get("/bulkhead/v1/images", other).status_code == 403
+    assert get("/bulkhead/v1/images", server.api_key).status_code == 200
+    assert httpx.post(f"{server.api_url}/bulkhead/v1/images/import", headers={"X-API-Key": other},
+                      json={"path": "/etc", "name": "etc:1"}, timeout=30).status_code == 403
     # Still the first team's, and still served.
     assert len([t for t in get("/templates", server.api_key).json() if t["templateID"] == NAME]) == 1

@@ -117,6 +117,11 @@ pub enum TemplateError {
     /// A name that cannot be an id.
     #[error("invalid template name {0:?}: use 1 to 64 lowercase letters, digits, '-' and '_'")]
     InvalidName(String),
+    /// The name is one of the server's own templates, which only the operator changes.
+    #[error(
+        "template {0:?} is one of the server's: only the operator's team rebuilds or removes it; choose another --name"
+    )]
+    ServerTemplate(String),
     /// The name belongs to a template of another team.
     #[error(
         "template name {0:?} is taken (another team's template, or a snapshot): choose another --name"
@@ -161,6 +166,10 @@ pub struct Templates {
     mounter: Option<Arc<dyn StorageMounter>>,
     server_bucket: Option<crate::bucket::BucketAccess>,
     sdk: crate::sdk_builds::SdkBuilds,
+    /// The operator's team (the `default` team the server made at its first start): the one
+    /// team that may rebuild or remove the server's own templates, import, list and remove
+    /// images, and build `FROM` a path on the host.
+    operator: std::sync::OnceLock<bulkhead_store::TeamId>,
 }
 
 /// The name of the last build's log in a template's directory (the lines the client was
@@ -203,7 +212,37 @@ impl Templates {
             mounter: None,
             server_bucket: None,
             sdk: crate::sdk_builds::SdkBuilds::default(),
+            operator: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Names the operator's team (see [`Templates::is_operator`]).
+    pub fn set_operator(&self, team: bulkhead_store::TeamId) {
+        let _ = self.operator.set(team);
+    }
+
+    /// Whether `team` is the operator's: the server's own templates, images and host paths
+    /// are its alone.
+    pub fn is_operator(&self, team: &bulkhead_store::TeamId) -> bool {
+        self.operator.get() == Some(team)
+    }
+
+    /// The built templates `team` may build `FROM` (`bulkhead-template/<name>`): its own and
+    /// the server's; `None` (every one) for the operator.
+    pub fn template_bases_for(
+        &self,
+        team: &bulkhead_store::TeamId,
+    ) -> Option<std::collections::BTreeSet<String>> {
+        if self.is_operator(team) {
+            return None;
+        }
+        Some(
+            self.list()
+                .into_iter()
+                .filter(|r| r.visible_to(team.as_str()))
+                .map(|r| r.id)
+                .collect(),
+        )
     }
 
     /// What the manager serves as `name` (an id or alias).
@@ -544,6 +583,13 @@ impl Templates {
         let Some(team) = team else {
             return Ok(None);
         };
+        let server_owned = |name: &str| {
+            if self.is_operator(team) {
+                Ok(None)
+            } else {
+                Err(TemplateError::ServerTemplate(name.to_string()))
+            }
+        };
         if let Some(prev) = self.get(name) {
             return match prev.owner() {
                 Some(o) if o != team.as_str() => {
@@ -552,13 +598,16 @@ impl Templates {
                 Some(_) if prev.snapshot.is_some() => {
                     Err(TemplateError::TakenByAnotherTeam(name.to_string()))
                 }
-                owner => Ok(owner.map(str::to_string)),
+                Some(owner) => Ok(Some(owner.to_string())),
+                // The server's own: every team's sandboxes use it, only the operator
+                // changes it.
+                None => server_owned(name),
             };
         }
         // A name the manager serves without a record is one of the server's root
         // filesystems (`base` before it is built): it stays the server's.
         if self.manager.template_config(name).is_some() {
-            return Ok(None);
+            return server_owned(name);
         }
         Ok(Some(team.as_str().to_string()))
     }

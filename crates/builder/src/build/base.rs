@@ -36,6 +36,20 @@ impl Builder {
         {
             return Ok(s.clone());
         }
+        if let Some(name) = lower.strip_prefix("bulkhead-template/") {
+            let name = name.strip_suffix(":latest").unwrap_or(name);
+            if ctx
+                .req
+                .template_bases
+                .as_ref()
+                .is_some_and(|allowed| !allowed.contains(name))
+            {
+                return Err(BuildError::Step {
+                    at,
+                    message: format!("FROM {base}: no template {name:?} of yours or the server's"),
+                });
+            }
+        }
         if let Some(img) = self.store.image(base)? {
             return Ok(from_image(&img, base));
         }
@@ -51,9 +65,16 @@ impl Builder {
             return Ok(from_image(&img, name));
         }
         let on_disk = ctx.req.template.dir.join(base);
-        if (base.starts_with('/') || base.starts_with("./") || base.starts_with("../"))
-            && on_disk.exists()
-        {
+        let is_path = base.starts_with('/') || base.starts_with("./") || base.starts_with("../");
+        if is_path && !ctx.req.host_paths {
+            return Err(BuildError::Step {
+                at,
+                message: format!(
+                    "FROM {base}: a path on the server is for the server's own templates; push the image to a registry, or have the operator import it"
+                ),
+            });
+        }
+        if is_path && on_disk.exists() {
             let name = format!("import/{}:latest", digest_name(base));
             ctx.note(format!(
                 "importing the base image from {}",

@@ -53,6 +53,13 @@ pub struct BuildRequest {
     pub storage: Option<BindMount>,
     /// Limits of the build sandboxes (from `cpu_count` / `memory_mb`, or the server's).
     pub limits: Limits,
+    /// Whether `FROM` may name a path on the server's host (an OCI layout, an archive, a
+    /// root filesystem): the server's own builds and its operator's, never another team's
+    /// (the path would be read as root).
+    pub host_paths: bool,
+    /// The built templates (`bulkhead-template/<name>`) `FROM` may name; `None` = every
+    /// one (the server's own builds). A team sees its own and the server's.
+    pub template_bases: Option<std::collections::BTreeSet<String>>,
 }
 
 /// Lines and steps of a build, as it goes. Output lines are already redacted.

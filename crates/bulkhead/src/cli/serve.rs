@@ -471,6 +471,8 @@ pub fn run(mut args: Args, matches: Option<&clap::ArgMatches>) -> anyhow::Result
                 pool_size: args.pool_size,
                 storage: Some(build_storage),
             },
+            // The operator: the team of the key the server printed at its first start.
+            store.ensure_team("default").context("finding the default team")?,
         )
         .context("setting up the template builder")?;
         super::serve_templates::build_at_start(

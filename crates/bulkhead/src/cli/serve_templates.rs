@@ -28,6 +28,7 @@ pub(crate) fn setup(
     manager: Arc<Manager>,
     network: Option<NetworkSettings>,
     defaults: TemplateDefaults,
+    operator: bulkhead_store::TeamId,
 ) -> anyhow::Result<Arc<Templates>> {
     let root = layout.root();
     let store = ImageStore::open(&root.join("images")).context("opening the image store")?;
@@ -58,6 +59,7 @@ pub(crate) fn setup(
         None => templates,
     };
     let templates = Arc::new(templates);
+    templates.set_operator(operator);
     let n = templates.load_all();
     if n > 0 {
         tracing::info!(templates = n, "built templates registered");
@@ -164,6 +166,8 @@ pub(crate) fn build_at_start(
                 name: name.clone(),
                 storage: templates.storage(),
                 limits: templates.build_limits(),
+                host_paths: true,
+                template_bases: None,
             };
             let t0 = std::time::Instant::now();
             // Said on stderr whatever the log level: a first build takes minutes.

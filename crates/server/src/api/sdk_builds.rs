@@ -258,10 +258,13 @@ pub async fn start(
     let dockerfile = dockerfile_of(&base, &req.steps).map_err(ApiError::BadRequest)?;
     let toml = e2b_toml(&id, &req, s.cpu_count, s.memory_mb);
     let no_cache = req.force.unwrap_or(false) || req.steps.iter().any(|s| s.force == Some(true));
+    // Only COPY steps bring files (dockerfile_of checked each of their hashes).
     let hashes: Vec<String> = req
         .steps
         .iter()
+        .filter(|s| s.kind.eq_ignore_ascii_case("COPY"))
         .filter_map(|s| s.files_hash.clone())
+        .filter(|h| sdk_builds::valid_hash(h))
         .collect();
     t.sdk_builds().end_uploads(&s.build_id);
     // The context: the generated files and each COPY step's files under files/<hash>/.
@@ -300,6 +303,8 @@ pub async fn start(
         name: id.clone(),
         storage: t.storage(),
         limits: t.build_limits(),
+        host_paths: t.is_operator(&team),
+        template_bases: t.template_bases_for(&team),
     };
     s.set_status(Status::Building, None);
     s.log("info", format!("building {id} from {base}"));

@@ -61,6 +61,7 @@ impl From<TemplateError> for ApiError {
                 ApiError::BadRequest(e.to_string())
             }
             TemplateError::TakenByAnotherTeam(_) => ApiError::Conflict(e.to_string()),
+            TemplateError::ServerTemplate(_) => ApiError::Forbidden(e.to_string()),
             other => ApiError::Internal(Box::new(other)),
         }
     }
@@ -158,6 +159,8 @@ pub async fn build(
         name: params.name,
         storage: t.storage(),
         limits: t.build_limits(),
+        host_paths: t.is_operator(&team),
+        template_bases: t.template_bases_for(&team),
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
     let sink_tx = tx.clone();
@@ -323,6 +326,10 @@ pub async fn remove(
         if t.get(&id).is_some_and(|r| !visible_to(&r, &team)) {
             return Err(TemplateError::NotFound(id));
         }
+        // The server's own templates are every team's to use and the operator's to remove.
+        if t.get(&id).is_some_and(|r| r.owner().is_none()) && !t.is_operator(&team) {
+            return Err(TemplateError::ServerTemplate(id));
+        }
         t.remove(&id, q.force)
     })
     .await??;
@@ -342,6 +349,18 @@ pub fn router() -> axum::Router<AppState<Manager>> {
         .route("/templates", get(list))
         .route("/templates/aliases/{alias}", get(alias))
         .route("/templates/{id}", axum::routing::delete(remove))
+}
+
+/// The image store is the server's: its images include every team's built templates, and
+/// an import reads a host path as root. Only the operator's team uses these endpoints.
+fn operator_only(t: &Templates, team: &bulkhead_store::TeamId) -> Result<(), ApiError> {
+    if t.is_operator(team) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "the image store is the operator's: use a key of the server's default team".into(),
+        ))
+    }
 }
 
 /// `POST /bulkhead/v1/images/import` body: a path on the server's host and a name.
@@ -367,10 +386,11 @@ fn image_json(i: &bulkhead_builder::store::Image) -> Value {
 /// `POST /bulkhead/v1/images/import`: 201 with the image.
 pub async fn import_image(
     State(st): State<AppState<Manager>>,
-    Team(_team): Team,
+    Team(team): Team,
     Json(req): Json<ImportRequest>,
 ) -> Result<Response, ApiError> {
     let t = templates(&st)?;
+    operator_only(&t, &team)?;
     let path = std::path::PathBuf::from(&req.path);
     if !path.is_absolute() {
         return Err(ApiError::BadRequest(format!(
@@ -387,9 +407,10 @@ pub async fn import_image(
 /// `GET /bulkhead/v1/images`.
 pub async fn list_images(
     State(st): State<AppState<Manager>>,
-    Team(_team): Team,
+    Team(team): Team,
 ) -> Result<Response, ApiError> {
     let t = templates(&st)?;
+    operator_only(&t, &team)?;
     let images = t
         .builder()
         .store()
@@ -401,10 +422,11 @@ pub async fn list_images(
 /// `DELETE /bulkhead/v1/images/{name}`: 204, or 404. Layers that templates use stay.
 pub async fn remove_image(
     State(st): State<AppState<Manager>>,
-    Team(_team): Team,
+    Team(team): Team,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let t = templates(&st)?;
+    operator_only(&t, &team)?;
     let removed = blocking(move || t.remove_image(&name)).await??;
     if removed {
         Ok(StatusCode::NO_CONTENT.into_response())

@@ -32,6 +32,8 @@ struct State {
     /// `/metrics`), and when last.
     envd_restarts: u32,
     envd_restarted_at: Option<std::time::Instant>,
+    /// A restart of envd is running (on a task of its own).
+    envd_restarting: bool,
 }
 
 impl Entry {
@@ -47,6 +49,7 @@ impl Entry {
                 filesystem_paused: false,
                 envd_restarts: 0,
                 envd_restarted_at: None,
+                envd_restarting: false,
             }),
             network: None,
         }
@@ -73,12 +76,23 @@ impl Entry {
         self.lock().filesystem_paused
     }
 
-    /// Counts a restart of envd; returns how many there were and when the one before was.
-    pub(crate) fn count_envd_restart(&self) -> (u32, Option<std::time::Instant>) {
+    /// Takes the turn to restart envd: `None` while a restart runs or the last one began
+    /// less than `gap` ago; else the number of this restart (the turn is held until
+    /// [`Entry::end_envd_restart`]).
+    pub(crate) fn begin_envd_restart(&self, gap: std::time::Duration) -> Option<u32> {
         let mut st = self.lock();
+        if st.envd_restarting || st.envd_restarted_at.is_some_and(|t| t.elapsed() < gap) {
+            return None;
+        }
+        st.envd_restarting = true;
         st.envd_restarts += 1;
-        let before = st.envd_restarted_at.replace(std::time::Instant::now());
-        (st.envd_restarts, before)
+        st.envd_restarted_at = Some(std::time::Instant::now());
+        Some(st.envd_restarts)
+    }
+
+    /// Ends the turn [`Entry::begin_envd_restart`] gave.
+    pub(crate) fn end_envd_restart(&self) {
+        self.lock().envd_restarting = false;
     }
 
     /// Notes that the sandbox is attached to `network`, so that destroy detaches it.

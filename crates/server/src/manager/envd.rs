@@ -71,7 +71,7 @@ pub(crate) const ENVD_LOG: &str = "envd.log";
 
 /// The most of envd's log kept per sandbox; what comes after is drained and dropped, so a
 /// chatty envd can neither fill the host's disk nor block on a full pipe.
-const LOG_CAP: u64 = 1 << 20;
+pub(crate) const LOG_CAP: u64 = 1 << 20;
 
 /// Whether the envd last started in a sandbox is still alive: its stderr pipe ends when it
 /// exits (its children get pipes of their own and no inherited descriptors).
@@ -122,7 +122,9 @@ fn keep_log(
         .name("envd-log".into())
         .stack_size(64 * 1024)
         .spawn(move || {
-            let mut kept = 0u64;
+            // The cap is the file's, over every envd of the sandbox (a restart starts a new
+            // reader, not a new budget).
+            let mut kept = file.metadata().map(|m| m.len()).unwrap_or(0);
             let mut buf = [0u8; 8192];
             let ended = || {
                 *life.ended_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
@@ -154,6 +156,34 @@ fn keep_log(
 /// The most of an answer from inside a sandbox the server reads (`/init`, the interpreter's
 /// health): enough for a status line and headers, never a sandbox's stream to exhaust it.
 pub(crate) const RESPONSE_CAP: u64 = 64 * 1024;
+
+/// Reads an answer from inside a sandbox: at most [`RESPONSE_CAP`] bytes and `within` in
+/// all (a byte every few seconds cannot stretch it), until the peer closes.
+pub(crate) fn read_capped(
+    stream: &mut std::net::TcpStream,
+    within: Duration,
+) -> std::io::Result<Vec<u8>> {
+    let deadline = Instant::now() + within;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    while (out.len() as u64) < RESPONSE_CAP {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::Error::from(std::io::ErrorKind::TimedOut));
+        }
+        stream.set_read_timeout(Some(left))?;
+        let want = buf
+            .len()
+            .min(usize::try_from(RESPONSE_CAP - out.len() as u64).unwrap_or(buf.len()));
+        match stream.read(&mut buf[..want]) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
 
 /// Configuring envd at hand-over failed.
 #[derive(Debug, thiserror::Error)]
@@ -200,10 +230,7 @@ pub(crate) fn init(sandbox: &Sandbox, req: &InitRequest) -> Result<(), EnvdError
         .map_err(|e| EnvdError::Io("sending /init to", e))?;
     // What answers on envd's port is the sandbox's (its root may have replaced envd): read
     // no more than a status line and some headers.
-    let mut response = Vec::new();
-    (&mut stream)
-        .take(RESPONSE_CAP)
-        .read_to_end(&mut response)
+    let response = read_capped(&mut stream, Duration::from_secs(10))
         .map_err(|e| EnvdError::Io("reading /init from", e))?;
     let response = String::from_utf8_lossy(&response);
     let status = response.split_whitespace().nth(1).unwrap_or("");

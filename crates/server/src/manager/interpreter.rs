@@ -3,7 +3,7 @@
 //! filter as every process the init starts; ready once its default Python kernel has run a
 //! first cell, so that a create hands over a warm kernel.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use bulkhead_runtime::{ExecSpec, Sandbox};
@@ -60,11 +60,8 @@ fn ready(sandbox: &Sandbox) -> Result<(), Option<String>> {
     stream
         .write_all(b"GET /ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .map_err(|_| None)?;
-    let mut response = Vec::new();
-    (&mut stream)
-        .take(super::envd::RESPONSE_CAP)
-        .read_to_end(&mut response)
-        .map_err(|_| None)?;
+    let response =
+        super::envd::read_capped(&mut stream, Duration::from_secs(10)).map_err(|_| None)?;
     let response = String::from_utf8_lossy(&response);
     let status = response.split_whitespace().nth(1).unwrap_or("");
     match status {

@@ -79,9 +79,11 @@ impl Manager {
     }
 
     /// envd died in a running sandbox (OOM-killed by an upload too large for the sandbox's
-    /// memory, killed by root inside, a crash): it is started again with the sandbox's token
-    /// and environment, and the sandbox's log says so. At most once a second per sandbox, so
-    /// an envd that dies at once again does not spin.
+    /// memory, killed by root inside, a crash): it is started again with the sandbox's token,
+    /// environment and workdir, and the sandbox's log says so. Each restart runs on a task of
+    /// its own, so a sandbox whose port answers slowly (its root may listen there) never
+    /// holds up the reaper for the others; at most one runs per sandbox, and they begin at
+    /// most once a second per sandbox.
     async fn restart_ended_envds(&self) {
         let ended: Vec<Arc<Entry>> = self
             .read()
@@ -94,10 +96,9 @@ impl Manager {
             .cloned()
             .collect();
         for e in ended {
-            let (n, before) = e.count_envd_restart();
-            if before.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+            let Some(n) = e.begin_envd_restart(Duration::from_secs(1)) else {
                 continue;
-            }
+            };
             let workdir = self
                 .template(&e.with(|r| r.template_id.clone()))
                 .and_then(|t| t.config.workdir.clone());
@@ -107,35 +108,38 @@ impl Manager {
                 default_user: "user".into(),
                 default_workdir: workdir,
             };
-            let sb = e.sandbox().clone();
-            let restarted = tokio::task::spawn_blocking(move || -> Result<(), String> {
-                super::envd::start(&sb)?;
-                super::envd::init(&sb, &init).map_err(|e| e.to_string())
-            })
-            .await;
-            let dir = e.sandbox().state_dir().to_owned();
-            match restarted {
-                Ok(Ok(())) => {
-                    crate::prometheus::METRICS.envd_restart();
-                    tracing::warn!(sandbox_id = %e.id(), restarts = n, "envd died in a running sandbox; started it again");
-                    super::sandbox_logs::note(
-                        &dir,
-                        "warn",
-                        &format!("envd died and was started again (restart {n})"),
-                    );
+            tokio::spawn(async move {
+                let sb = e.sandbox().clone();
+                let restarted = tokio::task::spawn_blocking(move || -> Result<(), String> {
+                    super::envd::start(&sb)?;
+                    super::envd::init(&sb, &init).map_err(|e| e.to_string())
+                })
+                .await;
+                e.end_envd_restart();
+                let dir = e.sandbox().state_dir().to_owned();
+                match restarted {
+                    Ok(Ok(())) => {
+                        crate::prometheus::METRICS.envd_restart();
+                        tracing::warn!(sandbox_id = %e.id(), restarts = n, "envd died in a running sandbox; started it again");
+                        super::sandbox_logs::note(
+                            &dir,
+                            "warn",
+                            &format!("envd died and was started again (restart {n})"),
+                        );
+                    }
+                    Ok(Err(err)) => {
+                        tracing::warn!(sandbox_id = %e.id(), error = %err, "envd died and could not be started again");
+                        super::sandbox_logs::note(
+                            &dir,
+                            "error",
+                            &format!("envd died and could not be started again: {err}"),
+                        );
+                    }
+                    Err(err) => {
+                        tracing::warn!(sandbox_id = %e.id(), error = %err, "envd restart task failed")
+                    }
                 }
-                Ok(Err(err)) => {
-                    tracing::warn!(sandbox_id = %e.id(), error = %err, "envd died and could not be started again");
-                    super::sandbox_logs::note(
-                        &dir,
-                        "error",
-                        &format!("envd died and could not be started again: {err}"),
-                    );
-                }
-                Err(err) => {
-                    tracing::warn!(sandbox_id = %e.id(), error = %err, "envd restart task failed")
-                }
-            }
+            });
         }
     }
 }

@@ -74,10 +74,16 @@ pub(crate) fn note(state_dir: &Path, level: &str, message: &str) {
         "message": message,
         "source": "bulkhead",
     });
+    let path = state_dir.join(ENVD_LOG);
+    // Notes obey the log's cap too (a sandbox whose envd dies over and over must not grow
+    // the host's file without end).
+    if std::fs::metadata(&path).is_ok_and(|m| m.len() > super::envd::LOG_CAP + 64 * 1024) {
+        return;
+    }
     let written = std::fs::OpenOptions::new()
         .append(true)
         .create(true)
-        .open(state_dir.join(ENVD_LOG))
+        .open(&path)
         .and_then(|mut f| writeln!(f, "{line}"));
     if let Err(e) = written {
         tracing::debug!(error = %e, "could not add a line to a sandbox's log");
