@@ -680,20 +680,25 @@ fn unsynced_layers_of_a_dead_writer_are_dropped_at_open() {
     let l = s.add_layer_tar(&tar, None).unwrap();
     let pending = s.root().join("pending");
     let hex = l.diff_id.hex().to_string();
-    assert_eq!(listing(&pending), vec![hex.clone(), format!("blob-{hex}")]);
+    let me = std::process::id();
+    assert_eq!(
+        listing(&pending),
+        vec![format!("{hex}.{me}"), format!("blob-{hex}.{me}")]
+    );
     s.sync_pending().unwrap();
     assert_eq!(listing(&pending), Vec::<String>::new());
-    // A mark of a live writer (this process) is kept across an open.
-    std::fs::write(
-        pending.join(l.diff_id.hex()),
-        std::process::id().to_string(),
-    )
-    .unwrap();
+    // Adding what is already there marks nothing: a failed build that reproduced a layer
+    // must not leave a mark that would take the layer away at the next open.
+    s.add_layer_tar(&tar, None).unwrap();
+    assert_eq!(listing(&pending), Vec::<String>::new());
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    // A mark of a live writer (this process, this boot) is kept across an open.
+    std::fs::write(pending.join(format!("{hex}.{me}")), &boot).unwrap();
     let s = store(tmp.path());
     assert!(s.has_layer(&l.diff_id));
-    // A dead writer's: its layer and its blob go.
-    std::fs::write(pending.join(l.diff_id.hex()), "999999999").unwrap();
-    std::fs::write(pending.join(format!("blob-{hex}")), "999999999").unwrap();
+    // The same pid in an earlier boot says nothing: its layer goes, as a dead writer's does.
+    std::fs::write(pending.join(format!("{hex}.{me}")), "another-boot").unwrap();
+    std::fs::write(pending.join(format!("blob-{hex}.999999999")), &boot).unwrap();
     let s = store(tmp.path());
     assert!(!s.has_layer(&l.diff_id));
     assert!(!s.blob_path(&l.digest).exists());

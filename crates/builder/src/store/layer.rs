@@ -294,16 +294,17 @@ impl ImageStore {
         nofollow::chmod(dir, 0o755).map_err(StoreError::io("setting the mode of", dir))
     }
 
-    /// Renames a complete blob into place (replacing an equal one is harmless), marked
-    /// pending like a layer until [`ImageStore::sync_pending`].
+    /// Renames a complete blob into place, marked pending like a layer until
+    /// [`ImageStore::sync_pending`]; an equal one already there is kept.
     pub(super) fn commit_blob(&self, tmp: &Path, digest: &Digest) -> Result<(), StoreError> {
         let dst = self.blob_path(digest);
-        let marker = self
-            .root()
-            .join("pending")
-            .join(format!("blob-{}", digest.hex()));
-        std::fs::write(&marker, std::process::id().to_string())
-            .map_err(StoreError::io("marking", &marker))?;
+        // The same digest is the same bytes: one already in place (and maybe on disk long
+        // since) stays, and nothing new needs a mark.
+        if dst.is_file() {
+            let _ = std::fs::remove_file(tmp);
+            return Ok(());
+        }
+        self.mark_pending(&format!("blob-{}", digest.hex()))?;
         std::fs::rename(tmp, &dst).map_err(|e| {
             let _ = std::fs::remove_file(tmp);
             StoreError::io("storing the blob", &dst)(e)
@@ -316,13 +317,14 @@ impl ImageStore {
     /// writer put the same layer there first, ours is dropped and theirs kept.
     pub(super) fn commit_layer(&self, tmp: &Path, diff_id: &Digest) -> Result<(), StoreError> {
         let dst = self.layer_dir(diff_id);
-        let marker = self.root().join("pending").join(diff_id.hex());
-        std::fs::write(&marker, std::process::id().to_string())
-            .map_err(StoreError::io("marking", &marker))?;
+        let marker = self.mark_pending(diff_id.hex())?;
         match std::fs::rename(tmp, &dst) {
             Ok(()) => Ok(()),
             Err(e) => {
                 let _ = nofollow::remove_any(tmp);
+                // Nothing of ours went into place: the layer there is another writer's (with
+                // its own mark, if it is not yet on disk).
+                let _ = std::fs::remove_file(&marker);
                 if dst.is_dir() {
                     Ok(())
                 } else {

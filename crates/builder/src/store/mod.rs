@@ -9,8 +9,8 @@
 //! layers/<diff hex>/    the unpacked layer: what the runtime stacks as an overlay lowerdir
 //! images/names.json     name:tag → manifest digest and source
 //! tmp/                  everything being written; renamed into place when complete
-//! pending/<hex>         a layer (or `blob-<hex>`, a blob) in place whose data may not be on
-//!                       disk yet; holds the writer's pid
+//! pending/<hex>.<pid>   a layer (or `blob-<hex>.<pid>`, a blob) in place whose data may not
+//!                       be on disk yet, marked by writer; holds the boot id
 //! lock                  flock: name updates and gc are serialised
 //! ```
 //!
@@ -121,21 +121,27 @@ impl ImageStore {
     }
 
     /// Layers renamed into place but not yet known to be on disk have a marker in
-    /// `pending/` (named by the layer, holding the writer's pid) until [`Self::sync_pending`]
+    /// `pending/` (named by the layer and the writer's pid, holding the boot id) until
+    /// [`Self::sync_pending`]
     /// has flushed the file system. A process that died with markers left may have left
     /// half-written files in those layers: they are removed, and the step cache then finds
     /// them missing and runs their steps again.
     fn drop_unsynced_layers(&self) -> Result<(), StoreError> {
         let pending = self.root.join("pending");
+        let boot = boot_id();
         for entry in std::fs::read_dir(&pending).map_err(StoreError::io("listing", &pending))? {
             let entry = entry.map_err(StoreError::io("listing", &pending))?;
-            let pid = std::fs::read_to_string(entry.path())
-                .ok()
-                .and_then(|p| p.trim().parse::<u32>().ok());
-            if pid.is_some_and(|p| Path::new("/proc").join(p.to_string()).exists()) {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            let Some((name, pid)) = file.rsplit_once('.') else {
+                let _ = std::fs::remove_file(entry.path());
+                continue;
+            };
+            // Alive: the same boot (a pid of an earlier boot says nothing) and the pid runs.
+            let same_boot = std::fs::read_to_string(entry.path()).is_ok_and(|b| b.trim() == boot);
+            if same_boot && Path::new("/proc").join(pid).exists() {
                 continue;
             }
-            let name = entry.file_name().to_string_lossy().into_owned();
+            let name = name.to_string();
             let target = match name.strip_prefix("blob-") {
                 Some(hex) => self.root.join("blobs/sha256").join(hex),
                 None => self.root.join("layers").join(&name),
@@ -147,6 +153,17 @@ impl ImageStore {
             let _ = std::fs::remove_file(entry.path());
         }
         Ok(())
+    }
+
+    /// Marks `name` (a layer's hex, or `blob-<hex>`) as in place but maybe not on disk, for
+    /// this process: `pending/<name>.<pid>`, holding the boot id. Returns the marker.
+    pub(super) fn mark_pending(&self, name: &str) -> Result<PathBuf, StoreError> {
+        let marker = self
+            .root
+            .join("pending")
+            .join(format!("{name}.{}", std::process::id()));
+        std::fs::write(&marker, boot_id()).map_err(StoreError::io("marking", &marker))?;
+        Ok(marker)
     }
 
     /// Makes every layer committed so far durable with one `syncfs` of the store's file
@@ -255,4 +272,12 @@ impl ImageStore {
             .map_err(|e| StoreError::io("locking", &path)(e.into()))?;
         Ok(file)
     }
+}
+
+/// This boot of the host (`/proc/sys/kernel/random/boot_id`): a writer's pid only says it
+/// is alive within the boot it was recorded in.
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|b| b.trim().to_string())
+        .unwrap_or_default()
 }
