@@ -329,6 +329,9 @@ const MAX_LINES: usize = 100_000;
 /// How many builds are kept for their status (the oldest finished ones go first).
 const MAX_SESSIONS: usize = 256;
 
+/// How many upload tokens may be out at once.
+const MAX_TOKENS: usize = 10_000;
+
 /// The open and recent builds, and the upload tokens.
 #[derive(Debug, Default)]
 pub struct SdkBuilds {
@@ -344,14 +347,15 @@ fn random_hex(bytes: usize) -> String {
 }
 
 impl SdkBuilds {
-    /// Opens a build of `template_id` for `team`.
+    /// Opens a build of `template_id` for `team`; `None` when the server holds as many open
+    /// builds as it keeps and none can give way.
     pub fn open(
         &self,
         template_id: &str,
         team: &str,
         cpu_count: Option<u32>,
         memory_mb: Option<u32>,
-    ) -> Arc<Session> {
+    ) -> Option<Arc<Session>> {
         let s = Arc::new(Session {
             build_id: random_hex(16),
             template_id: template_id.to_string(),
@@ -365,18 +369,25 @@ impl SdkBuilds {
             }),
         });
         let mut all = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        if all.len() >= MAX_SESSIONS
-            && let Some(i) = all.iter().position(|s| {
-                matches!(
-                    s.view(0, 0).0,
-                    Status::Ready | Status::Error | Status::Waiting
-                )
-            })
-        {
-            all.remove(i);
+        if all.len() >= MAX_SESSIONS {
+            // The oldest finished build goes; failing that, the oldest waiting one of the
+            // same team (one team's burst never drops another team's open build).
+            let finished = all
+                .iter()
+                .position(|s| matches!(s.view(0, 0).0, Status::Ready | Status::Error));
+            let own_waiting = || {
+                all.iter()
+                    .position(|s| s.team == team && s.view(0, 0).0 == Status::Waiting)
+            };
+            match finished.or_else(own_waiting) {
+                Some(i) => {
+                    all.remove(i);
+                }
+                None => return None,
+            }
         }
         all.push(Arc::clone(&s));
-        s
+        Some(s)
     }
 
     /// The team's build `build_id` of `template_id`.
@@ -400,14 +411,17 @@ impl SdkBuilds {
             .cloned()
     }
 
-    /// A token for one upload of `hash` to build `build_id`.
-    pub fn upload_token(&self, build_id: &str, hash: &str) -> String {
+    /// A token for one upload of `hash` to build `build_id` (an earlier unused token of the
+    /// same build and hash is replaced); `None` when [`MAX_TOKENS`] are out.
+    pub fn upload_token(&self, build_id: &str, hash: &str) -> Option<String> {
         let token = random_hex(24);
-        self.tokens
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(token.clone(), (build_id.to_string(), hash.to_string()));
-        token
+        let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        tokens.retain(|_, (b, h)| !(b == build_id && h == hash));
+        if tokens.len() >= MAX_TOKENS {
+            return None;
+        }
+        tokens.insert(token.clone(), (build_id.to_string(), hash.to_string()));
+        Some(token)
     }
 
     /// What `token` lets upload: (the build's session, the hash). The token is used up.
@@ -513,14 +527,14 @@ mod tests {
     #[test]
     fn tokens_are_used_once_and_end_with_the_uploads() {
         let b = SdkBuilds::default();
-        let s = b.open("t", "team", None, None);
-        let tok = b.upload_token(&s.build_id, "abcdef0123");
+        let s = b.open("t", "team", None, None).unwrap();
+        let tok = b.upload_token(&s.build_id, "abcdef0123").unwrap();
         assert_eq!(
             b.take_token(&tok).map(|(_, h)| h).as_deref(),
             Some("abcdef0123")
         );
         assert!(b.take_token(&tok).is_none());
-        let tok = b.upload_token(&s.build_id, "abcdef0123");
+        let tok = b.upload_token(&s.build_id, "abcdef0123").unwrap();
         b.end_uploads(&s.build_id);
         assert!(b.take_token(&tok).is_none());
         assert!(b.get("other", "t", &s.build_id).is_none());

@@ -4,7 +4,7 @@
 //! template or image references.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bulkhead_builder::build::{BuildError, BuildRequest, Builder, BuiltTemplate, EventSink};
 use bulkhead_runtime::{BindMount, Limits};
@@ -170,6 +170,24 @@ pub struct Templates {
     /// team that may rebuild or remove the server's own templates, import, list and remove
     /// images, and build `FROM` a path on the host.
     operator: std::sync::OnceLock<bulkhead_store::TeamId>,
+    /// Names with a build running: a second build of one waits for nothing and is refused
+    /// before it touches the template's directory (its storage credentials).
+    building: Mutex<std::collections::HashSet<String>>,
+}
+
+/// Holds a name in [`Templates::building`] until dropped.
+struct Building<'a> {
+    set: &'a Mutex<std::collections::HashSet<String>>,
+    name: String,
+}
+
+impl Drop for Building<'_> {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.name);
+    }
 }
 
 /// The name of the last build's log in a template's directory (the lines the client was
@@ -213,6 +231,7 @@ impl Templates {
             server_bucket: None,
             sdk: crate::sdk_builds::SdkBuilds::default(),
             operator: std::sync::OnceLock::new(),
+            building: Mutex::new(std::collections::HashSet::new()),
         })
     }
 
@@ -497,6 +516,18 @@ impl Templates {
             return Err(TemplateError::InvalidName(req.name.clone()));
         }
         let owner = self.owner_for(&req.name, team)?;
+        if !self
+            .building
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(req.name.clone())
+        {
+            return Err(TemplateError::Build(BuildError::Busy(req.name.clone())));
+        }
+        let _building = Building {
+            set: &self.building,
+            name: req.name.clone(),
+        };
         let mut req = req;
         let storage = match req.template.config.storage.clone() {
             Some(decl) => Some(self.prepare_storage(&mut req, &decl, &events).await?),

@@ -76,7 +76,10 @@ pub async fn open(
     }
     let s = t
         .sdk_builds()
-        .open(&name, team.as_str(), req.cpu_count, req.memory_mb);
+        .open(&name, team.as_str(), req.cpu_count, req.memory_mb)
+        .ok_or_else(|| {
+            ApiError::TooManyRequests("too many template builds are open: try again later".into())
+        })?;
     s.log(
         "info",
         format!("build {} of template {name} requested", s.build_id),
@@ -121,7 +124,10 @@ pub async fn file_link(
     })?;
     let path = sdk_builds::upload_path(t.builder().work_dir(), team.as_str(), &hash);
     let present = path.is_file();
-    let token = t.sdk_builds().upload_token(&s.build_id, &hash);
+    let token = t
+        .sdk_builds()
+        .upload_token(&s.build_id, &hash)
+        .ok_or_else(|| ApiError::TooManyRequests("too many uploads are open".into()))?;
     // The upload comes back to this server by the address the client used (plain HTTP is
     // answered on a TLS port too).
     let host = headers
