@@ -245,3 +245,33 @@ async fn threads_get_envds_identity_back_after_acting_as_the_user() {
         .await;
     assert_eq!(s, 200);
 }
+
+#[tokio::test]
+async fn a_recursive_watch_shows_only_what_the_user_could_list() {
+    let envd = start().await;
+    let private = envd.root.path().join("private");
+    std::fs::create_dir(&private).expect("mkdir");
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let (status, _, body) = envd
+        .unary(
+            "filesystem.Filesystem/CreateWatcher",
+            json!({ "path": envd.root.path().display().to_string(), "recursive": true }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let id = body["watcherId"].as_str().expect("id").to_string();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    std::fs::write(private.join("root-secret-name"), "x").expect("write");
+    std::fs::write(envd.home.join("visible-name"), "y").expect("write");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let (status, _, body) = envd
+        .unary(
+            "filesystem.Filesystem/GetWatcherEvents",
+            json!({ "watcherId": id }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let text = body.to_string();
+    assert!(text.contains("visible-name"), "{text}");
+    assert!(!text.contains("root-secret-name"), "{text}");
+}

@@ -134,9 +134,24 @@ fn start_watcher(
         Names::default()
     };
     let root = dir.clone();
+    let watcher_user = user.clone();
+    let recursive = req.recursive;
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         let Ok(ev) = res else { return };
         for (path, event_type) in classify(&ev) {
+            // notify watches the subdirectories of a recursive watch with envd's rights: an
+            // event is only the user's to see when the user could list where it happened
+            // (and its entry is read as the user).
+            let Ok(_acting) = identity::act_as(&watcher_user) else {
+                continue;
+            };
+            if recursive
+                && path
+                    .parent()
+                    .is_some_and(|parent| parent != root && std::fs::read_dir(parent).is_err())
+            {
+                continue;
+            }
             let name = path
                 .strip_prefix(&root)
                 .unwrap_or(path)
@@ -147,6 +162,7 @@ fn start_watcher(
             } else {
                 None
             };
+            drop(_acting);
             deliver(FsEvent {
                 name,
                 event_type,
