@@ -148,14 +148,7 @@ impl Sandbox {
         target: &std::path::Path,
         read_only: bool,
     ) -> std::io::Result<()> {
-        sys::idmap::attach_into(
-            self.state.init_pid,
-            source,
-            target,
-            read_only,
-            self.state.root_host_id,
-            false,
-        )
+        self.attach_with(source, target, read_only, false)
     }
 
     /// [`Sandbox::attach`] with the sandbox's own ids ([`crate::BindMount::idmap`]): for
@@ -166,13 +159,23 @@ impl Sandbox {
         target: &std::path::Path,
         read_only: bool,
     ) -> std::io::Result<()> {
+        self.attach_with(source, target, read_only, true)
+    }
+
+    fn attach_with(
+        &self,
+        source: &std::path::Path,
+        target: &std::path::Path,
+        read_only: bool,
+        idmap: bool,
+    ) -> std::io::Result<()> {
         sys::idmap::attach_into(
             self.state.init_pid,
             source,
             target,
             read_only,
             self.state.root_host_id,
-            true,
+            idmap,
         )
     }
 

@@ -260,7 +260,12 @@ pub async fn start(
             "build {build_id:?} has already started"
         )));
     }
-    let base = base_of(&t, team.as_str(), &req)?;
+    // Template records and the image store are files: read them off the async threads.
+    let (t2, team2, req2) = (t.clone(), team.clone(), req.clone());
+    let (base, template_bases) = blocking(move || {
+        base_of(&t2, team2.as_str(), &req2).map(|b| (b, t2.template_bases_for(&team2)))
+    })
+    .await??;
     let dockerfile = dockerfile_of(&base, &req.steps).map_err(ApiError::BadRequest)?;
     let toml = e2b_toml(&id, &req, s.cpu_count, s.memory_mb);
     let no_cache = req.force.unwrap_or(false) || req.steps.iter().any(|s| s.force == Some(true));
@@ -310,7 +315,7 @@ pub async fn start(
         storage: t.storage(),
         limits: t.build_limits(),
         host_paths: t.is_operator(&team),
-        template_bases: t.template_bases_for(&team),
+        template_bases,
     };
     s.set_status(Status::Building, None);
     s.log("info", format!("building {id} from {base}"));

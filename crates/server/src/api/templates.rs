@@ -146,11 +146,16 @@ pub async fn build(
     if let Some(d) = &params.dockerfile {
         template.dockerfile_name = d.clone();
     }
-    // A name of another team's is refused before anything is built.
-    {
+    // A name of another team's is refused before anything is built; what the team may build
+    // FROM is read here too (records are files, read off the async threads).
+    let template_bases = {
         let (t2, name, team2) = (t.clone(), params.name.clone(), team.clone());
-        blocking(move || t2.owner_for(&name, Some(&team2))).await??;
-    }
+        blocking(move || {
+            t2.owner_for(&name, Some(&team2))
+                .map(|_| t2.template_bases_for(&team2))
+        })
+        .await??
+    };
     let req = BuildRequest {
         template,
         args: params.args,
@@ -160,7 +165,7 @@ pub async fn build(
         storage: t.storage(),
         limits: t.build_limits(),
         host_paths: t.is_operator(&team),
-        template_bases: t.template_bases_for(&team),
+        template_bases,
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
     let sink_tx = tx.clone();
