@@ -102,8 +102,13 @@ class Mount:
                    "--cache-dir", tempfile.mkdtemp(dir=self.workdir)]
         else:
             raise ValueError(self.kind)
+        # BENCH_MOUNT_LOG=FILE keeps the clients' logs (add -vv to `extra` for ours).
+        log = os.environ.get("BENCH_MOUNT_LOG")
+        err = open(log, "a") if log else subprocess.DEVNULL
         self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                     stdout=subprocess.DEVNULL, stderr=err)
+        if log:
+            err.close()
         wait_mounted(self.mnt, self.proc)
 
     peak_kib = 0

@@ -61,8 +61,12 @@ pub struct MountConfig {
     pub part_size: usize,
     /// Parts uploaded concurrently per open file (memory: `part_size` × this, per file).
     pub upload_concurrency: usize,
-    /// How far a sequential reader's streamed GET may run ahead of it, in bytes.
+    /// How far a sequential reader's prefetch may run ahead of it, in bytes (rounded down to
+    /// whole 8 MiB parts, at least one; each part is one ranged GET, all in flight at once).
     pub readahead: usize,
+    /// What all prefetched parts ahead of their readers may hold together, in bytes; past it
+    /// readers fetch only the parts they read.
+    pub read_memory: usize,
     /// Per-request timeout.
     pub request_timeout: Duration,
     /// FUSE worker threads.
@@ -94,7 +98,8 @@ impl Default for MountConfig {
             read_only: false,
             part_size: 8 * 1024 * 1024,
             upload_concurrency: 8,
-            readahead: 8 * 1024 * 1024,
+            readahead: 64 * 1024 * 1024,
+            read_memory: 128 * 1024 * 1024,
             request_timeout: Duration::from_secs(60),
             fuse_threads: 8,
             staging_dir: None,
@@ -142,6 +147,12 @@ impl MountConfig {
             return Err(ConfigError::Range {
                 name: "readahead",
                 rule: "between 128 KiB and 256 MiB",
+            });
+        }
+        if self.read_memory < 8 * 1024 * 1024 || self.read_memory > 16 * 1024 * 1024 * 1024 {
+            return Err(ConfigError::Range {
+                name: "read_memory",
+                rule: "between 8 MiB and 16 GiB",
             });
         }
         if self.listing_concurrency == 0 || self.listing_concurrency > 256 {

@@ -248,18 +248,21 @@ fn creates_and_removes_cost_one_request_each_and_directory_times_are_batched() {
     );
 }
 
-/// SEMANTICS "read": reads that arrive slightly out of order, as the kernel's readahead
-/// requests do across FUSE threads, are served by one streamed GET, not by a ranged GET
-/// each.
+/// SEMANTICS "read": a sequential reader is served by the prefetcher's parts, one ranged GET
+/// per 8 MiB part, whatever order its reads arrive in (the kernel's readahead requests do
+/// across FUSE threads); a reader that jumps around gets an exact ranged GET per read, and
+/// no part is fetched for it.
 #[test]
-fn reads_slightly_out_of_order_share_one_streamed_get() {
+fn sequential_reads_take_one_get_per_part_and_random_reads_one_each() {
     use std::os::unix::fs::FileExt;
+    const MIB: usize = 1 << 20;
     let moto = Moto::start();
     let bucket = bucket_name("ooo");
     moto.mkbucket(&bucket);
     let dir = tempfile::tempdir().unwrap();
     let _guard = UnmountGuard(dir.path().to_path_buf());
-    let data = common::pattern(6 << 20, 3);
+    // Five parts, the last one short.
+    let data = common::pattern(36 * MIB + 5, 3);
     let m = mount(
         &moto,
         &moto.endpoint,
@@ -279,13 +282,35 @@ fn reads_slightly_out_of_order_share_one_streamed_get() {
     );
     let f = fs::File::open(dir.path().join("ooo.bin")).unwrap();
     moto.record_start();
-    let mut buf = vec![0u8; 1 << 20];
-    for at in [1usize << 20, 0, 2 << 20, 4 << 20, 3 << 20] {
+    let mut buf = vec![0u8; MIB];
+    // Sequential overall, with neighbours swapped, a read across a part boundary and the
+    // short tail.
+    let mut order: Vec<usize> = (0..36).map(|i| i * MIB).collect();
+    for pair in order.chunks_mut(2) {
+        pair.reverse();
+    }
+    order.push(8 * MIB - 4096);
+    for at in order {
         f.read_exact_at(&mut buf, at as u64).unwrap();
-        assert_eq!(buf, data[at..at + (1 << 20)], "bytes at {at}");
+        assert_eq!(buf, data[at..at + MIB], "bytes at {at}");
+    }
+    let n = f.read_at(&mut buf, 36 * MIB as u64).unwrap();
+    assert_eq!(&buf[..n], &data[36 * MIB..]);
+    let reqs = moto.record_stop();
+    drop(f);
+    assert_eq!(count(&reqs, "GET", "/ooo.bin"), 5, "{reqs:#?}");
+
+    // Random reads: far apart, one exact ranged GET each, nothing fetched ahead.
+    let f = fs::File::open(dir.path().join("ooo.bin")).unwrap();
+    moto.record_start();
+    let mut small = vec![0u8; 4096];
+    let offsets = [20 * MIB, 3 * MIB, 30 * MIB + 7, 11 * MIB];
+    for at in offsets {
+        f.read_exact_at(&mut small, at as u64).unwrap();
+        assert_eq!(small, data[at..at + 4096], "bytes at {at}");
     }
     let reqs = moto.record_stop();
     drop(f);
     m.unmount().unwrap();
-    assert_eq!(count(&reqs, "GET", "/ooo.bin"), 1, "{reqs:#?}");
+    assert_eq!(count(&reqs, "GET", "/ooo.bin"), offsets.len(), "{reqs:#?}");
 }

@@ -67,8 +67,13 @@ impl S3Fs {
         };
         let key = self.file_key(&path);
         if !writable {
-            let state = super::read::ReadState::new(key, size, self.cfg.readahead);
-            return Ok(self.new_fh(Handle::Read(tokio::sync::Mutex::new(state))));
+            let state = super::read::ReadState::new(
+                key,
+                size,
+                self.cfg.readahead,
+                self.read_budget.clone(),
+            );
+            return Ok(self.new_fh(Handle::Read(state)));
         }
         self.check_writable()?;
         let state = self.attach_writer(ino, || WriteState::clean(key, path, size, meta));

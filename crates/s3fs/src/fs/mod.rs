@@ -56,7 +56,7 @@ pub(crate) type SharedWrite = Arc<tokio::sync::Mutex<WriteState>>;
 /// An open file or directory.
 pub(crate) enum Handle {
     /// Opened read-only, with its readahead state.
-    Read(tokio::sync::Mutex<read::ReadState>),
+    Read(read::ReadState),
     /// Opened for writing: shares one [`WriteState`] per inode with other writers.
     Write {
         ino: u64,
@@ -81,6 +81,9 @@ pub(crate) struct S3Fs {
     journal: Option<crate::journal::Journal>,
     /// Directory times not yet written to their markers.
     dir_times: dir_times::DirTimes,
+    /// The memory prefetched reads may hold ahead of their readers, mount-wide
+    /// ([`read::BUDGET_UNIT`]s).
+    read_budget: Arc<tokio::sync::Semaphore>,
     /// Shown as the mtime of directories, which S3 does not have.
     pub(crate) mount_time: SystemTime,
 }
@@ -106,6 +109,9 @@ impl S3Fs {
             writers: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             dir_times: dir_times::DirTimes::default(),
+            read_budget: Arc::new(tokio::sync::Semaphore::new(
+                (cfg.read_memory / read::BUDGET_UNIT).max(1),
+            )),
             mount_time: SystemTime::now(),
             cfg,
         }

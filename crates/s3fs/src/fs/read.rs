@@ -1,163 +1,200 @@
-//! Reads: one streamed GET per sequential reader, exact ranged GETs for random readers.
+//! Reads: a prefetcher of concurrent ranged GETs ahead of a sequential reader, exact ranged
+//! GETs for a random reader.
 //!
-//! A sequential reader (first read near 0, or a read that starts near where the last one
-//! ended, within [`WINDOW`]) gets a GET from the lower of the two offsets to the end of the
-//! object, pulled by a background task into a
-//! bounded channel of 1 MiB pieces (`readahead` bytes at most), so the network runs ahead
-//! of the reader with bounded memory. Recently returned data is kept in a small window, so
-//! the kernel's concurrent readahead requests may arrive slightly out of order without
-//! restarting the stream. Any other read is a ranged GET of exactly the bytes asked.
+//! An object is cut into parts of [`PART`] bytes at fixed offsets (part `i` is
+//! `[i·PART, (i+1)·PART)`). A sequential reader (its read falls in a part already fetched
+//! or in flight, or starts within [`NEAR`] of where its last read ended, or of 0 for the
+//! first read) has the parts it reads fetched and up to `window` parts after them, each by a
+//! ranged GET of its own, so several requests are in flight ahead of it. The window starts at
+//! one part and doubles each time the reader moves into a new part, up to `readahead / PART`
+//! parts; a read elsewhere (a seek) drops every part and starts again at one. Parts behind the
+//! reader are dropped except the one just before it, which serves the kernel's readahead
+//! requests that arrive out of order across FUSE threads.
+//!
+//! Memory: a part ahead of the ones read is fetched only while the mount-wide budget
+//! (`read_memory`) has room for it; the parts a read needs are always fetched. So memory is
+//! bounded per open file (window + 3 parts) and in total (the budget plus three parts per
+//! reader at work).
+//!
+//! Many FUSE threads may read one handle at once: the part table is locked only to look parts
+//! up and start their GETs, never across a request. A read is answered with a slice of its
+//! part's buffer (no copy) unless it spans two parts. A part whose GET fails is dropped and the
+//! read becomes an exact ranged GET, which fails (or, after the client's retries, succeeds) as
+//! any read does.
 
-use std::collections::VecDeque;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
 
-use super::{Handle, S3Fs};
+use super::{Handle, S3Fs, lock};
 use crate::client::S3Client;
-use crate::error::{FsError, S3Error};
+use crate::error::FsError;
 
-/// Size of the pieces the download task hands over.
-const PIECE: usize = 1 << 20;
-/// Data kept behind the read position for out-of-order readahead requests.
-const WINDOW: u64 = 4 << 20;
+/// Size of a prefetched part, and of the ranged GET that fetches it.
+pub(crate) const PART: u64 = 8 << 20;
+/// A read this close to where the last one ended (or to 0, for the first) is sequential.
+const NEAR: u64 = 4 << 20;
+/// Units of the mount-wide read budget ([`Semaphore`] permits), in bytes.
+pub(crate) const BUDGET_UNIT: usize = 1 << 20;
 
-struct Stream {
-    /// Offset just past the last byte received.
-    pos: u64,
-    /// Received pieces covering `[pos - window_len, pos)`, oldest first.
-    window: VecDeque<(u64, Bytes)>,
-    rx: mpsc::Receiver<Result<Bytes, S3Error>>,
+/// A part's state: `None` while its GET is in flight, then its data, or `None` inside when
+/// the GET failed.
+type PartData = Option<Option<Bytes>>;
+
+struct Part {
+    rx: watch::Receiver<PartData>,
     task: JoinHandle<()>,
-    done: bool,
+    /// Its share of the mount's read budget, given back when the part is dropped.
+    _permit: Option<OwnedSemaphorePermit>,
 }
 
-impl Drop for Stream {
+impl Drop for Part {
     fn drop(&mut self) {
         self.task.abort();
     }
 }
 
-impl Stream {
-    fn start(client: &S3Client, key: &str, offset: u64, readahead: usize) -> Self {
-        let (tx, rx) = mpsc::channel((readahead / PIECE).max(1));
-        let (client, key) = (client.clone(), key.to_string());
-        let task = tokio::spawn(async move {
-            let resp = match client.get_from(&key, offset).await {
-                Ok(r) => r,
-                Err(e) => {
-                    let _ = tx.send(Err(e)).await;
-                    return;
-                }
-            };
-            let mut body = resp.bytes_stream();
-            let mut buf = BytesMut::with_capacity(PIECE);
-            while let Some(chunk) = body.next().await {
-                match chunk {
-                    Ok(c) => {
-                        crate::stats::downloaded(c.len());
-                        buf.extend_from_slice(&c);
-                        if buf.len() >= PIECE && tx.send(Ok(buf.split().freeze())).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(S3Error::Network(e))).await;
-                        return;
-                    }
-                }
-            }
-            if !buf.is_empty() {
-                let _ = tx.send(Ok(buf.freeze())).await;
-            }
-        });
-        Self {
-            pos: offset,
-            window: VecDeque::new(),
-            rx,
-            task,
-            done: false,
-        }
+impl Part {
+    fn failed(&self) -> bool {
+        matches!(*self.rx.borrow(), Some(None))
     }
+}
 
-    fn window_start(&self) -> u64 {
-        self.window.front().map_or(self.pos, |(o, _)| *o)
-    }
-
-    /// Receives until `end` is covered (or the body ends); false when `end` is too far ahead.
-    async fn fill_to(&mut self, end: u64, max_ahead: u64) -> Result<(), S3Error> {
-        while self.pos < end && !self.done {
-            if end - self.pos > max_ahead {
-                return Ok(());
-            }
-            match self.rx.recv().await {
-                Some(Ok(piece)) => {
-                    let at = self.pos;
-                    self.pos += piece.len() as u64;
-                    self.window.push_back((at, piece));
-                }
-                Some(Err(e)) => return Err(e),
-                None => self.done = true,
-            }
-        }
-        Ok(())
-    }
-
-    /// Copies `[start, end)` out of the window, if it is all there.
-    fn copy(&self, start: u64, end: u64) -> Option<Bytes> {
-        if start < self.window_start() || end > self.pos {
-            return None;
-        }
-        let mut out = BytesMut::with_capacity(usize::try_from(end - start).ok()?);
-        for (at, piece) in &self.window {
-            let p_end = at + piece.len() as u64;
-            if p_end <= start || *at >= end {
-                continue;
-            }
-            let s = usize::try_from(start.max(*at) - at).ok()?;
-            let e = usize::try_from(end.min(p_end) - at).ok()?;
-            out.extend_from_slice(&piece[s..e]);
-        }
-        Some(out.freeze())
-    }
-
-    /// Drops pieces that ended more than [`WINDOW`] before `keep_from`.
-    fn trim(&mut self, keep_from: u64) {
-        while let Some((at, piece)) = self.window.front() {
-            if at + (piece.len() as u64) + WINDOW <= keep_from {
-                self.window.pop_front();
-            } else {
-                break;
-            }
-        }
-    }
+struct Prefetch {
+    parts: BTreeMap<u64, Part>,
+    /// Parts fetched ahead of the current one.
+    window: u64,
+    /// The furthest part a sequential read has reached.
+    current: Option<u64>,
+    /// Where the furthest read of the current run ended.
+    last_end: Option<u64>,
 }
 
 /// Per-handle read state.
 pub(crate) struct ReadState {
     key: String,
     size: u64,
-    readahead: usize,
-    stream: Option<Stream>,
-    last_end: Option<u64>,
+    max_window: u64,
+    budget: Arc<Semaphore>,
+    inner: Mutex<Prefetch>,
 }
 
 impl ReadState {
-    pub(crate) fn new(key: String, size: u64, readahead: usize) -> Self {
+    pub(crate) fn new(key: String, size: u64, readahead: usize, budget: Arc<Semaphore>) -> Self {
         Self {
             key,
             size,
-            readahead,
-            stream: None,
-            last_end: None,
+            max_window: (readahead as u64 / PART).max(1),
+            budget,
+            inner: Mutex::new(Prefetch {
+                parts: BTreeMap::new(),
+                window: 1,
+                current: None,
+                last_end: None,
+            }),
         }
+    }
+
+    fn part_range(&self, i: u64) -> (u64, u64) {
+        let start = i * PART;
+        (start, (start + PART).min(self.size))
+    }
+
+    /// Starts the GET of part `i` unless it is there (or in flight). A part ahead of what is
+    /// read (`needed` false) only starts when the budget has room; false when it did not.
+    fn ensure(&self, p: &mut Prefetch, client: &S3Client, i: u64, needed: bool) -> bool {
+        if p.parts.get(&i).is_some_and(|part| !part.failed()) {
+            return true;
+        }
+        let (start, end) = self.part_range(i);
+        let units = u32::try_from((end - start).div_ceil(BUDGET_UNIT as u64)).unwrap_or(u32::MAX);
+        let permit = match self.budget.clone().try_acquire_many_owned(units) {
+            Ok(permit) => Some(permit),
+            Err(_) if needed => None,
+            Err(_) => return false,
+        };
+        let (tx, rx) = watch::channel(None);
+        let (client, key) = (client.clone(), self.key.clone());
+        let task = tokio::spawn(async move {
+            let data = match client.get_range(&key, start, end - start).await {
+                Ok(b) if b.len() as u64 == end - start => Some(b),
+                Ok(b) => {
+                    tracing::debug!(key, start, got = b.len(), "part shorter than asked");
+                    None
+                }
+                Err(e) => {
+                    tracing::debug!(key, start, error = %e, "part GET failed");
+                    None
+                }
+            };
+            let _ = tx.send(Some(data));
+        });
+        tracing::trace!(key = %self.key, part = i, needed, "part GET started");
+        p.parts.insert(
+            i,
+            Part {
+                rx,
+                task,
+                _permit: permit,
+            },
+        );
+        true
+    }
+
+    /// The parts `first..=last` a sequential read needs, after starting what it and the
+    /// window need; `None` for a random read (every part dropped).
+    fn plan(
+        &self,
+        client: &S3Client,
+        offset: u64,
+        end: u64,
+    ) -> Option<Vec<watch::Receiver<PartData>>> {
+        let (first, last) = (offset / PART, (end - 1) / PART);
+        let mut p = lock(&self.inner);
+        let sequential = p.parts.contains_key(&first)
+            || p.last_end.map_or(offset < NEAR, |l| offset.abs_diff(l) <= NEAR);
+        if !sequential {
+            p.parts.clear();
+            p.window = 1;
+            p.current = None;
+            p.last_end = Some(end);
+            return None;
+        }
+        p.last_end = Some(p.last_end.map_or(end, |l| l.max(end)));
+        let current = match p.current {
+            Some(c) if last <= c => c,
+            Some(_) => {
+                p.window = (p.window * 2).min(self.max_window);
+                last
+            }
+            None => last,
+        };
+        p.current = Some(current);
+        // Keep the part before the current one, and any part this read still needs.
+        let keep_from = current.saturating_sub(1).min(first);
+        p.parts = p.parts.split_off(&keep_from);
+        for i in first..=last {
+            self.ensure(&mut p, client, i, true);
+        }
+        let last_part = (self.size - 1) / PART;
+        for i in last + 1..=(current + p.window).min(last_part) {
+            if !self.ensure(&mut p, client, i, false) {
+                break;
+            }
+        }
+        Some(
+            (first..=last)
+                .filter_map(|i| p.parts.get(&i).map(|part| part.rx.clone()))
+                .collect(),
+        )
     }
 
     /// Reads up to `len` bytes at `offset` (fewer at end of file).
     pub(crate) async fn read(
-        &mut self,
+        &self,
         client: &S3Client,
         offset: u64,
         len: u32,
@@ -166,49 +203,49 @@ impl ReadState {
             return Ok(Bytes::new());
         }
         let end = (offset + u64::from(len)).min(self.size);
-        let max_ahead = self.readahead as u64 + WINDOW;
-        let err = FsError::s3("GetObject", &self.key);
-        if let Some(s) = self.stream.as_mut()
-            && offset >= s.window_start()
-            && end <= s.pos + max_ahead
+        if let Some(waits) = self.plan(client, offset, end)
+            && let Some(b) = self.assemble(waits, offset, end).await
         {
-            match s.fill_to(end, max_ahead).await {
-                Ok(()) => {
-                    if let Some(b) = s.copy(offset, end.min(s.pos)) {
-                        s.trim(offset);
-                        self.last_end = Some(self.last_end.map_or(end, |l| l.max(end)));
-                        return Ok(b);
-                    }
-                }
-                Err(e) => {
-                    self.stream = None;
-                    return Err(err(e));
-                }
-            }
-        }
-        // Near where the last read ended (or near the start): the kernel's readahead
-        // requests arrive slightly out of order across FUSE threads. The stream starts at
-        // the lower of the two offsets, so both are served from it.
-        let from = self.last_end.unwrap_or(0);
-        let sequential = offset.abs_diff(from) <= WINDOW;
-        self.last_end = Some(end);
-        if sequential {
-            let start = offset.min(from);
-            tracing::debug!(key = %self.key, offset, start, "streamed GET started");
-            let mut s = Stream::start(client, &self.key, start, self.readahead);
-            let r = s.fill_to(end, max_ahead).await;
-            if let Err(e) = r {
-                return Err(err(e));
-            }
-            let b = s.copy(offset, end.min(s.pos)).unwrap_or_default();
-            self.stream = Some(s);
             return Ok(b);
         }
         tracing::debug!(key = %self.key, offset, len = end - offset, "ranged GET");
         client
             .get_range(&self.key, offset, end - offset)
             .await
-            .map_err(err)
+            .map_err(FsError::s3("GetObject", &self.key))
+    }
+
+    /// `[offset, end)` out of the parts that cover it, once they arrived; `None` when one
+    /// failed (or was dropped by a seek on another thread).
+    async fn assemble(
+        &self,
+        waits: Vec<watch::Receiver<PartData>>,
+        offset: u64,
+        end: u64,
+    ) -> Option<Bytes> {
+        let mut pieces = Vec::with_capacity(waits.len());
+        for mut rx in waits {
+            let data = rx.wait_for(Option::is_some).await.ok()?.clone().flatten()?;
+            pieces.push(data);
+        }
+        let first_start = (offset / PART) * PART;
+        if let [only] = pieces.as_slice() {
+            let (s, e) = (
+                usize::try_from(offset - first_start).ok()?,
+                usize::try_from(end - first_start).ok()?,
+            );
+            return only.get(s..e).map(|_| only.slice(s..e));
+        }
+        let mut out = BytesMut::with_capacity(usize::try_from(end - offset).ok()?);
+        let mut at = first_start;
+        for piece in &pieces {
+            let p_end = at + piece.len() as u64;
+            let s = usize::try_from(offset.max(at) - at).ok()?;
+            let e = usize::try_from(end.min(p_end) - at).ok()?;
+            out.extend_from_slice(piece.get(s..e)?);
+            at = p_end;
+        }
+        (out.len() as u64 == end - offset).then(|| out.freeze())
     }
 }
 
@@ -227,10 +264,25 @@ impl S3Fs {
                 if let Some(w) = self.writer_of(ino) {
                     return w.lock().await.read(self, offset, len).await;
                 }
-                state.lock().await.read(&self.client, offset, len).await
+                state.read(&self.client, offset, len).await
             }
             Handle::Write { state, .. } => state.lock().await.read(self, offset, len).await,
             Handle::Dir(_) => Err(FsError::IsDir),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_are_fixed_ranges_cut_at_the_end_of_the_object() {
+        let s = ReadState::new("k".into(), 2 * PART + 5, 64 << 20, Arc::new(Semaphore::new(1)));
+        assert_eq!(s.part_range(0), (0, PART));
+        assert_eq!(s.part_range(2), (2 * PART, 2 * PART + 5));
+        assert_eq!(s.max_window, 8);
+        let s = ReadState::new("k".into(), 1, 1 << 20, Arc::new(Semaphore::new(1)));
+        assert_eq!(s.max_window, 1);
     }
 }
