@@ -140,7 +140,9 @@ fn raise_kernel_readahead(mountpoint: &Path) {
     let path = format!("/sys/class/bdi/{dev}/read_ahead_kb");
     match std::fs::write(&path, format!("{KERNEL_READAHEAD_KIB}\n")) {
         Ok(()) => tracing::debug!(path, kib = KERNEL_READAHEAD_KIB, "kernel readahead raised"),
-        Err(e) => tracing::info!(path, error = %e, "kernel readahead stays at its default (128 KiB): reads come in smaller requests"),
+        Err(e) => {
+            tracing::info!(path, error = %e, "kernel readahead stays at its default (128 KiB): reads come in smaller requests")
+        }
     }
 }
 
@@ -149,14 +151,12 @@ fn mount_device(mountpoint: &Path) -> Option<String> {
     let want = std::fs::canonicalize(mountpoint).ok()?;
     let want = want.to_str()?;
     let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    text.lines()
-        .filter_map(|line| {
-            let mut fields = line.split(' ');
-            let dev = fields.nth(2)?;
-            let point = fields.nth(1)?;
-            (unescape_mountinfo(point) == want).then(|| dev.to_string())
-        })
-        .last()
+    text.lines().rev().find_map(|line| {
+        let mut fields = line.split(' ');
+        let dev = fields.nth(2)?;
+        let point = fields.nth(1)?;
+        (unescape_mountinfo(point) == want).then(|| dev.to_string())
+    })
 }
 
 /// Undoes mountinfo's octal escapes (`\040` for a space).

@@ -155,7 +155,8 @@ impl ReadState {
         let (first, last) = (offset / PART, (end - 1) / PART);
         let mut p = lock(&self.inner);
         let sequential = p.parts.contains_key(&first)
-            || p.last_end.map_or(offset < NEAR, |l| offset.abs_diff(l) <= NEAR);
+            || p.last_end
+                .map_or(offset < NEAR, |l| offset.abs_diff(l) <= NEAR);
         if !sequential {
             p.parts.clear();
             p.window = 1;
@@ -278,7 +279,12 @@ mod tests {
 
     #[test]
     fn parts_are_fixed_ranges_cut_at_the_end_of_the_object() {
-        let s = ReadState::new("k".into(), 2 * PART + 5, 64 << 20, Arc::new(Semaphore::new(1)));
+        let s = ReadState::new(
+            "k".into(),
+            2 * PART + 5,
+            64 << 20,
+            Arc::new(Semaphore::new(1)),
+        );
         assert_eq!(s.part_range(0), (0, PART));
         assert_eq!(s.part_range(2), (2 * PART, 2 * PART + 5));
         assert_eq!(s.max_window, 8);
