@@ -274,6 +274,15 @@ def bench_direct(args, s3, data):
     # One streamed GET: on moto_server each ranged GET costs a copy of the whole object, so
     # this is the fastest way any client can read here.
     r["read_s"] = timed(read_all)
+    if args.server != "moto":
+        # A server with efficient ranged GETs: the transfer manager's concurrent 8 MiB ranged
+        # GETs (8 threads) is the direct client's best read, and the one compared against.
+        sink = io.BytesIO()
+        ranged = timed(lambda: s3.download_fileobj(bucket, "big", sink, Config=cfg))
+        if sink.getbuffer().nbytes != size:
+            raise RuntimeError("direct ranged read size mismatch")
+        r["read_stream_s"], r["read_ranged_s"] = r["read_s"], ranged
+        r["read_s"] = min(r["read_s"], ranged)
     payload = os.urandom(4096)
     r["creates_s"] = timed(lambda: [s3.put_object(Bucket=bucket, Key=f"small/f{i:05}", Body=payload)
                                    for i in range(args.files)])
@@ -297,11 +306,23 @@ def bench_direct(args, s3, data):
     return r
 
 
-def start_moto(moto_server):
-    """A moto_server on a free port: (process, endpoint, boto3 client)."""
+S3S_FS = "/var/cache/bulkhead/tools/s3s-fs/bin/s3s-fs"
+
+
+def start_moto(moto_server, server="moto", root=None):
+    """An S3 server on a free port: (process, endpoint, boto3 client).
+
+    `server` "moto" is moto_server (every ranged GET costs it a copy of the whole object);
+    "s3s-fs" is s3s-fs (bench/s3fs/setup-s3s-fs.sh), a Rust S3 server over a directory
+    (`root`) whose ranged GETs read only their range, as S3 and MinIO do.
+    """
     port = free_port()
-    moto = subprocess.Popen([moto_server, "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if server == "moto":
+        cmd = [moto_server, "-H", "127.0.0.1", "-p", str(port)]
+    else:
+        cmd = [S3S_FS, "--host", "127.0.0.1", "--port", str(port), "--access-key", KEY,
+               "--secret-key", SECRET, root]
+    moto = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     endpoint = f"http://127.0.0.1:{port}"
     deadline = time.time() + 30
     while True:
@@ -329,13 +350,19 @@ def main():
     p.add_argument("--moto-server", default=os.path.join(os.path.dirname(sys.executable),
                                                           "moto_server"))
     p.add_argument("--clients", default="direct,bulkhead,bulkhead-uniform,s3fs,rclone")
+    p.add_argument("--server", choices=["moto", "s3s-fs"], default="moto",
+                   help="the S3 server every client uses (s3s-fs: bench/s3fs/setup-s3s-fs.sh)")
     p.add_argument("--json", default="bench/s3fs/results.json")
     args = p.parse_args()
     for tool in ("s3fs", "rclone"):
         if tool in args.clients and shutil.which(tool) is None:
             sys.exit(f"{tool} not installed: run scripts/ci/setup-00-apt.sh")
 
-    moto, endpoint, s3 = start_moto(args.moto_server)
+    if args.server == "s3s-fs" and not os.access(S3S_FS, os.X_OK):
+        sys.exit(f"{S3S_FS} missing: run bench/s3fs/setup-s3s-fs.sh")
+    # s3s-fs keeps its objects on disk, not in this process's memory.
+    s3s_root = tempfile.mkdtemp(prefix="s3bench-s3s-", dir="/var/tmp")
+    moto, endpoint, s3 = start_moto(args.moto_server, args.server, s3s_root)
     data = os.urandom(args.size_mib * CHUNK)
     workdir = tempfile.mkdtemp(prefix="s3bench-")
     results = {}
@@ -358,6 +385,7 @@ def main():
         moto.terminate()
         moto.wait()
         shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(s3s_root, ignore_errors=True)
 
     mib = args.size_mib
     rows = []
@@ -375,7 +403,7 @@ def main():
         return spec.format(v) if isinstance(v, (int, float)) else "-"
 
     print(f"\nS3 mount benchmark: {mib} MiB sequential, {args.files} x 4 KiB creates, "
-          f"ls -l of {args.files} and of {args.many} (moto_server on 127.0.0.1)\n")
+          f"ls -l of {args.files} and of {args.many} ({args.server} on 127.0.0.1)\n")
     print(f"{'client':<17} {'write MiB/s':>12} {'read MiB/s':>11} {'w % direct':>10} "
           f"{'r % direct':>10} {'creates s':>10} {'x s3fs':>7} {'ls -l s':>8} {'rm -rf s':>8} "
           f"{'ls -l many s':>12} {'peak RSS MiB':>12}")
@@ -392,7 +420,7 @@ def main():
               f"{fmt(r.get('rm_s'), '{:.2f}'):>8} {fmt(r.get('ls_many_s'), '{:.2f}'):>12} "
               f"{fmt(r.get('peak_rss_mib'), '{:.0f}'):>12}"
               + (f"  error: {r['error']}" if "error" in r else ""))
-    out = {"size_mib": mib, "files": args.files, "results": results,
+    out = {"size_mib": mib, "files": args.files, "server": args.server, "results": results,
            "command": " ".join(sys.argv), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as f:
