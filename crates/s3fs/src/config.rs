@@ -69,6 +69,9 @@ pub struct MountConfig {
     pub read_memory: usize,
     /// Per-request timeout.
     pub request_timeout: Duration,
+    /// The longest one request may take, all retries included (copies and multipart
+    /// completions: ten times this).
+    pub operation_timeout: Duration,
     /// FUSE worker threads.
     pub fuse_threads: usize,
     /// Where staging files for in-place edits go; `None` = the system temp dir.
@@ -101,6 +104,7 @@ impl Default for MountConfig {
             readahead: 64 * 1024 * 1024,
             read_memory: 128 * 1024 * 1024,
             request_timeout: Duration::from_secs(60),
+            operation_timeout: crate::client::DEFAULT_OPERATION_TIMEOUT,
             fuse_threads: 8,
             staging_dir: None,
             state_dir: None,
@@ -176,6 +180,12 @@ impl MountConfig {
         if self.request_timeout.is_zero() {
             return Err(ConfigError::Range {
                 name: "request_timeout",
+                rule: "greater than zero",
+            });
+        }
+        if self.operation_timeout.is_zero() {
+            return Err(ConfigError::Range {
+                name: "operation_timeout",
                 rule: "greater than zero",
             });
         }

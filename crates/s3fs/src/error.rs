@@ -29,6 +29,12 @@ pub enum S3Error {
         /// S3 error code from the body (empty when there was none).
         code: String,
     },
+    /// The request (with its retries) took longer than its deadline.
+    #[error("no answer within {after:?}")]
+    Timeout {
+        /// The deadline.
+        after: std::time::Duration,
+    },
     /// The response could not be understood.
     #[error("malformed response: {what}")]
     Malformed {

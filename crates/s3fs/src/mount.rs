@@ -58,6 +58,7 @@ impl S3Mount {
                 config.request_timeout,
             )
             .map_err(MountError::Client)?
+            .with_operation_timeout(config.operation_timeout)
         };
         let prefix = config.key_prefix();
         runtime

@@ -308,6 +308,34 @@ fn endpoint_down_gives_eio_and_a_log_line_then_recovers() {
     assert_eq!(fx.moto.get(&fx.bucket, "w.txt"), b"not yet uploaded");
 }
 
+/// SEMANTICS "Errors": a server that accepts connections and never answers fails a call with
+/// EIO once the operation timeout passed (retries included), not after every retry's read
+/// timeout; the mount works again when the server does.
+#[test]
+fn a_hung_server_fails_calls_at_the_operation_timeout() {
+    let moto = Moto::start();
+    let bucket = bucket_name("hung");
+    moto.mkbucket(&bucket);
+    moto.py(&["put", &bucket, "a.txt", "alpha"]);
+    let fx = mount_with(moto, bucket, |c| {
+        c.stat_cache_ttl = Duration::ZERO;
+        c.type_cache_ttl = Duration::ZERO;
+        // Long enough that one read timeout per attempt would take minutes.
+        c.request_timeout = Duration::from_secs(60);
+        c.operation_timeout = Duration::from_secs(2);
+    });
+    fx.moto.pause();
+    let t = std::time::Instant::now();
+    let r = fs::read(fx.path("a.txt"));
+    let took = t.elapsed();
+    fx.moto.resume();
+    assert_eq!(errno(&r.unwrap_err()), libc::EIO);
+    // The lookup (HEAD and listing in parallel), then at most one more request: within a few
+    // deadlines, far from 4 × 60 s.
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+    assert_eq!(fs::read(fx.path("a.txt")).unwrap(), b"alpha");
+}
+
 /// SEMANTICS "Read-only mounts": every change is refused with EROFS.
 #[test]
 fn read_only_mount_refuses_writes_with_erofs() {

@@ -44,6 +44,11 @@ absent for --type-cache-ttl, counted from when the whole listing or the lookup t
 them was done; the kernel caches attributes and names for --stat-cache-ttl. Changes made
 through this mount show at once; changes by other clients within the TTLs.
 
+READS: a sequential reader gets 8 MiB parts fetched ahead of it by concurrent ranged GETs,
+a window that starts at one part and doubles up to --readahead; all readers' parts ahead
+share --read-memory. Other reads are exact ranged GETs. Every request (retries included)
+fails with EIO after --operation-timeout.
+
 CREDENTIALS, first found: --credentials-file (profile --profile or default); --profile in
 $AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials; AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY
 (+ AWS_SESSION_TOKEN); the default profile of the shared file; else anonymous requests.
@@ -103,6 +108,18 @@ pub struct Args {
     /// Refuse every change with EROFS.
     #[arg(long)]
     pub read_only: bool,
+    /// The longest one S3 request may take, retries included, before the operation fails
+    /// with EIO (server-side copies and multipart completions: ten times this). A server
+    /// that hangs fails calls after this long instead of holding them.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, help_heading = "Requests")]
+    pub operation_timeout: Duration,
+    /// How far ahead of a sequential reader parts are fetched (concurrent 8 MiB ranged
+    /// GETs; the window starts at one part and doubles up to this).
+    #[arg(long, default_value = "64MiB", value_parser = parse_size, help_heading = "Requests")]
+    pub readahead: usize,
+    /// Memory all prefetched parts of the mount may hold together.
+    #[arg(long, default_value = "128MiB", value_parser = parse_size, help_heading = "Requests")]
+    pub read_memory: usize,
     /// Stay in the foreground (logs on stderr) instead of daemonizing.
     #[arg(short, long)]
     pub foreground: bool,
@@ -138,6 +155,28 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         _ => return Err(format!("invalid duration unit in {s:?}: use ms, s, m or h")),
     };
     Duration::try_from_secs_f64(secs).map_err(|_| format!("invalid duration {s:?}"))
+}
+
+/// A size in bytes: a plain number, or with K/KiB, M/MiB, G/GiB (powers of 1024).
+fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let (num, unit) = t
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((t, ""), |i| t.split_at(i));
+    let n: usize = num.parse().map_err(|_| format!("invalid size {s:?}"))?;
+    let shift = match unit.trim() {
+        "" | "B" => 0,
+        "K" | "KiB" | "k" => 10,
+        "M" | "MiB" => 20,
+        "G" | "GiB" => 30,
+        _ => {
+            return Err(format!(
+                "invalid size unit in {s:?}: use K, M or G (KiB, MiB, GiB)"
+            ));
+        }
+    };
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("size {s:?} is too large"))
 }
 
 fn parse_mode(s: &str) -> Result<u16, String> {
@@ -220,6 +259,9 @@ fn config(args: &Args) -> anyhow::Result<MountConfig> {
         gid: args.gid.unwrap_or_else(|| nix::unistd::getegid().as_raw()),
         allow_other,
         read_only,
+        operation_timeout: args.operation_timeout,
+        readahead: args.readahead,
+        read_memory: args.read_memory,
         ..MountConfig::default()
     };
     config.validate().context("invalid mount settings")?;
@@ -384,5 +426,12 @@ mod tests {
         assert!(parse_duration("1y").is_err());
         assert_eq!(parse_mode("0777"), Ok(0o777));
         assert!(parse_mode("999").is_err());
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("8M"), Ok(8 << 20));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert!(parse_size("12MB").is_err());
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("99999999999999999999G").is_err());
     }
 }

@@ -41,7 +41,16 @@ pub struct S3Client {
     bucket: String,
     region: String,
     credentials: Option<Credentials>,
+    /// The longest one request may take, all attempts together (see [`S3Client::send`]).
+    operation_timeout: Duration,
 }
+
+/// How long one request may take, all attempts together, unless set otherwise
+/// ([`S3Client::with_operation_timeout`]).
+pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
+/// Server-side copies and multipart completions may take this many times longer: S3 spends
+/// minutes on them for large objects.
+const SLOW_OPERATION_FACTOR: u32 = 10;
 
 /// One request before signing.
 pub(crate) struct Req<'a> {
@@ -102,6 +111,41 @@ impl S3Client {
             bucket: bucket.to_string(),
             region: region.to_string(),
             credentials,
+            operation_timeout: DEFAULT_OPERATION_TIMEOUT,
+        })
+    }
+
+    /// The same client with `timeout` as the longest one request may take.
+    #[must_use]
+    pub fn with_operation_timeout(mut self, timeout: Duration) -> Self {
+        self.operation_timeout = timeout;
+        self
+    }
+
+    /// The deadline of `req`: server-side copies and multipart completions get longer.
+    fn deadline_of(&self, req: &Req<'_>) -> Duration {
+        let slow = req
+            .amz_headers
+            .iter()
+            .any(|(k, _)| k == "x-amz-copy-source")
+            || (req.method == Method::POST && req.query.iter().any(|(k, _)| k == "uploadId"));
+        if slow {
+            self.operation_timeout * SLOW_OPERATION_FACTOR
+        } else {
+            self.operation_timeout
+        }
+    }
+
+    /// Runs `fut` (a request and the reading of its body) within the operation deadline of a
+    /// plain request, as [`S3Error::Timeout`] when it passes.
+    pub(crate) async fn within_deadline<T>(
+        &self,
+        fut: impl std::future::Future<Output = Result<T, S3Error>>,
+    ) -> Result<T, S3Error> {
+        let after = self.operation_timeout;
+        tokio::time::timeout(after, fut).await.unwrap_or_else(|_| {
+            crate::stats::error();
+            Err(S3Error::Timeout { after })
         })
     }
 
@@ -111,7 +155,24 @@ impl S3Client {
     }
 
     /// Sends a request, retrying transient failures, and returns a successful response.
+    ///
+    /// All attempts together end at the request's deadline (the operation timeout, ten times
+    /// that for copies and completions), so a server that accepts connections and never
+    /// answers fails the call with [`S3Error::Timeout`] instead of holding it through every
+    /// retry's read timeout.
     pub(crate) async fn send(&self, req: Req<'_>) -> Result<reqwest::Response, S3Error> {
+        let after = self.deadline_of(&req);
+        match tokio::time::timeout(after, self.send_retrying(req)).await {
+            Ok(r) => r,
+            Err(_) => {
+                crate::stats::error();
+                tracing::debug!(?after, "s3 request passed its deadline");
+                Err(S3Error::Timeout { after })
+            }
+        }
+    }
+
+    async fn send_retrying(&self, req: Req<'_>) -> Result<reqwest::Response, S3Error> {
         let mut attempt = 0;
         let mut flipped = false;
         loop {

@@ -61,15 +61,20 @@ impl S3Client {
         let mut req = Req::new(Method::GET, Some(key));
         req.headers
             .push(("range", format!("bytes={start}-{}", start + len - 1)));
-        let resp = match self.send(req).await {
-            Ok(r) => r,
-            // 416: the range starts at or past the end of the object.
-            Err(S3Error::Service { status: 416, .. }) => return Ok(Bytes::new()),
-            Err(e) => return Err(e),
-        };
-        let body = resp.bytes().await.map_err(S3Error::Network)?;
-        crate::stats::downloaded(body.len());
-        Ok(body)
+        // The body's reading too is within the deadline: a server that sends the headers and
+        // then stalls must not hold the read.
+        self.within_deadline(async {
+            let resp = match self.send(req).await {
+                Ok(r) => r,
+                // 416: the range starts at or past the end of the object.
+                Err(S3Error::Service { status: 416, .. }) => return Ok(Bytes::new()),
+                Err(e) => return Err(e),
+            };
+            let body = resp.bytes().await.map_err(S3Error::Network)?;
+            crate::stats::downloaded(body.len());
+            Ok(body)
+        })
+        .await
     }
 
     /// GET `key` from byte `start` to the end, as a response whose body is read as a stream.

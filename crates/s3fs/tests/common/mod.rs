@@ -240,10 +240,38 @@ impl Moto {
         serde_json::from_str(&self.py(&["uploads", bucket])).expect("json")
     }
 
+    /// Freezes the server (SIGSTOP): it keeps accepting connections (the kernel's backlog)
+    /// and never answers, as a hung server does. `resume` lets it go on.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Undoes `pause`.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} moto_server");
+    }
+
     /// Stops the server (as an endpoint outage would).
     pub fn kill(&mut self) {
+        self.resume_quietly();
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Moto {
+    fn resume_quietly(&self) {
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.child.id().to_string()])
+            .status();
     }
 }
 
