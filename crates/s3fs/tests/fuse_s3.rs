@@ -336,6 +336,48 @@ fn a_hung_server_fails_calls_at_the_operation_timeout() {
     assert_eq!(fs::read(fx.path("a.txt")).unwrap(), b"alpha");
 }
 
+/// SEMANTICS "stat": a file being written answers `stat` at once, even while its writer
+/// waits for an upload slot (the server is hung): `stat` does not wait behind the write.
+#[test]
+fn stat_of_a_file_being_written_does_not_wait_for_its_uploads() {
+    const PART: usize = 5 << 20;
+    let moto = Moto::start();
+    let bucket = bucket_name("statw");
+    moto.mkbucket(&bucket);
+    let fx = mount_with(moto, bucket, |c| {
+        c.stat_cache_ttl = Duration::ZERO;
+        c.type_cache_ttl = Duration::ZERO;
+        c.part_size = PART;
+        c.upload_concurrency = 1;
+    });
+    let path = fx.path("big.bin");
+    let mut f = File::create(&path).unwrap();
+    f.write_all(&vec![1u8; PART]).unwrap();
+    fx.moto.pause();
+    // The next part goes out and hangs; the one after waits for its slot, holding the file.
+    let writer = std::thread::spawn(move || {
+        f.write_all(&vec![2u8; 2 * PART]).unwrap();
+        f
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let p = path.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(fs::metadata(&p).map(|m| m.len()));
+    });
+    let shown = rx.recv_timeout(Duration::from_secs(10));
+    fx.moto.resume();
+    let size = shown
+        .expect("stat returned while the writer waited for the hung server")
+        .unwrap();
+    // The kernel keeps its own size while a write(2) is under way and sets it when the call
+    // returns, so what shows is at least what the finished write left.
+    assert!(size >= PART as u64, "size {size}");
+    let f = writer.join().unwrap();
+    close(f).unwrap();
+    assert_eq!(fx.moto.get(&fx.bucket, "big.bin").len(), 3 * PART);
+}
+
 /// SEMANTICS "Read-only mounts": every change is refused with EROFS.
 #[test]
 fn read_only_mount_refuses_writes_with_erofs() {

@@ -52,6 +52,8 @@ pub(crate) struct Attr {
 
 /// One file's write state, shared by its write handles.
 pub(crate) type SharedWrite = Arc<tokio::sync::Mutex<WriteState>>;
+/// A write state's size and attributes as of its last change ([`WriteState::shown`]).
+type Shown = Arc<Mutex<(u64, Meta)>>;
 
 /// An open file or directory.
 pub(crate) enum Handle {
@@ -74,8 +76,9 @@ pub(crate) struct S3Fs {
     inodes: Mutex<Inodes>,
     cache: Mutex<Cache>,
     handles: Mutex<HashMap<u64, Arc<Handle>>>,
-    /// Open write states by inode, with the number of handles using each.
-    writers: Mutex<HashMap<u64, (SharedWrite, usize)>>,
+    /// Open write states by inode, with the number of handles using each and the size and
+    /// attributes each shows without its lock.
+    writers: Mutex<HashMap<u64, (SharedWrite, usize, Shown)>>,
     next_fh: AtomicU64,
     /// Multipart uploads in progress, for the next mount should this one die.
     journal: Option<crate::journal::Journal>,
@@ -325,15 +328,15 @@ impl S3Fs {
 
     /// The write state shared by all writers of `ino`, if a writer has it open.
     pub(crate) fn writer_of(&self, ino: u64) -> Option<Arc<tokio::sync::Mutex<WriteState>>> {
-        lock(&self.writers).get(&ino).map(|(s, _)| s.clone())
+        lock(&self.writers).get(&ino).map(|(s, _, _)| s.clone())
     }
 
-    /// Size and attributes of `path` while a writer has it open.
+    /// Size and attributes of `path` while a writer has it open, without waiting for the
+    /// write state (a write may hold it while it waits for an upload slot).
     pub(crate) async fn open_writer_state(&self, path: &str) -> Option<(u64, Meta)> {
         let ino = lock(&self.inodes).ino_of(path)?;
-        let w = self.writer_of(ino)?;
-        let w = w.lock().await;
-        Some((w.size(), w.meta()))
+        let shown = lock(&self.writers).get(&ino).map(|(_, _, s)| s.clone())?;
+        Some(*lock(&shown))
     }
 
     /// Registers one more writer of `ino`, creating its state with `make` if it is the first.
@@ -343,9 +346,11 @@ impl S3Fs {
         make: impl FnOnce() -> WriteState,
     ) -> Arc<tokio::sync::Mutex<WriteState>> {
         let mut w = lock(&self.writers);
-        let entry = w
-            .entry(ino)
-            .or_insert_with(|| (Arc::new(tokio::sync::Mutex::new(make())), 0));
+        let entry = w.entry(ino).or_insert_with(|| {
+            let state = make();
+            let shown = state.shown();
+            (Arc::new(tokio::sync::Mutex::new(state)), 0, shown)
+        });
         entry.1 += 1;
         entry.0.clone()
     }

@@ -9,6 +9,7 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -62,6 +63,9 @@ pub(crate) struct WriteState {
     released: bool,
     /// Its name was removed while open: commits change nothing in S3 any more.
     unlinked: bool,
+    /// Size and attributes as of the last change, readable without this state's lock: a
+    /// `stat` must not wait behind a write that waits for an upload slot.
+    shown: Arc<std::sync::Mutex<(u64, Meta)>>,
 }
 
 pub(super) fn join_err(key: &str) -> FsError {
@@ -80,6 +84,7 @@ impl WriteState {
             dirty: false,
             failed: false,
             mode: Mode::Clean,
+            shown: Arc::new(std::sync::Mutex::new((size, meta))),
             meta,
             released: false,
             unlinked: false,
@@ -99,10 +104,29 @@ impl WriteState {
                 buf: Vec::new(),
                 upload: None,
             },
+            shown: Arc::new(std::sync::Mutex::new((0, meta))),
             meta,
             released: false,
             unlinked: false,
         }
+    }
+
+    /// Size and attributes as of the last change, shared with whoever asks without the lock.
+    pub(crate) fn shown(&self) -> Arc<std::sync::Mutex<(u64, Meta)>> {
+        self.shown.clone()
+    }
+
+    /// Publishes the current size and attributes to [`WriteState::shown`].
+    fn publish(&self) {
+        *self
+            .shown
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = (self.size, self.meta);
+    }
+
+    fn set_size(&mut self, size: u64) {
+        self.size = size;
+        self.publish();
     }
 
     /// The attributes the next upload stores.
@@ -113,6 +137,7 @@ impl WriteState {
     /// Sets the attributes the next upload stores (the caller stored them in S3 already).
     pub(crate) fn set_meta(&mut self, meta: Meta) {
         self.meta = meta;
+        self.publish();
     }
 
     /// Current size, including what is not uploaded yet.
@@ -190,7 +215,7 @@ impl WriteState {
                         .map_err(FsError::s3("GetObject", &self.key))?;
                     if b.is_empty() {
                         // The object shrank under us: keep what exists.
-                        self.size = off;
+                        self.set_size(off);
                         break;
                     }
                     file.write_all_at(&b, off)?;
@@ -229,7 +254,7 @@ impl WriteState {
         self.changed();
         if let Mode::Staged(f) = &self.mode {
             f.write_all_at(data, offset)?;
-            self.size = self.size.max(end);
+            self.set_size(self.size.max(end));
             return Ok(len);
         }
         // Stream: fill the part buffer up to exactly one part, send it, go on with the rest.
@@ -251,8 +276,10 @@ impl WriteState {
             buf.extend_from_slice(&rest[..take]);
             rest = &rest[take..];
             self.size += take as u64;
-            if buf.len() == part_size {
-                let part = Bytes::from(std::mem::take(buf));
+            let full = (buf.len() == part_size).then(|| Bytes::from(std::mem::take(buf)));
+            // Shown before a full part waits for its upload slot.
+            self.publish();
+            if let Some(part) = full {
                 if let Err(e) = self.send_part(fs, part).await {
                     self.fail(fs).await;
                     return Err(e);
@@ -397,7 +424,7 @@ impl WriteState {
                 }
             }
         }
-        self.size = size;
+        self.set_size(size);
         self.changed();
         Ok(())
     }
@@ -409,6 +436,7 @@ impl WriteState {
     fn changed(&mut self) {
         self.dirty = true;
         self.meta = self.meta.touched(epoch_secs(SystemTime::now()));
+        self.publish();
     }
 
     /// Makes S3 hold the current content. Returns after S3 acknowledged it.
@@ -451,6 +479,7 @@ impl WriteState {
         }
         self.dirty = false;
         self.meta = meta;
+        self.publish();
         fs.cache_put(
             &self.path,
             Known::File {

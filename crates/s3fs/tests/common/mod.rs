@@ -243,20 +243,20 @@ impl Moto {
     /// Freezes the server (SIGSTOP): it keeps accepting connections (the kernel's backlog)
     /// and never answers, as a hung server does. `resume` lets it go on.
     pub fn pause(&self) {
-        self.signal("-STOP");
+        self.signal(nix::sys::signal::Signal::SIGSTOP);
     }
 
     /// Undoes `pause`.
     pub fn resume(&self) {
-        self.signal("-CONT");
+        self.signal(nix::sys::signal::Signal::SIGCONT);
     }
 
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "kill {sig} moto_server");
+    /// Sends the signal with kill(2), not by running `kill`: a fork would close the test's
+    /// duplicated descriptors of files open on a mount in the child, which the mount sees as
+    /// a close (a commit).
+    fn signal(&self, sig: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap());
+        nix::sys::signal::kill(pid, sig).expect("signal moto_server");
     }
 
     /// Stops the server (as an endpoint outage would).
@@ -269,9 +269,12 @@ impl Moto {
 
 impl Moto {
     fn resume_quietly(&self) {
-        let _ = Command::new("kill")
-            .args(["-CONT", &self.child.id().to_string()])
-            .status();
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGCONT,
+            );
+        }
     }
 }
 
