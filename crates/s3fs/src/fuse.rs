@@ -361,7 +361,7 @@ impl Filesystem for FuseAdapter {
 
     fn write(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -371,7 +371,7 @@ impl Filesystem for FuseAdapter {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match self.run("write", ino.0, self.fs.write(fh.0, offset, data)) {
+        match self.run("write", ino.0, self.fs.write(fh.0, offset, data, req.pid())) {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(e),
         }
@@ -379,13 +379,13 @@ impl Filesystem for FuseAdapter {
 
     fn flush(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        match self.run("flush", ino.0, self.fs.flush(fh.0)) {
+        match self.run("flush", ino.0, self.fs.flush(fh.0, req.pid())) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }

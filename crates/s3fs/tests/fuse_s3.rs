@@ -378,6 +378,45 @@ fn stat_of_a_file_being_written_does_not_wait_for_its_uploads() {
     assert_eq!(fx.moto.get(&fx.bucket, "big.bin").len(), 3 * PART);
 }
 
+/// SEMANTICS "close": a process that forks and execs while it writes a file closes its copy
+/// of the descriptor in the child; that close commits nothing (no half file in the bucket, no
+/// download of it for the next write), the writer's own close does.
+#[test]
+fn a_child_closing_its_copy_does_not_commit_the_file_being_written() {
+    const PART: usize = 5 << 20;
+    let moto = Moto::start();
+    let bucket = bucket_name("fork");
+    moto.mkbucket(&bucket);
+    let fx = mount_with(moto, bucket, |c| c.part_size = PART);
+    let mut f = File::create(fx.path("log.bin")).unwrap();
+    // One part sent (its upload in progress) and a tail in memory.
+    f.write_all(&vec![1u8; PART + 100]).unwrap();
+    fx.moto.record_start();
+    // The child's exec closes its copy (the descriptor is close-on-exec).
+    assert!(
+        std::process::Command::new("true")
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(
+        fx.moto.keys(&fx.bucket, "").is_empty(),
+        "a child's close published the half-written file"
+    );
+    f.write_all(&[2u8; 100]).unwrap();
+    close(f).unwrap();
+    let reqs = fx.moto.record_stop();
+    assert!(
+        !reqs
+            .iter()
+            .any(|(m, u)| m == "GET" && u.contains("log.bin")),
+        "the writer's next write downloaded the object: {reqs:#?}"
+    );
+    let mut want = vec![1u8; PART + 100];
+    want.extend_from_slice(&[2u8; 100]);
+    assert_eq!(fx.moto.get(&fx.bucket, "log.bin"), want);
+}
+
 /// SEMANTICS "Read-only mounts": every change is refused with EROFS.
 #[test]
 fn read_only_mount_refuses_writes_with_erofs() {

@@ -88,9 +88,20 @@ impl S3Fs {
     }
 
     /// `write(fh, offset, data)`.
-    pub(crate) async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<u32, FsError> {
+    /// `write(fh, offset, data)` by thread `tid` (the request's pid).
+    pub(crate) async fn write(
+        &self,
+        fh: u64,
+        offset: u64,
+        data: &[u8],
+        tid: u32,
+    ) -> Result<u32, FsError> {
         match &*self.handle(fh)? {
-            Handle::Write { state, .. } => state.lock().await.write(self, offset, data).await,
+            Handle::Write { state, .. } => {
+                let mut s = state.lock().await;
+                s.note_writer(tid);
+                s.write(self, offset, data).await
+            }
             _ => Err(FsError::BadHandle),
         }
     }
@@ -98,12 +109,14 @@ impl S3Fs {
     /// `flush(fh)` (every `close`): commits the file and returns the upload's error if it
     /// failed. A file only emptied (created or opened with `O_TRUNC`, nothing written) is
     /// left to the last release: closing a duplicate descriptor before the data comes
-    /// must not replace the previous object with nothing.
-    pub(crate) async fn flush(&self, fh: u64) -> Result<(), FsError> {
+    /// must not replace the previous object with nothing. Nor does a close by a process that
+    /// did not write commit ([`WriteState::flush_commits`]): the child of a fork closing its
+    /// copy of the descriptor.
+    pub(crate) async fn flush(&self, fh: u64, tid: u32) -> Result<(), FsError> {
         match &*self.handle(fh)? {
             Handle::Write { state, .. } => {
                 let mut s = state.lock().await;
-                if s.only_emptied() {
+                if s.only_emptied() || !s.flush_commits(tid) {
                     return Ok(());
                 }
                 s.commit(self).await

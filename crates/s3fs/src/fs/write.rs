@@ -66,6 +66,28 @@ pub(crate) struct WriteState {
     /// Size and attributes as of the last change, readable without this state's lock: a
     /// `stat` must not wait behind a write that waits for an upload slot.
     shown: Arc<std::sync::Mutex<(u64, Meta)>>,
+    /// Threads (FUSE request pids) that wrote since the last commit, at most
+    /// [`MAX_WRITER_THREADS`]; `None` once more did (then every flush commits).
+    writer_threads: Option<Vec<u32>>,
+}
+
+/// Writing threads remembered per file for [`WriteState::flush_commits`].
+const MAX_WRITER_THREADS: usize = 64;
+
+/// The process (thread group) of thread `tid`, from `/proc/<tid>/status`; `None` for a
+/// kernel thread (pages written back from a shared mapping), which stands for no process.
+fn process_of(tid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+    };
+    if field("Kthread:") != Some("0") {
+        return None;
+    }
+    field("Tgid:").and_then(|v| v.parse().ok())
 }
 
 pub(super) fn join_err(key: &str) -> FsError {
@@ -85,6 +107,7 @@ impl WriteState {
             failed: false,
             mode: Mode::Clean,
             shown: Arc::new(std::sync::Mutex::new((size, meta))),
+            writer_threads: Some(Vec::new()),
             meta,
             released: false,
             unlinked: false,
@@ -105,10 +128,50 @@ impl WriteState {
                 upload: None,
             },
             shown: Arc::new(std::sync::Mutex::new((0, meta))),
+            writer_threads: Some(Vec::new()),
             meta,
             released: false,
             unlinked: false,
         }
+    }
+
+    /// Notes that thread `tid` (a FUSE request's pid) writes to the file.
+    pub(crate) fn note_writer(&mut self, tid: u32) {
+        if let Some(t) = &mut self.writer_threads
+            && !t.contains(&tid)
+        {
+            if t.len() < MAX_WRITER_THREADS {
+                t.push(tid);
+            } else {
+                self.writer_threads = None;
+            }
+        }
+    }
+
+    /// Whether a `close` by thread `tid` commits. Not when it is surely another process than
+    /// every one that wrote since the last commit: a process that forks and execs (Python's
+    /// `subprocess`, a shell) closes its copies of the descriptor in the child, and
+    /// committing then would publish half a file and turn the writer's next write into a
+    /// download of the object. The last release still commits. Whenever a thread's process
+    /// cannot be told (it ended, it is outside this pid namespace), the close commits.
+    pub(crate) fn flush_commits(&self, tid: u32) -> bool {
+        let Some(writers) = &self.writer_threads else {
+            return true;
+        };
+        if writers.is_empty() || tid == 0 {
+            return true;
+        }
+        let Some(closer) = process_of(tid) else {
+            return true;
+        };
+        for w in writers {
+            match process_of(*w) {
+                Some(p) if p != closer => {}
+                _ => return true,
+            }
+        }
+        tracing::debug!(key = %self.key, tid, "close by a process that did not write: left to the last release");
+        false
     }
 
     /// Size and attributes as of the last change, shared with whoever asks without the lock.
@@ -480,6 +543,11 @@ impl WriteState {
         self.dirty = false;
         self.meta = meta;
         self.publish();
+        if let Some(t) = &mut self.writer_threads {
+            t.clear();
+        } else {
+            self.writer_threads = Some(Vec::new());
+        }
         fs.cache_put(
             &self.path,
             Known::File {
