@@ -342,11 +342,11 @@ impl WriteState {
             let full = (buf.len() == part_size).then(|| Bytes::from(std::mem::take(buf)));
             // Shown before a full part waits for its upload slot.
             self.publish();
-            if let Some(part) = full {
-                if let Err(e) = self.send_part(fs, part).await {
-                    self.fail(fs).await;
-                    return Err(e);
-                }
+            if let Some(part) = full
+                && let Err(e) = self.send_part(fs, part).await
+            {
+                self.fail(fs).await;
+                return Err(e);
             }
         }
         Ok(len)
