@@ -147,9 +147,17 @@ impl Filesystem for FuseAdapter {
         }
     }
 
+    /// The kernel dropped an inode from its cache: it leaves the inode table.
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.fs.forget(ino.0, nlookup);
+    }
+
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         match self.run("lookup", parent.0, self.fs.lookup(parent.0, name)) {
-            Ok(a) => reply.entry(&self.ttl, &self.attr(&a), Generation(0)),
+            Ok(a) => {
+                self.fs.looked_up(&a, parent.0, name);
+                reply.entry(&self.ttl, &self.attr(&a), Generation(0));
+            }
             Err(e) => reply.error(e),
         }
     }
@@ -233,7 +241,10 @@ impl Filesystem for FuseAdapter {
             r.map(|()| attr)
         });
         match r {
-            Ok(a) => reply.entry(&self.ttl, &self.attr(&a), Generation(0)),
+            Ok(a) => {
+                self.fs.looked_up(&a, parent.0, name);
+                reply.entry(&self.ttl, &self.attr(&a), Generation(0));
+            }
             Err(e) => reply.error(e),
         }
     }
@@ -249,7 +260,10 @@ impl Filesystem for FuseAdapter {
     ) {
         let meta = self.fs.new_meta(Kind::Dir, mode, req.uid(), req.gid());
         match self.run("mkdir", parent.0, self.fs.mkdir(parent.0, name, meta)) {
-            Ok(a) => reply.entry(&self.ttl, &self.attr(&a), Generation(0)),
+            Ok(a) => {
+                self.fs.looked_up(&a, parent.0, name);
+                reply.entry(&self.ttl, &self.attr(&a), Generation(0));
+            }
             Err(e) => reply.error(e),
         }
     }
@@ -282,7 +296,10 @@ impl Filesystem for FuseAdapter {
             .fs
             .symlink(parent.0, link_name, target, req.uid(), req.gid());
         match self.run("symlink", parent.0, f) {
-            Ok(a) => reply.entry(&self.ttl, &self.attr(&a), Generation(0)),
+            Ok(a) => {
+                self.fs.looked_up(&a, parent.0, link_name);
+                reply.entry(&self.ttl, &self.attr(&a), Generation(0));
+            }
             Err(e) => reply.error(e),
         }
     }
@@ -460,13 +477,13 @@ impl Filesystem for FuseAdapter {
     fn readdirplus(
         &self,
         _req: &Request,
-        ino: INodeNo,
+        dir: INodeNo,
         fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        let f = self.fs.readdir(ino.0, fh.0, offset, true);
-        match self.run("readdirplus", ino.0, f) {
+        let f = self.fs.readdir(dir.0, fh.0, offset, true);
+        match self.run("readdirplus", dir.0, f) {
             Ok(entries) => {
                 for (i, e) in entries.iter().enumerate() {
                     let attr = self.attr(&e.attr);
@@ -474,6 +491,10 @@ impl Filesystem for FuseAdapter {
                     let ino = INodeNo(e.attr.ino);
                     if reply.add(ino, at, &e.name, &self.ttl, &attr, Generation(0)) {
                         break;
+                    }
+                    // The kernel takes a reference on every entry but `.` and `..`.
+                    if e.name != "." && e.name != ".." {
+                        self.fs.looked_up(&e.attr, dir.0, OsStr::new(&e.name));
                     }
                 }
                 reply.ok();
@@ -557,13 +578,16 @@ impl Filesystem for FuseAdapter {
     ) {
         let meta = self.fs.new_meta(Kind::File, mode, req.uid(), req.gid());
         match self.run("create", parent.0, self.fs.create(parent.0, name, meta)) {
-            Ok((a, fh)) => reply.created(
-                &self.ttl,
-                &self.attr(&a),
-                Generation(0),
-                FileHandle(fh),
-                FopenFlags::empty(),
-            ),
+            Ok((a, fh)) => {
+                self.fs.looked_up(&a, parent.0, name);
+                reply.created(
+                    &self.ttl,
+                    &self.attr(&a),
+                    Generation(0),
+                    FileHandle(fh),
+                    FopenFlags::empty(),
+                );
+            }
             Err(e) => reply.error(e),
         }
     }

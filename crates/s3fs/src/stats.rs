@@ -14,6 +14,7 @@ static RETRIES: AtomicU64 = AtomicU64::new(0);
 static ERRORS: AtomicU64 = AtomicU64::new(0);
 static BYTES_UP: AtomicU64 = AtomicU64::new(0);
 static BYTES_DOWN: AtomicU64 = AtomicU64::new(0);
+static INODES: AtomicU64 = AtomicU64::new(0);
 
 pub(crate) fn request() {
     REQUESTS.fetch_add(1, Ordering::Relaxed);
@@ -30,6 +31,9 @@ pub(crate) fn uploaded(n: usize) {
 pub(crate) fn downloaded(n: usize) {
     BYTES_DOWN.fetch_add(n as u64, Ordering::Relaxed);
 }
+pub(crate) fn inodes(n: usize) {
+    INODES.store(n as u64, Ordering::Relaxed);
+}
 
 /// A copy of the counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -44,6 +48,8 @@ pub struct MountStats {
     pub bytes_uploaded: u64,
     /// Object bytes received (GET bodies).
     pub bytes_downloaded: u64,
+    /// Inodes the mount holds now (what the kernel has not forgotten), a gauge.
+    pub inodes: u64,
 }
 
 impl MountStats {
@@ -55,6 +61,7 @@ impl MountStats {
             errors: ERRORS.load(Ordering::Relaxed),
             bytes_uploaded: BYTES_UP.load(Ordering::Relaxed),
             bytes_downloaded: BYTES_DOWN.load(Ordering::Relaxed),
+            inodes: INODES.load(Ordering::Relaxed),
         }
     }
 
@@ -68,6 +75,7 @@ impl MountStats {
             errors: n("errors"),
             bytes_uploaded: n("bytesUploaded"),
             bytes_downloaded: n("bytesDownloaded"),
+            inodes: n("inodes"),
         })
     }
 
@@ -82,6 +90,7 @@ impl MountStats {
             "errors": self.errors,
             "bytesUploaded": self.bytes_uploaded,
             "bytesDownloaded": self.bytes_downloaded,
+            "inodes": self.inodes,
         })
         .to_string();
         let tmp = path.with_extension("tmp");
@@ -105,6 +114,7 @@ mod tests {
             errors: 2,
             bytes_uploaded: 300,
             bytes_downloaded: 4000,
+            inodes: 7,
         };
         s.write(&p).unwrap();
         assert_eq!(MountStats::read(&p), Some(s));

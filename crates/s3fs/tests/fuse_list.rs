@@ -10,9 +10,10 @@
 mod common;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use bulkhead_s3fs::{Attributes, Credentials, MountConfig, MountHandle, S3Mount};
 use common::{Moto, Proxy, UnmountGuard, bucket_name};
@@ -313,4 +314,54 @@ fn sequential_reads_take_one_get_per_part_and_random_reads_one_each() {
     drop(f);
     m.unmount().unwrap();
     assert_eq!(count(&reqs, "GET", "/ooo.bin"), offsets.len(), "{reqs:#?}");
+}
+
+/// SEMANTICS "Inodes": the mount keeps an inode only while the kernel does. A listing of
+/// 2,000 entries hands the kernel 2,000 inodes; when the kernel drops them from its caches
+/// (FORGET, here forced by dropping the dentry and inode caches) the mount lets them go, and
+/// the names still resolve (to new inode numbers).
+#[test]
+fn inodes_the_kernel_forgets_leave_the_mount() {
+    use bulkhead_s3fs::stats::MountStats;
+    const N: usize = 2000;
+    let moto = Moto::start();
+    let bucket = bucket_name("forget");
+    moto.mkbucket(&bucket);
+    moto.py(&["fill", &bucket, "d/f", &N.to_string()]);
+    let dir = tempfile::tempdir().unwrap();
+    let _guard = UnmountGuard(dir.path().to_path_buf());
+    let m = mount(
+        &moto,
+        &moto.endpoint,
+        &bucket,
+        dir.path(),
+        Attributes::Uniform,
+    );
+    let d = dir.path().join("d");
+    assert_eq!(ls_l(&d).len(), N);
+    let held = MountStats::now().inodes;
+    assert!(held >= N as u64, "{held} inodes after the listing");
+    let before = fs::metadata(d.join("f00007")).unwrap().ino();
+    // Only entries nothing uses can go: no open file, no cwd under the mount.
+    let mut left = held;
+    for _ in 0..20 {
+        fs::write("/proc/sys/vm/drop_caches", "2").unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        left = MountStats::now().inodes;
+        if left < 10 {
+            break;
+        }
+    }
+    assert!(
+        left < 10,
+        "{left} of {held} inodes still held after the kernel dropped them"
+    );
+    let after = fs::metadata(d.join("f00007")).unwrap();
+    assert_eq!(after.len(), 1);
+    assert_ne!(
+        after.ino(),
+        before,
+        "a forgotten inode number is not handed out again"
+    );
+    m.unmount().unwrap();
 }

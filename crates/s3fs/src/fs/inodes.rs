@@ -19,10 +19,15 @@ pub(crate) const ROOT: u64 = 1;
 struct Node {
     path: String,
     kind: Kind,
+    /// How many times the kernel was handed this inode (lookup, create, readdirplus) and has
+    /// not forgotten it yet.
+    lookups: u64,
 }
 
 /// Path ↔ inode table. Inodes are never reused while mounted, so a stale inode number can
-/// only ever resolve to its own path.
+/// only ever resolve to its own path. An inode the kernel forgot (FORGET: it dropped the
+/// inode from its cache) leaves the table, so the table holds what the kernel holds, not
+/// every name ever seen.
 #[derive(Debug)]
 pub(crate) struct Inodes {
     by_ino: HashMap<u64, Node>,
@@ -42,6 +47,7 @@ impl Inodes {
             Node {
                 path: String::new(),
                 kind: Kind::Dir,
+                lookups: 1,
             },
         );
         t.by_path.insert(String::new(), ROOT);
@@ -63,10 +69,60 @@ impl Inodes {
             Node {
                 path: path.to_string(),
                 kind,
+                lookups: 0,
             },
         );
         self.by_path.insert(path.to_string(), ino);
+        crate::stats::inodes(self.by_ino.len());
         ino
+    }
+
+    /// The kernel was handed `ino`, named `path`, once more. When a FORGET of its earlier
+    /// lookups took it out of the table after the reply's inode was chosen, it comes back
+    /// under the same number: the kernel holds that number now.
+    pub(crate) fn looked_up(&mut self, ino: u64, path: &str, kind: Kind) {
+        if let Some(n) = self.by_ino.get_mut(&ino) {
+            n.lookups += 1;
+            return;
+        }
+        self.by_ino.insert(
+            ino,
+            Node {
+                path: path.to_string(),
+                kind,
+                lookups: 1,
+            },
+        );
+        self.by_path.entry(path.to_string()).or_insert(ino);
+        crate::stats::inodes(self.by_ino.len());
+    }
+
+    /// The kernel forgot `n` of its lookups of `ino`; at none left the inode leaves the table
+    /// (never the root). Returns whether it did.
+    pub(crate) fn forget(&mut self, ino: u64, n: u64) -> bool {
+        if ino == ROOT {
+            return false;
+        }
+        let Some(node) = self.by_ino.get_mut(&ino) else {
+            return false;
+        };
+        node.lookups = node.lookups.saturating_sub(n);
+        if node.lookups > 0 {
+            return false;
+        }
+        if let Some(node) = self.by_ino.remove(&ino)
+            && self.by_path.get(&node.path) == Some(&ino)
+        {
+            self.by_path.remove(&node.path);
+        }
+        crate::stats::inodes(self.by_ino.len());
+        true
+    }
+
+    /// How many inodes the table holds.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.by_ino.len()
     }
 
     /// Path and kind of `ino`.
@@ -149,5 +205,35 @@ mod tests {
         assert_eq!(parent_of("a/b/c"), "a/b");
         assert_eq!(parent_of("a"), "");
         assert_eq!(join("", "a"), "a");
+    }
+
+    #[test]
+    fn forgotten_inodes_leave_the_table_and_their_names_get_new_ones() {
+        let mut t = Inodes::new();
+        let f = t.get_or_insert("f", Kind::File);
+        t.looked_up(f, "f", Kind::File);
+        t.looked_up(f, "f", Kind::File);
+        assert!(!t.forget(f, 1));
+        assert_eq!(t.get(f).map(|x| x.0), Some("f".into()));
+        assert!(t.forget(f, 1));
+        assert_eq!(t.get(f), None);
+        assert_eq!(t.ino_of("f"), None);
+        assert_eq!(t.len(), 1);
+        let again = t.get_or_insert("f", Kind::File);
+        assert_ne!(again, f, "inode numbers are never reused");
+        // A renamed-over name keeps the new inode when the old one is forgotten.
+        let g = t.get_or_insert("g", Kind::File);
+        t.looked_up(g, "g", Kind::File);
+        t.rename("f", "g");
+        assert!(t.forget(g, 1));
+        assert_eq!(t.ino_of("g"), Some(again));
+        assert!(!t.forget(ROOT, 1));
+        assert!(t.get(ROOT).is_some());
+        // A lookup whose inode was forgotten between choosing it and the reply brings it back.
+        let h = t.get_or_insert("h", Kind::Dir);
+        assert!(t.forget(h, 0));
+        t.looked_up(h, "h", Kind::Dir);
+        assert_eq!(t.get(h), Some(("h".into(), Kind::Dir)));
+        assert_eq!(t.ino_of("h"), Some(h));
     }
 }

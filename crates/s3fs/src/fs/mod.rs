@@ -381,6 +381,24 @@ impl S3Fs {
             .collect()
     }
 
+    /// The kernel was handed `attr`'s inode as `name` in directory `parent` (an entry
+    /// reply): one more lookup to forget.
+    pub(crate) fn looked_up(&self, attr: &Attr, parent: u64, name: &std::ffi::OsStr) {
+        if let Ok(path) = self.child_path(parent, name) {
+            lock(&self.inodes).looked_up(attr.ino, &path, attr.kind);
+        }
+    }
+
+    /// FORGET: the kernel dropped `n` lookups of `ino`. An inode with a writer still attached
+    /// (its release may still be committing) stays until the next forget... of none: a rare
+    /// race that keeps one entry.
+    pub(crate) fn forget(&self, ino: u64, n: u64) {
+        if lock(&self.writers).contains_key(&ino) {
+            return;
+        }
+        lock(&self.inodes).forget(ino, n);
+    }
+
     pub(crate) fn inodes(&self) -> MutexGuard<'_, Inodes> {
         lock(&self.inodes)
     }
