@@ -181,6 +181,70 @@ fn append_adds_to_an_existing_object() {
     assert_eq!(fx.moto.get(&fx.bucket, "log.txt"), b"first\nsecond\n");
 }
 
+/// SEMANTICS "append": appending to an object of 5 MiB or more copies it server-side into a
+/// new upload: nothing of it is downloaded, readers on the mount see old and new bytes, an
+/// edit in place of the appended file still works, and the bucket holds it all after close.
+#[test]
+fn append_to_a_large_object_copies_it_server_side() {
+    let fx = setup();
+    let old = pattern(12 * MIB + 7, 5);
+    fs::write(fx.path("app.bin"), &old).unwrap();
+    fx.moto.record_start();
+    let mut f = OpenOptions::new()
+        .append(true)
+        .open(fx.path("app.bin"))
+        .unwrap();
+    f.write_all(b"one more line\n").unwrap();
+    // Another reader on the mount sees the old bytes and the new line before the close.
+    let seen = fs::read(fx.path("app.bin")).unwrap();
+    assert_eq!(seen.len(), old.len() + 14);
+    assert_eq!(&seen[..old.len()], &old[..]);
+    assert_eq!(&seen[old.len()..], b"one more line\n");
+    let reqs_before_read = fx.moto.record_stop();
+    close(f).unwrap();
+    assert!(
+        reqs_before_read
+            .iter()
+            .any(|(m, u)| m == "PUT" && u.contains("app.bin") && u.contains("partNumber=1")),
+        "the object is copied as part 1: {reqs_before_read:#?}"
+    );
+    let mut want = old.clone();
+    want.extend_from_slice(b"one more line\n");
+    assert_eq!(fx.moto.get(&fx.bucket, "app.bin"), want);
+
+    // Append again without reading: no byte of the object comes down.
+    fx.moto.record_start();
+    let mut f = OpenOptions::new()
+        .append(true)
+        .open(fx.path("app.bin"))
+        .unwrap();
+    f.write_all(b"and another\n").unwrap();
+    close(f).unwrap();
+    let reqs = fx.moto.record_stop();
+    assert!(
+        !reqs
+            .iter()
+            .any(|(m, u)| m == "GET" && u.contains("app.bin")),
+        "an append downloaded the object: {reqs:#?}"
+    );
+    want.extend_from_slice(b"and another\n");
+    assert_eq!(fx.moto.get(&fx.bucket, "app.bin"), want);
+
+    // An edit in place while an append is pending moves it all to local staging.
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(fx.path("app.bin"))
+        .unwrap();
+    let end = want.len() as u64;
+    f.write_all_at(b"tail", end).unwrap();
+    f.write_all_at(b"HEAD", 0).unwrap();
+    close(f).unwrap();
+    want[..4].copy_from_slice(b"HEAD");
+    want.extend_from_slice(b"tail");
+    assert_eq!(fx.moto.get(&fx.bucket, "app.bin"), want);
+}
+
 /// SEMANTICS "Reads and writes": random writes into a (multipart-sized) file in place.
 #[test]
 fn in_place_edit_of_a_large_file() {

@@ -52,6 +52,46 @@ impl S3Client {
             })
     }
 
+    /// Makes part `number` of the upload a server-side copy of bytes `start..end` of the
+    /// object `source` (no data goes through this client) and returns the part's ETag.
+    ///
+    /// # Errors
+    /// [`S3Error::NotFound`] when `source` is gone; a service error when the range is no
+    /// longer inside it or the server does not copy parts; network errors.
+    pub async fn upload_part_copy(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        source: &str,
+        start: u64,
+        end: u64,
+    ) -> Result<String, S3Error> {
+        let mut req = Req::new(Method::PUT, Some(key));
+        req.query.push(("partNumber".into(), number.to_string()));
+        req.query.push(("uploadId".into(), upload_id.into()));
+        req.amz_headers.push((
+            "x-amz-copy-source".into(),
+            format!("/{}/{}", self.bucket, super::sigv4::encode_key(source)),
+        ));
+        req.amz_headers.push((
+            "x-amz-copy-source-range".into(),
+            format!("bytes={start}-{}", end - 1),
+        ));
+        let body = self
+            .send(req)
+            .await?
+            .bytes()
+            .await
+            .map_err(S3Error::Network)?;
+        if let Some(code) = xml_text(&body, "Code") {
+            return Err(S3Error::Service { status: 200, code });
+        }
+        xml_text(&body, "ETag").ok_or(S3Error::Malformed {
+            what: "UploadPartCopy without ETag",
+        })
+    }
+
     /// Completes the upload from `(number, etag)` pairs in order; only then does the object
     /// exist (or get replaced).
     ///

@@ -34,7 +34,16 @@ struct Upload {
     /// Every part sent, at its offset: what a reader or an edit needs before the upload
     /// is complete (parts cannot be read back from S3 until then).
     spill: File,
+    /// The first bytes of the content, copied server-side from the object itself (an
+    /// append): they are not in the spill file, and the object still holds them.
+    copied: u64,
 }
+
+/// S3's smallest part but the last: an object at least this large is appended to by copying
+/// it server-side as the first parts of a new upload.
+const MIN_PART: u64 = 5 << 20;
+/// The largest copied part (S3 allows 5 GiB).
+const MAX_COPY_PART: u64 = 4 << 30;
 
 enum Mode {
     /// S3 holds the current content.
@@ -88,6 +97,29 @@ fn process_of(tid: u32) -> Option<u32> {
         return None;
     }
     field("Tgid:").and_then(|v| v.parse().ok())
+}
+
+/// Writes the object's first `len` bytes into `file` at their offsets (an append's copied
+/// start, when the file moves to local staging).
+async fn download_into(fs: &S3Fs, key: &str, file: &File, len: u64) -> Result<(), FsError> {
+    let step = fs.cfg.part_size as u64;
+    let mut off = 0;
+    while off < len {
+        let want = step.min(len - off);
+        let b = fs
+            .client
+            .get_range(key, off, want)
+            .await
+            .map_err(FsError::s3("GetObject", key))?;
+        if b.len() as u64 != want {
+            return Err(FsError::s3("GetObject", key)(S3Error::Malformed {
+                what: "the object changed under an append",
+            }));
+        }
+        file.write_all_at(&b, off)?;
+        off += want;
+    }
+    Ok(())
 }
 
 pub(super) fn join_err(key: &str) -> FsError {
@@ -239,6 +271,14 @@ impl WriteState {
                 upload: Some(up),
             } => {
                 let sent = self.size - buf.len() as u64;
+                // An append's copied start is not in the spill file: the object still has it.
+                if let Err(e) = download_into(fs, &self.key, &up.spill, up.copied).await {
+                    self.mode = Mode::Stream {
+                        buf,
+                        upload: Some(up),
+                    };
+                    return Err(e);
+                }
                 let spilled = up.spill.try_clone().and_then(|f| {
                     f.write_all_at(&buf, sent)?;
                     Ok(f)
@@ -310,7 +350,10 @@ impl WriteState {
                 upload: None,
             };
         }
-        let sequential = matches!(self.mode, Mode::Stream { .. }) && offset == self.size;
+        let mut sequential = matches!(self.mode, Mode::Stream { .. }) && offset == self.size;
+        if !sequential && matches!(self.mode, Mode::Clean) && offset == self.size {
+            sequential = self.start_append(fs).await;
+        }
         if !sequential {
             self.stage_locally(fs).await?;
         }
@@ -352,6 +395,77 @@ impl WriteState {
         Ok(len)
     }
 
+    /// An append to an object of at least [`MIN_PART`] bytes: a multipart upload whose first
+    /// parts are server-side copies of the object, after which the new data streams as
+    /// parts of its own. Nothing of the object goes through the mount (appending a line to
+    /// a 256 MiB log no longer downloads and uploads it). False when the object is too small
+    /// or the server refuses (the caller stages the file instead).
+    async fn start_append(&mut self, fs: &S3Fs) -> bool {
+        let size = self.size;
+        if size < MIN_PART || size > MAX_COPY_PART * u64::from(u16::MAX) {
+            return false;
+        }
+        let key = self.key.clone();
+        let Ok(spill) = Self::staging_file(fs) else {
+            return false;
+        };
+        let meta = self.meta.touched(epoch_secs(SystemTime::now()));
+        let id = match fs.client.create_multipart(&key, &meta).await {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::debug!(key, error = %e, "no multipart upload for the append: staging the file");
+                return false;
+            }
+        };
+        fs.journal_started(&key, &id);
+        let mut parts = Vec::new();
+        let mut start = 0;
+        while start < size {
+            let mut end = (start + MAX_COPY_PART).min(size);
+            // No part but the last may be under MIN_PART: a short remainder joins this one.
+            if size - end < MIN_PART {
+                end = size;
+            }
+            let n = u32::try_from(parts.len() + 1).unwrap_or(u32::MAX);
+            match fs
+                .client
+                .upload_part_copy(&key, &id, n, &key, start, end)
+                .await
+            {
+                Ok(etag) => parts.push((n, etag)),
+                Err(e) => {
+                    tracing::debug!(key, error = %e, "the server did not copy the object into the append: staging the file");
+                    if let Err(e) = fs.client.abort_multipart(&key, &id).await {
+                        tracing::warn!(key, error = %e, "aborting the append's upload failed");
+                    } else {
+                        fs.journal_ended(&id);
+                    }
+                    return false;
+                }
+            }
+            start = end;
+        }
+        tracing::debug!(
+            key,
+            size,
+            parts = parts.len(),
+            "appending: the object copied server-side"
+        );
+        let next = u32::try_from(parts.len() + 1).unwrap_or(u32::MAX);
+        self.mode = Mode::Stream {
+            buf: Vec::new(),
+            upload: Some(Upload {
+                id,
+                next,
+                parts,
+                inflight: VecDeque::new(),
+                spill,
+                copied: size,
+            }),
+        };
+        true
+    }
+
     /// Uploads one part, starting the multipart upload if needed; waits while
     /// `upload_concurrency` parts are already in flight (this bounds memory).
     async fn send_part(&mut self, fs: &S3Fs, part: Bytes) -> Result<(), FsError> {
@@ -375,6 +489,7 @@ impl WriteState {
                 parts: Vec::new(),
                 inflight: VecDeque::new(),
                 spill,
+                copied: 0,
             });
         }
         let Some(up) = upload.as_mut() else {
@@ -437,10 +552,29 @@ impl WriteState {
                 if offset < tail_at
                     && let Some(up) = upload
                 {
-                    let k =
-                        usize::try_from(end.min(tail_at) - offset).map_err(|_| FsError::Invalid)?;
-                    out.resize(k, 0);
-                    up.spill.read_exact_at(&mut out, offset)?;
+                    // An append's copied start from the object, the parts sent from the spill.
+                    let copied_end = end.min(tail_at).min(up.copied);
+                    if offset < copied_end {
+                        let b = fs
+                            .client
+                            .get_range(&self.key, offset, copied_end - offset)
+                            .await
+                            .map_err(FsError::s3("GetObject", &self.key))?;
+                        if b.len() as u64 != copied_end - offset {
+                            return Err(FsError::s3("GetObject", &self.key)(S3Error::Malformed {
+                                what: "the object changed under an append",
+                            }));
+                        }
+                        out.extend_from_slice(&b);
+                    }
+                    let from = offset.max(up.copied);
+                    let to = end.min(tail_at);
+                    if from < to {
+                        let at = out.len();
+                        let k = usize::try_from(to - from).map_err(|_| FsError::Invalid)?;
+                        out.resize(at + k, 0);
+                        up.spill.read_exact_at(&mut out[at..], from)?;
+                    }
                 }
                 if end > tail_at {
                     let s = usize::try_from(offset.max(tail_at) - tail_at)
