@@ -164,11 +164,27 @@ fn a_template_directory_builds_caches_and_serves_sandboxes() {
         "{}",
         text(&o)
     );
-    // A changed input runs again from the step it reaches.
+    // A changed input runs again from the step it reaches, and the layers it replaced are
+    // freed (no sandbox runs on them): rebuilding does not pile up copies of a template.
+    let layers = |srv: &Serve| -> std::collections::BTreeSet<String> {
+        std::fs::read_dir(srv.data.join("images/layers"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    let before = layers(&srv);
     write(&dir, &[("conf/app.conf", "key = other\n")]);
     let o = srv.build(&dir, &["--build-arg", "GREETING=hi"], &[]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(!String::from_utf8_lossy(&o.stdout).contains("0 steps run"));
+    let after = layers(&srv);
+    let added = after.difference(&before).count();
+    let removed = before.difference(&after).count();
+    assert!(added > 0, "the rebuild made new layers");
+    assert_eq!(
+        removed, added,
+        "the replaced layers are freed: {before:?} -> {after:?}"
+    );
 
     // Three sandboxes: start_cmd ran once, at build time, and each sees exactly one line.
     let ids: Vec<String> = (0..3).map(|_| srv.sandbox("demo")).collect();

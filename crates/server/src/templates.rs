@@ -552,6 +552,14 @@ impl Templates {
         let id = built.name.clone();
         let now = now();
         let prev = self.get(&id);
+        let replaced: Vec<_> = prev.as_ref().map_or_else(Vec::new, |p| {
+            p.built
+                .layers
+                .iter()
+                .filter(|l| !built.layers.iter().any(|n| n.diff_id == l.diff_id))
+                .cloned()
+                .collect()
+        });
         let record = StoredTemplate {
             id: id.clone(),
             built,
@@ -569,7 +577,40 @@ impl Templates {
             tracing::warn!(template_id = %id, error = %e, "the build log was not kept");
         }
         self.manager.register_template(self.config_of(&record));
+        // Removing layer trees takes a while: off the async threads.
+        let this = self.clone();
+        let freeing = id.clone();
+        let _ = tokio::task::spawn_blocking(move || this.free_replaced_layers(&freeing, &replaced))
+            .await;
         Ok(record)
+    }
+
+    /// After a rebuild: frees the previous build's layers that no template or image uses any
+    /// more (each rebuild that changed a step left a full copy of its layers before), unless a
+    /// sandbox of the template still runs on them or another build is under way (a full
+    /// collection at the next removal frees them then).
+    fn free_replaced_layers(&self, id: &str, replaced: &[bulkhead_builder::store::LayerInfo]) {
+        if replaced.is_empty() {
+            return;
+        }
+        let running = self.manager.sandboxes_of_template(id);
+        if running > 0 || self.builder.busy() {
+            tracing::info!(template_id = %id, running, "the previous build's layers are kept while they may be in use");
+            return;
+        }
+        let keep: Vec<_> = self
+            .list()
+            .iter()
+            .flat_map(|t| t.built.layers.iter().map(|l| l.diff_id.clone()))
+            .collect();
+        match self.builder.store().remove_unused_layers(replaced, &keep) {
+            Ok(freed) => {
+                tracing::info!(template_id = %id, freed, "the previous build's unused layers were freed")
+            }
+            Err(e) => {
+                tracing::warn!(template_id = %id, error = %e, "the previous build's layers were not freed")
+            }
+        }
     }
 
     /// Resolves `[storage]` with the build args, takes its credentials from the build's

@@ -241,6 +241,54 @@ impl ImageStore {
         Ok(existed)
     }
 
+    /// Removes the layers `layers` (their unpacked directory, blob and diff_id record) that
+    /// no named image references and `keep` (diff_ids) does not name: what a template's
+    /// rebuild left behind. Unlike [`ImageStore::gc`] it touches nothing else, so the step
+    /// cache keeps the layers of stages that are in no image. Returns the bytes freed.
+    ///
+    /// # Errors
+    /// When the names, an image or a layer cannot be read or removed.
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub fn remove_unused_layers(
+        &self,
+        layers: &[LayerInfo],
+        keep: &[Digest],
+    ) -> Result<u64, StoreError> {
+        let _lock = self.lock()?;
+        let names = self.read_names()?;
+        let mut used_layers: HashSet<String> = keep.iter().map(|d| d.hex().to_string()).collect();
+        let mut used_blobs = HashSet::new();
+        for (name, entry) in &names {
+            let image = self.load(name, entry)?;
+            for l in &image.layers {
+                used_blobs.insert(l.digest.hex().to_string());
+                used_layers.insert(l.diff_id.hex().to_string());
+            }
+        }
+        let mut freed = 0;
+        for l in layers {
+            let mut paths = Vec::new();
+            if !used_layers.contains(l.diff_id.hex()) {
+                paths.push(self.root.join("layers").join(l.diff_id.hex()));
+            }
+            if !used_blobs.contains(l.digest.hex()) {
+                paths.push(self.root.join("blobs/sha256").join(l.digest.hex()));
+                paths.push(self.root.join("diffids").join(l.digest.hex()));
+            }
+            for path in paths {
+                if std::fs::symlink_metadata(&path).is_err() {
+                    continue;
+                }
+                let size =
+                    nofollow::tree_size(&path).map_err(StoreError::io("measuring", &path))?;
+                nofollow::remove_any(&path).map_err(StoreError::io("removing", &path))?;
+                freed += size;
+            }
+        }
+        tracing::debug!(freed, "unused layers removed");
+        Ok(freed)
+    }
+
     /// Removes every blob and unpacked layer that no named image references and `keep`
     /// (diff_ids or blob digests) does not name. Returns the bytes freed (file lengths). Holds
     /// the store's lock; layers being built but not yet in an image must be in `keep`.
