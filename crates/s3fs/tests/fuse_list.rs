@@ -226,6 +226,18 @@ fn creates_and_removes_cost_one_request_each_and_directory_times_are_batched() {
         marker_puts < N / 2,
         "directory times are batched: {marker_puts} marker PUTs for {N} creates"
     );
+    // The new names are looked up first: in a directory this mount made (whose content it
+    // knows) no HEAD asks about them; a new listing once the type TTL passed instead.
+    assert_eq!(
+        count(&created, "HEAD", "/d/f"),
+        0,
+        "no lookup request per new name: {created:#?}"
+    );
+    let lists = created
+        .iter()
+        .filter(|(m, u)| m == "GET" && u.contains("list-type"))
+        .count();
+    assert!(lists <= N / 4, "{lists} listings for {N} creates");
 
     moto.record_start();
     for i in 0..N {

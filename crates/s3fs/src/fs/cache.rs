@@ -39,6 +39,10 @@ struct Entry {
 #[derive(Debug)]
 pub(crate) struct Cache {
     entries: HashMap<String, Entry>,
+    /// Directories whose whole listing is known (a listing ended, or this mount made them
+    /// empty), until when, and how many entries that listing had: a name not in the type
+    /// cache is absent until then, without a request.
+    complete: HashMap<String, (Instant, usize)>,
     stat_ttl: Duration,
     type_ttl: Duration,
 }
@@ -50,19 +54,43 @@ impl Cache {
     pub(crate) fn new(stat_ttl: Duration, type_ttl: Duration) -> Self {
         Self {
             entries: HashMap::new(),
+            complete: HashMap::new(),
             stat_ttl,
             type_ttl,
         }
     }
 
+    /// The whole content of directory `dir` (`entries` names) is known as of now: every
+    /// name in it has just been put, so any other is absent for the type TTL.
+    pub(crate) fn set_complete(&mut self, dir: &str, entries: usize) {
+        if self.complete.len() >= SWEEP_AT {
+            let now = Instant::now();
+            self.complete.retain(|_, (until, _)| *until > now);
+        }
+        self.complete
+            .insert(dir.to_string(), (Instant::now() + self.type_ttl, entries));
+    }
+
+    /// How many entries the last complete listing of `dir` had, if there was one (fresh or
+    /// not): a directory that is being filled is worth listing again instead of asking S3
+    /// about each new name.
+    pub(crate) fn was_complete(&self, dir: &str) -> Option<usize> {
+        self.complete.get(dir).map(|(_, n)| *n)
+    }
+
     /// What the caches still vouch for. A file whose stat expired but whose type did not is
     /// reported as unknown: its size has to be asked again.
     pub(crate) fn get(&self, path: &str) -> Option<Known> {
-        let e = self.entries.get(path)?;
         let now = Instant::now();
-        if now >= e.type_until {
-            return None;
-        }
+        let Some(e) = self.entries.get(path).filter(|e| now < e.type_until) else {
+            // Not in a directory whose whole content is known: absent.
+            let parent = super::inodes::parent_of(path);
+            return self
+                .complete
+                .get(parent)
+                .is_some_and(|(until, _)| now < *until && !path.is_empty())
+                .then_some(Known::Absent);
+        };
         match (e.kind, e.meta) {
             (None, _) => Some(Known::Absent),
             (Some(_), None) => None,
@@ -128,6 +156,8 @@ impl Cache {
         let prefix = format!("{path}/");
         self.entries
             .retain(|p, _| p != path && !p.starts_with(&prefix));
+        self.complete
+            .retain(|p, _| p != path && !p.starts_with(&prefix));
     }
 }
 
@@ -163,5 +193,24 @@ mod tests {
         c.put("e", Known::Dir(stored));
         c.put_listed("e", Known::Dir(Meta::default()));
         assert_eq!(c.get("e"), Some(Known::Dir(stored)), "a listing keeps them");
+    }
+
+    #[test]
+    fn a_name_missing_from_a_complete_listing_is_absent_until_it_expires() {
+        let mut c = Cache::new(Duration::from_secs(60), Duration::from_secs(60));
+        assert_eq!(c.get("d/x"), None);
+        c.put_listed("d/a", Known::Dir(Meta::default()));
+        c.set_complete("d", 1);
+        assert_eq!(c.get("d/x"), Some(Known::Absent));
+        assert_eq!(c.get("d/a"), None, "listed, attributes still to ask");
+        assert_eq!(c.get("e/x"), None, "another directory");
+        assert_eq!(c.get("d/a/deeper"), None, "not the listed directory");
+        assert_eq!(c.was_complete("d"), Some(1));
+        c.invalidate_tree("d");
+        assert_eq!(c.get("d/x"), None);
+        let mut c = Cache::new(Duration::ZERO, Duration::ZERO);
+        c.set_complete("d", 0);
+        assert_eq!(c.get("d/x"), None, "expired with the type TTL");
+        assert_eq!(c.was_complete("d"), Some(0));
     }
 }

@@ -82,6 +82,8 @@ impl S3Fs {
             .await
             .map_err(FsError::s3("PutObject", &key))?;
         self.cache_put(&path, Known::Dir(meta));
+        // Nothing was under it (checked above): its whole content is known, empty.
+        self.cache_set_complete(&path, 0);
         self.touch_parent(&path).await;
         Ok(Attr {
             ino: self.ino_for(&path, Kind::Dir),

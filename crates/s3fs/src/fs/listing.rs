@@ -81,12 +81,15 @@ impl S3Fs {
             name: "..".into(),
             attr: self.dir_attr(parent_ino, Meta::default()),
         });
+        let count = names.len();
         for (name, known) in names {
             let child = inodes::join(&path, &name);
             self.cache_put_listed(&child, known);
             let attr = self.attr_from(&child, known);
             out.push(DirEntry { name, attr });
         }
+        // Every name is in the type cache now: any other is absent for the type TTL.
+        self.cache_set_complete(&path, count);
         Ok(out)
     }
 

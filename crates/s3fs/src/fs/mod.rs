@@ -36,6 +36,9 @@ pub(crate) use write::WriteState;
 const MAX_KEY: usize = 1024;
 /// Longest name in a directory, in bytes.
 const MAX_NAME: usize = 255;
+/// A directory known whole with at most this many entries (one listing page) is listed
+/// again when a name in it is not in the caches.
+const RELIST_AT_MOST: usize = 1000;
 
 /// Attributes of one entry, before they become a FUSE `FileAttr`.
 #[derive(Clone, Copy, Debug)]
@@ -190,6 +193,11 @@ impl S3Fs {
         lock(&self.cache).put(path, known);
     }
 
+    /// Directory `path`'s whole content (`entries` names) is in the type cache.
+    pub(crate) fn cache_set_complete(&self, path: &str, entries: usize) {
+        lock(&self.cache).set_complete(path, entries);
+    }
+
     /// Records what a listing said; with uniform attributes that is all there is to know.
     pub(crate) fn cache_put_listed(&self, path: &str, known: Known) {
         if self.cfg.uniform() {
@@ -243,6 +251,24 @@ impl S3Fs {
             });
         }
         if let Some(k) = lock(&self.cache).get(path) {
+            return Ok(k);
+        }
+        // A directory whose whole listing was known (one being filled: creates look up each
+        // new name first) is listed again, one request for all its names, rather than asking
+        // about this one name with two.
+        let parent = inodes::parent_of(path);
+        let small = lock(&self.cache)
+            .was_complete(parent)
+            .is_some_and(|n| n <= RELIST_AT_MOST);
+        let pino = if small {
+            self.inodes().ino_of(parent)
+        } else {
+            None
+        };
+        if let Some(pino) = pino
+            && self.list_dir(pino).await.is_ok()
+            && let Some(k) = lock(&self.cache).get(path)
+        {
             return Ok(k);
         }
         let key = self.file_key(path);
