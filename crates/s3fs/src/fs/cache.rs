@@ -60,15 +60,21 @@ impl Cache {
         }
     }
 
-    /// The whole content of directory `dir` (`entries` names) is known as of now: every
-    /// name in it has just been put, so any other is absent for the type TTL.
-    pub(crate) fn set_complete(&mut self, dir: &str, entries: usize) {
+    /// The whole content of directory `dir` (`entries` names) is known as of `since` (when
+    /// the listing started: every name it put expires after this does): any other name is
+    /// absent for the type TTL from then.
+    pub(crate) fn set_complete(&mut self, dir: &str, entries: usize, since: Instant) {
         if self.complete.len() >= SWEEP_AT {
             let now = Instant::now();
             self.complete.retain(|_, (until, _)| *until > now);
         }
         self.complete
-            .insert(dir.to_string(), (Instant::now() + self.type_ttl, entries));
+            .insert(dir.to_string(), (since + self.type_ttl, entries));
+    }
+
+    /// Whether `path` was a file or directory when last told, expired or not.
+    pub(crate) fn was_present(&self, path: &str) -> bool {
+        self.entries.get(path).is_some_and(|e| e.kind.is_some())
     }
 
     /// How many entries the last complete listing of `dir` had, if there was one (fresh or
@@ -200,7 +206,7 @@ mod tests {
         let mut c = Cache::new(Duration::from_secs(60), Duration::from_secs(60));
         assert_eq!(c.get("d/x"), None);
         c.put_listed("d/a", Known::Dir(Meta::default()));
-        c.set_complete("d", 1);
+        c.set_complete("d", 1, Instant::now());
         assert_eq!(c.get("d/x"), Some(Known::Absent));
         assert_eq!(c.get("d/a"), None, "listed, attributes still to ask");
         assert_eq!(c.get("e/x"), None, "another directory");
@@ -209,7 +215,7 @@ mod tests {
         c.invalidate_tree("d");
         assert_eq!(c.get("d/x"), None);
         let mut c = Cache::new(Duration::ZERO, Duration::ZERO);
-        c.set_complete("d", 0);
+        c.set_complete("d", 0, Instant::now());
         assert_eq!(c.get("d/x"), None, "expired with the type TTL");
         assert_eq!(c.was_complete("d"), Some(0));
     }

@@ -77,13 +77,14 @@ impl S3Fs {
             return Err(FsError::Exists);
         }
         let key = self.dir_key(&path);
+        let checked = std::time::Instant::now();
         self.client
             .put_object_meta(&key, bytes::Bytes::new(), &meta)
             .await
             .map_err(FsError::s3("PutObject", &key))?;
         self.cache_put(&path, Known::Dir(meta));
         // Nothing was under it (checked above): its whole content is known, empty.
-        self.cache_set_complete(&path, 0);
+        self.cache_set_complete(&path, 0, checked);
         self.touch_parent(&path).await;
         Ok(Attr {
             ino: self.ino_for(&path, Kind::Dir),

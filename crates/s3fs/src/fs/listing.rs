@@ -28,6 +28,7 @@ impl S3Fs {
     pub(crate) async fn list_dir(&self, ino: u64) -> Result<Vec<DirEntry>, FsError> {
         let (path, _) = self.path_of(ino)?;
         let dkey = self.dir_key(&path);
+        let started = std::time::Instant::now();
         let mut names: BTreeMap<String, Known> = BTreeMap::new();
         let mut cursor: Option<PageCursor> = None;
         loop {
@@ -89,7 +90,7 @@ impl S3Fs {
             out.push(DirEntry { name, attr });
         }
         // Every name is in the type cache now: any other is absent for the type TTL.
-        self.cache_set_complete(&path, count);
+        self.cache_set_complete(&path, count, started);
         Ok(out)
     }
 

@@ -194,8 +194,8 @@ impl S3Fs {
     }
 
     /// Directory `path`'s whole content (`entries` names) is in the type cache.
-    pub(crate) fn cache_set_complete(&self, path: &str, entries: usize) {
-        lock(&self.cache).set_complete(path, entries);
+    pub(crate) fn cache_set_complete(&self, path: &str, entries: usize, since: std::time::Instant) {
+        lock(&self.cache).set_complete(path, entries, since);
     }
 
     /// Records what a listing said; with uniform attributes that is all there is to know.
@@ -256,10 +256,16 @@ impl S3Fs {
         // A directory whose whole listing was known (one being filled: creates look up each
         // new name first) is listed again, one request for all its names, rather than asking
         // about this one name with two.
+        // With stored attributes a listing cannot tell a name that exists (a HEAD still has
+        // to), so only a new name is worth it there.
         let parent = inodes::parent_of(path);
-        let small = lock(&self.cache)
-            .was_complete(parent)
-            .is_some_and(|n| n <= RELIST_AT_MOST);
+        let small = {
+            let cache = lock(&self.cache);
+            cache
+                .was_complete(parent)
+                .is_some_and(|n| n <= RELIST_AT_MOST)
+                && (self.cfg.uniform() || !cache.was_present(path))
+        };
         let pino = if small {
             self.inodes().ino_of(parent)
         } else {
