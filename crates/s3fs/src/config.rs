@@ -23,6 +23,18 @@ pub enum Attributes {
     Uniform,
 }
 
+/// How a sequential reader's data is fetched.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReadStrategy {
+    /// Concurrent ranged GETs of 8 MiB parts ahead of the reader (S3, MinIO and every server
+    /// whose ranged GET reads only its range).
+    #[default]
+    Ranged,
+    /// One streamed GET per sequential reader: for servers whose every ranged GET costs a
+    /// read of the whole object (moto, LocalStack), where many parts cost many such reads.
+    Streamed,
+}
+
 /// How one bucket (or prefix of it) is mounted. Built by the caller; this crate never reads
 /// the environment or argv.
 #[derive(Clone, Debug)]
@@ -67,6 +79,8 @@ pub struct MountConfig {
     /// What all prefetched parts ahead of their readers may hold together, in bytes; past it
     /// readers fetch only the parts they read.
     pub read_memory: usize,
+    /// Ranged parts (the default) or one streamed GET per sequential reader.
+    pub read_strategy: ReadStrategy,
     /// Per-request timeout.
     pub request_timeout: Duration,
     /// The longest one request may take, all retries included (copies and multipart
@@ -103,6 +117,7 @@ impl Default for MountConfig {
             upload_concurrency: 8,
             readahead: 64 * 1024 * 1024,
             read_memory: 128 * 1024 * 1024,
+            read_strategy: ReadStrategy::Ranged,
             request_timeout: Duration::from_secs(60),
             operation_timeout: crate::client::DEFAULT_OPERATION_TIMEOUT,
             fuse_threads: 8,

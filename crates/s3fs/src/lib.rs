@@ -35,7 +35,7 @@ mod journal;
 mod mount;
 pub mod stats;
 
-pub use config::{Attributes, MIN_PART_SIZE, MountConfig};
+pub use config::{Attributes, MIN_PART_SIZE, MountConfig, ReadStrategy};
 pub use credentials::Credentials;
 pub use error::{ConfigError, CredentialsError, FsError, MountError, S3Error};
 pub use mount::{MountHandle, S3Mount};

@@ -328,6 +328,53 @@ fn sequential_reads_take_one_get_per_part_and_random_reads_one_each() {
     assert_eq!(count(&reqs, "GET", "/ooo.bin"), offsets.len(), "{reqs:#?}");
 }
 
+/// SEMANTICS "read" (`--read-strategy streamed`): a sequential reader is served by one
+/// streamed GET, whatever order its reads arrive in; random reads stay exact ranged GETs.
+#[test]
+fn the_streamed_strategy_reads_sequentially_with_one_get() {
+    use std::os::unix::fs::FileExt;
+    const MIB: usize = 1 << 20;
+    let moto = Moto::start();
+    let bucket = bucket_name("strm");
+    moto.mkbucket(&bucket);
+    let data = common::pattern(20 * MIB + 3, 9);
+    let dir = tempfile::tempdir().unwrap();
+    let _guard = UnmountGuard(dir.path().to_path_buf());
+    let m = mount(
+        &moto,
+        &moto.endpoint,
+        &bucket,
+        dir.path(),
+        Attributes::Uniform,
+    );
+    fs::write(dir.path().join("s.bin"), &data).unwrap();
+    m.unmount().unwrap();
+    let cfg = MountConfig {
+        bucket: bucket.clone(),
+        endpoint: Some(moto.endpoint.clone()),
+        credentials: Some(Credentials::new(&moto.key_id, &moto.secret, None)),
+        attributes: Attributes::Uniform,
+        read_strategy: bulkhead_s3fs::ReadStrategy::Streamed,
+        ..MountConfig::default()
+    };
+    let m = S3Mount::mount(cfg, dir.path()).unwrap();
+    let f = fs::File::open(dir.path().join("s.bin")).unwrap();
+    moto.record_start();
+    let mut buf = vec![0u8; MIB];
+    let mut order: Vec<usize> = (0..20).map(|i| i * MIB).collect();
+    for pair in order.chunks_mut(2) {
+        pair.reverse();
+    }
+    for at in order {
+        f.read_exact_at(&mut buf, at as u64).unwrap();
+        assert_eq!(buf, data[at..at + MIB], "bytes at {at}");
+    }
+    let reqs = moto.record_stop();
+    assert_eq!(count(&reqs, "GET", "/s.bin"), 1, "{reqs:#?}");
+    drop(f);
+    m.unmount().unwrap();
+}
+
 /// SEMANTICS "Inodes": the mount keeps an inode only while the kernel does. A listing of
 /// 2,000 entries hands the kernel 2,000 inodes; when the kernel drops them from its caches
 /// (FORGET, here forced by dropping the dentry and inode caches) the mount lets them go, and

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use bulkhead_s3fs::{Attributes, Credentials, MountConfig, MountHandle, S3Mount};
+use bulkhead_s3fs::{Attributes, Credentials, MountConfig, MountHandle, ReadStrategy, S3Mount};
 use clap::Args as ClapArgs;
 
 /// Mount an S3 bucket (or a prefix of it) as a filesystem.
@@ -46,7 +46,9 @@ through this mount show at once; changes by other clients within the TTLs.
 
 READS: a sequential reader gets 8 MiB parts fetched ahead of it by concurrent ranged GETs,
 a window that starts at one part and doubles up to --readahead; all readers' parts ahead
-share --read-memory. Other reads are exact ranged GETs. Every request (retries included)
+share --read-memory. Other reads are exact ranged GETs. On a server whose every ranged GET
+reads the whole object (moto, LocalStack), --read-strategy streamed reads with one GET per
+reader instead. Every request (retries included)
 fails with EIO after --operation-timeout.
 
 CREDENTIALS, first found: --credentials-file (profile --profile or default); --profile in
@@ -117,6 +119,12 @@ pub struct Args {
     /// GETs; the window starts at one part and doubles up to this).
     #[arg(long, default_value = "64MiB", value_parser = parse_size, help_heading = "Requests")]
     pub readahead: usize,
+    /// How a sequential reader's data is fetched: ranged (concurrent 8 MiB ranged GETs ahead
+    /// of it, for S3 and every server whose ranged GET reads only its range) or streamed (one
+    /// GET per reader, for servers whose every ranged GET reads the whole object: moto,
+    /// LocalStack).
+    #[arg(long, value_enum, default_value = "ranged", help_heading = "Requests")]
+    pub read_strategy: ReadStrategyArg,
     /// Memory all prefetched parts of the mount may hold together.
     #[arg(long, default_value = "128MiB", value_parser = parse_size, help_heading = "Requests")]
     pub read_memory: usize,
@@ -130,6 +138,15 @@ pub struct Args {
     /// JSON file every 2 s and at the end (`bulkhead serve` reads it for `/metrics`).
     #[arg(long, value_name = "FILE")]
     pub stats_file: Option<PathBuf>,
+}
+
+/// `--read-strategy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReadStrategyArg {
+    /// Concurrent ranged GETs of 8 MiB parts ahead of the reader.
+    Ranged,
+    /// One streamed GET per sequential reader.
+    Streamed,
 }
 
 /// `--attributes`.
@@ -262,6 +279,10 @@ fn config(args: &Args) -> anyhow::Result<MountConfig> {
         operation_timeout: args.operation_timeout,
         readahead: args.readahead,
         read_memory: args.read_memory,
+        read_strategy: match args.read_strategy {
+            ReadStrategyArg::Ranged => ReadStrategy::Ranged,
+            ReadStrategyArg::Streamed => ReadStrategy::Streamed,
+        },
         ..MountConfig::default()
     };
     config.validate().context("invalid mount settings")?;

@@ -67,13 +67,18 @@ impl S3Fs {
         };
         let key = self.file_key(&path);
         if !writable {
-            let state = super::read::ReadState::new(
-                key,
-                size,
-                self.cfg.readahead,
-                self.read_budget.clone(),
-            );
-            return Ok(self.new_fh(Handle::Read(state)));
+            let handle = match self.cfg.read_strategy {
+                crate::ReadStrategy::Ranged => Handle::Read(super::read::ReadState::new(
+                    key,
+                    size,
+                    self.cfg.readahead,
+                    self.read_budget.clone(),
+                )),
+                crate::ReadStrategy::Streamed => Handle::ReadStreamed(tokio::sync::Mutex::new(
+                    super::read_stream::StreamReadState::new(key, size, self.cfg.readahead),
+                )),
+            };
+            return Ok(self.new_fh(handle));
         }
         self.check_writable()?;
         let state = self.attach_writer(ino, || WriteState::clean(key, path, size, meta));

@@ -13,6 +13,7 @@ mod listing;
 mod meta;
 mod namespace;
 mod read;
+mod read_stream;
 mod special;
 mod upload;
 mod write;
@@ -60,8 +61,10 @@ type Shown = Arc<Mutex<(u64, Meta)>>;
 
 /// An open file or directory.
 pub(crate) enum Handle {
-    /// Opened read-only, with its readahead state.
+    /// Opened read-only, with its readahead state: the prefetcher's parts, or one stream.
     Read(read::ReadState),
+    /// Opened read-only on a mount with `ReadStrategy::Streamed`.
+    ReadStreamed(tokio::sync::Mutex<read_stream::StreamReadState>),
     /// Opened for writing: shares one [`WriteState`] per inode with other writers.
     Write {
         ino: u64,

@@ -267,6 +267,12 @@ impl S3Fs {
                 }
                 state.read(&self.client, offset, len).await
             }
+            Handle::ReadStreamed(state) => {
+                if let Some(w) = self.writer_of(ino) {
+                    return w.lock().await.read(self, offset, len).await;
+                }
+                state.lock().await.read(&self.client, offset, len).await
+            }
             Handle::Write { state, .. } => state.lock().await.read(self, offset, len).await,
             Handle::Dir(_) => Err(FsError::IsDir),
         }
