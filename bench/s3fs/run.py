@@ -221,7 +221,8 @@ def bench_mount(kind, args, endpoint, s3, data, workdir):
     mnt = os.path.join(workdir, f"mnt-{kind}")
     os.makedirs(mnt)
     size = args.size_mib * CHUNK
-    m = Mount(kind, endpoint, bucket, mnt, args.bulkhead, workdir)
+    extra = args.mount_args.split() if kind.startswith("bulkhead") else []
+    m = Mount(kind, endpoint, bucket, mnt, args.bulkhead, workdir, extra)
     r = {}
     try:
         m.start()
@@ -350,6 +351,8 @@ def main():
     p.add_argument("--moto-server", default=os.path.join(os.path.dirname(sys.executable),
                                                           "moto_server"))
     p.add_argument("--clients", default="direct,bulkhead,bulkhead-uniform,s3fs,rclone")
+    p.add_argument("--mount-args", default="",
+                   help="more options for the bulkhead mounts, e.g. '--read-strategy streamed'")
     p.add_argument("--server", choices=["moto", "s3s-fs"], default="moto",
                    help="the S3 server every client uses (s3s-fs: bench/s3fs/setup-s3s-fs.sh)")
     p.add_argument("--json", default="bench/s3fs/results.json")
