@@ -164,6 +164,7 @@ fn validate_passes_on_a_bucket_and_fails_when_its_keys_are_revoked() {
             assert!(text.contains(&format!(
                 "bulkhead_mount_requests_total{{mount=\"{bucket}\"}}"
             )));
+            assert!(text.contains(&format!("bulkhead_mount_inodes{{mount=\"{bucket}\"}}")));
             break;
         }
         assert!(

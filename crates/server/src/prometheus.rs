@@ -24,6 +24,7 @@
 //! | `bulkhead_envd_restarts_total` | counter | |
 //! | `bulkhead_mount_requests_total`, `_retries_total`, `_errors_total` | counter | mount |
 //! | `bulkhead_mount_bytes_total` | counter | mount, direction (`up`, `down`) |
+//! | `bulkhead_mount_inodes` | gauge (held now) | mount |
 //!
 //! The mount figures come from the storage mounts' own processes (`bulkhead mount
 //! --stats-file`, one file per mount in the data dir's `mounts/`, written every 2 s); a mount
@@ -164,6 +165,7 @@ pub struct ServerMetrics {
     mount_retries: Family<MountLabel, Counter>,
     mount_errors: Family<MountLabel, Counter>,
     mount_bytes: Family<MountBytes, Counter>,
+    mount_inodes: Family<MountLabel, Gauge>,
     /// Where the mounts' stats files are, once the server says.
     mounts_dir: std::sync::OnceLock<std::path::PathBuf>,
     /// The last value read per (mount, figure), to add only what is new.
@@ -201,6 +203,12 @@ impl ServerMetrics {
         let mount_retries = Family::<MountLabel, Counter>::default();
         let mount_errors = Family::<MountLabel, Counter>::default();
         let mount_bytes = Family::<MountBytes, Counter>::default();
+        let mount_inodes = Family::<MountLabel, Gauge>::default();
+        registry.register(
+            "mount_inodes",
+            "Inodes each storage mount holds now (what the kernel has not forgotten)",
+            mount_inodes.clone(),
+        );
         registry.register(
             "mount_requests",
             "S3 requests of the storage mounts (each attempt)",
@@ -294,6 +302,7 @@ impl ServerMetrics {
             mount_retries,
             mount_errors,
             mount_bytes,
+            mount_inodes,
             mounts_dir: std::sync::OnceLock::new(),
             mount_seen: std::sync::Mutex::new(std::collections::HashMap::new()),
             scrape: std::sync::Mutex::new(()),
@@ -388,6 +397,9 @@ impl ServerMetrics {
             );
             add("retries", st.retries, &self.mount_retries.get_or_create(&m));
             add("errors", st.errors, &self.mount_errors.get_or_create(&m));
+            self.mount_inodes
+                .get_or_create(&m)
+                .set(i64::try_from(st.inodes).unwrap_or(i64::MAX));
             for (direction, now) in [("up", st.bytes_uploaded), ("down", st.bytes_downloaded)] {
                 let c = self
                     .mount_bytes
