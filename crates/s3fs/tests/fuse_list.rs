@@ -27,7 +27,19 @@ fn mount(
     dir: &Path,
     attributes: Attributes,
 ) -> MountHandle {
-    let cfg = MountConfig {
+    mount_with(moto, endpoint, bucket, dir, attributes, |_| {})
+}
+
+/// [`mount`] with `tweak` applied to the config.
+fn mount_with(
+    moto: &Moto,
+    endpoint: &str,
+    bucket: &str,
+    dir: &Path,
+    attributes: Attributes,
+    tweak: impl FnOnce(&mut MountConfig),
+) -> MountHandle {
+    let mut cfg = MountConfig {
         bucket: bucket.into(),
         endpoint: Some(endpoint.into()),
         credentials: Some(Credentials::new(&moto.key_id, &moto.secret, None)),
@@ -36,6 +48,7 @@ fn mount(
         dir_mode: 0o750,
         ..MountConfig::default()
     };
+    tweak(&mut cfg);
     S3Mount::mount(cfg, dir).unwrap()
 }
 
@@ -349,15 +362,14 @@ fn the_streamed_strategy_reads_sequentially_with_one_get() {
     );
     fs::write(dir.path().join("s.bin"), &data).unwrap();
     m.unmount().unwrap();
-    let cfg = MountConfig {
-        bucket: bucket.clone(),
-        endpoint: Some(moto.endpoint.clone()),
-        credentials: Some(Credentials::new(&moto.key_id, &moto.secret, None)),
-        attributes: Attributes::Uniform,
-        read_strategy: bulkhead_s3fs::ReadStrategy::Streamed,
-        ..MountConfig::default()
-    };
-    let m = S3Mount::mount(cfg, dir.path()).unwrap();
+    let m = mount_with(
+        &moto,
+        &moto.endpoint,
+        &bucket,
+        dir.path(),
+        Attributes::Uniform,
+        |c| c.read_strategy = bulkhead_s3fs::ReadStrategy::Streamed,
+    );
     let f = fs::File::open(dir.path().join("s.bin")).unwrap();
     moto.record_start();
     let mut buf = vec![0u8; MIB];

@@ -63,12 +63,7 @@ impl S3Client {
             Some(PageCursor::StartAfter(k)) => req.query.push(("start-after".into(), k.clone())),
             None => {}
         }
-        let body = self
-            .send(req)
-            .await?
-            .bytes()
-            .await
-            .map_err(S3Error::Network)?;
+        let body = self.send_for_body(req, false).await?;
         parse_list(&body)
     }
 }

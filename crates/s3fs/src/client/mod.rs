@@ -172,6 +172,25 @@ impl S3Client {
         }
     }
 
+    /// Sends a request and reads its whole body. `checked`: the body is an error when it
+    /// names a `<Code>` (copies and completions fail after their 200 status line).
+    pub(crate) async fn send_for_body(
+        &self,
+        req: Req<'_>,
+        checked: bool,
+    ) -> Result<Bytes, S3Error> {
+        let body = self
+            .send(req)
+            .await?
+            .bytes()
+            .await
+            .map_err(S3Error::Network)?;
+        if checked && let Some(code) = xml_text(&body, "Code") {
+            return Err(S3Error::Service { status: 200, code });
+        }
+        Ok(body)
+    }
+
     async fn send_retrying(&self, req: Req<'_>) -> Result<reqwest::Response, S3Error> {
         let mut attempt = 0;
         let mut flipped = false;

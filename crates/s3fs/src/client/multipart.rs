@@ -16,12 +16,7 @@ impl S3Client {
         let mut req = Req::new(Method::POST, Some(key));
         req.amz_headers.extend(meta.headers());
         req.query.push(("uploads".into(), String::new()));
-        let body = self
-            .send(req)
-            .await?
-            .bytes()
-            .await
-            .map_err(S3Error::Network)?;
+        let body = self.send_for_body(req, false).await?;
         xml_text(&body, "UploadId").ok_or(S3Error::Malformed {
             what: "CreateMultipartUpload without UploadId",
         })
@@ -78,15 +73,7 @@ impl S3Client {
             "x-amz-copy-source-range".into(),
             format!("bytes={start}-{}", end - 1),
         ));
-        let body = self
-            .send(req)
-            .await?
-            .bytes()
-            .await
-            .map_err(S3Error::Network)?;
-        if let Some(code) = xml_text(&body, "Code") {
-            return Err(S3Error::Service { status: 200, code });
-        }
+        let body = self.send_for_body(req, true).await?;
         xml_text(&body, "ETag").ok_or(S3Error::Malformed {
             what: "UploadPartCopy without ETag",
         })
@@ -114,16 +101,7 @@ impl S3Client {
         let mut req = Req::new(Method::POST, Some(key));
         req.query.push(("uploadId".into(), upload_id.into()));
         req.body = Some(Bytes::from(xml));
-        let body = self
-            .send(req)
-            .await?
-            .bytes()
-            .await
-            .map_err(S3Error::Network)?;
-        if let Some(code) = xml_text(&body, "Code") {
-            return Err(S3Error::Service { status: 200, code });
-        }
-        Ok(())
+        self.send_for_body(req, true).await.map(drop)
     }
 
     /// Aborts the upload, discarding its parts. Best effort: errors are only logged by the

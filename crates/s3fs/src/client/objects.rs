@@ -162,12 +162,7 @@ impl S3Client {
                 .push(("x-amz-metadata-directive".into(), "REPLACE".into()));
             req.amz_headers.extend(meta.headers());
         }
-        let resp = self.send(req).await?;
         // A copy can fail after the 200 status line: the error is then in the body.
-        let body = resp.bytes().await.map_err(S3Error::Network)?;
-        if let Some(code) = super::xml_text(&body, "Code") {
-            return Err(S3Error::Service { status: 200, code });
-        }
-        Ok(())
+        self.send_for_body(req, true).await.map(drop)
     }
 }

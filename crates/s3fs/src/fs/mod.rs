@@ -425,8 +425,8 @@ impl S3Fs {
     }
 
     /// FORGET: the kernel dropped `n` lookups of `ino`. An inode with a writer still attached
-    /// (its release may still be committing) stays until the next forget... of none: a rare
-    /// race that keeps one entry.
+    /// (its release may still be committing) stays in the table: a rare race that keeps one
+    /// entry until the mount ends.
     pub(crate) fn forget(&self, ino: u64, n: u64) {
         if lock(&self.writers).contains_key(&ino) {
             return;

@@ -402,7 +402,7 @@ impl WriteState {
     /// or the server refuses (the caller stages the file instead).
     async fn start_append(&mut self, fs: &S3Fs) -> bool {
         let size = self.size;
-        if size < MIN_PART || size > MAX_COPY_PART * u64::from(u16::MAX) {
+        if !(MIN_PART..=MAX_COPY_PART * MAX_PARTS).contains(&size) {
             return false;
         }
         let key = self.key.clone();
