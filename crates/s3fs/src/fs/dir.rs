@@ -7,6 +7,10 @@ use super::{Attr, Handle, S3Fs};
 use crate::client::Meta;
 use crate::error::FsError;
 
+/// The most entries one readdir call returns: more than a reply buffer (one page, about 25
+/// readdirplus entries) can hold, so the kernel's buffer is always filled.
+const REPLY_ENTRIES: usize = 256;
+
 /// One directory entry as readdir returns it, with the attributes readdirplus hands the
 /// kernel.
 #[derive(Clone, Debug)]
@@ -61,7 +65,14 @@ impl S3Fs {
         }
         let entries = listing.as_ref().map_or(&[][..], |l| &l.entries);
         let skip = usize::try_from(offset).unwrap_or(usize::MAX);
-        Ok(entries.iter().skip(skip).cloned().collect())
+        // The kernel's buffer holds a few dozen entries; handing it the whole rest of a
+        // 10,000-entry listing at every call would copy it quadratically.
+        Ok(entries
+            .iter()
+            .skip(skip)
+            .take(REPLY_ENTRIES)
+            .cloned()
+            .collect())
     }
 
     /// `mkdir(parent, name)`: writes the `name/` marker object, carrying `meta`.

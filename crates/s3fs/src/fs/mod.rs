@@ -282,10 +282,22 @@ impl S3Fs {
         }
         let key = self.file_key(path);
         let dkey = self.dir_key(path);
-        let (head, list) = tokio::join!(
-            self.client.head_object(&key),
-            self.client.list_page(&dkey, None, None, 1)
-        );
+        // Both at once, but a listing that shows the directory decides alone: the HEAD's
+        // answer (or its retries: some servers answer 500 for the key of a directory) is not
+        // waited for.
+        let head = self.client.head_object(&key);
+        tokio::pin!(head);
+        let mut headed = None;
+        let list = {
+            let list = self.client.list_page(&dkey, None, None, 1);
+            tokio::pin!(list);
+            loop {
+                tokio::select! {
+                    l = &mut list => break l,
+                    h = &mut head, if headed.is_none() => headed = Some(h),
+                }
+            }
+        };
         let list = list.map_err(FsError::s3("ListObjectsV2", &dkey))?;
         // A directory wins over a file of the same name: both cannot be shown.
         let uniform = self.cfg.uniform();
@@ -297,6 +309,10 @@ impl S3Fs {
         } else if !list.objects.is_empty() || !list.prefixes.is_empty() {
             Known::Dir(Meta::default())
         } else {
+            let head = match headed {
+                Some(h) => h,
+                None => head.await,
+            };
             match head.map_err(FsError::s3("HeadObject", &key))? {
                 Some(m) => Known::File {
                     size: m.size,
