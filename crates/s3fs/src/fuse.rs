@@ -526,6 +526,23 @@ impl Filesystem for FuseAdapter {
         reply.ok();
     }
 
+    /// No ioctls: ENOTTY, what a disk filesystem answers for the terminal ioctl that every
+    /// Python `open()` sends (`isatty`). The kernel does not remember the answer, so the
+    /// library's default (a warning per call) filled the log with one line per open.
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: fuser::IoctlFlags,
+        _cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: fuser::ReplyIoctl,
+    ) {
+        reply.error(Errno::ENOTTY);
+    }
+
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         // S3 has no capacity: report a large, constant amount (1 PiB in 4 KiB blocks).
         const BLOCKS: u64 = 1 << 38;

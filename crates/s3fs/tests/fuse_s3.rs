@@ -8,7 +8,7 @@ mod common;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::fd::IntoRawFd;
+use std::os::fd::{AsRawFd, IntoRawFd};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -370,6 +370,35 @@ fn endpoint_down_gives_eio_and_a_log_line_then_recovers() {
     assert_eq!(fs::read(fx.path("a.txt")).unwrap(), b"alpha");
     close(pending).expect("the retried upload succeeds once the endpoint is back");
     assert_eq!(fx.moto.get(&fx.bucket, "w.txt"), b"not yet uploaded");
+}
+
+/// SEMANTICS "Errors": ioctls are refused with ENOTTY (what `isatty`, sent by every Python
+/// `open()`, expects of a regular file), without a log line per call.
+#[test]
+fn a_terminal_ioctl_is_refused_with_enotty_and_logs_nothing() {
+    let logs = common::LogBuf::default();
+    // `try_init` also routes the FUSE library's `log` records into the buffer.
+    tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .try_init()
+        .unwrap();
+    let fx = setup();
+    fs::write(fx.path("t.txt"), b"x").unwrap();
+    for _ in 0..3 {
+        let f = File::open(fx.path("t.txt")).unwrap();
+        let mut tio = std::mem::MaybeUninit::<libc::termios>::uninit();
+        // SAFETY: TCGETS writes at most one termios into the buffer it is given.
+        let rc = unsafe { libc::ioctl(f.as_raw_fd(), libc::TCGETS, tio.as_mut_ptr()) };
+        assert_eq!(rc, -1);
+        assert_eq!(
+            std::io::Error::last_os_error().raw_os_error(),
+            Some(libc::ENOTTY)
+        );
+    }
+    let log = logs.contents();
+    assert!(!log.contains("ioctl"), "log: {log}");
 }
 
 /// SEMANTICS "Errors": a server that accepts connections and never answers fails a call with
