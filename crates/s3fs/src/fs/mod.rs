@@ -15,6 +15,7 @@ mod namespace;
 mod read;
 mod read_stream;
 mod special;
+mod spill;
 mod upload;
 mod write;
 

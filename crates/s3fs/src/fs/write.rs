@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 
 use super::S3Fs;
 use super::cache::Known;
+use super::spill::{PartBuf, Spill};
 use crate::client::Meta;
 use crate::client::meta::epoch_secs;
 use crate::error::{FsError, S3Error};
@@ -33,11 +34,18 @@ struct Upload {
     inflight: VecDeque<JoinHandle<PartResult>>,
     /// Every part sent, at its offset: what a reader or an edit needs before the upload
     /// is complete (parts cannot be read back from S3 until then).
-    spill: File,
+    spill: Spill,
+    /// Parts being written to the spill file, on blocking threads beside their uploads (the
+    /// copy into the page cache was half the mount's CPU on a large write and held up the
+    /// writer); at most [`SPILLS_IN_FLIGHT`]. Whatever reads the spill file waits for them.
+    spilling: VecDeque<JoinHandle<std::io::Result<()>>>,
     /// The first bytes of the content, copied server-side from the object itself (an
     /// append): they are not in the spill file, and the object still holds them.
     copied: u64,
 }
+
+/// Parts written to the spill file at once (each holds its part's memory until written).
+const SPILLS_IN_FLIGHT: usize = 2;
 
 /// S3's smallest part but the last: an object at least this large is appended to by copying
 /// it server-side as the first parts of a new upload.
@@ -50,7 +58,7 @@ enum Mode {
     Clean,
     /// Sequential writes from 0: the tail in memory, full parts uploaded or in flight.
     Stream {
-        buf: Vec<u8>,
+        buf: PartBuf,
         upload: Option<Upload>,
     },
     /// The whole content in a local (already unlinked) file.
@@ -122,6 +130,20 @@ async fn download_into(fs: &S3Fs, key: &str, file: &File, len: u64) -> Result<()
     Ok(())
 }
 
+fn spill_ended() -> std::io::Error {
+    std::io::Error::other("spill write task ended")
+}
+
+impl Upload {
+    /// Waits until every part sent is in the spill file.
+    async fn settle_spill(&mut self) -> Result<(), FsError> {
+        while let Some(h) = self.spilling.pop_front() {
+            h.await.map_err(|_| spill_ended())??;
+        }
+        Ok(())
+    }
+}
+
 pub(super) fn join_err(key: &str) -> FsError {
     FsError::s3("UploadPart", key)(S3Error::Malformed {
         what: "upload task ended",
@@ -156,7 +178,7 @@ impl WriteState {
             dirty: true,
             failed: false,
             mode: Mode::Stream {
-                buf: Vec::new(),
+                buf: PartBuf::default(),
                 upload: None,
             },
             shown: Arc::new(std::sync::Mutex::new((0, meta))),
@@ -261,6 +283,7 @@ impl WriteState {
     /// upload in progress is abandoned, never completed: its parts are in the spill file,
     /// which becomes the staging file, and S3 keeps the previous object until the commit.
     async fn stage_locally(&mut self, fs: &S3Fs) -> Result<(), FsError> {
+        self.settle_spill(fs).await?;
         let file = match std::mem::replace(&mut self.mode, Mode::Clean) {
             Mode::Staged(f) => {
                 self.mode = Mode::Staged(f);
@@ -272,14 +295,14 @@ impl WriteState {
             } => {
                 let sent = self.size - buf.len() as u64;
                 // An append's copied start is not in the spill file: the object still has it.
-                if let Err(e) = download_into(fs, &self.key, &up.spill, up.copied).await {
+                if let Err(e) = download_into(fs, &self.key, up.spill.file(), up.copied).await {
                     self.mode = Mode::Stream {
                         buf,
                         upload: Some(up),
                     };
                     return Err(e);
                 }
-                let spilled = up.spill.try_clone().and_then(|f| {
+                let spilled = up.spill.file().try_clone().and_then(|f| {
                     f.write_all_at(&buf, sent)?;
                     Ok(f)
                 });
@@ -346,7 +369,7 @@ impl WriteState {
         let len = u32::try_from(data.len()).map_err(|_| FsError::Invalid)?;
         if matches!(self.mode, Mode::Clean) && self.size == 0 && offset == 0 {
             self.mode = Mode::Stream {
-                buf: Vec::new(),
+                buf: PartBuf::default(),
                 upload: None,
             };
         }
@@ -373,16 +396,10 @@ impl WriteState {
                 break;
             };
             let take = (part_size - buf.len()).min(rest.len());
-            let need = buf.len() + take;
-            if buf.capacity() < need {
-                // Doubling, capped at exactly one part.
-                let target = (buf.capacity() * 2).max(need).max(64 * 1024).min(part_size);
-                buf.reserve_exact(target - buf.len());
-            }
-            buf.extend_from_slice(&rest[..take]);
+            buf.push(&rest[..take], part_size);
             rest = &rest[take..];
             self.size += take as u64;
-            let full = (buf.len() == part_size).then(|| Bytes::from(std::mem::take(buf)));
+            let full = (buf.len() == part_size).then(|| buf.take());
             // Shown before a full part waits for its upload slot.
             self.publish();
             if let Some(part) = full
@@ -453,13 +470,14 @@ impl WriteState {
         );
         let next = u32::try_from(parts.len() + 1).unwrap_or(u32::MAX);
         self.mode = Mode::Stream {
-            buf: Vec::new(),
+            buf: PartBuf::default(),
             upload: Some(Upload {
                 id,
                 next,
                 parts,
                 inflight: VecDeque::new(),
-                spill,
+                spill: Spill::new(spill),
+                spilling: VecDeque::new(),
                 copied: size,
             }),
         };
@@ -488,14 +506,21 @@ impl WriteState {
                 next: 1,
                 parts: Vec::new(),
                 inflight: VecDeque::new(),
-                spill,
+                spill: Spill::new(spill),
+                spilling: VecDeque::new(),
                 copied: 0,
             });
         }
         let Some(up) = upload.as_mut() else {
             return Ok(());
         };
-        up.spill.write_all_at(&part, at)?;
+        while up.spilling.len() >= SPILLS_IN_FLIGHT {
+            if let Some(h) = up.spilling.pop_front() {
+                h.await.map_err(|_| spill_ended())??;
+            }
+        }
+        let spill = up.spill.write_part_fn(part.clone(), at);
+        up.spilling.push_back(tokio::task::spawn_blocking(spill));
         while up.inflight.len() >= fs.cfg.upload_concurrency {
             if let Some(h) = up.inflight.pop_front() {
                 let done = h.await.map_err(|_| join_err(&key))?;
@@ -512,6 +537,20 @@ impl WriteState {
                 .await
                 .map(|etag| (n, etag))
         }));
+        Ok(())
+    }
+
+    /// Waits until every part sent is in the spill file; a part that could not be written
+    /// there fails the file as a failed upload does (its content can no longer be read).
+    async fn settle_spill(&mut self, fs: &S3Fs) -> Result<(), FsError> {
+        if let Mode::Stream {
+            upload: Some(up), ..
+        } = &mut self.mode
+            && let Err(e) = up.settle_spill().await
+        {
+            self.fail(fs).await;
+            return Err(e);
+        }
         Ok(())
     }
 
@@ -538,6 +577,7 @@ impl WriteState {
             return Ok(Bytes::new());
         }
         let n = u64::from(len).min(self.size - offset);
+        self.settle_spill(fs).await?;
         match &self.mode {
             Mode::Clean => fs
                 .client
@@ -573,7 +613,7 @@ impl WriteState {
                         let at = out.len();
                         let k = usize::try_from(to - from).map_err(|_| FsError::Invalid)?;
                         out.resize(at + k, 0);
-                        up.spill.read_exact_at(&mut out[at..], from)?;
+                        up.spill.file().read_exact_at(&mut out[at..], from)?;
                     }
                 }
                 if end > tail_at {
@@ -604,7 +644,7 @@ impl WriteState {
             self.fail(fs).await; // aborts any upload in flight
             self.failed = false;
             self.mode = Mode::Stream {
-                buf: Vec::new(),
+                buf: PartBuf::default(),
                 upload: None,
             };
         } else {
@@ -648,14 +688,14 @@ impl WriteState {
             Mode::Clean => Ok(()),
             Mode::Stream { buf, upload: None } => fs
                 .client
-                .put_object_meta(&key, Bytes::copy_from_slice(buf), &meta)
+                .put_object_meta(&key, Bytes::copy_from_slice(&buf[..]), &meta)
                 .await
                 .map_err(FsError::s3("PutObject", &key)),
             Mode::Stream {
                 buf,
                 upload: Some(_),
             } => {
-                let tail = Bytes::from(std::mem::take(buf));
+                let tail = buf.take();
                 let mut r = Ok(());
                 if !tail.is_empty() {
                     r = self.send_part(fs, tail).await;
