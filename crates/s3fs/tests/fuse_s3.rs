@@ -267,6 +267,40 @@ fn in_place_edit_of_a_large_file() {
     assert_eq!(st["sha256"], sha256_hex(&data).as_str());
 }
 
+/// SEMANTICS "Reads and writes" (a read of a file open for writing; a random write after
+/// a streamed start): the parts sent are read back from the spill file, which is written
+/// beside their uploads, and an edit after several parts stages the file from it; the
+/// bucket keeps the old object until the close.
+#[test]
+fn a_file_being_streamed_reads_back_and_takes_an_edit_from_its_spilled_parts() {
+    let fx = setup();
+    fs::write(fx.path("big.bin"), b"old").unwrap();
+    // Seven full parts (5 MiB in these tests) and a tail.
+    let mut data = pattern(7 * 5 * MIB + 12_345, 21);
+    let w = File::create(fx.path("big.bin")).unwrap();
+    for (i, c) in data.chunks(MIB).enumerate() {
+        w.write_all_at(c, (i * MIB) as u64).unwrap();
+    }
+    let back = fs::read(fx.path("big.bin")).unwrap();
+    assert_eq!(back.len(), data.len());
+    assert!(
+        back == data,
+        "a reader on the same mount sees every byte written"
+    );
+    assert_eq!(fx.moto.get(&fx.bucket, "big.bin"), b"old");
+    let patch = pattern(10_000, 5);
+    let at = 3 * 5 * MIB - 77;
+    w.write_all_at(&patch, at as u64).unwrap();
+    data[at..at + patch.len()].copy_from_slice(&patch);
+    close(w).unwrap();
+    let st = fx.moto.stat(&fx.bucket, "big.bin");
+    assert_eq!(st["sha256"], sha256_hex(&data).as_str());
+    assert!(
+        fx.moto.uploads(&fx.bucket).is_empty(),
+        "the streamed upload was aborted"
+    );
+}
+
 /// SEMANTICS "Truncate".
 #[test]
 fn truncate_shrinks_grows_and_empties() {

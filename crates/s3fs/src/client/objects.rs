@@ -77,6 +77,42 @@ impl S3Client {
         .await
     }
 
+    /// [`Self::get_range`] into `buf` (cleared first; its capacity is reused): the body is
+    /// copied chunk by chunk into memory already faulted in, rather than collected into a
+    /// new allocation per range. Returns the buffer, holding what the server sent.
+    ///
+    /// # Errors
+    /// As [`Self::get_range`].
+    pub async fn get_range_into(
+        &self,
+        key: &str,
+        start: u64,
+        len: u64,
+        mut buf: Vec<u8>,
+    ) -> Result<Vec<u8>, S3Error> {
+        buf.clear();
+        if len == 0 {
+            return Ok(buf);
+        }
+        let mut req = Req::new(Method::GET, Some(key));
+        req.headers
+            .push(("range", format!("bytes={start}-{}", start + len - 1)));
+        self.within_deadline(async {
+            let mut resp = match self.send(req).await {
+                Ok(r) => r,
+                Err(S3Error::Service { status: 416, .. }) => return Ok(buf),
+                Err(e) => return Err(e),
+            };
+            buf.reserve_exact(usize::try_from(len).unwrap_or(0));
+            while let Some(chunk) = resp.chunk().await.map_err(S3Error::Network)? {
+                buf.extend_from_slice(&chunk);
+            }
+            crate::stats::downloaded(buf.len());
+            Ok(buf)
+        })
+        .await
+    }
+
     /// GET `key` from byte `start` to the end, as a response whose body is read as a stream.
     ///
     /// # Errors

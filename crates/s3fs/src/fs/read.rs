@@ -79,7 +79,60 @@ pub(crate) struct ReadState {
     size: u64,
     max_window: u64,
     budget: Arc<Semaphore>,
+    pool: BufPool,
     inner: Mutex<Prefetch>,
+}
+
+/// The most part buffers one reader keeps for reuse once their data is no longer read.
+const POOL_MAX: usize = 2;
+
+/// Part buffers of one reader, given back when the last slice of a part is dropped and
+/// reused by the next part: a fresh 8 MiB allocation per part is mapped and faulted in page
+/// by page (a sixth of a sequential read's CPU), a reused one is not. The pool goes with
+/// the reader's handle; buffers still in use then are freed when their slices are.
+#[derive(Clone, Default)]
+struct BufPool(Arc<std::sync::Mutex<Vec<Vec<u8>>>>);
+
+/// A part's buffer, back to its pool (if it still exists) when dropped.
+struct Pooled {
+    buf: Vec<u8>,
+    pool: std::sync::Weak<std::sync::Mutex<Vec<Vec<u8>>>>,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.upgrade()
+            && let Ok(mut free) = pool.lock()
+            && free.len() < POOL_MAX
+        {
+            let mut buf = std::mem::take(&mut self.buf);
+            buf.clear();
+            free.push(buf);
+        }
+    }
+}
+
+impl BufPool {
+    fn take(&self) -> Vec<u8> {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|mut f| f.pop())
+            .unwrap_or_default()
+    }
+
+    fn wrap(&self, buf: Vec<u8>) -> Bytes {
+        Bytes::from_owner(Pooled {
+            buf,
+            pool: Arc::downgrade(&self.0),
+        })
+    }
 }
 
 impl ReadState {
@@ -89,6 +142,7 @@ impl ReadState {
             size,
             max_window: (readahead as u64 / PART).max(1),
             budget,
+            pool: BufPool::default(),
             inner: Mutex::new(Prefetch {
                 parts: BTreeMap::new(),
                 window: 1,
@@ -118,8 +172,11 @@ impl ReadState {
         };
         let (tx, rx) = watch::channel(None);
         let (client, key) = (client.clone(), self.key.clone());
+        let pool = self.pool.clone();
         let task = tokio::spawn(async move {
-            let data = match client.get_range(&key, start, end - start).await {
+            let buf = pool.take();
+            let got = client.get_range_into(&key, start, end - start, buf).await;
+            let data = match got.map(|b| pool.wrap(b)) {
                 Ok(b) if b.len() as u64 == end - start => Some(b),
                 Ok(b) => {
                     tracing::debug!(key, start, got = b.len(), "part shorter than asked");
@@ -282,6 +339,26 @@ impl S3Fs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn part_buffers_return_to_their_pool_when_the_last_slice_goes() {
+        let pool = BufPool::default();
+        let parts: Vec<Bytes> = (0..POOL_MAX + 2)
+            .map(|_| pool.wrap(vec![7u8; 1 << 20]))
+            .collect();
+        let slice = parts[0].slice(10..20);
+        drop(parts);
+        // The first part is still read through its slice; the pool keeps at most POOL_MAX.
+        assert_eq!(pool.0.lock().unwrap().len(), POOL_MAX);
+        drop(slice);
+        assert_eq!(pool.0.lock().unwrap().len(), POOL_MAX);
+        let reused = pool.take();
+        assert!(reused.capacity() >= 1 << 20 && reused.is_empty());
+        // A buffer outliving its reader's pool is simply freed.
+        let orphan = pool.wrap(vec![1, 2, 3]);
+        drop(pool);
+        assert_eq!(&orphan[..], &[1, 2, 3]);
+    }
 
     #[test]
     fn parts_are_fixed_ranges_cut_at_the_end_of_the_object() {
