@@ -146,6 +146,79 @@ fn ls_l_with_stored_attributes_fetches_them_concurrently_once_each() {
 /// SEMANTICS "Attributes" (uniform): `ls -l` costs the listing alone; every entry shows the
 /// mount's modes; new objects carry no metadata; chmod to another mode and symlinks are
 /// refused with EPERM.
+/// SEMANTICS "Listings" (stored attributes): a listing of objects that have not changed
+/// since their attributes were fetched sends no HEAD for them, after the caches' TTLs too;
+/// an object another client changed (a copy onto itself with a new mode, as `chmod`
+/// through s3fs does) is fetched again and shows the new mode.
+#[test]
+fn ls_l_again_with_stored_attributes_heads_only_what_changed() {
+    let moto = Moto::start();
+    let bucket = bucket_name("lsl2");
+    moto.mkbucket(&bucket);
+    let dir = tempfile::tempdir().unwrap();
+    let _guard = UnmountGuard(dir.path().to_path_buf());
+    let m = mount(
+        &moto,
+        &moto.endpoint,
+        &bucket,
+        dir.path(),
+        Attributes::Stored,
+    );
+    let d = dir.path().join("d");
+    fs::create_dir(&d).unwrap();
+    for i in 0..FILES {
+        let f = d.join(format!("f{i:03}"));
+        fs::write(&f, b"x").unwrap();
+        fs::set_permissions(&f, fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    m.unmount().unwrap();
+    // Attributes are remembered only from a HEAD at least 2 s after the object's last
+    // change (Last-Modified has one-second resolution).
+    std::thread::sleep(Duration::from_millis(2500));
+    let m = mount(
+        &moto,
+        &moto.endpoint,
+        &bucket,
+        dir.path(),
+        Attributes::Stored,
+    );
+    moto.record_start();
+    let first = ls_l(&d);
+    let reqs = moto.record_stop();
+    assert_eq!(count(&reqs, "HEAD", "/d/f"), FILES, "{reqs:?}");
+    assert!(
+        first.iter().all(|(mode, _)| mode == "-rw-------"),
+        "{first:?}"
+    );
+
+    moto.py(&[
+        "set-meta",
+        &bucket,
+        "d/f003",
+        "mode",
+        &format!("{}", 0o100640),
+    ]);
+    // Past every TTL of the mount (1 s) and of the kernel.
+    std::thread::sleep(Duration::from_millis(1500));
+    moto.record_start();
+    let again = ls_l(&d);
+    let reqs = moto.record_stop();
+    m.unmount().unwrap();
+    assert_eq!(
+        count(&reqs, "HEAD", "/d/f"),
+        1,
+        "only the changed object: {reqs:?}"
+    );
+    for (mode, name) in &again {
+        let want = if name == "f003" {
+            "-rw-r-----"
+        } else {
+            "-rw-------"
+        };
+        assert_eq!(mode, want, "{name}");
+    }
+}
+
 #[test]
 fn ls_l_with_uniform_attributes_sends_no_request_per_entry() {
     let moto = Moto::start();

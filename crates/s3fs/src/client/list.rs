@@ -16,6 +16,8 @@ pub struct ListedObject {
     pub size: u64,
     /// Last-Modified.
     pub mtime: SystemTime,
+    /// The ETag, without its quotes (empty when the server sent none).
+    pub etag: String,
 }
 
 /// One page of ListObjectsV2.
@@ -83,6 +85,7 @@ fn parse_list(body: &[u8]) -> Result<ListPage, S3Error> {
                     key: String::new(),
                     size: 0,
                     mtime: UNIX_EPOCH,
+                    etag: String::new(),
                 });
                 match field {
                     // Key comes first in every Contents element S3 sends.
@@ -94,6 +97,7 @@ fn parse_list(body: &[u8]) -> Result<ListPage, S3Error> {
                                     key: String::new(),
                                     size: 0,
                                     mtime: UNIX_EPOCH,
+                                    etag: String::new(),
                                 },
                             ));
                         }
@@ -101,6 +105,7 @@ fn parse_list(body: &[u8]) -> Result<ListPage, S3Error> {
                     }
                     "Size" => o.size = text.trim().parse().unwrap_or(0),
                     "LastModified" => o.mtime = parse_iso8601(text),
+                    "ETag" => o.etag = text.trim().trim_matches('"').to_string(),
                     _ => {}
                 }
             }

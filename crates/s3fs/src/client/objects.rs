@@ -18,7 +18,17 @@ pub struct ObjectMeta {
     pub mtime: SystemTime,
     /// The POSIX attributes stored with it (none for objects of other S3 clients).
     pub meta: Meta,
+    /// The ETag, without its quotes (empty when the server sent none).
+    pub etag: String,
+    /// Whether the server's clock (the response's `Date`) was at least [`SETTLED`] past
+    /// Last-Modified: any later change of the object then carries a later Last-Modified,
+    /// so an object listed with this ETag, size and Last-Modified still has this `meta`.
+    pub settled: bool,
 }
+
+/// How far the server's `Date` must be past Last-Modified for [`ObjectMeta::settled`] (a
+/// margin for the clocks of a distributed service's front ends).
+pub const SETTLED: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl S3Client {
     /// HEAD `key`. `Ok(None)` when it does not exist.
@@ -43,7 +53,19 @@ impl S3Client {
                     .and_then(|v| httpdate::parse_http_date(v).ok())
                     .unwrap_or_else(SystemTime::now);
                 let meta = Meta::from_headers(resp.headers());
-                Ok(Some(ObjectMeta { size, mtime, meta }))
+                let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok());
+                let etag = header("etag").unwrap_or("").trim_matches('"').to_string();
+                let settled = header("date")
+                    .and_then(|v| httpdate::parse_http_date(v).ok())
+                    .and_then(|date| date.duration_since(mtime).ok())
+                    .is_some_and(|past| past >= SETTLED);
+                Ok(Some(ObjectMeta {
+                    size,
+                    mtime,
+                    meta,
+                    etag,
+                    settled,
+                }))
             }
             Err(S3Error::NotFound) => Ok(None),
             Err(e) => Err(e),

@@ -17,6 +17,8 @@ const REPLY_ENTRIES: usize = 256;
 pub(crate) struct DirEntry {
     pub name: String,
     pub attr: Attr,
+    /// A file's ETag as listed (to recall its stored attributes by version).
+    pub etag: Option<String>,
 }
 
 /// The listing an open directory serves readdir from, taken at the first call.

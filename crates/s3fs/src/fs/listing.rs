@@ -30,6 +30,7 @@ impl S3Fs {
         let dkey = self.dir_key(&path);
         let started = std::time::Instant::now();
         let mut names: BTreeMap<String, Known> = BTreeMap::new();
+        let mut etags: std::collections::HashMap<String, String> = Default::default();
         let mut cursor: Option<PageCursor> = None;
         loop {
             let page = self
@@ -47,6 +48,9 @@ impl S3Fs {
                     mtime: o.mtime,
                     meta: Meta::default(),
                 });
+                if !self.cfg.uniform() && !o.etag.is_empty() {
+                    etags.insert(name.to_string(), o.etag.clone());
+                }
             }
             for p in &page.prefixes {
                 let name = p[dkey.len().min(p.len())..].trim_end_matches('/');
@@ -77,17 +81,23 @@ impl S3Fs {
         out.push(DirEntry {
             name: ".".into(),
             attr: self.dir_attr(ino, Meta::default()),
+            etag: None,
         });
         out.push(DirEntry {
             name: "..".into(),
             attr: self.dir_attr(parent_ino, Meta::default()),
+            etag: None,
         });
         let count = names.len();
         for (name, known) in names {
             let child = inodes::join(&path, &name);
             self.cache_put_listed(&child, known);
             let attr = self.attr_from(&child, known);
-            out.push(DirEntry { name, attr });
+            let etag = match known {
+                Known::File { .. } => etags.remove(&name),
+                _ => None,
+            };
+            out.push(DirEntry { name, attr, etag });
         }
         // Every name is in the type cache now: any other is absent for the type TTL.
         self.cache_set_complete(&path, count, started);
@@ -108,8 +118,9 @@ impl S3Fs {
         let jobs = entries[skip..].iter().map(|e| {
             let child = inodes::join(&path, &e.name);
             let listed = e.attr;
+            let etag = e.etag.as_deref();
             async move {
-                let known = self.stored_attrs(&child, listed).await?;
+                let known = self.stored_attrs(&child, listed, etag).await?;
                 Ok::<_, FsError>((child, known))
             }
         });
@@ -134,7 +145,12 @@ impl S3Fs {
 
     /// The stored attributes of a listed entry; `None` when it vanished since the listing
     /// (the listed values stand).
-    async fn stored_attrs(&self, child: &str, listed: Attr) -> Result<Option<Known>, FsError> {
+    async fn stored_attrs(
+        &self,
+        child: &str,
+        listed: Attr,
+        etag: Option<&str>,
+    ) -> Result<Option<Known>, FsError> {
         if let Some((size, meta)) = self.open_writer_state(child).await {
             return Ok(Some(Known::File {
                 size,
@@ -147,14 +163,15 @@ impl S3Fs {
         }
         Ok(match listed.kind {
             Kind::File => {
+                if let Some(k) =
+                    etag.and_then(|e| self.recall_attrs(child, e, listed.size, listed.mtime))
+                {
+                    return Ok(Some(k));
+                }
                 let key = self.file_key(child);
                 let head = self.client.head_object(&key).await;
                 head.map_err(FsError::s3("HeadObject", &key))?
-                    .map(|m| Known::File {
-                        size: m.size,
-                        mtime: m.mtime,
-                        meta: m.meta,
-                    })
+                    .map(|m| self.file_headed(child, m))
             }
             Kind::Dir => {
                 let key = self.dir_key(child);

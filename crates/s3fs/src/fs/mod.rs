@@ -4,6 +4,7 @@
 //! them. [`S3Fs`] keeps an inode table, a stat and type cache, and the open handles. Every
 //! method is async and runs on the mount's tokio runtime; the FUSE adapter blocks on them.
 
+mod attr_memo;
 mod cache;
 mod dir;
 mod dir_times;
@@ -82,6 +83,8 @@ pub(crate) struct S3Fs {
     prefix: String,
     inodes: Mutex<Inodes>,
     cache: Mutex<Cache>,
+    /// Stored attributes by object version (stored attributes only).
+    attr_memo: Mutex<attr_memo::AttrMemo>,
     handles: Mutex<HashMap<u64, Arc<Handle>>>,
     /// Open write states by inode, with the number of handles using each and the size and
     /// attributes each shows without its lock.
@@ -115,6 +118,7 @@ impl S3Fs {
             prefix: cfg.key_prefix(),
             inodes: Mutex::new(Inodes::new()),
             cache: Mutex::new(Cache::new(cfg.stat_cache_ttl, cfg.type_cache_ttl)),
+            attr_memo: Mutex::new(attr_memo::AttrMemo::default()),
             handles: Mutex::new(HashMap::new()),
             writers: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
@@ -218,6 +222,36 @@ impl S3Fs {
 
     pub(crate) fn cache_invalidate(&self, path: &str) {
         lock(&self.cache).invalidate_tree(path);
+        lock(&self.attr_memo).forget(path);
+    }
+
+    /// The stored attributes of file `path` as remembered for the version a listing shows
+    /// (ETag, size, Last-Modified), put into the stat cache; `None` when not remembered.
+    pub(crate) fn recall_attrs(
+        &self,
+        path: &str,
+        etag: &str,
+        size: u64,
+        mtime: SystemTime,
+    ) -> Option<Known> {
+        let (mtime, meta) = lock(&self.attr_memo).recall(path, etag, size, mtime)?;
+        let known = Known::File { size, mtime, meta };
+        self.cache_put(path, known);
+        Some(known)
+    }
+
+    /// What a HEAD of file `path` told, remembered by version when the server's clock had
+    /// settled past its Last-Modified (stored attributes only).
+    pub(crate) fn file_headed(&self, path: &str, m: crate::client::ObjectMeta) -> Known {
+        let uniform = self.cfg.uniform();
+        if m.settled && !uniform {
+            lock(&self.attr_memo).remember(path, &m.etag, m.size, m.mtime, m.meta);
+        }
+        Known::File {
+            size: m.size,
+            mtime: m.mtime,
+            meta: if uniform { Meta::default() } else { m.meta },
+        }
     }
 
     pub(crate) fn ino_for(&self, path: &str, kind: Kind) -> u64 {
@@ -263,12 +297,17 @@ impl S3Fs {
         // With stored attributes a listing cannot tell a name that exists (a HEAD still has
         // to), so only a new name is worth it there.
         let parent = inodes::parent_of(path);
+        // With stored attributes a listing cannot tell a name that exists (a HEAD still has
+        // to), so only a new name is worth it there, or a file whose attributes are
+        // remembered for the version the listing will show.
         let small = {
             let cache = lock(&self.cache);
             cache
                 .was_complete(parent)
                 .is_some_and(|n| n <= RELIST_AT_MOST)
-                && (self.cfg.uniform() || !cache.was_present(path))
+                && (self.cfg.uniform()
+                    || !cache.was_present(path)
+                    || lock(&self.attr_memo).knows(path))
         };
         let pino = if small {
             self.inodes().ino_of(parent)
@@ -276,10 +315,24 @@ impl S3Fs {
             None
         };
         if let Some(pino) = pino
-            && self.list_dir(pino).await.is_ok()
-            && let Some(k) = lock(&self.cache).get(path)
+            && let Ok(entries) = self.list_dir(pino).await
         {
-            return Ok(k);
+            if let Some(k) = lock(&self.cache).get(path) {
+                return Ok(k);
+            }
+            let name = inodes::name_of(path);
+            let listed = entries.get(2..).and_then(|e| {
+                e.binary_search_by(|d| d.name.as_str().cmp(name))
+                    .ok()
+                    .map(|i| &e[i])
+            });
+            if let Some(d) = listed
+                && d.attr.kind == Kind::File
+                && let Some(etag) = &d.etag
+                && let Some(k) = self.recall_attrs(path, etag, d.attr.size, d.attr.mtime)
+            {
+                return Ok(k);
+            }
         }
         let key = self.file_key(path);
         let dkey = self.dir_key(path);
@@ -315,11 +368,7 @@ impl S3Fs {
                 None => head.await,
             };
             match head.map_err(FsError::s3("HeadObject", &key))? {
-                Some(m) => Known::File {
-                    size: m.size,
-                    mtime: m.mtime,
-                    meta: if uniform { Meta::default() } else { m.meta },
-                },
+                Some(m) => self.file_headed(path, m),
                 None => Known::Absent,
             }
         };

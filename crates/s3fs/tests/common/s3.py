@@ -78,6 +78,13 @@ def main():
     elif cmd == "uploads":
         r = s3.list_multipart_uploads(Bucket=args[0])
         print(json.dumps(sorted(u["Key"] for u in r.get("Uploads", []))))
+    elif cmd == "set-meta":
+        # What `chmod` through another S3 client does: a copy onto itself with new metadata.
+        bucket, key, field, value = args
+        meta = s3.head_object(Bucket=bucket, Key=key).get("Metadata", {})
+        meta[field] = value
+        s3.copy_object(Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": key},
+                       Metadata=meta, MetadataDirective="REPLACE")
     elif cmd == "put":
         s3.put_object(Bucket=args[0], Key=args[1], Body=args[2].encode())
     elif cmd == "fill":
