@@ -203,7 +203,6 @@ fn ls_l_again_with_stored_attributes_heads_only_what_changed() {
     moto.record_start();
     let again = ls_l(&d);
     let reqs = moto.record_stop();
-    m.unmount().unwrap();
     assert_eq!(
         count(&reqs, "HEAD", "/d/f"),
         1,
@@ -217,6 +216,23 @@ fn ls_l_again_with_stored_attributes_heads_only_what_changed() {
         };
         assert_eq!(mode, want, "{name}");
     }
+
+    // Lookups after the TTLs (as `rm -rf` makes, one name after another) list the
+    // directory again rather than asking about each name.
+    std::thread::sleep(Duration::from_millis(1500));
+    moto.record_start();
+    for i in 0..FILES {
+        let md = fs::symlink_metadata(d.join(format!("f{i:03}"))).unwrap();
+        let want = if i == 3 { 0o640 } else { 0o600 };
+        assert_eq!(md.mode() & 0o777, want, "f{i:03}");
+    }
+    let reqs = moto.record_stop();
+    m.unmount().unwrap();
+    assert_eq!(count(&reqs, "HEAD", "/d/f"), 0, "{reqs:?}");
+    assert!(
+        reqs.len() <= 5,
+        "the lookup of d (three requests) and a listing, none per name: {reqs:?}"
+    );
 }
 
 #[test]

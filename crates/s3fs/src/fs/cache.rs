@@ -31,6 +31,8 @@ struct Entry {
     mtime: SystemTime,
     /// `None` when only a listing told about the entry.
     meta: Option<Meta>,
+    /// A file's ETag, as the listing that told about it showed it.
+    etag: Option<String>,
     stat_until: Instant,
     type_until: Instant,
 }
@@ -115,9 +117,23 @@ impl Cache {
         self.insert(path, known, true);
     }
 
-    /// Records what a listing said: the type, but not the attributes.
-    pub(crate) fn put_listed(&mut self, path: &str, known: Known) {
+    /// Records what a listing said: the type, but not the attributes; for a file, the
+    /// version (`etag`) it showed.
+    pub(crate) fn put_listed(&mut self, path: &str, known: Known, etag: Option<String>) {
         self.insert(path, known, false);
+        if let Some(e) = self.entries.get_mut(path) {
+            e.etag = etag;
+        }
+    }
+
+    /// The size, Last-Modified and ETag a listing showed for file `path`, within the type
+    /// TTL (what its remembered attributes are checked against).
+    pub(crate) fn listed_version(&self, path: &str) -> Option<(u64, SystemTime, &str)> {
+        let e = self.entries.get(path)?;
+        (Instant::now() < e.type_until && e.kind == Some(Kind::File))
+            .then_some(())
+            .and(e.etag.as_deref())
+            .map(|etag| (e.size, e.mtime, etag))
     }
 
     fn insert(&mut self, path: &str, known: Known, with_meta: bool) {
@@ -151,6 +167,7 @@ impl Cache {
                 size,
                 mtime,
                 meta,
+                etag: None,
                 stat_until,
                 type_until: now + self.type_ttl,
             },
@@ -190,14 +207,14 @@ mod tests {
         c.invalidate_tree("a");
         assert_eq!(c.get("n"), Some(Known::Absent));
         let mut c = Cache::new(Duration::from_secs(60), Duration::from_secs(60));
-        c.put_listed("d", Known::Dir(Meta::default()));
+        c.put_listed("d", Known::Dir(Meta::default()), None);
         assert_eq!(c.get("d"), None, "a listing does not vouch for attributes");
         let stored = Meta {
             uid: Some(7),
             ..Meta::default()
         };
         c.put("e", Known::Dir(stored));
-        c.put_listed("e", Known::Dir(Meta::default()));
+        c.put_listed("e", Known::Dir(Meta::default()), None);
         assert_eq!(c.get("e"), Some(Known::Dir(stored)), "a listing keeps them");
     }
 
@@ -205,7 +222,7 @@ mod tests {
     fn a_name_missing_from_a_complete_listing_is_absent_until_it_expires() {
         let mut c = Cache::new(Duration::from_secs(60), Duration::from_secs(60));
         assert_eq!(c.get("d/x"), None);
-        c.put_listed("d/a", Known::Dir(Meta::default()));
+        c.put_listed("d/a", Known::Dir(Meta::default()), None);
         c.set_complete("d", 1, Instant::now());
         assert_eq!(c.get("d/x"), Some(Known::Absent));
         assert_eq!(c.get("d/a"), None, "listed, attributes still to ask");

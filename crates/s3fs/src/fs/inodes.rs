@@ -181,11 +181,6 @@ pub(crate) fn join(parent: &str, name: &str) -> String {
     }
 }
 
-/// The last component of `path`.
-pub(crate) fn name_of(path: &str) -> &str {
-    path.rfind('/').map_or(path, |i| &path[i + 1..])
-}
-
 /// The parent path of `path` (`""` for top-level entries).
 pub(crate) fn parent_of(path: &str) -> &str {
     path.rfind('/').map_or("", |i| &path[..i])

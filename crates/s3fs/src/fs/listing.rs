@@ -91,12 +91,12 @@ impl S3Fs {
         let count = names.len();
         for (name, known) in names {
             let child = inodes::join(&path, &name);
-            self.cache_put_listed(&child, known);
-            let attr = self.attr_from(&child, known);
             let etag = match known {
                 Known::File { .. } => etags.remove(&name),
                 _ => None,
             };
+            self.cache_put_listed(&child, known, etag.clone());
+            let attr = self.attr_from(&child, known);
             out.push(DirEntry { name, attr, etag });
         }
         // Every name is in the type cache now: any other is absent for the type TTL.

@@ -207,12 +207,23 @@ impl S3Fs {
     }
 
     /// Records what a listing said; with uniform attributes that is all there is to know.
-    pub(crate) fn cache_put_listed(&self, path: &str, known: Known) {
+    pub(crate) fn cache_put_listed(&self, path: &str, known: Known, etag: Option<String>) {
         if self.cfg.uniform() {
             lock(&self.cache).put(path, known);
         } else {
-            lock(&self.cache).put_listed(path, known);
+            lock(&self.cache).put_listed(path, known, etag);
         }
+    }
+
+    /// The stored attributes of file `path` remembered for the version its last listing
+    /// (within the type TTL) showed.
+    fn recall_listed(&self, path: &str) -> Option<Known> {
+        let (size, mtime, etag) = {
+            let cache = lock(&self.cache);
+            let (size, mtime, etag) = cache.listed_version(path)?;
+            (size, mtime, etag.to_string())
+        };
+        self.recall_attrs(path, &etag, size, mtime)
     }
 
     /// What the caches vouch for about `path`, without asking S3.
@@ -291,6 +302,11 @@ impl S3Fs {
         if let Some(k) = lock(&self.cache).get(path) {
             return Ok(k);
         }
+        if !self.cfg.uniform()
+            && let Some(k) = self.recall_listed(path)
+        {
+            return Ok(k);
+        }
         // A directory whose whole listing was known (one being filled: creates look up each
         // new name first) is listed again, one request for all its names, rather than asking
         // about this one name with two.
@@ -315,22 +331,12 @@ impl S3Fs {
             None
         };
         if let Some(pino) = pino
-            && let Ok(entries) = self.list_dir(pino).await
+            && self.list_dir(pino).await.is_ok()
         {
             if let Some(k) = lock(&self.cache).get(path) {
                 return Ok(k);
             }
-            let name = inodes::name_of(path);
-            let listed = entries.get(2..).and_then(|e| {
-                e.binary_search_by(|d| d.name.as_str().cmp(name))
-                    .ok()
-                    .map(|i| &e[i])
-            });
-            if let Some(d) = listed
-                && d.attr.kind == Kind::File
-                && let Some(etag) = &d.etag
-                && let Some(k) = self.recall_attrs(path, etag, d.attr.size, d.attr.mtime)
-            {
+            if let Some(k) = self.recall_listed(path) {
                 return Ok(k);
             }
         }
