@@ -42,14 +42,16 @@ fifos and device nodes are refused with EPERM.
 CACHING: sizes, times and attributes are trusted for --stat-cache-ttl and file / directory /
 absent for --type-cache-ttl, counted from when the whole listing or the lookup that told
 them was done; the kernel caches attributes and names for --stat-cache-ttl. Changes made
-through this mount show at once; changes by other clients within the TTLs.
+through this mount show at once; changes by other clients within the TTLs. Stored
+attributes are also remembered by object version (ETag, size, Last-Modified): a directory
+listed again after the TTLs needs a HEAD only for the objects that changed.
 
 READS: a sequential reader gets 8 MiB parts fetched ahead of it by concurrent ranged GETs,
 a window that starts at one part and doubles up to --readahead; all readers' parts ahead
 share --read-memory. Other reads are exact ranged GETs. On a server whose every ranged GET
 reads the whole object (moto, LocalStack), --read-strategy streamed reads with one GET per
-reader instead. Every request (retries included)
-fails with EIO after --operation-timeout.
+reader instead. Every request (retries included) fails with EIO after
+--operation-timeout.
 
 CREDENTIALS, first found: --credentials-file (profile --profile or default); --profile in
 $AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials; AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY
