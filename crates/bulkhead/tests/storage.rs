@@ -394,13 +394,23 @@ fn local_storage_with_a_prefix_per_sandbox() {
 }
 
 /// Two sandboxes sharing the whole bucket write different files at once; each then reads
-/// what the other wrote (visible once the stat cache's TTL has passed).
+/// what the other wrote (visible once the stat cache's TTL has passed), through a mount that
+/// reads with one streamed GET per reader (`--storage-read-strategy streamed`).
 #[test]
 fn sandboxes_share_a_bucket() {
     let bucket = bucket_name("shared");
     let moto = Moto::start_with_auth(&bucket);
     let data = data_dir();
-    let srv = Serve::start(data.path(), &moto, &bucket, &[]);
+    // moto reads the whole object for every ranged GET: the streamed reader suits it.
+    let srv = Serve::start(
+        data.path(),
+        &moto,
+        &bucket,
+        &["--storage-read-strategy", "streamed"],
+    );
+    let record = std::fs::read_to_string(data.path().join(format!("mounts/{bucket}.json")))
+        .expect("the storage mount's recorded configuration");
+    assert!(record.contains(r#""read_strategy":"streamed""#), "{record}");
     let (a, b) = (srv.create(&[]), srv.create(&[]));
     std::thread::scope(|s| {
         for (id, name) in [(&a, "a"), (&b, "b")] {

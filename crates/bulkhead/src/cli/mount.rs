@@ -151,6 +151,16 @@ pub enum ReadStrategyArg {
     Streamed,
 }
 
+impl ReadStrategyArg {
+    /// The value as `--read-strategy` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ranged => "ranged",
+            Self::Streamed => "streamed",
+        }
+    }
+}
+
 /// `--attributes`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum AttributesArg {

@@ -295,6 +295,18 @@ pub struct Args {
     /// Mount the storage read-only inside sandboxes.
     #[arg(long, env = "BULKHEAD_STORAGE_READ_ONLY", help_heading = "Storage")]
     pub(crate) storage_read_only: bool,
+    /// How the storage mount reads a file sequentially: ranged (concurrent ranged GETs of
+    /// 8 MiB parts ahead of the reader, for S3 and every server whose ranged GET reads only
+    /// its range) or streamed (one GET per reader, for moto and LocalStack, whose every
+    /// ranged GET reads the whole object).
+    #[arg(
+        long,
+        value_enum,
+        env = "BULKHEAD_STORAGE_READ_STRATEGY",
+        default_value = "ranged",
+        help_heading = "Storage"
+    )]
+    pub(crate) storage_read_strategy: super::mount::ReadStrategyArg,
     /// Give each sandbox only this sub-path of the storage, e.g. 'executions/{sandbox_id}'.
     #[arg(
         long,

@@ -12,6 +12,7 @@ use anyhow::{Context, bail};
 use bulkhead_store::DataDir;
 use serde::{Deserialize, Serialize};
 
+use super::mount::ReadStrategyArg;
 use super::serve::Args;
 
 /// What the running mount was started with; a change means a new mount.
@@ -24,6 +25,13 @@ struct Recorded {
     read_only: bool,
     /// `--attributes` of the mount (a mount recorded without it predates uniform ones).
     attributes: String,
+    /// `--read-strategy` of the mount (one recorded without it read in ranges).
+    #[serde(default = "ranged")]
+    read_strategy: String,
+}
+
+fn ranged() -> String {
+    "ranged".into()
 }
 
 fn is_live_fuse_mount(path: &Path) -> bool {
@@ -61,6 +69,8 @@ pub struct MountSpec<'a> {
     pub profile: Option<&'a str>,
     /// A credentials file (shared credentials format).
     pub credentials_file: Option<&'a Path>,
+    /// `--read-strategy` of the mount.
+    pub read_strategy: ReadStrategyArg,
 }
 
 /// Makes sure the bucket is mounted at `<data-dir>/mounts/<bucket>` by a live daemon with
@@ -74,6 +84,7 @@ pub fn ensure(args: &Args, layout: &DataDir, bucket: &str) -> anyhow::Result<Pat
         read_only: args.storage_read_only,
         profile: args.storage_profile.as_deref(),
         credentials_file: args.storage_credentials_file.as_deref(),
+        read_strategy: args.storage_read_strategy,
     };
     ensure_named(layout, bucket, &spec)
 }
@@ -91,6 +102,7 @@ pub fn ensure_named(layout: &DataDir, name: &str, spec: &MountSpec<'_>) -> anyho
         region: spec.region.to_string(),
         read_only: spec.read_only,
         attributes: "uniform".into(),
+        read_strategy: spec.read_strategy.name().into(),
     };
     std::fs::create_dir_all(&mountpoint)
         .with_context(|| format!("creating {}", mountpoint.display()))?;
@@ -136,6 +148,7 @@ pub fn ensure_named(layout: &DataDir, name: &str, spec: &MountSpec<'_>) -> anyho
         "allow_other",
     ]);
     cmd.args(["--region", spec.region]);
+    cmd.args(["--read-strategy", spec.read_strategy.name()]);
     cmd.arg("--log-file")
         .arg(layout.mounts().join(format!("{name}.log")));
     cmd.arg("--stats-file").arg(layout.mounts().join(format!(
@@ -220,6 +233,7 @@ impl bulkhead_server::templates::StorageMounter for TemplateMounts {
             read_only: s.read_only,
             profile: None,
             credentials_file,
+            read_strategy: ReadStrategyArg::Ranged,
         };
         std::fs::create_dir_all(self.0.mounts()).map_err(|e| e.to_string())?;
         ensure_named(&self.0, &format!("template-{template_id}"), &spec)
