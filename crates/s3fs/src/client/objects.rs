@@ -127,6 +127,12 @@ impl S3Client {
             };
             buf.reserve_exact(usize::try_from(len).unwrap_or(0));
             while let Some(chunk) = resp.chunk().await.map_err(S3Error::Network)? {
+                // A server that ignores the range must not grow the buffer to the object.
+                if (buf.len() + chunk.len()) as u64 > len {
+                    return Err(S3Error::Malformed {
+                        what: "a ranged GET answered with more than the range",
+                    });
+                }
                 buf.extend_from_slice(&chunk);
             }
             crate::stats::downloaded(buf.len());

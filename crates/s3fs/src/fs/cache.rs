@@ -130,7 +130,9 @@ impl Cache {
     /// TTL (what its remembered attributes are checked against).
     pub(crate) fn listed_version(&self, path: &str) -> Option<(u64, SystemTime, &str)> {
         let e = self.entries.get(path)?;
-        (Instant::now() < e.type_until && e.kind == Some(Kind::File))
+        // The listing's size and Last-Modified are a stat: trusted for the stat TTL only.
+        let now = Instant::now();
+        (now < e.type_until && now < e.stat_until && e.kind == Some(Kind::File))
             .then_some(())
             .and(e.etag.as_deref())
             .map(|etag| (e.size, e.mtime, etag))
@@ -216,6 +218,30 @@ mod tests {
         c.put("e", Known::Dir(stored));
         c.put_listed("e", Known::Dir(Meta::default()), None);
         assert_eq!(c.get("e"), Some(Known::Dir(stored)), "a listing keeps them");
+    }
+
+    #[test]
+    fn a_listed_version_is_trusted_for_the_stat_ttl_only() {
+        let file = Known::File {
+            size: 10,
+            mtime: SystemTime::UNIX_EPOCH,
+            meta: Meta::default(),
+        };
+        let mut c = Cache::new(Duration::ZERO, Duration::from_secs(60));
+        c.put_listed("f", file, Some("e1".into()));
+        assert_eq!(c.listed_version("f"), None, "its size is a stat");
+        let mut c = Cache::new(Duration::from_secs(60), Duration::from_secs(60));
+        c.put_listed("f", file, Some("e1".into()));
+        assert_eq!(
+            c.listed_version("f"),
+            Some((10, SystemTime::UNIX_EPOCH, "e1"))
+        );
+        c.put("f", file);
+        assert_eq!(
+            c.listed_version("f"),
+            None,
+            "our own write has no listed version"
+        );
     }
 
     #[test]

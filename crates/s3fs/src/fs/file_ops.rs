@@ -73,6 +73,7 @@ impl S3Fs {
                     size,
                     self.cfg.readahead,
                     self.read_budget.clone(),
+                    self.read_pool.clone(),
                 )),
                 crate::ReadStrategy::Streamed => Handle::ReadStreamed(tokio::sync::Mutex::new(
                     super::read_stream::StreamReadState::new(key, size, self.cfg.readahead),

@@ -97,6 +97,8 @@ pub(crate) struct S3Fs {
     /// The memory prefetched reads may hold ahead of their readers, mount-wide
     /// ([`read::BUDGET_UNIT`]s).
     read_budget: Arc<tokio::sync::Semaphore>,
+    /// Part buffers of finished prefetched parts, for the next ones.
+    read_pool: read::BufPool,
     /// Shown as the mtime of directories, which S3 does not have.
     pub(crate) mount_time: SystemTime,
 }
@@ -126,6 +128,7 @@ impl S3Fs {
             read_budget: Arc::new(tokio::sync::Semaphore::new(
                 (cfg.read_memory / read::BUDGET_UNIT).max(1),
             )),
+            read_pool: read::BufPool::default(),
             mount_time: SystemTime::now(),
             cfg,
         }

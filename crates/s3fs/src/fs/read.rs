@@ -83,15 +83,15 @@ pub(crate) struct ReadState {
     inner: Mutex<Prefetch>,
 }
 
-/// The most part buffers one reader keeps for reuse once their data is no longer read.
-const POOL_MAX: usize = 2;
+/// The most part buffers the mount keeps for reuse once their data is no longer read (beyond
+/// the read budget, which counts the parts in use: 32 MiB at most, idle).
+const POOL_MAX: usize = 4;
 
-/// Part buffers of one reader, given back when the last slice of a part is dropped and
-/// reused by the next part: a fresh 8 MiB allocation per part is mapped and faulted in page
-/// by page (a sixth of a sequential read's CPU), a reused one is not. The pool goes with
-/// the reader's handle; buffers still in use then are freed when their slices are.
+/// Part buffers of the mount's readers, given back when the last slice of a part is
+/// dropped and reused by the next part: a fresh 8 MiB allocation per part is mapped and
+/// faulted in page by page (a sixth of a sequential read's CPU), a reused one is not.
 #[derive(Clone, Default)]
-struct BufPool(Arc<std::sync::Mutex<Vec<Vec<u8>>>>);
+pub(crate) struct BufPool(Arc<std::sync::Mutex<Vec<Vec<u8>>>>);
 
 /// A part's buffer, back to its pool (if it still exists) when dropped.
 struct Pooled {
@@ -136,13 +136,19 @@ impl BufPool {
 }
 
 impl ReadState {
-    pub(crate) fn new(key: String, size: u64, readahead: usize, budget: Arc<Semaphore>) -> Self {
+    pub(crate) fn new(
+        key: String,
+        size: u64,
+        readahead: usize,
+        budget: Arc<Semaphore>,
+        pool: BufPool,
+    ) -> Self {
         Self {
             key,
             size,
             max_window: (readahead as u64 / PART).max(1),
             budget,
-            pool: BufPool::default(),
+            pool,
             inner: Mutex::new(Prefetch {
                 parts: BTreeMap::new(),
                 window: 1,
@@ -367,11 +373,18 @@ mod tests {
             2 * PART + 5,
             64 << 20,
             Arc::new(Semaphore::new(1)),
+            BufPool::default(),
         );
         assert_eq!(s.part_range(0), (0, PART));
         assert_eq!(s.part_range(2), (2 * PART, 2 * PART + 5));
         assert_eq!(s.max_window, 8);
-        let s = ReadState::new("k".into(), 1, 1 << 20, Arc::new(Semaphore::new(1)));
+        let s = ReadState::new(
+            "k".into(),
+            1,
+            1 << 20,
+            Arc::new(Semaphore::new(1)),
+            BufPool::default(),
+        );
         assert_eq!(s.max_window, 1);
     }
 }
