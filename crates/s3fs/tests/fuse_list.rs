@@ -370,6 +370,22 @@ fn creates_and_removes_cost_one_request_each_and_directory_times_are_batched() {
 /// no part is fetched for it.
 #[test]
 fn sequential_reads_take_one_get_per_part_and_random_reads_one_each() {
+    // Five parts, the last one short.
+    reads_cost(bulkhead_s3fs::ReadStrategy::Ranged, 5);
+}
+
+/// SEMANTICS "read" (`--read-strategy streamed`): a sequential reader is served by one
+/// streamed GET, whatever order its reads arrive in; random reads stay exact ranged GETs.
+#[test]
+fn the_streamed_strategy_reads_sequentially_with_one_get() {
+    reads_cost(bulkhead_s3fs::ReadStrategy::Streamed, 1);
+}
+
+/// Reads a 36 MiB object through a mount with `strategy`: sequentially in 1 MiB reads (with
+/// neighbours swapped, as the kernel's readahead sends them across FUSE threads, a read
+/// across a part boundary and the short tail), which must cost `sequential_gets` GETs; then
+/// four reads far apart, one exact ranged GET each.
+fn reads_cost(strategy: bulkhead_s3fs::ReadStrategy, sequential_gets: usize) {
     use std::os::unix::fs::FileExt;
     const MIB: usize = 1 << 20;
     let moto = Moto::start();
@@ -377,7 +393,6 @@ fn sequential_reads_take_one_get_per_part_and_random_reads_one_each() {
     moto.mkbucket(&bucket);
     let dir = tempfile::tempdir().unwrap();
     let _guard = UnmountGuard(dir.path().to_path_buf());
-    // Five parts, the last one short.
     let data = common::pattern(36 * MIB + 5, 3);
     let m = mount(
         &moto,
@@ -389,18 +404,17 @@ fn sequential_reads_take_one_get_per_part_and_random_reads_one_each() {
     fs::write(dir.path().join("ooo.bin"), &data).unwrap();
     m.unmount().unwrap();
 
-    let m = mount(
+    let m = mount_with(
         &moto,
         &moto.endpoint,
         &bucket,
         dir.path(),
         Attributes::Stored,
+        |c| c.read_strategy = strategy,
     );
     let f = fs::File::open(dir.path().join("ooo.bin")).unwrap();
     moto.record_start();
     let mut buf = vec![0u8; MIB];
-    // Sequential overall, with neighbours swapped, a read across a part boundary and the
-    // short tail.
     let mut order: Vec<usize> = (0..36).map(|i| i * MIB).collect();
     for pair in order.chunks_mut(2) {
         pair.reverse();
@@ -414,7 +428,11 @@ fn sequential_reads_take_one_get_per_part_and_random_reads_one_each() {
     assert_eq!(&buf[..n], &data[36 * MIB..]);
     let reqs = moto.record_stop();
     drop(f);
-    assert_eq!(count(&reqs, "GET", "/ooo.bin"), 5, "{reqs:#?}");
+    assert_eq!(
+        count(&reqs, "GET", "/ooo.bin"),
+        sequential_gets,
+        "{reqs:#?}"
+    );
 
     // Random reads: far apart, one exact ranged GET each, nothing fetched ahead.
     let f = fs::File::open(dir.path().join("ooo.bin")).unwrap();
@@ -429,52 +447,6 @@ fn sequential_reads_take_one_get_per_part_and_random_reads_one_each() {
     drop(f);
     m.unmount().unwrap();
     assert_eq!(count(&reqs, "GET", "/ooo.bin"), offsets.len(), "{reqs:#?}");
-}
-
-/// SEMANTICS "read" (`--read-strategy streamed`): a sequential reader is served by one
-/// streamed GET, whatever order its reads arrive in; random reads stay exact ranged GETs.
-#[test]
-fn the_streamed_strategy_reads_sequentially_with_one_get() {
-    use std::os::unix::fs::FileExt;
-    const MIB: usize = 1 << 20;
-    let moto = Moto::start();
-    let bucket = bucket_name("strm");
-    moto.mkbucket(&bucket);
-    let data = common::pattern(20 * MIB + 3, 9);
-    let dir = tempfile::tempdir().unwrap();
-    let _guard = UnmountGuard(dir.path().to_path_buf());
-    let m = mount(
-        &moto,
-        &moto.endpoint,
-        &bucket,
-        dir.path(),
-        Attributes::Uniform,
-    );
-    fs::write(dir.path().join("s.bin"), &data).unwrap();
-    m.unmount().unwrap();
-    let m = mount_with(
-        &moto,
-        &moto.endpoint,
-        &bucket,
-        dir.path(),
-        Attributes::Uniform,
-        |c| c.read_strategy = bulkhead_s3fs::ReadStrategy::Streamed,
-    );
-    let f = fs::File::open(dir.path().join("s.bin")).unwrap();
-    moto.record_start();
-    let mut buf = vec![0u8; MIB];
-    let mut order: Vec<usize> = (0..20).map(|i| i * MIB).collect();
-    for pair in order.chunks_mut(2) {
-        pair.reverse();
-    }
-    for at in order {
-        f.read_exact_at(&mut buf, at as u64).unwrap();
-        assert_eq!(buf, data[at..at + MIB], "bytes at {at}");
-    }
-    let reqs = moto.record_stop();
-    assert_eq!(count(&reqs, "GET", "/s.bin"), 1, "{reqs:#?}");
-    drop(f);
-    m.unmount().unwrap();
 }
 
 /// SEMANTICS "Inodes": the mount keeps an inode only while the kernel does. A listing of
