@@ -77,26 +77,9 @@ impl S3Client {
     /// # Errors
     /// [`S3Error::NotFound`] when the object is gone; network and service errors.
     pub async fn get_range(&self, key: &str, start: u64, len: u64) -> Result<Bytes, S3Error> {
-        if len == 0 {
-            return Ok(Bytes::new());
-        }
-        let mut req = Req::new(Method::GET, Some(key));
-        req.headers
-            .push(("range", format!("bytes={start}-{}", start + len - 1)));
-        // The body's reading too is within the deadline: a server that sends the headers and
-        // then stalls must not hold the read.
-        self.within_deadline(async {
-            let resp = match self.send(req).await {
-                Ok(r) => r,
-                // 416: the range starts at or past the end of the object.
-                Err(S3Error::Service { status: 416, .. }) => return Ok(Bytes::new()),
-                Err(e) => return Err(e),
-            };
-            let body = resp.bytes().await.map_err(S3Error::Network)?;
-            crate::stats::downloaded(body.len());
-            Ok(body)
-        })
-        .await
+        self.get_range_into(key, start, len, Vec::new())
+            .await
+            .map(Bytes::from)
     }
 
     /// [`Self::get_range`] into `buf` (cleared first; its capacity is reused): the body is
@@ -119,9 +102,12 @@ impl S3Client {
         let mut req = Req::new(Method::GET, Some(key));
         req.headers
             .push(("range", format!("bytes={start}-{}", start + len - 1)));
+        // The body's reading too is within the deadline: a server that sends the headers and
+        // then stalls must not hold the read.
         self.within_deadline(async {
             let mut resp = match self.send(req).await {
                 Ok(r) => r,
+                // 416: the range starts at or past the end of the object.
                 Err(S3Error::Service { status: 416, .. }) => return Ok(buf),
                 Err(e) => return Err(e),
             };
