@@ -292,25 +292,46 @@ impl ReadState {
             let data = rx.wait_for(Option::is_some).await.ok()?.clone().flatten()?;
             pieces.push(data);
         }
-        let first_start = (offset / PART) * PART;
-        if let [only] = pieces.as_slice() {
-            let (s, e) = (
-                usize::try_from(offset - first_start).ok()?,
-                usize::try_from(end - first_start).ok()?,
-            );
-            return only.get(s..e).map(|_| only.slice(s..e));
-        }
-        let mut out = BytesMut::with_capacity(usize::try_from(end - offset).ok()?);
-        let mut at = first_start;
-        for piece in &pieces {
-            let p_end = at + piece.len() as u64;
-            let s = usize::try_from(offset.max(at) - at).ok()?;
-            let e = usize::try_from(end.min(p_end) - at).ok()?;
-            out.extend_from_slice(piece.get(s..e)?);
-            at = p_end;
-        }
-        (out.len() as u64 == end - offset).then(|| out.freeze())
+        let mut at = (offset / PART) * PART;
+        let placed = pieces.iter().map(|p| {
+            let start = at;
+            at += p.len() as u64;
+            (start, p)
+        });
+        gather(placed, offset, end)
     }
+}
+
+/// `[start, end)` out of `pieces` (each at its offset, in order): a slice of the one piece
+/// that holds it all, else a copy; `None` unless they cover it whole.
+pub(super) fn gather<'a>(
+    pieces: impl IntoIterator<Item = (u64, &'a Bytes)>,
+    start: u64,
+    end: u64,
+) -> Option<Bytes> {
+    let mut covering = pieces
+        .into_iter()
+        .filter(|(at, p)| at + p.len() as u64 > start && *at < end)
+        .peekable();
+    let (first_at, first) = covering.next()?;
+    let s = usize::try_from(start.checked_sub(first_at)?).ok()?;
+    let first_end = first_at + first.len() as u64;
+    if end <= first_end {
+        let e = usize::try_from(end - first_at).ok()?;
+        return Some(first.slice(s..e));
+    }
+    let mut out = BytesMut::with_capacity(usize::try_from(end - start).ok()?);
+    out.extend_from_slice(first.get(s..)?);
+    let mut next_at = first_end;
+    for (at, piece) in covering {
+        if at != next_at {
+            return None;
+        }
+        let e = usize::try_from(end.min(at + piece.len() as u64) - at).ok()?;
+        out.extend_from_slice(piece.get(..e)?);
+        next_at = at + piece.len() as u64;
+    }
+    (out.len() as u64 == end - start).then(|| out.freeze())
 }
 
 impl S3Fs {
@@ -345,6 +366,20 @@ impl S3Fs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gather_slices_one_piece_and_copies_across_pieces() {
+        let a = Bytes::from_static(b"abcd");
+        let b = Bytes::from_static(b"efgh");
+        let pieces = [(10, &a), (14, &b)];
+        let one = gather(pieces, 11, 13).unwrap();
+        assert_eq!(&one[..], b"bc");
+        assert_eq!(one.as_ptr(), a[1..].as_ptr(), "a slice, not a copy");
+        assert_eq!(&gather(pieces, 12, 16).unwrap()[..], b"cdef");
+        assert_eq!(gather(pieces, 12, 19), None, "past the last piece");
+        assert_eq!(gather(pieces, 8, 12), None, "before the first");
+        assert_eq!(gather([(10, &a), (15, &b)], 12, 16), None, "a gap");
+    }
 
     #[test]
     fn part_buffers_return_to_their_pool_when_the_last_slice_goes() {

@@ -112,17 +112,10 @@ impl Stream {
         if start < self.window_start() || end > self.pos {
             return None;
         }
-        let mut out = BytesMut::with_capacity(usize::try_from(end - start).ok()?);
-        for (at, piece) in &self.window {
-            let p_end = at + piece.len() as u64;
-            if p_end <= start || *at >= end {
-                continue;
-            }
-            let s = usize::try_from(start.max(*at) - at).ok()?;
-            let e = usize::try_from(end.min(p_end) - at).ok()?;
-            out.extend_from_slice(&piece[s..e]);
+        if start == end {
+            return Some(Bytes::new());
         }
-        Some(out.freeze())
+        super::read::gather(self.window.iter().map(|(at, p)| (*at, p)), start, end)
     }
 
     /// Drops pieces that ended more than [`WINDOW`] before `keep_from`.
