@@ -38,22 +38,16 @@ impl S3Client {
     pub async fn head_object(&self, key: &str) -> Result<Option<ObjectMeta>, S3Error> {
         match self.send(Req::new(Method::HEAD, Some(key))).await {
             Ok(resp) => {
-                let size = resp
-                    .headers()
-                    .get("content-length")
-                    .and_then(|v| v.to_str().ok())
+                let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok());
+                let size = header("content-length")
                     .and_then(|v| v.parse().ok())
                     .ok_or(S3Error::Malformed {
                         what: "HEAD without content-length",
                     })?;
-                let mtime = resp
-                    .headers()
-                    .get("last-modified")
-                    .and_then(|v| v.to_str().ok())
+                let mtime = header("last-modified")
                     .and_then(|v| httpdate::parse_http_date(v).ok())
                     .unwrap_or_else(SystemTime::now);
                 let meta = Meta::from_headers(resp.headers());
-                let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok());
                 let etag = header("etag").unwrap_or("").trim_matches('"').to_string();
                 let settled = header("date")
                     .and_then(|v| httpdate::parse_http_date(v).ok())
