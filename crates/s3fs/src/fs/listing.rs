@@ -29,8 +29,8 @@ impl S3Fs {
         let (path, _) = self.path_of(ino)?;
         let dkey = self.dir_key(&path);
         let started = std::time::Instant::now();
-        let mut names: BTreeMap<String, Known> = BTreeMap::new();
-        let mut etags: std::collections::HashMap<String, String> = Default::default();
+        // Each name with what the listing tells, and a file's ETag (its version).
+        let mut names: BTreeMap<String, (Known, Option<String>)> = BTreeMap::new();
         let mut cursor: Option<PageCursor> = None;
         loop {
             let page = self
@@ -43,14 +43,15 @@ impl S3Fs {
                 if name.is_empty() || name.contains('/') {
                     continue; // the directory's own marker
                 }
-                names.entry(name.to_string()).or_insert(Known::File {
-                    size: o.size,
-                    mtime: o.mtime,
-                    meta: Meta::default(),
-                });
-                if !self.cfg.uniform() && !o.etag.is_empty() {
-                    etags.insert(name.to_string(), o.etag.clone());
-                }
+                let etag = (!self.cfg.uniform() && !o.etag.is_empty()).then(|| o.etag.clone());
+                names.entry(name.to_string()).or_insert((
+                    Known::File {
+                        size: o.size,
+                        mtime: o.mtime,
+                        meta: Meta::default(),
+                    },
+                    etag,
+                ));
             }
             for p in &page.prefixes {
                 let name = p[dkey.len().min(p.len())..].trim_end_matches('/');
@@ -58,7 +59,7 @@ impl S3Fs {
                     continue;
                 }
                 // A directory wins over a file of the same name.
-                names.insert(name.to_string(), Known::Dir(Meta::default()));
+                names.insert(name.to_string(), (Known::Dir(Meta::default()), None));
             }
             match page.next {
                 Some(next) => cursor = Some(next),
@@ -67,11 +68,14 @@ impl S3Fs {
         }
         for (p, _) in self.writers_under(&path) {
             let name = p.rsplit('/').next().unwrap_or(&p).to_string();
-            names.entry(name).or_insert(Known::File {
-                size: 0,
-                mtime: SystemTime::now(),
-                meta: Meta::default(),
-            });
+            names.entry(name).or_insert((
+                Known::File {
+                    size: 0,
+                    mtime: SystemTime::now(),
+                    meta: Meta::default(),
+                },
+                None,
+            ));
         }
         let parent_ino = self
             .inodes()
@@ -89,12 +93,8 @@ impl S3Fs {
             etag: None,
         });
         let count = names.len();
-        for (name, known) in names {
+        for (name, (known, etag)) in names {
             let child = inodes::join(&path, &name);
-            let etag = match known {
-                Known::File { .. } => etags.remove(&name),
-                _ => None,
-            };
             self.cache_put_listed(&child, known, etag.clone());
             let attr = self.attr_from(&child, known);
             out.push(DirEntry { name, attr, etag });

@@ -313,8 +313,6 @@ impl S3Fs {
         // A directory whose whole listing was known (one being filled: creates look up each
         // new name first) is listed again, one request for all its names, rather than asking
         // about this one name with two.
-        // With stored attributes a listing cannot tell a name that exists (a HEAD still has
-        // to), so only a new name is worth it there.
         let parent = inodes::parent_of(path);
         // With stored attributes a listing cannot tell a name that exists (a HEAD still has
         // to), so only a new name is worth it there, or a file whose attributes are
