@@ -11,16 +11,22 @@
 //! is not aligned (the last, short one; an append's parts after a copied start), the write
 //! is buffered as before.
 
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use tokio::task::JoinHandle;
 
 /// The alignment `O_DIRECT` needs of the buffer, the length and the offset (a page: more
 /// than any block device here asks).
 const ALIGN: usize = 4096;
+
+/// Parts being written at once, on blocking threads beside their uploads (each holds its
+/// part's memory until written).
+const IN_FLIGHT: usize = 2;
 
 /// The smallest allocation of a growing part buffer.
 const FIRST_ALLOC: usize = 64 * 1024;
@@ -85,10 +91,12 @@ impl PartBuf {
 }
 
 /// The spill file of one upload: a buffered descriptor (reads, and what is not aligned)
-/// and, when the filesystem allows it, an `O_DIRECT` one on the same file.
+/// and, when the filesystem allows it, an `O_DIRECT` one on the same file; and the part
+/// writes still running, which whatever reads the file waits for ([`Spill::settle`]).
 pub(crate) struct Spill {
     file: Arc<File>,
     direct: Option<Arc<File>>,
+    pending: VecDeque<JoinHandle<std::io::Result<()>>>,
 }
 
 impl Spill {
@@ -108,11 +116,39 @@ impl Spill {
         Self {
             file: Arc::new(file),
             direct,
+            pending: VecDeque::new(),
         }
     }
 
-    /// The file, for reads and for later use as a staging file (after every spill write
-    /// has finished).
+    /// Starts writing `part` at `at` on a blocking thread, first waiting while
+    /// [`IN_FLIGHT`] writes are running; an error is that of an earlier write.
+    pub(crate) async fn write(&mut self, part: Bytes, at: u64) -> std::io::Result<()> {
+        while self.pending.len() >= IN_FLIGHT {
+            self.wait_one().await?;
+        }
+        let write = self.write_part_fn(part, at);
+        self.pending.push_back(tokio::task::spawn_blocking(write));
+        Ok(())
+    }
+
+    /// Waits until every part written is in the file.
+    pub(crate) async fn settle(&mut self) -> std::io::Result<()> {
+        while !self.pending.is_empty() {
+            self.wait_one().await?;
+        }
+        Ok(())
+    }
+
+    async fn wait_one(&mut self) -> std::io::Result<()> {
+        match self.pending.pop_front() {
+            Some(h) => h
+                .await
+                .map_err(|_| std::io::Error::other("spill write task ended"))?,
+            None => Ok(()),
+        }
+    }
+
+    /// The file, for reads and for later use as a staging file (after [`Spill::settle`]).
     pub(crate) fn file(&self) -> &Arc<File> {
         &self.file
     }
@@ -120,7 +156,7 @@ impl Spill {
     /// Writes `part` at `at`, blocking: directly when the part, its length and the offset
     /// are aligned, through the page cache otherwise (or when the direct write is
     /// refused).
-    pub(crate) fn write_part_fn(
+    fn write_part_fn(
         &self,
         part: Bytes,
         at: u64,
@@ -178,20 +214,24 @@ mod tests {
         assert_eq!(&b.take()[..], b"hello");
     }
 
-    #[test]
-    fn parts_spilled_directly_or_not_read_back_the_same() {
-        let spill = Spill::new(tempfile::tempfile().unwrap());
-        let mut b = PartBuf::default();
-        let data: Vec<u8> = (0..(1 << 20) as u32).map(|i| (i % 251) as u8).collect();
-        b.push(&data, 1 << 20);
-        let aligned = b.take();
-        spill.write_part_fn(aligned.clone(), 0)().unwrap();
-        // Short and at an odd offset: buffered.
-        let short = Bytes::from_static(b"tail");
-        spill.write_part_fn(short, 1 << 20)().unwrap();
-        let mut back = vec![0u8; (1 << 20) + 4];
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn parts_spilled_directly_or_not_read_back_the_same() {
+        let mut spill = Spill::new(tempfile::tempfile().unwrap());
+        let data: Vec<u8> = (0..(5 << 20) as u32).map(|i| (i % 251) as u8).collect();
+        let mut at = 0;
+        // Five aligned parts (more than run at once), then a short one at an odd offset.
+        for chunk in data.chunks(1 << 20) {
+            let mut b = PartBuf::default();
+            b.push(chunk, 1 << 20);
+            spill.write(b.take(), at).await.unwrap();
+            at += chunk.len() as u64;
+        }
+        spill.write(Bytes::from_static(b"tail"), at).await.unwrap();
+        spill.settle().await.unwrap();
+        assert!(spill.pending.is_empty());
+        let mut back = vec![0u8; data.len() + 4];
         spill.file().read_exact_at(&mut back, 0).unwrap();
-        assert_eq!(&back[..1 << 20], &aligned[..]);
-        assert_eq!(&back[1 << 20..], b"tail");
+        assert!(back[..data.len()] == data[..]);
+        assert_eq!(&back[data.len()..], b"tail");
     }
 }

@@ -34,18 +34,13 @@ struct Upload {
     inflight: VecDeque<JoinHandle<PartResult>>,
     /// Every part sent, at its offset: what a reader or an edit needs before the upload
     /// is complete (parts cannot be read back from S3 until then).
+    /// Written beside the uploads, on blocking threads (the copy into the page cache was
+    /// half the mount's CPU on a large write and held up the writer).
     spill: Spill,
-    /// Parts being written to the spill file, on blocking threads beside their uploads (the
-    /// copy into the page cache was half the mount's CPU on a large write and held up the
-    /// writer); at most [`SPILLS_IN_FLIGHT`]. Whatever reads the spill file waits for them.
-    spilling: VecDeque<JoinHandle<std::io::Result<()>>>,
     /// The first bytes of the content, copied server-side from the object itself (an
     /// append): they are not in the spill file, and the object still holds them.
     copied: u64,
 }
-
-/// Parts written to the spill file at once (each holds its part's memory until written).
-const SPILLS_IN_FLIGHT: usize = 2;
 
 /// S3's smallest part but the last: an object at least this large is appended to by copying
 /// it server-side as the first parts of a new upload.
@@ -128,20 +123,6 @@ async fn download_into(fs: &S3Fs, key: &str, file: &File, len: u64) -> Result<()
         off += want;
     }
     Ok(())
-}
-
-fn spill_ended() -> std::io::Error {
-    std::io::Error::other("spill write task ended")
-}
-
-impl Upload {
-    /// Waits until every part sent is in the spill file.
-    async fn settle_spill(&mut self) -> Result<(), FsError> {
-        while let Some(h) = self.spilling.pop_front() {
-            h.await.map_err(|_| spill_ended())??;
-        }
-        Ok(())
-    }
 }
 
 pub(super) fn join_err(key: &str) -> FsError {
@@ -477,7 +458,6 @@ impl WriteState {
                 parts,
                 inflight: VecDeque::new(),
                 spill: Spill::new(spill),
-                spilling: VecDeque::new(),
                 copied: size,
             }),
         };
@@ -507,20 +487,13 @@ impl WriteState {
                 parts: Vec::new(),
                 inflight: VecDeque::new(),
                 spill: Spill::new(spill),
-                spilling: VecDeque::new(),
                 copied: 0,
             });
         }
         let Some(up) = upload.as_mut() else {
             return Ok(());
         };
-        while up.spilling.len() >= SPILLS_IN_FLIGHT {
-            if let Some(h) = up.spilling.pop_front() {
-                h.await.map_err(|_| spill_ended())??;
-            }
-        }
-        let spill = up.spill.write_part_fn(part.clone(), at);
-        up.spilling.push_back(tokio::task::spawn_blocking(spill));
+        up.spill.write(part.clone(), at).await?;
         while up.inflight.len() >= fs.cfg.upload_concurrency {
             if let Some(h) = up.inflight.pop_front() {
                 let done = h.await.map_err(|_| join_err(&key))?;
@@ -546,10 +519,10 @@ impl WriteState {
         if let Mode::Stream {
             upload: Some(up), ..
         } = &mut self.mode
-            && let Err(e) = up.settle_spill().await
+            && let Err(e) = up.spill.settle().await
         {
             self.fail(fs).await;
-            return Err(e);
+            return Err(e.into());
         }
         Ok(())
     }
